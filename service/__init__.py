@@ -1,0 +1,1 @@
+"""actlab's service: HTTP API, spec schemas, store, settings, client and CLI."""

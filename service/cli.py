@@ -1,0 +1,117 @@
+"""The `actlab` command: up, api, worker, db upgrade."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+
+from service.settings import Settings, get_settings
+
+
+def _cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
+    from service.store.migrate import upgrade
+
+    _ensure_dirs(settings)
+    upgrade(settings.resolved_database_url, args.revision)
+    print(f"database at revision {args.revision}: {_redact(settings.resolved_database_url)}")
+    return 0
+
+
+def _cmd_api(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from service.app import create_app
+
+    host = args.host or settings.api_host
+    port = args.port or settings.api_port
+    print(f"actlab API on http://{host}:{port}  (docs: http://{host}:{port}/docs)", flush=True)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    return 0
+
+
+def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.main import run_worker
+
+    _ensure_dirs(settings)
+    return run_worker(settings, name=args.name, loglevel=args.loglevel)
+
+
+def _cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    """Embedded mode: Redis (unless a broker URL is set), migrations, one worker, the API."""
+    from service.embedded import EmbeddedRedis
+    from service.store.migrate import upgrade
+
+    _ensure_dirs(settings)
+    broker = None
+    if settings.embedded_broker:
+        broker = EmbeddedRedis(settings.data_dir, settings.redis_socket).start()
+        print(f"embedded redis on {settings.redis_socket}", flush=True)
+    upgrade(settings.resolved_database_url)
+    print(f"database ready: {_redact(settings.resolved_database_url)}", flush=True)
+    worker = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], env=os.environ)
+    try:
+        return _cmd_api(settings, args)
+    finally:
+        # SIGTERM lets the worker checkpoint a running experiment and hand it back.
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        if broker:
+            broker.stop()
+        print("actlab stopped", flush=True)
+
+
+def _ensure_dirs(settings: Settings) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.resolved_checkpoint_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="actlab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="embedded mode: redis + migrations + API + one worker")
+    api = sub.add_parser("api", help="serve the HTTP API")
+    for p in (up, api):
+        p.add_argument("--host", default=None, help="default: ACTLAB_API_HOST")
+        p.add_argument("--port", type=int, default=None, help="default: ACTLAB_API_PORT")
+    up.set_defaults(func=_cmd_up)
+    api.set_defaults(func=_cmd_api)
+    worker = sub.add_parser("worker", help="run one worker process (one per GPU)")
+    worker.add_argument("--name", default=None, help="Celery node name (default: host + pid)")
+    worker.add_argument("--loglevel", default=None)
+    worker.set_defaults(func=_cmd_worker)
+    db = sub.add_parser("db", help="database commands")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    upgrade = db_sub.add_parser("upgrade", help="apply migrations")
+    upgrade.add_argument("revision", nargs="?", default="head")
+    upgrade.set_defaults(func=_cmd_db_upgrade)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = get_settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args.func(settings, args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

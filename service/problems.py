@@ -1,0 +1,93 @@
+"""Exception handlers: every error leaves as application/problem+json (RFC 9457)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from service.errors import PROBLEM_BASE, ActlabError
+
+log = logging.getLogger("actlab.api")
+PROBLEM_JSON = "application/problem+json"
+
+
+def field_path(loc: tuple[Any, ...], body: Any) -> str:
+    """A dotted path into the request as the client wrote it.
+
+    pydantic inserts union tags and branch names into `loc` (`dataset.mnist1d.num_samples`);
+    walking the submitted body drops the segments the client never wrote.
+    """
+    source, *rest = loc if loc else ("body",)
+    parts: list[str] = [] if source == "body" else [str(source)]
+    node = body if source == "body" else None
+    for segment in rest:
+        if _contains(node, segment):
+            node = node[segment]  # type: ignore[index]
+        elif isinstance(node, dict) and (segment in node.values() or "[" in str(segment)):
+            continue  # the discriminator's value or a union branch: not in the document
+        else:
+            node = None
+        parts.append(f"[{segment}]" if isinstance(segment, int) else str(segment))
+    return ".".join(parts).replace(".[", "[") or "body"
+
+
+def _contains(node: Any, segment: Any) -> bool:
+    if isinstance(node, dict):
+        return segment in node
+    return isinstance(node, list) and isinstance(segment, int) and 0 <= segment < len(node)
+
+
+def _problem(status: int, type_: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {"type": PROBLEM_BASE + type_, "title": title, "status": status, "detail": detail}
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    body = getattr(exc, "body", None)
+    errors = []
+    for err in exc.errors():
+        message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+        errors.append(
+            {
+                "path": field_path(tuple(err.get("loc", ())), body),
+                "message": message,
+                "type": err.get("type"),
+            }
+        )
+    return errors
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on `app`."""
+
+    @app.exception_handler(ActlabError)
+    async def actlab_error(request: Request, exc: ActlabError) -> JSONResponse:
+        return JSONResponse(
+            exc.problem(str(request.url.path)), status_code=exc.status, media_type=PROBLEM_JSON
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _validation_errors(exc)
+        detail = "; ".join(f"{e['path']}: {e['message']}" for e in errors[:5])
+        return _problem(422, "invalid-request", "Invalid request", detail, errors=errors)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
+        slug = title.lower().replace(" ", "-")
+        response = _problem(exc.status_code, slug, title, str(exc.detail))
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    @app.exception_handler(Exception)
+    async def crash(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _problem(500, "internal", "Internal error", "an unexpected error occurred")

@@ -1,0 +1,72 @@
+"""One settings class for every process (API, worker, CLI), read from ACTLAB_* variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev"}
+
+
+class Settings(BaseSettings):
+    """Every setting of actlab; README.md documents each one."""
+
+    model_config = SettingsConfigDict(env_prefix="ACTLAB_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Field(Path.home() / ".actlab", description="Data sets, SQLite file, Redis.")
+    database_url: str | None = Field(None, description="Default: SQLite file in data_dir.")
+    broker_url: str | None = Field(None, description="Default: embedded Redis socket in data_dir.")
+    checkpoint_dir: Path | None = Field(None, description="Default: data_dir/checkpoints.")
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=0, le=65535)
+    queue: str = Field("actlab", description="Celery queue the API sends to and workers read.")
+
+    # Execution: a worker's lease on a running experiment, renewed by heartbeats.
+    lease_seconds: float = Field(60.0, gt=0)
+    heartbeat_seconds: float = Field(10.0, gt=0)
+    visibility_timeout_seconds: int = Field(3600, gt=0)
+    max_attempts: int = Field(3, ge=1)
+    reaper_interval_seconds: float = Field(15.0, gt=0)
+    queued_grace_seconds: float = Field(300.0, gt=0, description="Re-send queued after this.")
+
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _lease_fits(self) -> Settings:
+        # A broker redelivering while a lease is alive would start duplicate work.
+        if self.visibility_timeout_seconds <= self.lease_seconds:
+            raise ValueError("visibility_timeout_seconds must exceed lease_seconds")
+        if self.heartbeat_seconds >= self.lease_seconds:
+            raise ValueError("heartbeat_seconds must be shorter than lease_seconds")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'actlab.db'}"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker_url is None
+
+    @property
+    def redis_socket(self) -> Path:
+        return self.data_dir / "redis.sock"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or f"redis+socket://{self.redis_socket}"
+
+    @property
+    def resolved_checkpoint_dir(self) -> Path:
+        return self.checkpoint_dir or self.data_dir / "checkpoints"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (tests clear the cache after changing the environment)."""
+    return Settings()

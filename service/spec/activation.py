@@ -1,0 +1,85 @@
+"""Activation and schedule specs, validated against the `activations` package's registries."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+import activations
+from activations import schedules
+
+
+class ActivationSpec(BaseModel):
+    """A registered activation unit and its parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="A name from GET /v1/activations.", examples=["noisy_relu"])
+    params: dict[str, Any] = Field(default_factory=dict, examples=[{"sigma": 0.3}])
+
+    @field_validator("name")
+    @classmethod
+    def _known_name(cls, name: str) -> str:
+        # Aliases are normalised so stored specs, filters and sweeps see one name per unit.
+        try:
+            return activations.registry.entry(name).name
+        except (KeyError, ValueError) as exc:
+            raise ValueError(_message(exc)) from None
+
+    @model_validator(mode="after")
+    def _valid_params(self) -> ActivationSpec:
+        try:
+            self.params = activations.validate_params(self.name, self.params)
+        except (KeyError, ValueError) as exc:
+            raise ValueError(_message(exc)) from None
+        return self
+
+
+class ScheduleSpec(BaseModel):
+    """A multiplier over training: the noise schedule scales every noisy unit's noise level."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field("constant", description="A kind from GET /v1/schedules.", examples=["cosine"])
+    start: float = Field(1.0, ge=0.0, le=1e6)
+    end: float = Field(0.0, ge=0.0, le=1e6)
+    unit: Literal["step", "epoch"] = "step"
+    warmup: int = Field(0, ge=0, description="Units of linear ramp from 0 to `start`.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Kind-specific parameters.")
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        try:
+            schedules.validate_params(kind, {"total": 1})
+        except activations.UnknownNameError as exc:
+            raise ValueError(str(exc)) from None
+        except (KeyError, ValueError):
+            pass  # parameters are checked with the whole schedule, below
+        return kind
+
+    @model_validator(mode="after")
+    def _valid_params(self) -> ScheduleSpec:
+        try:
+            schedules.validate_params(self.kind, self.build_params(total=1))
+        except (KeyError, ValueError) as exc:
+            raise ValueError(_message(exc)) from None
+        return self
+
+    def build_params(self, *, total: int) -> dict[str, Any]:
+        """The keyword arguments for `activations.schedules.create` over a horizon of `total`."""
+        return {
+            "start": self.start,
+            "end": self.end,
+            "warmup": self.warmup,
+            "total": total,
+            **self.params,
+        }
+
+
+def _message(exc: Exception) -> str:
+    # A bare KeyError's str() is the repr of its key; activations' own errors read well.
+    if type(exc) is KeyError and exc.args:
+        return f"unknown name {exc.args[0]!r}"
+    return str(exc)

@@ -1,0 +1,109 @@
+"""The experiment spec: what a researcher POSTs, and what the worker trains."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from service.spec.activation import ActivationSpec, ScheduleSpec
+from service.spec.datasets import DatasetSpec
+from service.spec.models import ModelSpec
+
+CANONICAL_EXAMPLE: dict[str, Any] = {
+    "name": "noisy-relu-sigma-0.3",
+    "seed": 0,
+    "dataset": {"name": "mnist1d"},
+    "model": {"arch": "mlp", "hidden": [100, 100]},
+    "activation": {"name": "noisy_relu", "params": {"sigma": 0.3}},
+    "noise_schedule": {"kind": "cosine", "start": 1.0, "end": 0.0, "unit": "step"},
+    "optimizer": {"name": "adam", "lr": 0.01},
+    "training": {"epochs": 20, "batch_size": 100},
+}
+
+
+class OptimizerSpec(BaseModel):
+    """Optimizer, learning rate and its schedule (a multiplier of `lr`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Literal["sgd", "adam", "adamw"] = "adam"
+    lr: float = Field(1e-3, gt=0.0, le=1e9)
+    momentum: float = Field(0.0, ge=0.0, lt=1.0, description="sgd only.")
+    nesterov: bool = Field(False, description="sgd only; needs momentum > 0.")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="adam/adamw only.")
+    weight_decay: float = Field(0.0, ge=0.0, le=10.0)
+    lr_schedule: ScheduleSpec = Field(
+        default_factory=lambda: ScheduleSpec(kind="constant", start=1.0, end=1.0),
+        description="Multiplier of lr over training.",
+    )
+
+    @field_validator("betas")
+    @classmethod
+    def _betas(cls, betas: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError("each beta must be in [0, 1)")
+        return betas
+
+    @model_validator(mode="after")
+    def _nesterov(self) -> OptimizerSpec:
+        if self.nesterov and (self.name != "sgd" or self.momentum <= 0):
+            raise ValueError("nesterov needs optimizer sgd with momentum > 0")
+        return self
+
+
+class EarlyStoppingSpec(BaseModel):
+    """Stop when `metric` has not improved for `patience` evaluations."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str = "val/loss"
+    mode: Literal["min", "max"] = "min"
+    patience: int = Field(5, ge=1, le=10_000)
+    min_delta: float = Field(0.0, ge=0.0)
+
+
+class TrainingSpec(BaseModel):
+    """Length, batching, cadences and device of a run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(10, ge=1, le=100_000)
+    max_steps: int | None = Field(
+        None, ge=1, description="Stop after this many optimizer steps (overrides epochs)."
+    )
+    batch_size: int = Field(100, ge=1, le=65_536)
+    eval_batch_size: int = Field(1000, ge=1, le=65_536)
+    grad_clip: float | None = Field(None, gt=0.0, description="Clip the global gradient norm.")
+    early_stopping: EarlyStoppingSpec | None = None
+    time_limit_s: float | None = Field(None, gt=0.0, description="Wall-time limit; then `timeout`.")
+    eval_every: int = Field(1, ge=1, description="Evaluate every N epochs.")
+    diagnostics_every: int = Field(1, ge=0, description="Diagnostics every N evals; 0 = off.")
+    checkpoint_every: int = Field(1, ge=1, description="Checkpoint every N epochs and at the end.")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast (CUDA only).")
+    compile: bool = Field(False, description="torch.compile the model (CUDA only).")
+
+
+class ExperimentSpec(BaseModel):
+    """One training job: a dataset, a model, an activation, a noise schedule and a seed."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [CANONICAL_EXAMPLE]})
+
+    name: str | None = Field(None, max_length=200)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    tags: list[str] = Field(default_factory=list, max_length=32)
+    dataset: DatasetSpec
+    model: ModelSpec
+    activation: ActivationSpec
+    noise_schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, tags: list[str]) -> list[str]:
+        for tag in tags:
+            if not tag or len(tag) > 64:
+                raise ValueError("each tag must be 1 to 64 characters")
+        return tags

@@ -1,0 +1,75 @@
+"""Metric points: idempotent inserts and series queries."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from service.store.models import Metric
+
+
+def insert_points(
+    session: Session, experiment_id: str, *, step: int, epoch: int, values: Mapping[str, float]
+) -> None:
+    """Insert one point per name; a point already stored at (name, step) is left as it is.
+
+    A resumed or duplicated attempt re-reports steps it already reported: the unique key
+    makes that a no-op instead of an error or a second row.
+    """
+    # JSON cannot carry NaN or infinity; a non-finite value is a failure, reported as status.
+    rows = [
+        {
+            "experiment_id": experiment_id,
+            "name": name,
+            "step": step,
+            "epoch": epoch,
+            "value": float(value),
+        }
+        for name, value in values.items()
+        if math.isfinite(value)
+    ]
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = (
+        insert(Metric)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["experiment_id", "name", "step"])
+    )
+    session.execute(stmt)
+
+
+def series(
+    session: Session,
+    experiment_id: str,
+    *,
+    names: Iterable[str] | None = None,
+    after_step: int | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """All points of an experiment, grouped by name, ordered by step."""
+    query = select(Metric.name, Metric.step, Metric.epoch, Metric.value).where(
+        Metric.experiment_id == experiment_id
+    )
+    wanted = list(names or [])
+    if wanted:
+        query = query.where(Metric.name.in_(wanted))
+    if after_step is not None:
+        query = query.where(Metric.step > after_step)
+    query = query.order_by(Metric.name, Metric.step)
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for name, step, epoch, value in session.execute(query):
+        out[name].append({"step": step, "epoch": epoch, "value": value})
+    return dict(out)
+
+
+def final_values(session: Session, experiment_id: str) -> dict[str, float]:
+    """The last point of every metric name."""
+    points = series(session, experiment_id)
+    return {name: pts[-1]["value"] for name, pts in points.items() if pts}

@@ -1,0 +1,67 @@
+"""`actlab up` on embedded defaults: API, worker, Redis; data survives a restart."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import ROOT, Process, canonical_spec, wait_for_status
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _up(data_dir: Path, port: int, log: Path) -> Process:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACTLAB_")}
+    env.update(
+        ACTLAB_DATA_DIR=str(data_dir),
+        ACTLAB_API_PORT=str(port),
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=str(ROOT),
+    )
+    process = Process([sys.executable, "-m", "service.cli", "up"], env, log)
+    process.wait_for("Uvicorn running", timeout=90)
+    return process
+
+
+def test_up_trains_and_data_persists_across_restart(tmp_path: Path) -> None:
+    # Short path: the embedded Redis's Unix socket lives in the data directory.
+    data_dir = Path(f"/tmp/actlab-up-{os.getpid()}")
+    port = _free_port()
+    up = _up(data_dir, port, tmp_path / "up1.log")
+    try:
+        assert f"http://127.0.0.1:{port}" in up.output()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as api:
+            assert api.get("/readyz").status_code == 200
+            spec = canonical_spec(training={"epochs": 2, "batch_size": 100})
+            exp = api.post("/v1/experiments", json=spec).json()
+            done = wait_for_status(api, exp["id"], {"succeeded", "failed"}, timeout=180)
+            assert done["status"] == "succeeded", done
+    finally:
+        code = up.stop(signal.SIGINT)
+    assert code in (0, 130), up.output()[-3000:]
+    assert "actlab stopped" in up.output()
+
+    up = _up(data_dir, port, tmp_path / "up2.log")
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as api:
+            again = api.get(f"/v1/experiments/{exp['id']}").json()
+            assert again["status"] == "succeeded"
+            assert again["summary"] == done["summary"]
+            series = api.get(f"/v1/experiments/{exp['id']}/metrics").json()["series"]
+            assert len(series["val/acc"]) == 2
+    finally:
+        up.stop(signal.SIGINT)
+        shutil.rmtree(data_dir, ignore_errors=True)

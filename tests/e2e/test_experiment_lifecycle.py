@@ -1,0 +1,62 @@
+"""A real worker process on a real broker and database trains what the API accepts."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.support import Process, canonical_spec, wait_for_status
+
+pytestmark = pytest.mark.integration
+
+EPOCH_METRICS = ["train/loss", "train/acc", "val/loss", "val/acc", "test/acc", "noise/scale"]
+
+
+def test_canonical_spec_trains_to_success(client: TestClient, worker: Process) -> None:
+    spec = canonical_spec(training={"epochs": 2, "batch_size": 100})
+    exp = client.post("/v1/experiments", json=spec).json()
+    done = wait_for_status(client, exp["id"], {"succeeded", "failed"})
+    assert done["status"] == "succeeded", done
+    assert done["attempts"] == 1
+    assert done["progress"]["epoch"] == 2
+    assert done["progress"]["step"] == done["progress"]["total"] > 0
+    assert 0.0 <= done["summary"]["test/acc"] <= 1.0
+    series = client.get(f"/v1/experiments/{exp['id']}/metrics").json()["series"]
+    for name in EPOCH_METRICS:
+        assert [p["epoch"] for p in series[name]] == [1, 2], name
+    # The cosine noise schedule has run its course by the last step.
+    assert series["noise/scale"][-1]["value"] == pytest.approx(0.0, abs=1e-6)
+    assert series["noise/scale"][0]["value"] > 0.4
+    only = client.get(f"/v1/experiments/{exp['id']}/metrics", params={"name": "val/acc"})
+    assert list(only.json()["series"]) == ["val/acc"]
+
+
+def test_diverging_run_fails_as_diverged_and_keeps_metrics(
+    client: TestClient, worker: Process
+) -> None:
+    # lr ramps from 0.1 in epoch 1 to 1e6 later: epoch 1 is reported, then the loss overflows.
+    spec = canonical_spec(
+        activation={"name": "relu", "params": {}},
+        optimizer={
+            "name": "sgd",
+            "lr": 1e6,
+            "lr_schedule": {"kind": "linear", "start": 1e-7, "end": 1.0, "unit": "epoch"},
+        },
+        training={"epochs": 3, "batch_size": 100},
+    )
+    exp = client.post("/v1/experiments", json=spec).json()
+    done = wait_for_status(client, exp["id"], {"succeeded", "failed"})
+    assert done["status"] == "failed", done
+    assert done["status_reason"] == "diverged"
+    assert "non-finite" in done["status_message"] or "diverged" in done["status_message"]
+    series = client.get(f"/v1/experiments/{exp['id']}/metrics").json()["series"]
+    assert [p["epoch"] for p in series["val/acc"]] == [1]
+
+
+def test_an_error_fails_with_its_message(client: TestClient, worker: Process) -> None:
+    spec = canonical_spec(dataset={"name": "mnist", "download": False}, training={"epochs": 1})
+    exp = client.post("/v1/experiments", json=spec).json()
+    done = wait_for_status(client, exp["id"], {"succeeded", "failed"})
+    assert done["status"] == "failed"
+    assert done["status_reason"] == "error"
+    assert "train-images-idx3-ubyte" in done["status_message"]

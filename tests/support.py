@@ -1,0 +1,142 @@
+"""Test helpers: real databases, a real broker, real worker processes.
+
+ACTLAB_TEST_DATABASE_URL (Postgres) and ACTLAB_TEST_BROKER_URL (Redis) switch the suite
+from SQLite + embedded Redis to the given servers; each test still gets its own schema
+(or SQLite file) and its own queue, so no test sees another's rows or messages.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from service.spec.experiment import CANONICAL_EXAMPLE
+from service.store.migrate import upgrade
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def canonical_spec(**overrides: Any) -> dict[str, Any]:
+    """The canonical spec of DESIGN.md, with top-level sections replaced or merged."""
+    spec = copy.deepcopy(CANONICAL_EXAMPLE)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(spec.get(key), dict):
+            spec[key] = {**spec[key], **value}
+        else:
+            spec[key] = value
+    return spec
+
+
+def fresh_database(tmp_path: Path) -> str:
+    """A migrated, empty database: a new Postgres schema, or a new SQLite file."""
+    base = os.environ.get("ACTLAB_TEST_DATABASE_URL")
+    if not base:
+        url = f"sqlite:///{tmp_path / 'actlab.db'}"
+    else:
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        admin = create_engine(base, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        admin.dispose()
+        url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+        url = url.render_as_string(hide_password=False)
+    upgrade(url)
+    return url
+
+
+def drop_database(url: str) -> None:
+    if url.startswith("sqlite"):
+        return
+    parsed = make_url(url)
+    schema = parsed.query["options"].split("=", 1)[1]  # type: ignore[union-attr]
+    base = parsed.difference_update_query(["options"]).render_as_string(hide_password=False)
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def settings_env(settings: Any) -> dict[str, str]:
+    """ACTLAB_* variables that reproduce `settings` in a child process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACTLAB_")}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[f"ACTLAB_{name.upper()}"] = str(value)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+class Process:
+    """A child process of ours (`actlab worker`, `actlab api`), its output in a log file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self._fh = log.open("wb")
+        self.proc = subprocess.Popen(
+            args,
+            env=env,
+            stdout=self._fh,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for(self, needle: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.output():
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"process exited {self.proc.returncode}:\n{self.output()}")
+            time.sleep(0.1)
+        raise TimeoutError(f"{needle!r} not seen in {timeout}s:\n{self.output()[-4000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._fh.close()
+        return self.proc.returncode
+
+
+def start_worker(settings: Any, log: Path, name: str = "w1") -> Process:
+    worker = Process(
+        [sys.executable, "-m", "service.cli", "worker", "--name", f"{name}@test"],
+        settings_env(settings),
+        log,
+    )
+    worker.wait_for(" ready.", timeout=90)
+    return worker
+
+
+def wait_for_status(
+    client: httpx.Client | Any, experiment_id: str, statuses: set[str], timeout: float = 180.0
+) -> dict[str, Any]:
+    """Poll GET /v1/experiments/{id} until its status is in `statuses`."""
+    deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        body = client.get(f"/v1/experiments/{experiment_id}").json()
+        if body.get("status") in statuses:
+            return body
+        time.sleep(0.2)
+    raise TimeoutError(f"{experiment_id} still {body.get('status')} after {timeout}s: {body}")

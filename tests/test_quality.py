@@ -1,0 +1,34 @@
+"""Lint, format and type checks run as part of the suite, so one command checks everything."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.support import ROOT
+
+PACKAGES = ["activations", "service", "worker"]
+
+
+def _run(*args: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, f"{' '.join(args)}:\n{result.stdout}\n{result.stderr}"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("ruff", "check", "."),
+        ("ruff", "format", "--check", "."),
+    ],
+)
+def test_ruff(command: tuple[str, ...]) -> None:
+    _run(*command)
+
+
+def test_mypy() -> None:
+    _run("mypy", *[arg for pkg in PACKAGES for arg in ("-p", pkg)])

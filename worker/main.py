@@ -1,0 +1,49 @@
+"""The worker process: Celery's solo pool (CUDA is never forked), a reaper, graceful stop."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from typing import Any
+
+from celery import signals
+
+from service.settings import Settings
+from worker import reaper, runner
+
+
+def _on_shutdown(**_: Any) -> None:
+    # Celery's warm shutdown waits for the running task; this makes the task itself
+    # checkpoint and hand its experiment back instead of training to the end.
+    runner.SHUTDOWN.set()
+
+
+def run_worker(settings: Settings, *, name: str | None = None, loglevel: str | None = None) -> int:
+    """Consume the queue until SIGTERM/SIGINT; returns the exit code."""
+    from worker.celery_app import app
+
+    signals.worker_shutting_down.connect(_on_shutdown, weak=False)
+    stop = threading.Event()
+    reaper.start_reaper_thread(settings, stop)
+    node = name or f"actlab@{socket.gethostname()}-{os.getpid()}"
+    try:
+        app.worker_main(
+            [
+                "worker",
+                "--pool=solo",
+                "--concurrency=1",
+                "--without-gossip",
+                "--without-mingle",
+                "-Q",
+                settings.queue,
+                "-n",
+                node,
+                f"--loglevel={loglevel or settings.log_level}",
+            ]
+        )
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    finally:
+        stop.set()
+    return 0

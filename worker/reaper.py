@@ -1,0 +1,54 @@
+"""Recovery: re-queue experiments whose worker died and re-send lost messages.
+
+Every worker runs `reap_once` on a timer (see `start_reaper_thread`); running it in several
+places at once is safe because each recovery is one fenced UPDATE.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+
+from service.queue import send_run
+from service.settings import Settings
+from service.store import experiments as repo
+from service.store.db import session_scope
+from service.store.models import Status, utcnow
+
+log = logging.getLogger("actlab.reaper")
+
+
+def reap_once(settings: Settings) -> int:
+    """One pass; returns how many experiments were recovered or re-sent."""
+    url = settings.resolved_database_url
+    resend: list[str] = []
+    with session_scope(url) as session:
+        for experiment_id in repo.expired_leases(session, utcnow()):
+            new = repo.requeue_expired(session, experiment_id, max_attempts=settings.max_attempts)
+            if new == Status.queued.value:
+                resend.append(experiment_id)
+            if new:
+                log.warning("experiment %s: lease expired -> %s", experiment_id, new)
+        before = utcnow() - timedelta(seconds=settings.queued_grace_seconds)
+        for experiment_id in repo.stale_queued(session, before):
+            repo.mark_enqueued(session, experiment_id)
+            resend.append(experiment_id)
+    for experiment_id in resend:  # after commit: the task re-reads the row
+        send_run(settings, experiment_id)
+    return len(resend)
+
+
+def start_reaper_thread(settings: Settings, stop: threading.Event) -> threading.Thread:
+    """Run `reap_once` every `reaper_interval_seconds` until `stop` is set."""
+
+    def loop() -> None:
+        while not stop.wait(settings.reaper_interval_seconds):
+            try:
+                reap_once(settings)
+            except Exception:  # the database may be briefly away; try again next tick
+                log.exception("reaper pass failed")
+
+    thread = threading.Thread(target=loop, name="actlab-reaper", daemon=True)
+    thread.start()
+    return thread

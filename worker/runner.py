@@ -1,0 +1,200 @@
+"""Run one experiment: claim it, train it, and write what the engine reports to the store.
+
+The engine knows nothing about the database; `StoreCallbacks` is the worker-side bridge.
+Every write presents the attempt's fencing token, so a stale duplicate cannot write.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from service.queue import send_run
+from service.settings import Settings
+from service.spec import ExperimentSpec
+from service.store import experiments as repo
+from service.store import metrics as metrics_repo
+from service.store.db import session_scope
+from service.store.experiments import Claim, LeaseLost
+from service.store.models import Status
+from worker import engine
+
+log = logging.getLogger("actlab.worker")
+
+WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
+SHUTDOWN = threading.Event()  # set by the worker's SIGTERM handler: checkpoint and hand back
+
+
+class StoreCallbacks(engine.Callbacks):
+    """Writes progress, metrics and checkpoints under the lease; tells the engine to stop."""
+
+    def __init__(self, claim: Claim, settings: Settings) -> None:
+        self.claim = claim
+        self.settings = settings
+        self.url = settings.resolved_database_url
+        self.stop_reason: str | None = None
+        self._lock = threading.Lock()
+        self._progress: dict[str, Any] = {}
+        self._stopped = threading.Event()
+        self._heartbeat = threading.Thread(target=self._beat, name="lease-heartbeat", daemon=True)
+
+    # -- lease -------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._heartbeat.start()
+
+    def close(self) -> None:
+        self._stopped.set()
+        self._heartbeat.join(timeout=5)
+
+    def _beat(self) -> None:
+        while not self._stopped.wait(self.settings.heartbeat_seconds):
+            self._renew()
+
+    def _renew(self, **values: Any) -> None:
+        with self._lock:
+            values = {**self._progress, **values}
+            self._progress = {}
+        try:
+            with session_scope(self.url) as session:
+                status = repo.renew(
+                    session, self.claim, lease_seconds=self.settings.lease_seconds, **values
+                )
+        except LeaseLost:
+            self.stop_reason = "lease_lost"
+            return
+        except Exception:  # a transient database error must not kill training
+            log.exception("heartbeat failed for %s", self.claim.experiment_id)
+            return
+        if status == Status.cancelling.value:
+            self.stop_reason = self.stop_reason or "cancel"
+
+    # -- engine callbacks --------------------------------------------------------------------
+    def on_start(self, *, total_steps: int, total_epochs: int, resumed_from_step: int) -> None:
+        self._renew(progress_total=total_steps)
+        if resumed_from_step:
+            with session_scope(self.url) as session:
+                repo.add_event(
+                    session,
+                    self.claim.experiment_id,
+                    "log",
+                    f"resumed from checkpoint at step {resumed_from_step}",
+                )
+
+    def on_progress(self, *, epoch: int, step: int, total_steps: int) -> None:
+        # Cheap: remembered here, written by the next heartbeat or metrics write.
+        with self._lock:
+            self._progress = {
+                "progress_epoch": epoch,
+                "progress_step": step,
+                "progress_total": total_steps,
+            }
+
+    def on_metrics(self, *, step: int, epoch: int, values: dict[str, float]) -> None:
+        with self._lock:
+            progress = {**self._progress, "progress_epoch": epoch, "progress_step": step}
+            self._progress = {}
+        with session_scope(self.url) as session:
+            # The fenced renew and the inserts share a transaction: a stale token writes nothing.
+            repo.renew(session, self.claim, lease_seconds=self.settings.lease_seconds, **progress)
+            metrics_repo.insert_points(
+                session, self.claim.experiment_id, step=step, epoch=epoch, values=values
+            )
+
+    def on_checkpoint(self, *, path: Path, step: int, epoch: int) -> None:
+        with session_scope(self.url) as session:
+            repo.renew(
+                session,
+                self.claim,
+                lease_seconds=self.settings.lease_seconds,
+                checkpoint_path=str(path),
+                checkpoint_step=step,
+            )
+
+    def should_stop(self) -> str | None:
+        if SHUTDOWN.is_set():
+            return "shutdown"
+        return self.stop_reason
+
+
+def checkpoint_path(settings: Settings, experiment_id: str) -> Path:
+    return settings.resolved_checkpoint_dir / experiment_id / "last.pt"
+
+
+def run(experiment_id: str, settings: Settings) -> str:
+    """Claim and train `experiment_id`; returns the status it ended in (or 'skipped')."""
+    url = settings.resolved_database_url
+    with session_scope(url) as session:
+        claim = repo.claim(
+            session, experiment_id, worker=WORKER_NAME, lease_seconds=settings.lease_seconds
+        )
+    if claim is None:
+        log.info("experiment %s not claimable (done, cancelled, or owned); skipping", experiment_id)
+        return "skipped"
+    log.info("experiment %s: attempt %d, token %d", experiment_id, claim.attempt, claim.token)
+    callbacks = StoreCallbacks(claim, settings)
+    callbacks.start()
+    try:
+        status = _train(claim, callbacks, settings)
+    finally:
+        callbacks.close()
+    log.info("experiment %s ended %s", experiment_id, status)
+    return status
+
+
+def _train(claim: Claim, callbacks: StoreCallbacks, settings: Settings) -> str:
+    outcome: dict[str, Any]
+    started = time.monotonic()
+    try:
+        spec = ExperimentSpec.model_validate(claim.spec)
+        result = engine.train(
+            spec,
+            callbacks=callbacks,
+            data_dir=settings.data_dir,
+            checkpoint_path=checkpoint_path(settings, claim.experiment_id),
+        )
+        summary = {**result.summary, "wall_time_s": round(time.monotonic() - started, 3)}
+        outcome = {"status": Status.succeeded, "summary": summary}
+    except engine.Diverged as exc:
+        outcome = {"status": Status.failed, "reason": "diverged", "message": str(exc)}
+    except engine.TimeLimitExceeded as exc:
+        outcome = {"status": Status.failed, "reason": "timeout", "message": str(exc)}
+    except engine.Interrupted as exc:
+        outcome = _interrupted(exc.reason)
+    except LeaseLost:
+        outcome = _interrupted("lease_lost")
+    except Exception as exc:  # any other failure is the experiment's, not the worker's
+        log.exception("experiment %s failed", claim.experiment_id)
+        message = f"{type(exc).__name__}: {exc}"
+        outcome = {"status": Status.failed, "reason": "error", "message": message}
+    if outcome.get("status") is None:
+        return "lease_lost"
+    return _finish(claim, settings, **outcome)
+
+
+def _interrupted(reason: str) -> dict[str, Any]:
+    if reason == "cancel":
+        return {"status": Status.cancelled, "reason": "cancelled", "message": "cancelled by user"}
+    if reason == "shutdown":
+        return {
+            "status": Status.queued,
+            "reason": "requeued",
+            "message": "worker shut down; resumes from its checkpoint",
+        }
+    return {"status": None}  # lease lost: another attempt owns the row; write nothing
+
+
+def _finish(claim: Claim, settings: Settings, *, status: Status, **kwargs: Any) -> str:
+    try:
+        with session_scope(settings.resolved_database_url) as session:
+            repo.finish(session, claim, status=status, **kwargs)
+    except LeaseLost:
+        log.warning("experiment %s: lease lost before finishing", claim.experiment_id)
+        return "lease_lost"
+    if status == Status.queued:
+        send_run(settings, claim.experiment_id)
+    return status.value
