@@ -1,0 +1,184 @@
+"""Noisy activation functions of Gulcehre, Moczulski, Denil & Bengio (ICML 2016)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.autograd.function import FunctionCtx
+
+from . import noise
+from .base import HARD_SIGMOID, HARD_TANH, HardSpec, NoisyActivation, channel_view
+from .params import Param
+from .registry import register
+
+_REF = "Gulcehre, Moczulski, Denil & Bengio 2016, Noisy Activation Functions, arXiv 1603.00391"
+
+
+@dataclass(frozen=True)
+class _Setting:
+    """Constants one forward/backward pass needs besides the tensors."""
+
+    spec: HardSpec
+    alpha: float
+    c: float  # base c times noise_scale
+    kind: str  # "normal" (NAN) or "half_normal" (NAH)
+
+
+def _parts(x: Tensor, p: Tensor, s: _Setting) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(alpha*h + (1-alpha)*u, d, sigma(x), Delta) for the paper's formulas."""
+    u = s.spec.linear(x)
+    h = torch.clamp(u, s.spec.lo, 1.0)
+    delta = h - u
+    sig = (torch.sigmoid(p * delta) - 0.5).square() * s.c
+    # d(x) = -sgn(x) * sgn(1 - alpha); sgn(1 - alpha) is a constant.
+    d = torch.sign(x) * -_sign(1.0 - s.alpha)
+    return h * s.alpha + u * (1.0 - s.alpha), d, sig, delta
+
+
+def _sign(v: float) -> float:
+    return float((v > 0) - (v < 0))
+
+
+class _NoisyHardFn(torch.autograd.Function):
+    """phi(x, xi) with xi regenerated in backward from a saved RNG state."""
+
+    @staticmethod
+    def forward(
+        ctx: FunctionCtx, x: Tensor, p: Tensor, s: _Setting, gen: torch.Generator | None
+    ) -> Tensor:
+        state = noise.rng_state(gen, x.device)
+        xi = noise.sample(s.kind, x, gen)
+        mix, d, sig, _ = _parts(x, p, s)
+        ctx.save_for_backward(x, p)
+        ctx.state, ctx.setting = state, s  # type: ignore[attr-defined]
+        return xi.mul_(sig).mul_(d).add_(mix)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None]:
+        x, p = ctx.saved_tensors
+        s: _Setting = ctx.setting
+        xi = noise.resample(s.kind, x, ctx.state)
+        _, d, _, delta = _parts(x, p, s)
+        k, lin = s.spec.slope, ~s.spec.saturated(x) | (delta == 0)
+        g = torch.sigmoid(p * delta)
+        # dsigma/d(p*Delta); zero in the linear regime where Delta = 0 and g = 1/2.
+        dsig = (g - 0.5) * g * (1 - g) * (2.0 * s.c)
+        dxi = d * xi * dsig
+        grad_x = grad_p = None
+        if ctx.needs_input_grad[0]:
+            # dDelta/dx = -k off the linear regime, so the noise term adds -k * p * dxi.
+            local = lin.to(x.dtype) * (s.alpha * k) + (1.0 - s.alpha) * k - dxi * p * k
+            grad_x = grad * local
+        if ctx.needs_input_grad[1]:
+            grad_p = (grad * dxi * delta).sum_to_size(p.shape)
+        return grad_x, grad_p, None, None
+
+
+class _NoisyHard(NoisyActivation):
+    """Shared body of noisy_hard_tanh and noisy_hard_sigmoid."""
+
+    spec: HardSpec
+
+    def __init__(
+        self,
+        alpha: float,
+        c: float,
+        noise: str,
+        num_units: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__(generator)
+        self.alpha, self.c, self.noise = alpha, c, noise
+        # p: one learned slope per unit (dim 1), initialised to 1 as in the paper.
+        self.p = nn.Parameter(torch.ones(num_units) if num_units else torch.ones(()))
+
+    def _setting(self) -> _Setting:
+        return _Setting(self.spec, self.alpha, self.c * self.noise_scale, self.noise)
+
+    def forward(self, x: Tensor) -> Tensor:
+        s, p = self._setting(), channel_view(self.p.to(x.dtype), x)
+        if self.noise_on() and s.c != 0.0:
+            return _NoisyHardFn.apply(x, p, s, self.generator)
+        # Eval (or no noise): the expectation over xi, not h(x).
+        mix, d, sig, _ = _parts(x, p, s)
+        mean = noise.mean_of(s.kind)
+        return mix + d * sig * mean if mean else mix
+
+    def expectation(self, x: Tensor) -> Tensor:
+        """E_xi[phi(x, xi)] at the current noise scale (the eval output)."""
+        was = self.training
+        try:
+            return self.train(False)(x)
+        finally:
+            self.train(was)
+
+    def effective_noise_std(self, x: Tensor) -> Tensor:
+        s, p = self._setting(), channel_view(self.p.detach().to(x.dtype), x)
+        _, d, sig, _ = _parts(x.detach(), p, s)
+        return d.abs() * sig * noise.std_of(s.kind)
+
+    def saturation_mask(self, x: Tensor) -> Tensor:
+        return self.spec.saturated(x)
+
+
+def _params(alpha: float, c: float, kind: str) -> tuple[Param, ...]:
+    return (
+        Param("alpha", "float", alpha, 0.0, 10.0, description="mix of h and u; >1 pushes noise"),
+        Param("c", "float", c, 0.0, 100.0, description="noise scale c (annealed)"),
+        Param("noise", "str", kind, choices=("normal", "half_normal"), description="NAN / NAH"),
+        Param("num_units", "int", None, 1, None, description="size of learned p (None: scalar)"),
+    )
+
+
+_FORMULA = "phi = alpha*h + (1-alpha)*u + d*sigma*xi, sigma = c*(sigmoid(p*(h-u)) - 1/2)^2"
+
+
+@register(
+    "noisy_hard_tanh",
+    aliases=("nan_tanh", "nah_tanh", "noisy_tanh"),
+    description=f"Noisy hard tanh: {_FORMULA}, h = clip(x,-1,1), u = x; eval: E over xi.",
+    reference=_REF,
+    params=_params(1.15, 0.5, "normal"),
+    noisy=True,
+)
+class NoisyHardTanh(_NoisyHard):
+    """Noisy hard tanh (NAN by default)."""
+
+    spec = HARD_TANH
+
+    def __init__(
+        self,
+        alpha: float = 1.15,
+        c: float = 0.5,
+        noise: str = "normal",
+        num_units: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__(alpha, c, noise, num_units, generator)
+
+
+@register(
+    "noisy_hard_sigmoid",
+    aliases=("nan_sigmoid", "nah_sigmoid", "noisy_sigmoid"),
+    description=f"Noisy hard sigmoid: {_FORMULA}, h = clip(x/4+1/2,0,1), u = x/4+1/2; eval: E.",
+    reference=_REF,
+    params=_params(1.1, 0.15, "half_normal"),
+    noisy=True,
+)
+class NoisyHardSigmoid(_NoisyHard):
+    """Noisy hard sigmoid (NAH by default, as in the authors' code)."""
+
+    spec = HARD_SIGMOID
+
+    def __init__(
+        self,
+        alpha: float = 1.1,
+        c: float = 0.15,
+        noise: str = "half_normal",
+        num_units: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__(alpha, c, noise, num_units, generator)

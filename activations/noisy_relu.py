@@ -1,0 +1,198 @@
+"""NoisyReLU (additive noise after the ReLU) and Nair & Hinton's NReLU (noise inside)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.autograd.function import FunctionCtx
+
+from . import noise
+from .base import NoisyActivation, channel_view
+from .errors import ParamError
+from .params import Param
+from .registry import register
+
+_DISTRIBUTIONS = ("gaussian", "laplace", "uniform")
+
+
+class _NoisyReLUFn(torch.autograd.Function):
+    """relu(x) + sigma * eps; saves only the bool mask x > 0 (1 byte/element)."""
+
+    @staticmethod
+    def forward(
+        ctx: FunctionCtx, x: Tensor, sigma: float, kind: str, gen: torch.Generator | None
+    ) -> Tensor:
+        mask = x > 0
+        y = noise.sample(kind, x, gen, scale=sigma)
+        y.add_(x.clamp(min=0))
+        ctx.save_for_backward(mask)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None]:
+        (mask,) = ctx.saved_tensors
+        # The noise does not depend on x: ReLU's gradient is the whole story.
+        return grad * mask, None, None, None
+
+
+class _LearnedSigmaFn(torch.autograd.Function):
+    """relu(x) + sigma_c * eps with sigma learned; regenerates eps in backward."""
+
+    @staticmethod
+    def forward(
+        ctx: FunctionCtx, x: Tensor, sigma: Tensor, kind: str, gen: torch.Generator | None
+    ) -> Tensor:
+        state = noise.rng_state(gen, x.device)
+        eps = noise.sample(kind, x, gen)
+        ctx.save_for_backward(x > 0, sigma)
+        ctx.state, ctx.kind = state, kind  # type: ignore[attr-defined]
+        return eps.mul_(sigma).add_(x.clamp(min=0))
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None]:
+        mask, sigma = ctx.saved_tensors
+        grad_sigma = None
+        if ctx.needs_input_grad[1]:
+            # Redrawing eps from the saved RNG state costs one RNG pass but no
+            # 4-byte/element buffer; dL/dsigma_c = sum over channel c of grad * eps.
+            eps = noise.resample(ctx.kind, grad, ctx.state)
+            grad_sigma = (grad * eps).sum_to_size(sigma.shape)
+        grad_x = grad * mask if ctx.needs_input_grad[0] else None
+        return grad_x, grad_sigma, None, None
+
+
+@register(
+    "noisy_relu",
+    aliases=("noisyrelu",),
+    description=(
+        "Train: max(0, x) + eps, Var(eps) = (sigma * noise_scale)^2, eps gaussian, laplace "
+        "or uniform; eval: max(0, x). learn_sigma learns a positive sigma per channel (dim 1)."
+    ),
+    reference="seed 000 (NoisyReLU); Gulcehre et al. 2016 for noise annealing",
+    params=(
+        Param("sigma", "float", 0.1, 0.0, 10.0, description="noise std (typical 0.1-0.5)"),
+        Param("distribution", "str", "gaussian", choices=_DISTRIBUTIONS, description="family"),
+        Param("learn_sigma", "bool", False, description="learn sigma per channel (softplus)"),
+        Param("num_channels", "int", None, 1, None, description="channels when learn_sigma"),
+    ),
+    noisy=True,
+)
+class NoisyReLU(NoisyActivation):
+    """max(0, x) plus zero-mean noise of std sigma * noise_scale in training."""
+
+    is_sparse_family = True
+
+    def __init__(
+        self,
+        sigma: float = 0.1,
+        distribution: str = "gaussian",
+        learn_sigma: bool = False,
+        num_channels: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__(generator)
+        self.check_params(
+            {"sigma": sigma, "learn_sigma": learn_sigma, "num_channels": num_channels}
+        )
+        self.sigma = sigma
+        self.distribution = distribution
+        self.raw_sigma: nn.Parameter | None = None
+        if learn_sigma:
+            assert num_channels is not None
+            # softplus^-1(sigma), so the learned sigma starts at the given value.
+            raw = math.log(math.expm1(sigma))
+            self.raw_sigma = nn.Parameter(torch.full((num_channels,), raw))
+
+    @staticmethod
+    def check_params(params: dict[str, Any]) -> None:
+        """Cross-parameter checks for the learned-sigma variant."""
+        if not params.get("learn_sigma"):
+            return
+        if params.get("num_channels") is None:
+            raise ParamError("num_channels", "noisy_relu: learn_sigma needs param 'num_channels'")
+        if params.get("sigma", 0.1) <= 0:
+            raise ParamError("sigma", "noisy_relu: learn_sigma needs param 'sigma' > 0")
+
+    def learned_sigma(self) -> Tensor | None:
+        """The positive per-channel sigma, or None for a fixed sigma."""
+        return None if self.raw_sigma is None else F.softplus(self.raw_sigma)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.noise_on():
+            return torch.relu(x)
+        sigma = self.learned_sigma()
+        if sigma is None:
+            if self.sigma == 0.0:
+                return torch.relu(x)
+            return _NoisyReLUFn.apply(
+                x, self.sigma * self.noise_scale, self.distribution, self.generator
+            )
+        sigma = channel_view(sigma.to(x.dtype) * self.noise_scale, x)
+        return _LearnedSigmaFn.apply(x, sigma, self.distribution, self.generator)
+
+    def effective_noise_std(self, x: Tensor) -> Tensor | float:
+        sigma = self.learned_sigma()
+        if sigma is None:
+            return self.sigma * self.noise_scale
+        return channel_view(sigma.detach() * self.noise_scale, x).expand_as(x)
+
+
+def _nrelu_pre(x: Tensor, scale: float, z: Tensor) -> Tensor:
+    """x + scale * sqrt(sigmoid(x)) * z, written once so backward recomputes it bit-exactly."""
+    return torch.sigmoid(x).sqrt_().mul_(z).mul_(scale).add_(x)
+
+
+class _NReLUFn(torch.autograd.Function):
+    """relu(x + std(x) z), pathwise gradient; saves x and an RNG state, not z."""
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, x: Tensor, scale: float, gen: torch.Generator | None) -> Tensor:
+        state = noise.rng_state(gen, x.device)
+        z = noise.sample("gaussian", x, gen)
+        ctx.save_for_backward(x)
+        ctx.state, ctx.scale = state, scale  # type: ignore[attr-defined]
+        return _nrelu_pre(x, scale, z).clamp_(min=0)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        (x,) = ctx.saved_tensors
+        z = noise.resample("gaussian", x, ctx.state)
+        active = _nrelu_pre(x, ctx.scale, z) > 0
+        s = torch.sigmoid(x)
+        # d/dx [scale * sqrt(s)] = scale * sqrt(s) * (1 - s) / 2, with z held fixed.
+        dstd = s.sqrt() * (1 - s) * (0.5 * ctx.scale)
+        return grad * active * (1 + z * dstd), None, None
+
+
+@register(
+    "nrelu",
+    aliases=("noisy_rectified_linear",),
+    description=(
+        "Train: max(0, x + eps), eps ~ N(0, sigmoid(x)) scaled by scale * noise_scale "
+        "(std = scale * sqrt(sigmoid(x))); eval: max(0, x). Pathwise gradient, z held fixed."
+    ),
+    reference="Nair & Hinton 2010 (variance convention from secondary sources)",
+    params=(Param("scale", "float", 1.0, 0.0, 10.0, description="multiplies the noise std"),),
+    noisy=True,
+)
+class NReLU(NoisyActivation):
+    """Noisy rectified linear unit with input-dependent noise inside the max."""
+
+    is_sparse_family = True
+
+    def __init__(self, scale: float = 1.0, generator: torch.Generator | None = None) -> None:
+        super().__init__(generator)
+        self.scale = scale
+
+    def forward(self, x: Tensor) -> Tensor:
+        level = self.scale * self.noise_scale
+        if not self.noise_on() or level == 0.0:
+            return torch.relu(x)
+        return _NReLUFn.apply(x, level, self.generator)
+
+    def effective_noise_std(self, x: Tensor) -> Tensor:
+        return torch.sigmoid(x.detach()).sqrt() * (self.scale * self.noise_scale)

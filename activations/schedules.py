@@ -1,0 +1,168 @@
+"""Noise-scale schedules: small stateless objects with ``value(t)``, like timm's schedulers."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import ParamError, UnknownNameError
+from .params import Param, validate
+
+_COMMON = (
+    Param("start", "float", 1.0, description="value after warmup"),
+    Param("end", "float", 0.0, description="final value, reached at total (a floor for decays)"),
+    Param("total", "int", None, 1, None, description="horizon in steps or epochs"),
+    Param("warmup", "int", 0, 0, None, description="linear ramp from 0 to start first"),
+)
+_EXTRA: dict[str, tuple[Param, ...]] = {
+    "constant": (),
+    "linear": (),
+    "cosine": (),
+    "exponential": (
+        Param("rate", "float", None, 0.0, None, min_open=True, description="factor per unit t"),
+    ),
+    "step": (
+        Param("step_size", "int", 1, 1, None, description="units of t between drops"),
+        Param("gamma", "float", 0.5, 0.0, None, description="factor per drop"),
+    ),
+    "inverse_sqrt": (),
+}
+_DESCRIPTIONS = {
+    "constant": "start (end and total are ignored).",
+    "linear": "start + (end - start) * f, f = (t - warmup) / (total - warmup).",
+    "cosine": "end + (start - end) * (1 + cos(pi f)) / 2.",
+    "exponential": "start * (end / start)^f (end > 0); or start * rate^(t - warmup) with rate.",
+    "step": "start * gamma^floor((t - warmup) / step_size), never past end.",
+    "inverse_sqrt": "start * sqrt(max(warmup, 1) / max(t, warmup, 1)), never past end.",
+}
+
+
+def names() -> list[str]:
+    """Sorted schedule kinds."""
+    return sorted(_EXTRA)
+
+
+def _specs(kind: str) -> tuple[Param, ...]:
+    if kind not in _EXTRA:
+        raise UnknownNameError(kind, names(), what="schedule")
+    return _COMMON + _EXTRA[kind]
+
+
+def catalogue() -> list[dict[str, Any]]:
+    """JSON-serialisable description of every schedule kind."""
+    return [
+        {"name": k, "description": _DESCRIPTIONS[k], "params": [p.as_dict() for p in _specs(k)]}
+        for k in names()
+    ]
+
+
+def validate_params(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Normalised params for ``kind`` (defaults filled) or ParamError naming the param."""
+    clean = validate(kind, _specs(kind), params)
+    total, warmup = clean["total"], clean["warmup"]
+    needs_total = kind in ("linear", "cosine") or (kind == "exponential" and clean["rate"] is None)
+    if needs_total and total is None:
+        raise ParamError("total", f"{kind}: param 'total' is required")
+    if total is not None and kind != "constant" and total <= warmup:
+        raise ParamError("total", f"{kind}: param 'total' must exceed 'warmup' ({warmup})")
+    geometric = kind == "exponential" and clean["rate"] is None
+    if geometric and (clean["end"] <= 0 or clean["start"] <= 0):
+        raise ParamError("end", "exponential: params 'start' and 'end' must be > 0 (or give rate)")
+    return clean
+
+
+class Schedule:
+    """value(t) for t in steps or epochs; remembers only the last t asked, for resume."""
+
+    def __init__(self, kind: str, **params: Any) -> None:
+        self.kind = kind
+        self.params = validate_params(kind, params)
+        self.last_t: float | None = None
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"Schedule({self.kind!r}, {args})"
+
+    def value(self, t: float) -> float:
+        """The scheduled value at ``t``; records ``t`` as the last position."""
+        self.last_t = float(t)
+        return self.at(t)
+
+    def at(self, t: float) -> float:
+        """The scheduled value at ``t`` without recording it."""
+        p = self.params
+        start, end, total, warmup = p["start"], p["end"], p["total"], p["warmup"]
+        if t < warmup:
+            return start * max(t, 0.0) / warmup
+        if self.kind == "constant":
+            return start
+        if total is not None and t >= total:
+            return end
+        return _SHAPES[self.kind](p, t)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Kind, params and last position: everything needed to resume."""
+        return {"kind": self.kind, "params": dict(self.params), "last_t": self.last_t}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore from ``state_dict()``; the kind must match."""
+        if state["kind"] != self.kind:
+            raise ValueError(f"state is for schedule {state['kind']!r}, not {self.kind!r}")
+        self.params = validate_params(self.kind, state["params"])
+        last = state.get("last_t")
+        self.last_t = None if last is None else float(last)
+
+    def preview(self, n_points: int, total: int | None = None) -> list[tuple[float, float]]:
+        """``n_points`` evenly spaced (t, value) pairs over [0, horizon]; records nothing."""
+        horizon = total or self.params["total"] or max(self.params["warmup"], 1) * 10
+        if n_points < 2:
+            return [(0.0, self.at(0.0))][:n_points]
+        ts = [horizon * i / (n_points - 1) for i in range(n_points)]
+        return [(t, self.at(t)) for t in ts]
+
+
+def _fraction(p: Mapping[str, Any], t: float) -> float:
+    return (t - p["warmup"]) / (p["total"] - p["warmup"])
+
+
+def _bounded(p: Mapping[str, Any], v: float) -> float:
+    # Open-ended shapes stop at end, from whichever side they approach it.
+    return max(v, p["end"]) if p["end"] <= p["start"] else min(v, p["end"])
+
+
+def _linear(p: Mapping[str, Any], t: float) -> float:
+    return p["start"] + (p["end"] - p["start"]) * _fraction(p, t)
+
+
+def _cosine(p: Mapping[str, Any], t: float) -> float:
+    return p["end"] + (p["start"] - p["end"]) * (1 + math.cos(math.pi * _fraction(p, t))) / 2
+
+
+def _exponential(p: Mapping[str, Any], t: float) -> float:
+    if p["rate"] is not None:
+        return _bounded(p, p["start"] * p["rate"] ** (t - p["warmup"]))
+    return p["start"] * (p["end"] / p["start"]) ** _fraction(p, t)
+
+
+def _step(p: Mapping[str, Any], t: float) -> float:
+    return _bounded(p, p["start"] * p["gamma"] ** ((t - p["warmup"]) // p["step_size"]))
+
+
+def _inverse_sqrt(p: Mapping[str, Any], t: float) -> float:
+    w = max(p["warmup"], 1)
+    return _bounded(p, p["start"] * math.sqrt(w / max(t, w)))
+
+
+_SHAPES = {
+    "linear": _linear,
+    "cosine": _cosine,
+    "exponential": _exponential,
+    "step": _step,
+    "inverse_sqrt": _inverse_sqrt,
+}
+
+
+def create(kind: str, **params: Any) -> Schedule:
+    """Build a schedule of ``kind``; unknown kinds raise UnknownNameError."""
+    return Schedule(kind, **params)

@@ -1,0 +1,129 @@
+"""Forward+backward time and saved-for-backward bytes of the noisy units vs the seed's NoisyReLU.
+
+Run by hand: python benchmarks/bench_activations.py [--sizes 1M 16M] [--device cpu|cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+# Run as a script from anywhere: make the repo root importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import activations
+
+
+class SeedNoisyReLU(nn.Module):
+    """The seed's sample code (seed 000, section 4), copied verbatim as the naive baseline."""
+
+    def __init__(self, sigma=0.1):
+        super(SeedNoisyReLU, self).__init__()  # noqa: UP008 - verbatim copy
+        self.sigma = sigma
+
+    def forward(self, x):
+        if self.training:  # 只在训练时添加噪声
+            noise = torch.randn(x.size()) * self.sigma
+            return torch.max(torch.zeros_like(x), x) + noise
+        else:
+            return torch.max(torch.zeros_like(x), x)
+
+
+UNITS: list[tuple[str, Callable[[], nn.Module]]] = [
+    ("seed NoisyReLU (baseline)", lambda: SeedNoisyReLU(0.1)),
+    ("torch.relu", nn.ReLU),
+    ("noisy_relu gaussian", lambda: activations.create("noisy_relu", sigma=0.1)),
+    ("noisy_relu laplace", lambda: activations.create("noisy_relu", distribution="laplace")),
+    ("noisy_relu uniform", lambda: activations.create("noisy_relu", distribution="uniform")),
+    ("nrelu", lambda: activations.create("nrelu")),
+    ("noisy_hard_tanh", lambda: activations.create("noisy_hard_tanh")),
+    ("noisy_hard_sigmoid", lambda: activations.create("noisy_hard_sigmoid")),
+    ("nani_hard_tanh", lambda: activations.create("nani_hard_tanh")),
+    ("nanis_hard_tanh", lambda: activations.create("nanis_hard_tanh")),
+    ("nani_relu", lambda: activations.create("nani_relu")),
+    ("rrelu", lambda: activations.create("rrelu")),
+    ("gaussian_dropout", lambda: activations.create("gaussian_dropout")),
+]
+
+
+def parse_size(text: str) -> int:
+    """'16M' -> 16 * 2**20 elements, '4K' -> 4096, '1000' -> 1000."""
+    units = {"K": 2**10, "M": 2**20, "G": 2**30}
+    suffix = text[-1].upper()
+    return int(text[:-1]) * units[suffix] if suffix in units else int(text)
+
+
+def step(unit: nn.Module, x: Tensor, grad: Tensor) -> None:
+    """One forward+backward pass."""
+    x.grad = None
+    unit(x).backward(grad)
+
+
+def time_unit(unit: nn.Module, x: Tensor, grad: Tensor, repeats: int) -> float:
+    """Median seconds of forward+backward after one warmup pass."""
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+    step(unit, x, grad)
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step(unit, x, grad)
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def saved_bytes(unit: nn.Module, x: Tensor) -> int:
+    """Bytes autograd keeps for backward in one forward pass."""
+    total = 0
+
+    def pack(t: Tensor) -> Tensor:
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        unit(x)
+    return total
+
+
+def bench_size(n: int, device: str, repeats: int) -> None:
+    """Print one table for ``n`` float32 elements."""
+    x = torch.randn(n, device=device, requires_grad=True)
+    grad = torch.ones_like(x)
+    rows = []
+    for label, make in UNITS:
+        unit = make().to(device).train()
+        try:
+            rows.append((label, time_unit(unit, x, grad, repeats), saved_bytes(unit, x) / n))
+        except RuntimeError as err:  # the seed's CPU noise cannot be added to a CUDA tensor
+            rows.append((label, float("nan"), float("nan")))
+            print(f"  {label}: failed ({str(err).splitlines()[0][:60]})")
+    base, relu = rows[0][1], rows[1][1]
+    print(f"\n{n:,} float32 elements on {device} ({torch.get_num_threads()} threads)")
+    print(f"{'unit':<27}{'fwd+bwd ms':>11}{'vs seed':>9}{'vs relu':>9}{'saved B/el':>11}")
+    for label, secs, per_el in rows:
+        vs_seed = base / secs if base == base else float("nan")
+        print(f"{label:<27}{secs * 1e3:>11.1f}{vs_seed:>8.2f}x{secs / relu:>8.2f}x{per_el:>11.2f}")
+
+
+def main() -> None:
+    """Parse arguments and run every size."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+", default=["1M", "16M"])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    print("'vs seed' = seed time / unit time (higher is faster); 'vs relu' = unit / relu time")
+    for size in args.sizes:
+        bench_size(parse_size(size), args.device, args.repeats)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Noise families: moments, distributions, independence, regeneration, dtype."""
+
+import math
+
+import pytest
+import torch
+from act_helpers import lag1_corr
+from scipy import stats
+
+from activations import noise
+
+N = 1_000_000
+
+
+def draw(kind: str, n: int = N, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(1234)
+    return noise.sample(kind, torch.empty(n, dtype=dtype), gen)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "laplace", "uniform"])
+def test_unit_variance_families_have_zero_mean_unit_variance(kind):
+    v = draw(kind)
+    assert abs(v.mean().item()) < 3e-3
+    assert v.var().item() == pytest.approx(1.0, rel=0.01)
+
+
+def test_half_normal_moments():
+    v = draw("half_normal")
+    assert v.mean().item() == pytest.approx(math.sqrt(2 / math.pi), rel=3e-3)
+    assert v.std().item() == pytest.approx(noise.HALF_NORMAL_STD, rel=0.01)
+    assert noise.mean_of("half_normal") == pytest.approx(0.7978845608)
+
+
+@pytest.mark.parametrize(
+    ("kind", "cdf"),
+    [
+        ("gaussian", stats.norm.cdf),
+        ("laplace", stats.laplace(scale=1 / math.sqrt(2)).cdf),
+        ("uniform", stats.uniform(loc=-math.sqrt(3), scale=2 * math.sqrt(3)).cdf),
+        ("half_normal", stats.halfnorm.cdf),
+    ],
+)
+def test_distribution_matches_family(kind, cdf):
+    v = draw(kind, 200_000).numpy()
+    assert stats.kstest(v, cdf).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "laplace", "uniform"])
+def test_neighbouring_elements_uncorrelated(kind):
+    assert abs(lag1_corr(draw(kind))) < 4e-3
+
+
+@pytest.mark.parametrize("kind", noise.KINDS)
+def test_resample_reproduces_the_draw(kind):
+    gen = torch.Generator().manual_seed(7)
+    like = torch.empty(1000, 17)
+    state = noise.rng_state(gen, like.device)
+    first = noise.sample(kind, like, gen)
+    assert torch.equal(noise.resample(kind, like, state), first)
+    assert not torch.equal(noise.sample(kind, like, gen), first)
+
+
+def test_resample_with_default_generator():
+    like = torch.empty(500)
+    state = noise.rng_state(None, like.device)
+    assert torch.equal(
+        noise.resample("gaussian", like, state), noise.sample("gaussian", like, None)
+    )
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("kind", noise.KINDS)
+def test_noise_follows_dtype(kind, dtype):
+    v = draw(kind, 10_000, dtype)
+    assert v.dtype == dtype
+    assert torch.isfinite(v).all()
+
+
+def test_unknown_kind_rejected():
+    with pytest.raises(ValueError, match="unknown noise kind"):
+        noise.sample("cauchy", torch.empty(3), None)
