@@ -4,21 +4,27 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from service import problems
+from service import observability, problems
+from service.body_limit import BodyLimit
+from service.catalogue.router import router as catalogue_router
 from service.experiments.router import router as experiments_router
 from service.health.router import router as health_router
 from service.settings import Settings, get_settings
 
+DESCRIPTION = """Training as a service for research on activation functions and activation
+noise. POST an experiment spec, poll its status and metrics, compare sweeps with
+confidence intervals. Errors are `application/problem+json` (RFC 9457)."""
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """An app bound to `settings` (default: from the environment)."""
-    app = FastAPI(
-        title="actlab",
-        version="0.1.0",
-        summary="Training as a service for activation-function and activation-noise research.",
-    )
-    app.state.settings = settings or get_settings()
+    settings = settings or get_settings()
+    app = FastAPI(title="actlab", version="0.1.0", description=DESCRIPTION)
+    app.state.settings = settings
     problems.install(app)
+    observability.install(app, settings)
     app.include_router(health_router)
+    app.include_router(catalogue_router)
     app.include_router(experiments_router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

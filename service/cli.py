@@ -1,4 +1,4 @@
-"""The `actlab` command: up, api, worker, db upgrade."""
+"""The `actlab` command: up, api, worker, db upgrade, keys."""
 
 from __future__ import annotations
 
@@ -47,6 +47,9 @@ def _cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     from service.store.migrate import upgrade
 
     _ensure_dirs(settings)
+    if "ACTLAB_AUTH_ENABLED" not in os.environ:
+        # One researcher's laptop: no API keys unless asked for explicitly.
+        settings = settings.model_copy(update={"auth_enabled": False})
     broker = None
     if settings.embedded_broker:
         broker = EmbeddedRedis(settings.data_dir, settings.redis_socket).start()
@@ -68,6 +71,32 @@ def _cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         print("actlab stopped", flush=True)
 
 
+def _cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from service import auth
+    from service.store.db import session_scope
+    from service.store.models import ApiKey
+
+    with session_scope(settings.resolved_database_url) as session:
+        if args.keys_command == "create":
+            key = auth.create_key(session, owner=args.name, admin=args.admin)
+            print(key)
+            print(
+                f"# API key for {args.name!r}{' (admin)' if args.admin else ''}: shown once,"
+                " store it now. Send it as `Authorization: Bearer <key>`.",
+                file=sys.stderr,
+            )
+        elif args.keys_command == "revoke":
+            auth.revoke_key(session, prefix=args.prefix)
+            print(f"revoked key {args.prefix}")
+        else:
+            for row in session.scalars(select(ApiKey).order_by(ApiKey.created_at)):
+                state = "revoked" if row.revoked_at else "active"
+                print(f"{row.prefix}\t{row.owner}\t{'admin' if row.admin else 'user'}\t{state}")
+    return 0
+
+
 def _ensure_dirs(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.resolved_checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -77,6 +106,12 @@ def _redact(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+def _owner_name(value: str) -> str:
+    if not 1 <= len(value) <= 40 or not value.replace("-", "").replace("_", "").isalnum():
+        raise argparse.ArgumentTypeError("1-40 letters, digits, '-' or '_'")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,6 +133,15 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade = db_sub.add_parser("upgrade", help="apply migrations")
     upgrade.add_argument("revision", nargs="?", default="head")
     upgrade.set_defaults(func=_cmd_db_upgrade)
+    keys = sub.add_parser("keys", help="API keys for a shared box")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key for NAME and print it once")
+    create.add_argument("name", type=_owner_name, help="the owner (a person or a team)")
+    create.add_argument("--admin", action="store_true", help="sees every owner's work")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by its prefix")
+    revoke.add_argument("prefix")
+    keys_sub.add_parser("list", help="prefixes, owners and states (never the keys)")
+    keys.set_defaults(func=_cmd_keys)
     return parser
 
 

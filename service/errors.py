@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 PROBLEM_BASE = "https://actlab.dev/problems/"
+PROBLEM_JSON = "application/problem+json"
 
 
 class ActlabError(Exception):
@@ -13,10 +14,12 @@ class ActlabError(Exception):
     status: int = 500
     type: str = "internal"
     title: str = "Internal error"
+    media_type: str = PROBLEM_JSON
 
-    def __init__(self, detail: str, **extra: Any) -> None:
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None, **extra: Any) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.headers = headers or {}
         self.extra = extra
 
     def problem(self, instance: str | None = None) -> dict[str, Any]:
@@ -46,3 +49,15 @@ class Conflict(ActlabError):
 
 class Unavailable(ActlabError):
     status, type, title = 503, "unavailable", "Service unavailable"
+
+
+class LimitExceeded(ActlabError):
+    """A request over a configured limit; names the limit and the setting that raises it."""
+
+    status, type, title = 422, "limit-exceeded", "Limit exceeded"
+
+    def __init__(self, detail: str, *, setting: str, limit: int, status: int = 422) -> None:
+        super().__init__(
+            f"{detail} (limit {limit}; raise it with {setting})", setting=setting, limit=limit
+        )
+        self.status = status

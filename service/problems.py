@@ -10,10 +10,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from service.errors import PROBLEM_BASE, ActlabError
+from service.errors import PROBLEM_BASE, PROBLEM_JSON, ActlabError
 
 log = logging.getLogger("actlab.api")
-PROBLEM_JSON = "application/problem+json"
 
 
 def field_path(loc: tuple[Any, ...], body: Any) -> str:
@@ -69,7 +68,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ActlabError)
     async def actlab_error(request: Request, exc: ActlabError) -> JSONResponse:
         return JSONResponse(
-            exc.problem(str(request.url.path)), status_code=exc.status, media_type=PROBLEM_JSON
+            exc.problem(str(request.url.path)),
+            status_code=exc.status,
+            media_type=exc.media_type,
+            headers=exc.headers,
         )
 
     @app.exception_handler(RequestValidationError)

@@ -36,6 +36,18 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    # A shared box: API keys on by default; `actlab up` (one researcher's laptop) turns them off.
+    auth_enabled: bool = True
+    idempotency_ttl_seconds: int = Field(86_400, gt=0, description="How long keys are remembered.")
+
+    # Limits: each rejection names the setting that raises it.
+    max_epochs: int = Field(10_000, ge=1)
+    max_steps: int = Field(10_000_000, ge=1)
+    max_model_parameters: int = Field(50_000_000, ge=1)
+    max_sweep_size: int = Field(500, ge=1)
+    max_queued_per_owner: int = Field(1_000, ge=1)
+    max_body_bytes: int = Field(1_000_000, ge=1024)
+
     @model_validator(mode="after")
     def _lease_fits(self) -> Settings:
         # A broker redelivering while a lease is alive would start duplicate work.

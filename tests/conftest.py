@@ -56,6 +56,7 @@ def settings(tmp_path: Path, database_url: str, broker_url: str, shared_data_dir
         heartbeat_seconds=2,
         reaper_interval_seconds=2,
         visibility_timeout_seconds=3600,
+        auth_enabled=False,  # tests/service/test_auth.py turns it on
     )
 
 

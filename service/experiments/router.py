@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, status
+from fastapi import APIRouter, Body, Query, Request, status
+from fastapi.responses import StreamingResponse
 
+from service.auth import PrincipalDep
 from service.deps import SessionDep, SettingsDep
-from service.experiments import service
-from service.experiments.schemas import ExperimentList, ExperimentRead, MetricSeries
+from service.experiments import events, service
+from service.experiments.schemas import (
+    EventList,
+    ExperimentList,
+    ExperimentRead,
+    MetricSeries,
+)
+from service.idempotency import IdempotencyDep
 from service.spec import ExperimentSpec
 from service.spec.experiment import CANONICAL_EXAMPLE
+from service.store import experiments as repo
+from service.store.db import session_scope
 from service.store.models import Status
 
 router = APIRouter(prefix="/v1/experiments", tags=["experiments"])
@@ -26,25 +36,39 @@ SpecBody = Annotated[
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ExperimentRead)
-def create_experiment(spec: SpecBody, session: SessionDep, settings: SettingsDep) -> Any:
-    """Validate a spec, store it as a queued experiment and send it to the workers."""
-    row = service.create(session=session, settings=settings, spec=spec)
-    return ExperimentRead.from_row(row)
+def create_experiment(
+    spec: SpecBody,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    idempotency: IdempotencyDep,
+) -> Any:
+    """Validate a spec, store it as a queued experiment and send it to the workers.
+
+    With an `Idempotency-Key` header, a retry with the same key and body returns the first
+    response and creates nothing; the same key with another body is a 422.
+    """
+    row = service.create(session=session, settings=settings, principal=principal, spec=spec)
+    body = ExperimentRead.from_row(row)
+    idempotency.save(status.HTTP_201_CREATED, body)
+    return body
 
 
 @router.get("", response_model=ExperimentList)
 def list_experiments(
     session: SessionDep,
+    principal: PrincipalDep,
     status: Status | None = None,
-    sweep_id: str | None = None,
-    activation: str | None = None,
-    tag: str | None = None,
+    sweep_id: Annotated[str | None, Query(max_length=64)] = None,
+    activation: Annotated[str | None, Query(max_length=64)] = None,
+    tag: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Any:
     """Newest first, filtered; follow `next_cursor` for more."""
     rows, next_cursor = service.list_page(
         session=session,
+        principal=principal,
         limit=limit,
         cursor=cursor,
         status=status.value if status else None,
@@ -56,25 +80,83 @@ def list_experiments(
 
 
 @router.get("/{experiment_id}", response_model=ExperimentRead)
-def get_experiment(experiment_id: str, session: SessionDep) -> Any:
+def get_experiment(experiment_id: str, session: SessionDep, principal: PrincipalDep) -> Any:
     """Status, progress, summary, attempts and timestamps of one experiment."""
-    return ExperimentRead.from_row(service.get(session=session, experiment_id=experiment_id))
+    row = service.get(session=session, principal=principal, experiment_id=experiment_id)
+    return ExperimentRead.from_row(row)
 
 
 @router.get("/{experiment_id}/metrics", response_model=MetricSeries)
 def get_metrics(
     experiment_id: str,
     session: SessionDep,
+    principal: PrincipalDep,
     name: Annotated[list[str] | None, Query(description="Repeat for several names.")] = None,
     after_step: Annotated[int | None, Query(ge=-1)] = None,
-    max_points: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+    max_points: Annotated[
+        int | None, Query(ge=1, le=100_000, description="Downsample, keeping extremes.")
+    ] = None,
 ) -> Any:
     """Time series by metric name: `{"series": {"val/acc": [{"step", "epoch", "value"}]}}`."""
     series = service.metric_series(
         session=session,
+        principal=principal,
         experiment_id=experiment_id,
         names=name,
         after_step=after_step,
         max_points=max_points,
     )
     return MetricSeries(experiment_id=experiment_id, series=series)  # type: ignore[arg-type]
+
+
+@router.get(
+    "/{experiment_id}/events",
+    response_model=EventList,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+def get_events(
+    experiment_id: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    after: Annotated[int, Query(ge=0, description="Only events with a larger id.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    stream: Annotated[bool, Query(description="Server-Sent Events (or Accept).")] = False,
+) -> Any:
+    """Status transitions and log lines; as SSE (with progress and new metric points) until
+    the experiment ends when `stream=true` or `Accept: text/event-stream`."""
+    if stream or "text/event-stream" in request.headers.get("accept", ""):
+        # The stream outlives the request's session: check access in a short one of its own
+        # and leave the request's session unused, so no transaction stays open meanwhile.
+        with session_scope(settings.resolved_database_url) as own:
+            service.get(session=own, principal=principal, experiment_id=experiment_id)
+        last = request.headers.get("last-event-id", "")
+        start = int(last) if last.isdigit() else after
+        return StreamingResponse(
+            events.stream(settings, experiment_id, after=start),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    service.get(session=session, principal=principal, experiment_id=experiment_id)
+    rows = repo.events_after(session, experiment_id, after, limit)
+    items = [events.event_json(e) for e in rows]
+    return EventList(events=items, next_after=items[-1]["id"] if items else after)  # type: ignore[arg-type]
+
+
+@router.post("/{experiment_id}/cancel", response_model=ExperimentRead)
+def cancel_experiment(experiment_id: str, session: SessionDep, principal: PrincipalDep) -> Any:
+    """Queued → cancelled at once; running → cancelling, then cancelled within seconds."""
+    row = service.cancel(session=session, principal=principal, experiment_id=experiment_id)
+    return ExperimentRead.from_row(row)
+
+
+@router.post("/{experiment_id}/retry", response_model=ExperimentRead)
+def retry_experiment(
+    experiment_id: str, session: SessionDep, settings: SettingsDep, principal: PrincipalDep
+) -> Any:
+    """Failed or cancelled → queued again; the next attempt resumes from its checkpoint."""
+    row = service.retry(
+        session=session, settings=settings, principal=principal, experiment_id=experiment_id
+    )
+    return ExperimentRead.from_row(row)

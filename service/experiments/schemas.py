@@ -72,3 +72,17 @@ class MetricPoint(BaseModel):
 class MetricSeries(BaseModel):
     experiment_id: str
     series: dict[str, list[MetricPoint]]
+
+
+class EventRead(BaseModel):
+    id: int
+    at: datetime
+    kind: str = Field(description="status | log")
+    status: str | None
+    message: str | None
+    data: dict[str, Any] | None
+
+
+class EventList(BaseModel):
+    events: list[EventRead]
+    next_after: int = Field(description="Pass as `after` to get only newer events.")

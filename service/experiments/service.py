@@ -3,55 +3,101 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy.orm import Session
 
+from service import limits
+from service.auth import Principal
 from service.deps import after_commit
-from service.errors import NotFound
+from service.errors import Conflict, NotFound
 from service.experiments.downsample import downsample
 from service.queue import send_run
 from service.settings import Settings
 from service.spec import ExperimentSpec
 from service.store import experiments as repo
 from service.store import metrics as metrics_repo
-from service.store.models import Experiment
+from service.store.models import Experiment, Status
 
 
-def create(*, session: Session, settings: Settings, spec: ExperimentSpec) -> Experiment:
+def create(
+    *, session: Session, settings: Settings, principal: Principal, spec: ExperimentSpec
+) -> Experiment:
     """Insert a queued experiment; it is sent to the workers after the commit."""
-    experiment = repo.create(session, spec=spec)
+    limits.check_spec(spec, settings)
+    limits.check_queue(repo.count_queued(session, principal.owner_id), 1, settings)
+    experiment = repo.create(session, spec=spec, owner_id=principal.owner_id)
     repo.mark_enqueued(session, experiment.id)
-    experiment_id = experiment.id
-    after_commit(session, lambda: send_run(settings, experiment_id))
+    enqueue_after_commit(session, settings, [experiment.id])
     return experiment
 
 
-def get(*, session: Session, experiment_id: str) -> Experiment:
+def enqueue_after_commit(session: Session, settings: Settings, ids: list[str]) -> None:
+    def send() -> None:
+        for experiment_id in ids:
+            send_run(settings, experiment_id)
+
+    after_commit(session, send)
+
+
+def get(*, session: Session, principal: Principal, experiment_id: str) -> Experiment:
+    """The experiment, or 404 — also when it belongs to someone else (no hint it exists)."""
     experiment = repo.get(session, experiment_id)
-    if experiment is None:
+    if experiment is None or not principal.can_see(experiment.owner_id):
         raise NotFound(f"experiment {experiment_id!r} not found")
     return experiment
 
 
 def list_page(
-    *, session: Session, limit: int, cursor: str | None, **filters: str | None
+    *,
+    session: Session,
+    principal: Principal,
+    limit: int,
+    cursor: str | None,
+    **filters: str | None,
 ) -> tuple[Sequence[Experiment], str | None]:
     """One page and the cursor of the next (None on the last page)."""
-    rows = repo.list_page(session, limit=limit + 1, cursor=cursor, **filters)
+    rows = repo.list_page(
+        session, limit=limit + 1, cursor=cursor, owner_id=principal.scope, **filters
+    )
     if len(rows) > limit:
         return rows[:limit], rows[limit - 1].id
     return rows, None
 
 
+def cancel(*, session: Session, principal: Principal, experiment_id: str) -> Experiment:
+    experiment = get(session=session, principal=principal, experiment_id=experiment_id)
+    if not repo.request_cancel(session, experiment):
+        raise Conflict(f"experiment {experiment_id!r} already ended ({experiment.status})")
+    return experiment
+
+
+def retry(
+    *, session: Session, settings: Settings, principal: Principal, experiment_id: str
+) -> Experiment:
+    experiment = get(session=session, principal=principal, experiment_id=experiment_id)
+    if experiment.status not in (Status.failed.value, Status.cancelled.value):
+        raise Conflict(
+            f"only failed or cancelled experiments can be retried; "
+            f"{experiment_id!r} is {experiment.status}"
+        )
+    limits.check_queue(repo.count_queued(session, principal.owner_id), 1, settings)
+    if not repo.retry(session, experiment):
+        raise Conflict(f"experiment {experiment_id!r} changed status; try again")
+    enqueue_after_commit(session, settings, [experiment.id])
+    return experiment
+
+
 def metric_series(
     *,
     session: Session,
+    principal: Principal,
     experiment_id: str,
     names: list[str] | None,
     after_step: int | None,
     max_points: int | None,
-) -> dict[str, list[dict]]:
-    get(session=session, experiment_id=experiment_id)
+) -> dict[str, list[dict[str, Any]]]:
+    get(session=session, principal=principal, experiment_id=experiment_id)
     series = metrics_repo.series(session, experiment_id, names=names, after_step=after_step)
     if max_points:
         series = {name: downsample(points, max_points) for name, points in series.items()}

@@ -62,7 +62,7 @@ class ScheduleSpec(BaseModel):
     @model_validator(mode="after")
     def _valid_params(self) -> ScheduleSpec:
         try:
-            schedules.validate_params(self.kind, self.build_params(total=1))
+            schedules.validate_params(self.kind, self.build_params(total=self.warmup + 1))
         except (KeyError, ValueError) as exc:
             raise ValueError(_message(exc)) from None
         return self

@@ -6,13 +6,17 @@ test checks that the two agree.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Dataset(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    # Input width per position and output size: what the model-size limit is computed from.
+    features: ClassVar[int] = 1
+    outputs: ClassVar[int] = 2
 
     val_fraction: float = Field(
         0.1, ge=0.0, le=0.5, description="Share of the training split held out for validation."
@@ -21,6 +25,8 @@ class _Dataset(BaseModel):
 
 class MNIST1D(_Dataset):
     """MNIST-1D (Greydanus 2020), generated offline with mnist1d's make_dataset."""
+
+    features, outputs = 40, 10
 
     name: Literal["mnist1d"]
     num_samples: int = Field(5000, ge=100, le=200_000)
@@ -33,6 +39,8 @@ class MNIST1D(_Dataset):
 class Digits(_Dataset):
     """scikit-learn's bundled 8x8 handwritten digits (1,797 images)."""
 
+    features, outputs = 64, 10
+
     name: Literal["digits"]
     test_fraction: float = Field(0.2, gt=0.0, lt=0.9)
     as_image: bool = Field(False, description="Shape (1, 8, 8) for CNNs instead of 64 features.")
@@ -40,6 +48,8 @@ class Digits(_Dataset):
 
 class Moons(_Dataset):
     """Two interleaving half circles (synthetic, 2 features, 2 classes)."""
+
+    features, outputs = 2, 2
 
     name: Literal["moons"]
     num_samples: int = Field(2000, ge=20, le=1_000_000)
@@ -49,6 +59,8 @@ class Moons(_Dataset):
 
 class Spirals(_Dataset):
     """Interleaved spirals (synthetic, 2 features, one class per arm)."""
+
+    features, outputs = 2, 10
 
     name: Literal["spirals"]
     num_samples: int = Field(2000, ge=20, le=1_000_000)
@@ -61,6 +73,8 @@ class Spirals(_Dataset):
 class Adding(_Dataset):
     """The adding problem: sum the two marked values of a sequence (regression)."""
 
+    features, outputs = 2, 1
+
     name: Literal["adding"]
     seq_len: int = Field(50, ge=2, le=2000)
     num_samples: int = Field(10_000, ge=20, le=1_000_000)
@@ -69,6 +83,8 @@ class Adding(_Dataset):
 
 class Parity(_Dataset):
     """Parity of a binary sequence (classification, 2 classes)."""
+
+    features, outputs = 1, 2
 
     name: Literal["parity"]
     seq_len: int = Field(16, ge=2, le=2000)
@@ -79,6 +95,8 @@ class Parity(_Dataset):
 class MNIST(_Dataset):
     """MNIST from IDX files in the data directory (fetched with checksums when online)."""
 
+    features, outputs = 784, 10
+
     name: Literal["mnist"]
     download: bool = Field(True, description="Fetch missing files (checksum-verified) if online.")
     flatten: bool = Field(False, description="784 features instead of (1, 28, 28) images.")
@@ -87,6 +105,8 @@ class MNIST(_Dataset):
 class FashionMNIST(_Dataset):
     """Fashion-MNIST from IDX files in the data directory."""
 
+    features, outputs = 784, 10
+
     name: Literal["fashion_mnist"]
     download: bool = True
     flatten: bool = False
@@ -94,6 +114,8 @@ class FashionMNIST(_Dataset):
 
 class CIFAR10(_Dataset):
     """CIFAR-10 from the python pickle batches in the data directory."""
+
+    features, outputs = 3072, 10
 
     name: Literal["cifar10"]
     download: bool = True

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.spec import ExperimentSpec
@@ -247,7 +247,7 @@ def requeue_expired(session: Session, experiment_id: str, *, max_attempts: int) 
         return None
     if row.status == Status.cancelling.value:
         new, reason, message = Status.cancelled, "cancelled", "cancelled (worker lost)"
-    elif row.attempts >= max_attempts:
+    elif row.attempts - row.attempts_at_retry >= max_attempts:
         new, reason = Status.failed, "worker_lost"
         message = f"worker lost; {row.attempts} attempts of {max_attempts} used"
     elif row.status == Status.running.value:
@@ -291,5 +291,84 @@ def stale_queued(session: Session, before: datetime) -> Sequence[str]:
     query = select(Experiment.id).where(
         Experiment.status == Status.queued.value,
         or_(Experiment.enqueued_at.is_(None), Experiment.enqueued_at < before),
+    )
+    return session.scalars(query).all()
+
+
+def request_cancel(session: Session, experiment: Experiment) -> bool:
+    """Queued -> cancelled at once; running -> cancelling (the worker stops within seconds).
+
+    Returns False when the experiment already ended. Each transition is a guarded UPDATE,
+    so a worker that claims the row at the same moment cannot be overwritten silently.
+    """
+    for old, new in ((Status.queued, Status.cancelled), (Status.running, Status.cancelling)):
+        values: dict[str, Any] = {"status": new.value}
+        if new == Status.cancelled:
+            values.update(
+                finished_at=utcnow(),
+                status_reason="cancelled",
+                status_message="cancelled before it started",
+            )
+        result = session.execute(
+            update(Experiment)
+            .where(Experiment.id == experiment.id, Experiment.status == old.value)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            add_event(session, experiment.id, "status", f"{new.value} by user", status=new.value)
+            session.refresh(experiment)
+            return True
+    session.refresh(experiment)
+    return experiment.status == Status.cancelling.value
+
+
+def retry(session: Session, experiment: Experiment) -> bool:
+    """Failed or cancelled -> queued, keeping its checkpoint so the next attempt resumes."""
+    result = session.execute(
+        update(Experiment)
+        .where(
+            Experiment.id == experiment.id,
+            Experiment.status.in_([Status.failed.value, Status.cancelled.value]),
+        )
+        .values(
+            status=Status.queued.value,
+            status_reason=None,
+            status_message=None,
+            finished_at=None,
+            enqueued_at=utcnow(),
+            attempts_at_retry=Experiment.attempts,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    add_event(
+        session,
+        experiment.id,
+        "status",
+        "queued again by user (retry)",
+        status=Status.queued.value,
+        data={"retry": True},
+    )
+    session.refresh(experiment)
+    return True
+
+
+def count_queued(session: Session, owner_id: str | None) -> int:
+    query = (
+        select(func.count()).select_from(Experiment).where(Experiment.status == Status.queued.value)
+    )
+    if owner_id is not None:
+        query = query.where(Experiment.owner_id == owner_id)
+    return int(session.execute(query).scalar_one())
+
+
+def events_after(session: Session, experiment_id: str, after: int, limit: int) -> Sequence[Event]:
+    query = (
+        select(Event)
+        .where(Event.experiment_id == experiment_id, Event.id > after)
+        .order_by(Event.id)
+        .limit(limit)
     )
     return session.scalars(query).all()

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -73,3 +73,21 @@ def final_values(session: Session, experiment_id: str) -> dict[str, float]:
     """The last point of every metric name."""
     points = series(session, experiment_id)
     return {name: pts[-1]["value"] for name, pts in points.items() if pts}
+
+
+def points_after_id(
+    session: Session, experiment_id: str, after_id: int, limit: int = 1000
+) -> list[tuple[int, str, int, int, float]]:
+    """New points in insertion order: (row id, name, step, epoch, value)."""
+    query = (
+        select(Metric.id, Metric.name, Metric.step, Metric.epoch, Metric.value)
+        .where(Metric.experiment_id == experiment_id, Metric.id > after_id)
+        .order_by(Metric.id)
+        .limit(limit)
+    )
+    return [tuple(row) for row in session.execute(query)]  # type: ignore[misc]
+
+
+def last_id(session: Session, experiment_id: str) -> int:
+    query = select(func.max(Metric.id)).where(Metric.experiment_id == experiment_id)
+    return int(session.execute(query).scalar_one() or 0)

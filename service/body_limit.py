@@ -1,0 +1,70 @@
+"""Reject request bodies over ACTLAB_MAX_BODY_BYTES with 413, before they are read whole."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from service.errors import PROBLEM_BASE
+
+Scope = dict[str, Any]
+
+
+class BodyLimit:
+    """Pure ASGI middleware: checks Content-Length, and counts streamed bodies too."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_bytes:
+            await self._reject(send)
+            return
+        seen = 0
+
+        async def counted() -> Any:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await self._reject(send)
+
+    async def _reject(self, send: Any) -> None:
+        body = json.dumps(
+            {
+                "type": PROBLEM_BASE + "body-too-large",
+                "title": "Request body too large",
+                "status": 413,
+                "detail": f"request body over {self.max_bytes} bytes "
+                "(raise it with ACTLAB_MAX_BODY_BYTES)",
+                "setting": "ACTLAB_MAX_BODY_BYTES",
+                "limit": self.max_bytes,
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/problem+json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass

@@ -1,0 +1,64 @@
+"""Caps on what one request may ask for; each rejection names its setting."""
+
+from __future__ import annotations
+
+import itertools
+
+from service.errors import LimitExceeded
+from service.settings import Settings
+from service.spec import ExperimentSpec
+from service.spec.models import CNN, MLP
+
+
+def parameter_count(spec: ExperimentSpec) -> int:
+    """Trainable parameters of the spec's model, from its widths (an upper-bound estimate)."""
+    features, outputs = spec.dataset.features, spec.dataset.outputs
+    model = spec.model
+    if isinstance(model, MLP):
+        widths = [features, *model.hidden, outputs]
+        return sum((a + 1) * b for a, b in itertools.pairwise(widths))
+    if isinstance(model, CNN):
+        channels = [3 if features == 3072 else 1, *model.channels]
+        convs = sum((a * model.kernel_size**2 + 1) * b for a, b in itertools.pairwise(channels))
+        return convs + (channels[-1] + 1) * outputs
+    gates = 4 if model.arch == "lstm" else 3
+    h, total, width = model.hidden_size, 0, features
+    for _ in range(model.num_layers):
+        total += gates * (width * h + h * h + 2 * h)
+        width = h
+    return total + (h + 1) * outputs
+
+
+def check_spec(spec: ExperimentSpec, settings: Settings) -> None:
+    """Raise LimitExceeded if the spec asks for more than this server allows."""
+    training = spec.training
+    if training.epochs > settings.max_epochs:
+        raise LimitExceeded(
+            f"training.epochs={training.epochs} is too many",
+            setting="ACTLAB_MAX_EPOCHS",
+            limit=settings.max_epochs,
+        )
+    if training.max_steps is not None and training.max_steps > settings.max_steps:
+        raise LimitExceeded(
+            f"training.max_steps={training.max_steps} is too many",
+            setting="ACTLAB_MAX_STEPS",
+            limit=settings.max_steps,
+        )
+    params = parameter_count(spec)
+    if params > settings.max_model_parameters:
+        raise LimitExceeded(
+            f"the model has about {params} parameters",
+            setting="ACTLAB_MAX_MODEL_PARAMETERS",
+            limit=settings.max_model_parameters,
+        )
+
+
+def check_queue(queued: int, new: int, settings: Settings) -> None:
+    """Raise 429 if `new` more queued experiments would exceed the owner's share."""
+    if queued + new > settings.max_queued_per_owner:
+        raise LimitExceeded(
+            f"{queued} experiments already queued, {new} more requested",
+            setting="ACTLAB_MAX_QUEUED_PER_OWNER",
+            limit=settings.max_queued_per_owner,
+            status=429,
+        )

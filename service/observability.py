@@ -1,0 +1,112 @@
+"""Prometheus metrics: experiments by status, queue depth, run durations, HTTP latency."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+from fastapi import APIRouter, FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from sqlalchemy import func, select
+
+from service.settings import Settings
+from service.store.db import session_scope
+from service.store.models import TERMINAL, Experiment, Status
+
+log = logging.getLogger("actlab.metrics")
+DURATION_BUCKETS = (10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 24 * 3600.0)
+
+
+def queue_depth(settings: Settings) -> int:
+    """Messages waiting in the Celery queue (a Redis list named after the queue)."""
+    url = settings.resolved_broker_url
+    if url.startswith("redis+socket://"):
+        client = redis.Redis(unix_socket_path=url.removeprefix("redis+socket://"), socket_timeout=2)
+    else:
+        client = redis.Redis.from_url(url, socket_timeout=2)
+    try:
+        return int(client.llen(settings.queue))  # type: ignore[arg-type]
+    finally:
+        client.close()
+
+
+class StoreCollector:
+    """Reads the database (and broker) at scrape time: the store is the source of truth."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def collect(self) -> Iterator[Any]:
+        by_status = GaugeMetricFamily(
+            "actlab_experiments", "Experiments by status", labels=["status"]
+        )
+        durations: list[float] = []
+        with session_scope(self.settings.resolved_database_url) as session:
+            counts = dict(
+                session.execute(
+                    select(Experiment.status, func.count()).group_by(Experiment.status)
+                ).all()
+            )
+            finished = session.execute(
+                select(Experiment.started_at, Experiment.finished_at).where(
+                    Experiment.status.in_([s.value for s in TERMINAL]),
+                    Experiment.started_at.is_not(None),
+                    Experiment.finished_at.is_not(None),
+                )
+            ).all()
+        for status in Status:
+            by_status.add_metric([status.value], counts.get(status.value, 0))
+        yield by_status
+        durations = [(end - start).total_seconds() for start, end in finished]
+        yield _histogram("actlab_run_duration_seconds", "Wall time of finished runs", durations)
+        depth = GaugeMetricFamily("actlab_queue_depth", "Messages waiting in the broker queue")
+        try:
+            depth.add_metric([], queue_depth(self.settings))
+        except Exception as exc:  # report what we can; the broker may be away
+            log.warning("queue depth unavailable: %s", exc)
+            depth.add_metric([], float("nan"))
+        yield depth
+
+
+def _histogram(name: str, doc: str, values: list[float]) -> HistogramMetricFamily:
+    buckets = [(str(b), float(sum(v <= b for v in values))) for b in DURATION_BUCKETS]
+    buckets.append(("+Inf", float(len(values))))
+    family = HistogramMetricFamily(name, doc)
+    family.add_metric([], buckets, sum_value=sum(values))
+    return family
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """GET /metrics and the HTTP latency middleware, on a registry of this app's own."""
+    registry = CollectorRegistry()
+    registry.register(StoreCollector(settings))  # type: ignore[arg-type]
+    latency = Histogram(
+        "actlab_http_request_duration_seconds",
+        "HTTP request latency",
+        ["method", "route", "status"],
+        registry=registry,
+    )
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        latency.labels(request.method, path, str(response.status_code)).observe(
+            time.perf_counter() - started
+        )
+        return response
+
+    router = APIRouter(tags=["health"])
+
+    @router.get("/metrics", response_class=Response)
+    def metrics() -> Response:
+        """Prometheus exposition."""
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(router)

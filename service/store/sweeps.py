@@ -1,0 +1,95 @@
+"""Sweep rows and the queries that aggregate their experiments."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.store.models import Experiment, Metric, Sweep, new_id
+
+
+def create(
+    session: Session,
+    *,
+    name: str,
+    base_spec: dict[str, Any],
+    grid: dict[str, list[Any]],
+    seeds: list[int],
+    metric: str,
+    baseline: dict[str, Any] | None,
+    owner_id: str | None = None,
+) -> Sweep:
+    """Insert a sweep row (its experiments are created by the caller); the caller commits."""
+    sweep = Sweep(
+        id=new_id("swp"),
+        name=name,
+        owner_id=owner_id,
+        base_spec=base_spec,
+        grid=grid,
+        seeds=seeds,
+        metric=metric,
+        baseline=baseline,
+    )
+    session.add(sweep)
+    session.flush()
+    return sweep
+
+
+def get(session: Session, sweep_id: str) -> Sweep | None:
+    return session.get(Sweep, sweep_id)
+
+
+def list_page(
+    session: Session, *, limit: int, cursor: str | None = None, owner_id: str | None = None
+) -> Sequence[Sweep]:
+    """Newest first; `cursor` is the last id of the previous page."""
+    query = select(Sweep).order_by(Sweep.id.desc()).limit(limit)
+    if cursor:
+        query = query.where(Sweep.id < cursor)
+    if owner_id:
+        query = query.where(Sweep.owner_id == owner_id)
+    return session.scalars(query).all()
+
+
+def experiments_of(session: Session, sweep_id: str) -> Sequence[Experiment]:
+    """Every experiment of a sweep, oldest first."""
+    query = select(Experiment).where(Experiment.sweep_id == sweep_id).order_by(Experiment.id)
+    return session.scalars(query).all()
+
+
+def status_counts(session: Session, sweep_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+    """sweep id -> {status: number of experiments}, in one grouped query."""
+    ids = list(sweep_ids)
+    out: dict[str, dict[str, int]] = {i: {} for i in ids}
+    if not ids:
+        return out
+    query = (
+        select(Experiment.sweep_id, Experiment.status, func.count())
+        .where(Experiment.sweep_id.in_(ids))
+        .group_by(Experiment.sweep_id, Experiment.status)
+    )
+    for sweep_id, status, count in session.execute(query):
+        out[str(sweep_id)][status] = int(count)
+    return out
+
+
+def last_values(session: Session, experiment_ids: Iterable[str], metric: str) -> dict[str, float]:
+    """experiment id -> the value of `metric` at its highest step, for those that have one."""
+    ids = list(experiment_ids)
+    if not ids:
+        return {}
+    last_step = (
+        select(Metric.experiment_id, func.max(Metric.step).label("step"))
+        .where(Metric.experiment_id.in_(ids), Metric.name == metric)
+        .group_by(Metric.experiment_id)
+        .subquery()
+    )
+    query = select(Metric.experiment_id, Metric.value).join(
+        last_step,
+        (Metric.experiment_id == last_step.c.experiment_id) & (Metric.step == last_step.c.step),
+    )
+    query = query.where(Metric.name == metric)
+    return {experiment_id: float(value) for experiment_id, value in session.execute(query)}

@@ -1,0 +1,64 @@
+"""/v1/sweeps: parse, authorize, call the service."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, status
+
+from service.auth import PrincipalDep
+from service.deps import SessionDep, SettingsDep
+from service.sweeps import service
+from service.sweeps.schemas import EXAMPLE, SweepCreate, SweepList, SweepRead
+
+router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
+
+SweepBody = Annotated[
+    SweepCreate,
+    Body(
+        openapi_examples={"relu-vs-noisy-relu": {"summary": "Two units, 5 seeds", "value": EXAMPLE}}
+    ),
+]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=SweepRead)
+def create_sweep(
+    body: SweepBody, session: SessionDep, settings: SettingsDep, principal: PrincipalDep
+) -> Any:
+    """Create one queued experiment per grid point and seed, all in one transaction."""
+    return service.create(
+        session=session, settings=settings, body=body, owner_id=principal.owner_id
+    )
+
+
+@router.get("", response_model=SweepList)
+def list_sweeps(
+    session: SessionDep,
+    principal: PrincipalDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> Any:
+    """Newest first; follow `next_cursor` for more."""
+    items, next_cursor = service.list_page(
+        session=session, limit=limit, cursor=cursor, owner_id=principal.scope
+    )
+    return SweepList(items=items, next_cursor=next_cursor)
+
+
+@router.get("/{sweep_id}", response_model=SweepRead)
+def get_sweep(
+    sweep_id: str,
+    session: SessionDep,
+    principal: PrincipalDep,
+    metric: Annotated[
+        str | None, Query(max_length=128, description="Default: the sweep's (test/acc).")
+    ] = None,
+    baseline: Annotated[
+        str | None,
+        Query(max_length=2000, description="An arm's `label` or a JSON object of grid values."),
+    ] = None,
+) -> Any:
+    """Status counts, experiments, per-point mean/std/95% CI, and paired tests vs the baseline."""
+    return service.get(
+        session=session, sweep_id=sweep_id, principal=principal, metric=metric, baseline=baseline
+    )

@@ -1,0 +1,54 @@
+"""The catalogue endpoints serve the registries and spec schemas."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+import activations
+from activations import schedules
+from service.spec.datasets import DATASET_SPECS
+from service.spec.models import MODEL_SPECS
+
+
+def test_activations_catalogue(client: TestClient) -> None:
+    body = client.get("/v1/activations").json()
+    assert [row["name"] for row in body] == [row["name"] for row in activations.catalogue()]
+    noisy = {row["name"]: row for row in body}["noisy_relu"]
+    assert noisy["noisy"] is True
+    assert {"sigma"} <= {p["name"] for p in noisy["params"]}
+
+
+def test_schedules_datasets_models(client: TestClient) -> None:
+    assert {r["name"] for r in client.get("/v1/schedules").json()} >= set(schedules.names())
+    assert [r["name"] for r in client.get("/v1/datasets").json()] == list(DATASET_SPECS)
+    models = {r["name"]: r for r in client.get("/v1/models").json()}
+    assert list(models) == list(MODEL_SPECS)
+    hidden = {p["name"]: p for p in models["mlp"]["params"]}["hidden"]
+    assert hidden["default"] == [100, 100]
+
+
+def test_schedule_preview(client: TestClient) -> None:
+    body = client.get(
+        "/v1/schedules/linear/preview", params={"total": 100, "points": 3, "start": 1.0, "end": 0.0}
+    ).json()
+    assert body["points"] == [[0.0, 1.0], [50.0, 0.5], [100.0, 0.0]]
+    bad = client.get("/v1/schedules/zigzag/preview", params={"total": 10})
+    assert bad.status_code == 422 and "cosine" in bad.json()["detail"]
+
+
+def test_prometheus_metrics(client: TestClient) -> None:
+    client.post(
+        "/v1/experiments",
+        json={
+            "dataset": {"name": "moons"},
+            "model": {"arch": "mlp"},
+            "activation": {"name": "relu"},
+        },
+    )
+    text = client.get("/metrics").text
+    assert 'actlab_experiments{status="queued"} 1.0' in text
+    assert "actlab_queue_depth 1.0" in text
+    assert "actlab_run_duration_seconds_bucket" in text
+    assert (
+        'actlab_http_request_duration_seconds_count{method="POST",route="/v1/experiments"' in text
+    )

@@ -1,0 +1,56 @@
+"""Idempotency-Key: the same key and body replay; another body is a 422."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+from service.settings import Settings
+from service.store.db import session_scope
+from service.store.models import IdempotencyRecord, utcnow
+from tests.support import canonical_spec
+
+
+def _count(client: TestClient) -> int:
+    return len(client.get("/v1/experiments").json()["items"])
+
+
+def test_same_key_same_body_returns_first_response(client: TestClient) -> None:
+    headers = {"Idempotency-Key": "abc-1"}
+    first = client.post("/v1/experiments", json=canonical_spec(), headers=headers)
+    again = client.post("/v1/experiments", json=canonical_spec(), headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert _count(client) == 1
+
+
+def test_same_key_other_body_is_422(client: TestClient) -> None:
+    headers = {"Idempotency-Key": "abc-2"}
+    client.post("/v1/experiments", json=canonical_spec(), headers=headers)
+    other = client.post("/v1/experiments", json=canonical_spec(seed=7), headers=headers)
+    assert other.status_code == 422
+    assert "Idempotency-Key" in other.json()["detail"]
+    assert _count(client) == 1
+
+
+def test_keys_expire(client: TestClient, settings: Settings) -> None:
+    headers = {"Idempotency-Key": "abc-3"}
+    client.post("/v1/experiments", json=canonical_spec(), headers=headers)
+    with session_scope(settings.resolved_database_url) as session:
+        session.execute(update(IdempotencyRecord).values(expires_at=utcnow() - timedelta(1)))
+    again = client.post("/v1/experiments", json=canonical_spec(), headers=headers)
+    assert again.status_code == 201 and "idempotent-replayed" not in again.headers
+    assert _count(client) == 2
+
+
+def test_a_rejected_request_does_not_burn_the_key(client: TestClient) -> None:
+    headers = {"Idempotency-Key": "abc-4"}
+    bad = client.post(
+        "/v1/experiments", json=canonical_spec(training={"epochs": 0}), headers=headers
+    )
+    assert bad.status_code == 422
+    good = client.post("/v1/experiments", json=canonical_spec(), headers=headers)
+    assert good.status_code == 201

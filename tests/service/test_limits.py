@@ -1,0 +1,72 @@
+"""Every cap rejects with the limit and the setting that raises it; nothing is created."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.settings import Settings
+from tests.support import canonical_spec
+
+
+@pytest.fixture
+def tight(settings: Settings) -> Iterator[TestClient]:
+    settings = settings.model_copy(
+        update={
+            "max_epochs": 50,
+            "max_steps": 1000,
+            "max_model_parameters": 20_000,
+            "max_queued_per_owner": 2,
+            "max_body_bytes": 4096,
+        }
+    )
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def _rejected(response, status: int, setting: str) -> None:  # type: ignore[no-untyped-def]
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["setting"] == setting
+    assert setting in body["detail"]
+
+
+def test_epochs_cap(tight: TestClient) -> None:
+    _rejected(
+        tight.post("/v1/experiments", json=canonical_spec(training={"epochs": 51})),
+        422,
+        "ACTLAB_MAX_EPOCHS",
+    )
+
+
+def test_steps_cap(tight: TestClient) -> None:
+    spec = canonical_spec(training={"epochs": 1, "max_steps": 1001})
+    _rejected(tight.post("/v1/experiments", json=spec), 422, "ACTLAB_MAX_STEPS")
+
+
+def test_model_size_cap(tight: TestClient) -> None:
+    # 40*500 + 500*10 weights: over 20,000 parameters.
+    spec = canonical_spec(model={"arch": "mlp", "hidden": [500]})
+    _rejected(tight.post("/v1/experiments", json=spec), 422, "ACTLAB_MAX_MODEL_PARAMETERS")
+
+
+def test_queued_per_owner_cap(tight: TestClient) -> None:
+    for seed in range(2):
+        assert tight.post("/v1/experiments", json=canonical_spec(seed=seed)).status_code == 201
+    _rejected(
+        tight.post("/v1/experiments", json=canonical_spec(seed=3)),
+        429,
+        "ACTLAB_MAX_QUEUED_PER_OWNER",
+    )
+    assert len(tight.get("/v1/experiments").json()["items"]) == 2
+
+
+def test_body_size_cap(tight: TestClient) -> None:
+    spec = canonical_spec(tags=["x" * 60] * 30, name="y" * 200)
+    spec["padding"] = "z" * 5000
+    response = tight.post("/v1/experiments", json=spec)
+    _rejected(response, 413, "ACTLAB_MAX_BODY_BYTES")
+    assert tight.get("/v1/experiments").json()["items"] == []
