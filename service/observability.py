@@ -61,7 +61,7 @@ class StoreCollector:
         for status in Status:
             by_status.add_metric([status.value], counts.get(status.value, 0))
         yield by_status
-        durations = [(end - start).total_seconds() for start, end in finished]
+        durations = [(end - start).total_seconds() for start, end in finished if start and end]
         yield _histogram("actlab_run_duration_seconds", "Wall time of finished runs", durations)
         depth = GaugeMetricFamily("actlab_queue_depth", "Messages waiting in the broker queue")
         try:

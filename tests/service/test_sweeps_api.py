@@ -136,6 +136,23 @@ def test_size_over_the_cap_names_the_setting(settings: Settings) -> None:
         assert api.post("/v1/sweeps", json=sweep_body(seeds=[0, 1])).status_code == 201
 
 
+def test_every_point_is_held_to_the_spec_limits(settings: Settings) -> None:
+    with _client(settings, max_epochs=2) as api:
+        body = sweep_body(grid={"training.epochs": [1, 3]}, seeds=[0])
+        problem = _problem(api.post("/v1/sweeps", json=body), "limit-exceeded")
+        assert problem["setting"] == "ACTLAB_MAX_EPOCHS"
+        assert api.get("/v1/experiments").json()["items"] == []
+
+
+def test_a_sweep_counts_toward_the_owners_queue(settings: Settings) -> None:
+    with _client(settings, max_queued_per_owner=7) as api:
+        assert api.post("/v1/sweeps", json=sweep_body()).status_code == 201
+        response = api.post("/v1/sweeps", json=sweep_body())
+        assert response.status_code == 429, response.text
+        assert response.json()["setting"] == "ACTLAB_MAX_QUEUED_PER_OWNER"
+        assert len(api.get("/v1/experiments").json()["items"]) == 6
+
+
 @pytest.mark.parametrize(
     ("overrides", "path"),
     [
