@@ -1,0 +1,86 @@
+"""Cancel, retry and live events against a real worker."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.support import Process, canonical_spec, wait_for_status
+
+pytestmark = pytest.mark.integration
+
+LONG = canonical_spec(training={"epochs": 400, "batch_size": 100})
+
+
+def _wait_for_epoch(client: TestClient, experiment_id: str, epoch: int) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        series = client.get(
+            f"/v1/experiments/{experiment_id}/metrics", params={"name": "val/acc"}
+        ).json()["series"]
+        if len(series.get("val/acc", [])) >= epoch:
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"{experiment_id} never reached epoch {epoch}")
+
+
+def _events(client: TestClient, experiment_id: str) -> list[dict]:
+    return client.get(f"/v1/experiments/{experiment_id}/events").json()["events"]
+
+
+def test_cancel_running_then_retry_resumes_from_checkpoint(
+    client: TestClient, worker: Process
+) -> None:
+    exp = client.post("/v1/experiments", json=LONG).json()
+    _wait_for_epoch(client, exp["id"], 2)
+    asked = time.monotonic()
+    assert client.post(f"/v1/experiments/{exp['id']}/cancel").json()["status"] == "cancelling"
+    done = wait_for_status(client, exp["id"], {"cancelled"}, timeout=30)
+    assert time.monotonic() - asked < 10  # heartbeat (2 s in tests) + a step
+    kept = client.get(f"/v1/experiments/{exp['id']}/metrics").json()["series"]
+    assert len(kept["val/acc"]) >= 2
+    assert done["attempts"] == 1
+
+    retried = client.post(f"/v1/experiments/{exp['id']}/retry").json()
+    assert retried["status"] == "queued"
+    deadline = time.monotonic() + 60
+    while not any(
+        "resumed from checkpoint" in (e["message"] or "") for e in _events(client, exp["id"])
+    ):
+        assert time.monotonic() < deadline, _events(client, exp["id"])
+        time.sleep(0.2)
+    client.post(f"/v1/experiments/{exp['id']}/cancel")
+    final = wait_for_status(client, exp["id"], {"cancelled"}, timeout=30)
+    assert final["attempts"] == 2
+    statuses = [e["status"] for e in _events(client, exp["id"]) if e["kind"] == "status"]
+    assert statuses == [
+        "queued",
+        "running",
+        "cancelling",
+        "cancelled",
+        "queued",
+        "running",
+        "cancelling",
+        "cancelled",
+    ]
+    # The resumed attempt continued the curve: one point per epoch, no duplicates.
+    epochs = [
+        p["epoch"]
+        for p in client.get(f"/v1/experiments/{exp['id']}/metrics").json()["series"]["val/acc"]
+    ]
+    assert epochs == list(range(1, len(epochs) + 1))
+
+
+def test_event_stream_follows_a_run_to_its_end(client: TestClient, worker: Process) -> None:
+    spec = canonical_spec(training={"epochs": 3, "batch_size": 100})
+    exp = client.post("/v1/experiments", json=spec).json()
+    with client.stream(
+        "GET", f"/v1/experiments/{exp['id']}/events", params={"stream": "true"}
+    ) as response:
+        text = "".join(response.iter_text())
+    assert "event: progress" in text
+    assert "event: metrics" in text and '"name":"val/acc"' in text
+    assert '"status":"running"' in text
+    assert text.rstrip().endswith('data: {"status":"succeeded"}')
