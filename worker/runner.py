@@ -179,12 +179,8 @@ def _train(claim: Claim, callbacks: StoreCallbacks, settings: Settings) -> str:
 def _interrupted(reason: str) -> dict[str, Any]:
     if reason == "cancel":
         return {"status": Status.cancelled, "reason": "cancelled", "message": "cancelled by user"}
-    if reason == "shutdown":
-        return {
-            "status": Status.queued,
-            "reason": "requeued",
-            "message": "worker shut down; resumes from its checkpoint",
-        }
+    if reason == "shutdown":  # queued is not a failure: no status_reason, just a message
+        return {"status": Status.queued, "message": "worker shut down; resumes from checkpoint"}
     return {"status": None}  # lease lost: another attempt owns the row; write nothing
 
 

@@ -1,0 +1,191 @@
+"""Faults injected into real processes: the database keeps every experiment exactly once.
+
+- a worker SIGKILLed mid-training: another worker resumes it from its checkpoint;
+- the broker flushed while experiments are queued: the reaper re-sends them;
+- the same task delivered twice at once: one execution writes, nothing is duplicated;
+- SIGTERM: the worker checkpoints, hands the experiment back, and takes no new one.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from service.app import create_app
+from service.queue import send_run
+from service.settings import Settings
+from service.store.db import session_scope
+from service.store.models import Metric
+from tests.support import Process, canonical_spec, start_worker, wait_for_status
+
+pytestmark = pytest.mark.integration
+
+# Short leases so a dead worker is noticed in seconds rather than a minute.
+FAST = {
+    "lease_seconds": 4,
+    "heartbeat_seconds": 1,
+    "reaper_interval_seconds": 1,
+    "queued_grace_seconds": 3,
+}
+SPEC = canonical_spec(training={"epochs": 6, "batch_size": 100})
+
+
+@pytest.fixture
+def fast(settings: Settings) -> Settings:
+    return settings.model_copy(update=FAST)
+
+
+@pytest.fixture
+def api(fast: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(fast)) as client:
+        yield client
+
+
+def _metric_rows(settings: Settings, experiment_id: str) -> int:
+    with session_scope(settings.resolved_database_url) as session:
+        query = (
+            select(func.count()).select_from(Metric).where(Metric.experiment_id == experiment_id)
+        )
+        return int(session.execute(query).scalar_one())
+
+
+def _series(api: TestClient, experiment_id: str) -> dict:
+    return api.get(f"/v1/experiments/{experiment_id}/metrics").json()["series"]
+
+
+def _wait_for_epoch(api: TestClient, experiment_id: str, epoch: int) -> None:
+    deadline = time.monotonic() + 120
+    while len(_series(api, experiment_id).get("val/acc", [])) < epoch:
+        assert time.monotonic() < deadline, f"{experiment_id} never reached epoch {epoch}"
+        time.sleep(0.1)
+
+
+def _status_events(api: TestClient, experiment_id: str) -> list[str | None]:
+    events = api.get(f"/v1/experiments/{experiment_id}/events").json()["events"]
+    return [e["status"] for e in events if e["kind"] == "status"]
+
+
+def test_sigkilled_worker_is_resumed_elsewhere_with_identical_metrics(
+    api: TestClient, fast: Settings, tmp_path: Path
+) -> None:
+    first = start_worker(fast, tmp_path / "w1.log", name="w1")
+    exp = api.post("/v1/experiments", json=SPEC).json()
+    _wait_for_epoch(api, exp["id"], 2)
+    first.stop(signal.SIGKILL)
+    second = start_worker(fast, tmp_path / "w2.log", name="w2")
+    try:
+        done = wait_for_status(api, exp["id"], {"succeeded", "failed"}, timeout=120)
+        assert done["status"] == "succeeded", done
+        assert done["attempts"] == 2
+        assert any(
+            "resumed from checkpoint" in (e["message"] or "")
+            for e in api.get(f"/v1/experiments/{exp['id']}/events").json()["events"]
+        )
+        assert "lease expired; re-queued" in str(
+            api.get(f"/v1/experiments/{exp['id']}/events").json()
+        )
+        # The same spec, uninterrupted, on the surviving worker.
+        clean = api.post("/v1/experiments", json=SPEC).json()
+        clean_done = wait_for_status(api, clean["id"], {"succeeded", "failed"}, timeout=120)
+    finally:
+        second.stop()
+    assert clean_done["attempts"] == 1
+    resumed, uninterrupted = _series(api, exp["id"]), _series(api, clean["id"])
+    assert resumed == uninterrupted  # every point of every metric, bit for bit
+    assert done["summary"]["test/acc"] == clean_done["summary"]["test/acc"]
+    assert _metric_rows(fast, exp["id"]) == _metric_rows(fast, clean["id"])
+
+
+def test_flushed_broker_loses_no_queued_experiment(
+    api: TestClient, fast: Settings, tmp_path: Path
+) -> None:
+    spec = canonical_spec(dataset={"name": "moons"}, training={"epochs": 1})
+    ids = [api.post("/v1/experiments", json={**spec, "seed": s}).json()["id"] for s in range(4)]
+    url = fast.resolved_broker_url
+    client = (
+        redis.Redis(unix_socket_path=url.removeprefix("redis+socket://"))
+        if url.startswith("redis+socket://")
+        else redis.Redis.from_url(url)
+    )
+    assert client.llen(fast.queue) == 4
+    client.delete(fast.queue)  # the messages are gone, as after a restart without persistence
+    assert client.llen(fast.queue) == 0
+    worker = start_worker(fast, tmp_path / "w.log")
+    try:
+        for experiment_id in ids:
+            done = wait_for_status(api, experiment_id, {"succeeded", "failed"}, timeout=120)
+            assert done["status"] == "succeeded", done
+            assert done["attempts"] == 1
+    finally:
+        worker.stop()
+
+
+def test_duplicate_delivery_runs_once(api: TestClient, fast: Settings, tmp_path: Path) -> None:
+    workers = [start_worker(fast, tmp_path / f"w{i}.log", name=f"w{i}") for i in (1, 2)]
+    try:
+        spec = canonical_spec(training={"epochs": 3})
+        exp = api.post("/v1/experiments", json=spec).json()
+        for _ in range(3):  # two more deliveries of the same message, at once
+            send_run(fast, exp["id"])
+        done = wait_for_status(api, exp["id"], {"succeeded", "failed"}, timeout=120)
+        time.sleep(2)  # let the duplicates be consumed and skipped
+    finally:
+        for w in workers:
+            w.stop()
+    assert done["status"] == "succeeded" and done["attempts"] == 1
+    assert _status_events(api, exp["id"]) == ["queued", "running", "succeeded"]
+    series = _series(api, exp["id"])
+    assert all(
+        len(points) == 3
+        for name, points in series.items()
+        if "/" in name and not name.startswith(("act/", "grad/"))
+    )
+    assert _metric_rows(fast, exp["id"]) == sum(len(p) for p in series.values())
+    skipped = sum(w.output().count("not claimable") for w in workers)
+    assert skipped >= 3
+
+
+def test_sigterm_checkpoints_and_hands_the_experiment_back(
+    api: TestClient, fast: Settings, tmp_path: Path
+) -> None:
+    first = start_worker(fast, tmp_path / "w1.log", name="w1")
+    spec = canonical_spec(training={"epochs": 400})
+    exp = api.post("/v1/experiments", json=spec).json()
+    _wait_for_epoch(api, exp["id"], 1)
+    code = first.stop(signal.SIGTERM, timeout=30)
+    assert code == 0, first.output()[-3000:]
+    row = api.get(f"/v1/experiments/{exp['id']}").json()
+    assert row["status"] == "queued", row
+    assert row["status_reason"] is None
+    assert "resumes from checkpoint" in row["status_message"]
+    second = start_worker(fast, tmp_path / "w2.log", name="w2")
+    try:
+        deadline = time.monotonic() + 60
+        while "resumed from checkpoint" not in str(
+            api.get(f"/v1/experiments/{exp['id']}/events").json()
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        api.post(f"/v1/experiments/{exp['id']}/cancel")
+        wait_for_status(api, exp["id"], {"cancelled"}, timeout=30)
+    finally:
+        second.stop()
+
+
+def test_wall_time_limit_fails_as_timeout(api: TestClient, fast: Settings, tmp_path: Path) -> None:
+    worker = start_worker(fast, tmp_path / "w.log")
+    try:
+        spec = canonical_spec(training={"epochs": 400, "time_limit_s": 5})
+        exp = api.post("/v1/experiments", json=spec).json()
+        done = wait_for_status(api, exp["id"], {"succeeded", "failed"}, timeout=60)
+    finally:
+        worker.stop()
+    assert done["status"] == "failed" and done["status_reason"] == "timeout"
+    assert len(_series(api, exp["id"]).get("val/acc", [])) >= 1
