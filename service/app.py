@@ -10,6 +10,7 @@ from service.catalogue.router import router as catalogue_router
 from service.experiments.router import router as experiments_router
 from service.health.router import router as health_router
 from service.settings import Settings, get_settings
+from service.sweeps.router import router as sweeps_router
 
 DESCRIPTION = """Training as a service for research on activation functions and activation
 noise. POST an experiment spec, poll its status and metrics, compare sweeps with
@@ -26,5 +27,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(catalogue_router)
     app.include_router(experiments_router)
+    app.include_router(sweeps_router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -29,9 +29,6 @@ def _key(settings: Settings, owner: str) -> str:
 
 def _client(settings: Settings, owner: str = "alice", **overrides: Any) -> TestClient:
     app = create_app(settings.model_copy(update={"auth_enabled": True, **overrides}))
-    from service.sweeps.router import router  # TEMP-SWEEPS until service/app.py includes it
-
-    app.include_router(router)  # TEMP-SWEEPS
     client = TestClient(app)
     client.headers["Authorization"] = f"Bearer {_key(settings, owner)}"
     return client
