@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from service import observability, problems
 from service.body_limit import BodyLimit
 from service.catalogue.router import router as catalogue_router
+from service.experiments.batch_router import router as batch_metrics_router
 from service.experiments.router import router as experiments_router
 from service.health.router import router as health_router
 from service.settings import Settings, get_settings
@@ -27,6 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(catalogue_router)
     app.include_router(experiments_router)
+    app.include_router(batch_metrics_router)
     app.include_router(sweeps_router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

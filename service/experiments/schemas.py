@@ -86,3 +86,9 @@ class EventRead(BaseModel):
 class EventList(BaseModel):
     events: list[EventRead]
     next_after: int = Field(description="Pass as `after` to get only newer events.")
+
+
+class MetricsBatch(BaseModel):
+    experiments: dict[str, dict[str, list[MetricPoint]]] = Field(
+        description="experiment id -> metric name -> points ordered by step."
+    )

@@ -99,6 +99,30 @@ def metric_series(
 ) -> dict[str, list[dict[str, Any]]]:
     get(session=session, principal=principal, experiment_id=experiment_id)
     series = metrics_repo.series(session, experiment_id, names=names, after_step=after_step)
-    if max_points:
-        series = {name: downsample(points, max_points) for name, points in series.items()}
-    return series
+    return _downsampled(series, max_points)
+
+
+def many_series(
+    *,
+    session: Session,
+    principal: Principal,
+    experiment_ids: list[str],
+    names: list[str] | None,
+    after_step: int | None,
+    max_points: int | None,
+) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Curves of many experiments in one query (e.g. a sweep's); each must be visible."""
+    for experiment_id in experiment_ids:
+        get(session=session, principal=principal, experiment_id=experiment_id)
+    if not experiment_ids:
+        return {}
+    found = metrics_repo.series_many(session, experiment_ids, names=names, after_step=after_step)
+    return {i: _downsampled(series, max_points) for i, series in found.items()}
+
+
+def _downsampled(
+    series: dict[str, list[dict[str, Any]]], max_points: int | None
+) -> dict[str, list[dict[str, Any]]]:
+    if not max_points:
+        return series
+    return {name: downsample(points, max_points) for name, points in series.items()}

@@ -54,19 +54,37 @@ def series(
     after_step: int | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """All points of an experiment, grouped by name, ordered by step."""
-    query = select(Metric.name, Metric.step, Metric.epoch, Metric.value).where(
-        Metric.experiment_id == experiment_id
+    return series_many(session, [experiment_id], names=names, after_step=after_step).get(
+        experiment_id, {}
+    )
+
+
+def series_many(
+    session: Session,
+    experiment_ids: Iterable[str],
+    *,
+    names: Iterable[str] | None = None,
+    after_step: int | None = None,
+) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Points of several experiments in one query: {experiment: {name: [points by step]}}.
+
+    Ordered by the unique (experiment_id, name, step) index, so it is read in index order.
+    """
+    ids = list(experiment_ids)
+    query = select(Metric.experiment_id, Metric.name, Metric.step, Metric.epoch, Metric.value)
+    query = query.where(
+        Metric.experiment_id.in_(ids) if len(ids) > 1 else Metric.experiment_id == ids[0]
     )
     wanted = list(names or [])
     if wanted:
         query = query.where(Metric.name.in_(wanted))
     if after_step is not None:
         query = query.where(Metric.step > after_step)
-    query = query.order_by(Metric.name, Metric.step)
-    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for name, step, epoch, value in session.execute(query):
-        out[name].append({"step": step, "epoch": epoch, "value": value})
-    return dict(out)
+    query = query.order_by(Metric.experiment_id, Metric.name, Metric.step)
+    out: dict[str, dict[str, list[dict[str, Any]]]] = {i: defaultdict(list) for i in ids}
+    for experiment_id, name, step, epoch, value in session.execute(query):
+        out[experiment_id][name].append({"step": step, "epoch": epoch, "value": value})
+    return {i: dict(points) for i, points in out.items()}
 
 
 def final_values(session: Session, experiment_id: str) -> dict[str, float]:

@@ -1,0 +1,43 @@
+"""GET /v1/metrics: the curves of many experiments in one request."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from service.auth import PrincipalDep
+from service.deps import SessionDep
+from service.experiments import service
+from service.experiments.schemas import MetricsBatch
+from service.store import experiments as repo
+
+router = APIRouter(prefix="/v1", tags=["experiments"])
+
+
+@router.get("/metrics/series", response_model=MetricsBatch)
+def batch_metrics(
+    session: SessionDep,
+    principal: PrincipalDep,
+    experiment_id: Annotated[
+        list[str] | None, Query(max_length=500, description="Repeat for several experiments.")
+    ] = None,
+    sweep_id: Annotated[str | None, Query(max_length=64, description="All of a sweep's.")] = None,
+    name: Annotated[list[str] | None, Query(description="Repeat for several names.")] = None,
+    after_step: Annotated[int | None, Query(ge=-1)] = None,
+    max_points: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+) -> Any:
+    """Series of every listed experiment (and/or every experiment of `sweep_id`)."""
+    ids = list(dict.fromkeys(experiment_id or []))
+    if sweep_id:
+        rows = repo.list_page(session, limit=10_000, sweep_id=sweep_id, owner_id=principal.scope)
+        ids += [row.id for row in rows if row.id not in ids]
+    found = service.many_series(
+        session=session,
+        principal=principal,
+        experiment_ids=ids,
+        names=name,
+        after_step=after_step,
+        max_points=max_points,
+    )
+    return MetricsBatch(experiments=found)  # type: ignore[arg-type]

@@ -1,0 +1,102 @@
+"""Metric queries: several names, shape-keeping downsampling, many experiments at once."""
+
+from __future__ import annotations
+
+import math
+
+from fastapi.testclient import TestClient
+
+from service.experiments.downsample import downsample
+from service.settings import Settings
+from service.store import metrics
+from service.store.db import session_scope
+from tests.support import canonical_spec
+
+
+def _experiment_with_points(client: TestClient, settings: Settings, n: int, seed: int = 0) -> str:
+    experiment_id: str = client.post("/v1/experiments", json=canonical_spec(seed=seed)).json()["id"]
+    with session_scope(settings.resolved_database_url) as session:
+        for step in range(1, n + 1):
+            metrics.insert_points(
+                session,
+                experiment_id,
+                step=step,
+                epoch=step,
+                values={
+                    "train/loss": math.sin(step / 10) + seed,
+                    "val/acc": step / n,
+                    "lr": 0.01,
+                },
+            )
+    return experiment_id
+
+
+def test_names_and_after_step(client: TestClient, settings: Settings) -> None:
+    exp = _experiment_with_points(client, settings, 50)
+    body = client.get(
+        f"/v1/experiments/{exp}/metrics",
+        params=[("name", "val/acc"), ("name", "lr"), ("after_step", 45)],
+    ).json()
+    assert set(body["series"]) == {"val/acc", "lr"}
+    assert [p["step"] for p in body["series"]["val/acc"]] == [46, 47, 48, 49, 50]
+
+
+def test_duplicate_points_are_ignored(client: TestClient, settings: Settings) -> None:
+    exp = _experiment_with_points(client, settings, 5)
+    with session_scope(settings.resolved_database_url) as session:
+        metrics.insert_points(session, exp, step=3, epoch=3, values={"val/acc": 99.0})
+        metrics.insert_points(session, exp, step=6, epoch=6, values={"val/acc": math.nan})
+    points = client.get(f"/v1/experiments/{exp}/metrics").json()["series"]["val/acc"]
+    assert [p["value"] for p in points] == [0.2, 0.4, 0.6, 0.8, 1.0]
+
+
+def test_downsampling_keeps_extremes(client: TestClient, settings: Settings) -> None:
+    exp = _experiment_with_points(client, settings, 1000)
+    full = client.get(f"/v1/experiments/{exp}/metrics", params={"name": "train/loss"}).json()
+    small = client.get(
+        f"/v1/experiments/{exp}/metrics", params={"name": "train/loss", "max_points": 40}
+    ).json()
+    full_pts, small_pts = full["series"]["train/loss"], small["series"]["train/loss"]
+    assert len(small_pts) <= 40
+    values = [p["value"] for p in full_pts]
+    kept = [p["value"] for p in small_pts]
+    assert max(kept) == max(values) and min(kept) == min(values)
+    assert small_pts[0]["step"] == 1 and small_pts[-1]["step"] == 1000
+    assert [p["step"] for p in small_pts] == sorted(p["step"] for p in small_pts)
+
+
+def test_downsample_unit() -> None:
+    points = [{"step": i, "epoch": 0, "value": 0.0} for i in range(100)]
+    points[57]["value"] = 5.0  # a spike strided sampling would miss
+    out = downsample(points, 8)
+    assert any(p["value"] == 5.0 for p in out) and len(out) <= 8
+    assert downsample(points, 200) == points
+    assert len(downsample(points, 3)) == 3
+
+
+def test_many_experiments_in_one_call(client: TestClient, settings: Settings) -> None:
+    a = _experiment_with_points(client, settings, 10, seed=1)
+    b = _experiment_with_points(client, settings, 20, seed=2)
+    body = client.get(
+        "/v1/metrics/series",
+        params=[("experiment_id", a), ("experiment_id", b), ("name", "val/acc")],
+    ).json()
+    assert set(body["experiments"]) == {a, b}
+    assert len(body["experiments"][a]["val/acc"]) == 10
+    assert len(body["experiments"][b]["val/acc"]) == 20
+    missing = client.get("/v1/metrics/series", params={"experiment_id": "exp_nope"})
+    assert missing.status_code == 404
+
+
+def test_a_sweeps_curves_in_one_call(client: TestClient, settings: Settings) -> None:
+    sweep = client.post(
+        "/v1/sweeps",
+        json={
+            "name": "s",
+            "base_spec": {k: v for k, v in canonical_spec().items() if k != "seed"},
+            "grid": {"activation.name": ["relu", "noisy_relu"]},
+            "seeds": [0, 1],
+        },
+    ).json()
+    body = client.get("/v1/metrics/series", params={"sweep_id": sweep["id"]}).json()
+    assert len(body["experiments"]) == 4
