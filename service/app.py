@@ -26,9 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     observability.install(app, settings)
     app.include_router(health_router)
-    app.include_router(catalogue_router)
-    app.include_router(experiments_router)
-    app.include_router(batch_metrics_router)
-    app.include_router(sweeps_router)
+    for router in (catalogue_router, experiments_router, batch_metrics_router, sweeps_router):
+        app.include_router(router, responses=problems.PROBLEM_RESPONSES)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from service.errors import PROBLEM_BASE, PROBLEM_JSON, ActlabError
 
@@ -39,6 +40,15 @@ def _contains(node: Any, segment: Any) -> bool:
     if isinstance(node, dict):
         return segment in node
     return isinstance(node, list) and isinstance(segment, int) and 0 <= segment < len(node)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 def _problem(status: int, type_: str, title: str, detail: str, **extra: Any) -> JSONResponse:
@@ -82,14 +92,64 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
+        title = {400: "Bad request", 404: "Not found", 405: "Method not allowed"}.get(
+            exc.status_code, "HTTP error"
+        )
         slug = title.lower().replace(" ", "-")
         response = _problem(exc.status_code, slug, title, str(exc.detail))
         if exc.headers:
             response.headers.update(exc.headers)
+        if exc.status_code == 405:
+            # Starlette lists only the first route matching the path; a path served by
+            # several routes (GET and POST) allows all of their methods.
+            response.headers["Allow"] = ", ".join(_allowed_methods(request))
         return response
 
     @app.exception_handler(Exception)
     async def crash(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return _problem(500, "internal", "Internal error", "an unexpected error occurred")
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "Problem",
+    "description": "RFC 9457 problem details; `errors` lists each invalid field's path.",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "setting": {"type": "string"},
+        "limit": {"type": "integer"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "path": {"type": "string"},
+                    "message": {"type": "string"},
+                    "type": {"type": ["string", "null"]},
+                },
+            },
+        },
+    },
+}
+
+_WHY = {
+    400: "Malformed request (e.g. a body that is not UTF-8 JSON)",
+    401: "Missing, unknown or revoked API key",
+    404: "Not found (also: owned by someone else)",
+    409: "Conflicts with the current status",
+    413: "Request body too large",
+    422: "Invalid request: each error names its field path",
+    429: "Too many queued experiments for this owner",
+}
+
+# Documented on every route, so clients (and schemathesis) know errors are problem+json.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"description": why, "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}}
+    for code, why in _WHY.items()
+}

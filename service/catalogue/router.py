@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 import activations
 from activations import schedules
@@ -15,6 +16,7 @@ from service.spec.datasets import DATASET_SPECS
 from service.spec.models import MODEL_SPECS
 
 router = APIRouter(prefix="/v1", tags=["catalogue"])
+ScheduleKind = Enum("ScheduleKind", {name: name for name in schedules.names()}, type=str)  # type: ignore[misc]
 
 
 def _fields(model: type[BaseModel], skip: str) -> list[dict[str, Any]]:
@@ -73,15 +75,20 @@ def list_models() -> list[dict[str, Any]]:
     return _entries(MODEL_SPECS, "arch")  # type: ignore[arg-type]
 
 
+class SchedulePoint(BaseModel):
+    t: float
+    value: float
+
+
 class SchedulePreview(BaseModel):
     kind: str
     total: int
-    points: list[tuple[float, float]] = Field(description="(t, value) pairs.")
+    points: list[SchedulePoint]
 
 
 @router.get("/schedules/{kind}/preview", response_model=SchedulePreview)
 def preview_schedule(
-    kind: str,
+    kind: ScheduleKind,  # type: ignore[valid-type]
     total: Annotated[int, Query(ge=1, le=10_000_000, description="Horizon (steps/epochs).")],
     points: Annotated[int, Query(ge=2, le=10_000)] = 100,
     start: Annotated[float, Query(ge=0, le=1e6)] = 1.0,
@@ -90,12 +97,12 @@ def preview_schedule(
 ) -> Any:
     """The schedule's value at `points` evenly spaced positions of a `total`-long run."""
     try:
-        spec = ScheduleSpec(kind=kind, start=start, end=end, warmup=warmup)
+        spec = ScheduleSpec(kind=kind.value, start=start, end=end, warmup=warmup)
         schedule = schedules.create(spec.kind, **spec.build_params(total=total))
     except ValidationError as exc:
         detail = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
         raise InvalidSpec(detail) from None
     except ValueError as exc:
         raise InvalidSpec(str(exc)) from None
-    values = [(float(t), float(v)) for t, v in schedule.preview(points, total=total)]
+    values = [SchedulePoint(t=t, value=v) for t, v in schedule.preview(points, total=total)]
     return SchedulePreview(kind=spec.kind, total=total, points=values)

@@ -13,7 +13,7 @@ from activations import schedules
 class ActivationSpec(BaseModel):
     """A registered activation unit and its parameters."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(description="A name from GET /v1/activations.", examples=["noisy_relu"])
     params: dict[str, Any] = Field(default_factory=dict, examples=[{"sigma": 0.3}])
@@ -39,7 +39,7 @@ class ActivationSpec(BaseModel):
 class ScheduleSpec(BaseModel):
     """A multiplier over training: the noise schedule scales every noisy unit's noise level."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     kind: str = Field("constant", description="A kind from GET /v1/schedules.", examples=["cosine"])
     start: float = Field(1.0, ge=0.0, le=1e6)

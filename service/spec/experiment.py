@@ -25,13 +25,18 @@ CANONICAL_EXAMPLE: dict[str, Any] = {
 class OptimizerSpec(BaseModel):
     """Optimizer, learning rate and its schedule (a multiplier of `lr`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: Literal["sgd", "adam", "adamw"] = "adam"
     lr: float = Field(1e-3, gt=0.0, le=1e9)
     momentum: float = Field(0.0, ge=0.0, lt=1.0, description="sgd only.")
     nesterov: bool = Field(False, description="sgd only; needs momentum > 0.")
-    betas: tuple[float, float] = Field((0.9, 0.999), description="adam/adamw only.")
+    betas: list[float] = Field(
+        default_factory=lambda: [0.9, 0.999],
+        min_length=2,
+        max_length=2,
+        description="adam/adamw only.",
+    )
     weight_decay: float = Field(0.0, ge=0.0, le=10.0)
     lr_schedule: ScheduleSpec = Field(
         default_factory=lambda: ScheduleSpec(kind="constant", start=1.0, end=1.0),
@@ -40,7 +45,7 @@ class OptimizerSpec(BaseModel):
 
     @field_validator("betas")
     @classmethod
-    def _betas(cls, betas: tuple[float, float]) -> tuple[float, float]:
+    def _betas(cls, betas: list[float]) -> list[float]:
         if not all(0.0 <= b < 1.0 for b in betas):
             raise ValueError("each beta must be in [0, 1)")
         return betas
@@ -55,7 +60,7 @@ class OptimizerSpec(BaseModel):
 class EarlyStoppingSpec(BaseModel):
     """Stop when `metric` has not improved for `patience` evaluations."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     metric: str = "val/loss"
     mode: Literal["min", "max"] = "min"
@@ -66,7 +71,7 @@ class EarlyStoppingSpec(BaseModel):
 class TrainingSpec(BaseModel):
     """Length, batching, cadences and device of a run."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     epochs: int = Field(10, ge=1, le=100_000)
     max_steps: int | None = Field(
@@ -88,7 +93,9 @@ class TrainingSpec(BaseModel):
 class ExperimentSpec(BaseModel):
     """One training job: a dataset, a model, an activation, a noise schedule and a seed."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [CANONICAL_EXAMPLE]})
+    model_config = ConfigDict(
+        extra="forbid", strict=True, json_schema_extra={"examples": [CANONICAL_EXAMPLE]}
+    )
 
     name: str | None = Field(None, max_length=200)
     seed: int = Field(0, ge=0, le=2**31 - 1)

@@ -12,7 +12,7 @@ Width = Annotated[int, Field(ge=1, le=65_536)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class MLP(_Model):

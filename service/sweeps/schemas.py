@@ -45,7 +45,9 @@ class SweepCreate(BaseModel):
     for `relu`); params the grid itself sets are always kept, and then validated.
     """
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE]})
+    model_config = ConfigDict(
+        extra="forbid", strict=True, json_schema_extra={"examples": [EXAMPLE]}
+    )
 
     name: str = Field(min_length=1, max_length=100)
     base_spec: dict[str, Any] = Field(description="A spec, minus what the grid and seeds set.")

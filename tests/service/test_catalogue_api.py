@@ -31,7 +31,7 @@ def test_schedule_preview(client: TestClient) -> None:
     body = client.get(
         "/v1/schedules/linear/preview", params={"total": 100, "points": 3, "start": 1.0, "end": 0.0}
     ).json()
-    assert body["points"] == [[0.0, 1.0], [50.0, 0.5], [100.0, 0.0]]
+    assert [(p["t"], p["value"]) for p in body["points"]] == [(0, 1), (50, 0.5), (100, 0)]
     bad = client.get("/v1/schedules/zigzag/preview", params={"total": 10})
     assert bad.status_code == 422 and "cosine" in bad.json()["detail"]
 
