@@ -125,6 +125,11 @@ def checkpoint_path(settings: Settings, experiment_id: str) -> Path:
     return settings.resolved_checkpoint_dir / experiment_id / "last.pt"
 
 
+def weights_path(settings: Settings, experiment_id: str) -> Path:
+    """Where the final weights are exported (the API serves this file)."""
+    return settings.resolved_checkpoint_dir / experiment_id / "final.safetensors"
+
+
 def run(experiment_id: str, settings: Settings) -> str:
     """Claim and train `experiment_id`; returns the status it ended in (or 'skipped')."""
     url = settings.resolved_database_url
@@ -157,6 +162,10 @@ def _train(claim: Claim, callbacks: StoreCallbacks, settings: Settings) -> str:
             data_dir=settings.data_dir,
             checkpoint_path=checkpoint_path(settings, claim.experiment_id),
         )
+        if result.checkpoint_path is not None:
+            engine.export_safetensors(
+                result.checkpoint_path, weights_path(settings, claim.experiment_id)
+            )
         summary = {**result.summary, "wall_time_s": round(time.monotonic() - started, 3)}
         outcome = {"status": Status.succeeded, "summary": summary}
     except engine.Diverged as exc:

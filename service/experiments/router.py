@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, status
-from fastapi.responses import StreamingResponse
+from fastapi.responses import FileResponse, StreamingResponse
 
 from service.auth import PrincipalDep
 from service.deps import SessionDep, SettingsDep
@@ -160,3 +160,19 @@ def retry_experiment(
         session=session, settings=settings, principal=principal, experiment_id=experiment_id
     )
     return ExperimentRead.from_row(row)
+
+
+@router.get(
+    "/{experiment_id}/weights",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def get_weights(
+    experiment_id: str, session: SessionDep, settings: SettingsDep, principal: PrincipalDep
+) -> Any:
+    """The final weights as safetensors (the spec is in the file's metadata)."""
+    row = service.get(session=session, principal=principal, experiment_id=experiment_id)
+    path = service.weights_file(settings=settings, experiment=row)
+    return FileResponse(
+        path, media_type="application/octet-stream", filename=f"{experiment_id}.safetensors"
+    )

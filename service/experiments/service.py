@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -126,3 +127,13 @@ def _downsampled(
     if not max_points:
         return series
     return {name: downsample(points, max_points) for name, points in series.items()}
+
+
+def weights_file(*, settings: Settings, experiment: Experiment) -> Path:
+    """The exported weights of a succeeded experiment (in the shared checkpoint directory)."""
+    path = settings.resolved_checkpoint_dir / experiment.id / "final.safetensors"
+    if experiment.status != Status.succeeded.value or not path.exists():
+        raise NotFound(
+            f"experiment {experiment.id!r} has no final weights (status {experiment.status})"
+        )
+    return path

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
+import safetensors.torch
+import torch
 from fastapi.testclient import TestClient
 
 from tests.support import Process, canonical_spec, wait_for_status
@@ -32,6 +35,19 @@ def test_canonical_spec_trains_to_success(client: TestClient, worker: Process) -
     assert 0.0 <= scales[1] < 0.01
     only = client.get(f"/v1/experiments/{exp['id']}/metrics", params={"name": "val/acc"})
     assert list(only.json()["series"]) == ["val/acc"]
+    weights = client.get(f"/v1/experiments/{exp['id']}/weights")
+    assert weights.status_code == 200
+    tensors = safetensors.torch.load(weights.content)
+    assert tensors and all(t.dtype == torch.float32 for t in tensors.values())
+    metadata = safe_open_metadata(weights.content)
+    assert json.loads(metadata["spec"])["activation"]["name"] == "noisy_relu"
+
+
+def safe_open_metadata(blob: bytes) -> dict[str, str]:
+    # safetensors layout: 8-byte little-endian header length, then the JSON header.
+    size = int.from_bytes(blob[:8], "little")
+    metadata: dict[str, str] = json.loads(blob[8 : 8 + size])["__metadata__"]
+    return metadata
 
 
 def test_diverging_run_fails_as_diverged_and_keeps_metrics(
@@ -63,3 +79,4 @@ def test_an_error_fails_with_its_message(client: TestClient, worker: Process) ->
     assert done["status"] == "failed"
     assert done["status_reason"] == "error"
     assert "train-images-idx3-ubyte" in done["status_message"]
+    assert client.get(f"/v1/experiments/{exp['id']}/weights").status_code == 404
