@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import subprocess
 import sys
 from collections.abc import Sequence
 
+from service import logs
 from service.settings import Settings, get_settings
 
 
@@ -148,9 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = get_settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level, settings.log_format)
     try:
         return int(args.func(settings, args) or 0)
     except KeyboardInterrupt:

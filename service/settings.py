@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     queued_grace_seconds: float = Field(300.0, gt=0, description="Re-send queued after this.")
 
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = Field("text", description="json: one object a line.")
 
     # A shared box: API keys on by default; `actlab up` (one researcher's laptop) turns them off.
     auth_enabled: bool = True

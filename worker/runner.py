@@ -138,16 +138,27 @@ def run(experiment_id: str, settings: Settings) -> str:
             session, experiment_id, worker=WORKER_NAME, lease_seconds=settings.lease_seconds
         )
     if claim is None:
-        log.info("experiment %s not claimable (done, cancelled, or owned); skipping", experiment_id)
+        log.info(
+            "experiment %s not claimable (done, cancelled, or owned); skipping",
+            experiment_id,
+            extra={"experiment_id": experiment_id},
+        )
         return "skipped"
-    log.info("experiment %s: attempt %d, token %d", experiment_id, claim.attempt, claim.token)
+    context = {"experiment_id": experiment_id, "attempt": claim.attempt, "worker": WORKER_NAME}
+    log.info(
+        "experiment %s: attempt %d, token %d",
+        experiment_id,
+        claim.attempt,
+        claim.token,
+        extra=context,
+    )
     callbacks = StoreCallbacks(claim, settings)
     callbacks.start()
     try:
         status = _train(claim, callbacks, settings)
     finally:
         callbacks.close()
-    log.info("experiment %s ended %s", experiment_id, status)
+    log.info("experiment %s ended %s", experiment_id, status, extra=context)
     return status
 
 
@@ -177,7 +188,11 @@ def _train(claim: Claim, callbacks: StoreCallbacks, settings: Settings) -> str:
     except LeaseLost:
         outcome = _interrupted("lease_lost")
     except Exception as exc:  # any other failure is the experiment's, not the worker's
-        log.exception("experiment %s failed", claim.experiment_id)
+        log.exception(
+            "experiment %s failed",
+            claim.experiment_id,
+            extra={"experiment_id": claim.experiment_id},
+        )
         message = f"{type(exc).__name__}: {exc}"
         outcome = {"status": Status.failed, "reason": "error", "message": message}
     if outcome.get("status") is None:
