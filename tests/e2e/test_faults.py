@@ -23,7 +23,7 @@ from service.queue import send_run
 from service.settings import Settings
 from service.store.db import session_scope
 from service.store.models import Metric
-from tests.support import Process, canonical_spec, start_worker, wait_for_status
+from tests.support import canonical_spec, start_worker, wait_for_status
 
 pytestmark = pytest.mark.integration
 

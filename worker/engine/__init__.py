@@ -1,0 +1,27 @@
+"""actlab's training engine: datasets, models, the trainer and checkpoints.
+
+The engine knows nothing about the database: `train` reports through `Callbacks`.
+"""
+
+from worker.engine.callbacks import Callbacks, TrainResult
+from worker.engine.checkpoint import export_safetensors
+from worker.engine.errors import (
+    DatasetUnavailable,
+    Diverged,
+    Interrupted,
+    TimeLimitExceeded,
+    TrainingError,
+)
+from worker.engine.trainer import train
+
+__all__ = [
+    "Callbacks",
+    "DatasetUnavailable",
+    "Diverged",
+    "Interrupted",
+    "TimeLimitExceeded",
+    "TrainResult",
+    "TrainingError",
+    "export_safetensors",
+    "train",
+]

@@ -1,0 +1,46 @@
+"""How the trainer reports: a callback object with no-op defaults, and the result it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class Callbacks:
+    """Override what you need; every hook is cheap to call and a no-op by default.
+
+    Hooks run on the training thread, so they should return quickly (queue slow work).
+    """
+
+    # should_stop is polled between steps at most this often (0: every step, for tests).
+    poll_interval_s: float = 0.5
+    # on_progress is called about this often, and at every epoch end.
+    progress_interval_s: float = 1.0
+
+    def on_start(self, *, total_steps: int, total_epochs: int, resumed_from_step: int) -> None:
+        """Called once, after data and model are built (and a checkpoint was loaded)."""
+
+    def on_progress(self, *, epoch: int, step: int, total_steps: int) -> None:
+        """Called every `progress_interval_s` of wall time and at every epoch end."""
+
+    def on_metrics(self, *, step: int, epoch: int, values: dict[str, float]) -> None:
+        """Called once per evaluation with every metric of that evaluation."""
+
+    def on_checkpoint(self, *, path: Path, step: int, epoch: int) -> None:
+        """Called after a checkpoint was atomically written to `path`."""
+
+    def should_stop(self) -> str | None:
+        """Polled between steps (at most every `poll_interval_s`); a reason stops the run
+        after a checkpoint is written (mid-epoch allowed) by raising Interrupted(reason)."""
+        return None
+
+
+@dataclass
+class TrainResult:
+    """What a finished run returns: final metrics and where its last checkpoint lies."""
+
+    summary: dict[str, float] = field(default_factory=dict)
+    steps: int = 0
+    epochs: int = 0
+    checkpoint_path: Path | None = None
+    notes: list[str] = field(default_factory=list)

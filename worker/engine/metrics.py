@@ -1,0 +1,44 @@
+"""What one evaluation reports: train sums, val/test passes, schedules and diagnostics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker.engine.diagnostics import run_diagnostics
+from worker.engine.evaluation import evaluate
+from worker.engine.state import LoopState
+
+
+def collect(trainer: Any, run: Any, loop: LoopState) -> dict[str, float]:
+    """Metric name -> value for the evaluation at the loop's current position."""
+    t = run.spec.training
+    values: dict[str, float] = {}
+    if loop.seen:
+        values["train/loss"] = loop.loss_sum / loop.seen
+        values["train/acc"] = loop.correct / loop.seen
+    diag_split, diag_out = None, None
+    diag_values: dict[str, float] = {}
+    if t.diagnostics_every and (loop.evals + 1) % t.diagnostics_every == 0:
+        diag_split = "val" if len(run.data.tensors["val"][0]) else "test"
+        x, y = run.data.tensors[diag_split]
+        n = t.eval_batch_size
+        # The uncompiled model: hooks on a torch.compile'd graph would force recompiles.
+        diag_values, diag_out = run_diagnostics(run.model, x[:n], y[:n], trainer.loss_fn)
+    for split in ("val", "test"):
+        x, y = run.data.tensors[split]
+        if len(x):
+            first = diag_out if split == diag_split and not run.bf16 else None
+            loss, acc = evaluate(
+                run.forward,
+                x,
+                y,
+                task=run.data.info.task,
+                batch_size=t.eval_batch_size,
+                bf16=run.bf16,
+                first_out=first,
+            )
+            values[f"{split}/loss"], values[f"{split}/acc"] = loss, acc
+    values["noise/scale"] = trainer.noise_scale_now()
+    values["lr"] = loop.lr
+    values.update(diag_values)
+    return values

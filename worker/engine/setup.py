@@ -1,0 +1,156 @@
+"""Build what a run needs from its spec: device, data tensors, model, optimizer, schedules."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+import activations
+from activations import schedules
+from worker.engine import datasets
+from worker.engine.datasets.base import DatasetInfo
+from worker.engine.errors import TrainingError
+from worker.engine.models import build_model
+
+
+@dataclass
+class Data:
+    """Every split as tensors already on the device: batches are index slices, no DataLoader."""
+
+    info: DatasetInfo
+    tensors: dict[str, tuple[torch.Tensor, torch.Tensor]]
+
+    @property
+    def n_train(self) -> int:
+        return len(self.tensors["train"][0])
+
+
+@dataclass
+class Run:
+    """The built objects of one run (everything but the loop position)."""
+
+    spec: Any
+    device: torch.device
+    data: Data
+    model: nn.Module  # the module whose state is saved
+    forward: nn.Module  # what the loop calls (a torch.compile wrapper on CUDA when asked)
+    optimizer: torch.optim.Optimizer
+    noise_schedule: Any
+    lr_schedule: Any
+    data_gen: torch.Generator
+    noise_gen: torch.Generator
+    steps_per_epoch: int
+    total_steps: int
+    total_epochs: int
+    bf16: bool = False
+    notes: list[str] = field(default_factory=list)
+    noisy_units: list[nn.Module] = field(default_factory=list)
+
+
+def resolve_device(choice: str) -> torch.device:
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("training.device is cuda but CUDA is not available on this worker")
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    """Keep the final partial batch, so every example is seen once an epoch; a remainder of a
+    single example (BatchNorm cannot train on one) joins the last full batch instead."""
+    full, rest = divmod(n_train, batch_size)
+    return max(full + (1 if rest > 1 else 0), 1)
+
+
+def seed_everything(seed: int) -> tuple[int, int]:
+    """Seed the global RNGs (init, dropout) and derive independent data-order/noise seeds."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    data_seed, noise_seed = np.random.SeedSequence(seed).generate_state(2)
+    return int(data_seed), int(noise_seed)
+
+
+def load_data(spec: Any, data_dir: Path, device: torch.device) -> Data:
+    splits = datasets.load(spec.dataset, data_dir=data_dir, seed=spec.seed)
+    tensors = {
+        name: (torch.from_numpy(x).to(device), torch.from_numpy(y).to(device))
+        for name, (x, y) in splits.arrays().items()
+    }
+    return Data(splits.info, tensors)
+
+
+def build_optimizer(spec: Any, model: nn.Module) -> torch.optim.Optimizer:
+    o = spec.optimizer
+    params = [p for p in model.parameters() if p.requires_grad]
+    if o.name == "sgd":
+        return torch.optim.SGD(
+            params, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay
+        )
+    cls = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
+    return cls(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+
+
+def build_schedule(schedule_spec: Any, *, total_steps: int, total_epochs: int) -> Any:
+    """A schedule over the run's horizon in its unit (steps or epochs)."""
+    total = total_steps if schedule_spec.unit == "step" else total_epochs
+    return schedules.create(schedule_spec.kind, **schedule_spec.build_params(total=total))
+
+
+def build_run(spec: Any, data_dir: Path) -> Run:
+    t = spec.training
+    device = resolve_device(t.device)
+    data_seed, noise_seed = seed_everything(spec.seed)
+    data = load_data(spec, data_dir, device)
+    torch.manual_seed(spec.seed)  # initialisation depends on the seed only
+    model = build_model(spec, data.info).to(device)
+    data_gen = torch.Generator().manual_seed(data_seed)
+    noise_gen = torch.Generator(device=device).manual_seed(noise_seed)
+    noisy = activations.noisy_modules(model)
+    for unit in noisy:
+        unit.generator = noise_gen
+    spe = steps_per_epoch(data.n_train, t.batch_size)
+    total_steps = t.max_steps if t.max_steps is not None else t.epochs * spe
+    total_epochs = math.ceil(total_steps / spe)
+    run = Run(
+        spec,
+        device,
+        data,
+        model,
+        model,
+        build_optimizer(spec, model),
+        build_schedule(spec.noise_schedule, total_steps=total_steps, total_epochs=total_epochs),
+        build_schedule(
+            spec.optimizer.lr_schedule, total_steps=total_steps, total_epochs=total_epochs
+        ),
+        data_gen,
+        noise_gen,
+        spe,
+        total_steps,
+        total_epochs,
+        noisy_units=list(noisy),
+    )
+    _apply_device_options(run)
+    return run
+
+
+def _apply_device_options(run: Run) -> None:
+    """bf16 autocast and torch.compile are honoured on CUDA only; elsewhere noted and skipped."""
+    t = run.spec.training
+    cuda = run.device.type == "cuda"
+    if t.precision == "bf16":
+        run.bf16 = cuda
+        if not cuda:
+            run.notes.append("precision bf16 ignored: autocast is used on CUDA only")
+    if t.compile:
+        if cuda:
+            run.forward = torch.compile(run.model)  # type: ignore[assignment]
+        else:
+            run.notes.append("compile ignored: torch.compile is used on CUDA only")

@@ -1,0 +1,257 @@
+"""The training loop: steps, schedules, evaluation, early stopping, checkpoints, callbacks."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from worker.engine import checkpoint as ckpt
+from worker.engine.callbacks import Callbacks, TrainResult
+from worker.engine.errors import Diverged, Interrupted, TimeLimitExceeded, TrainingError
+from worker.engine.evaluation import compact_predictions, count_hits, task_functions
+from worker.engine.metrics import collect
+from worker.engine.setup import Run, build_run
+from worker.engine.state import LoopState
+
+log = logging.getLogger("actlab.engine")
+
+
+def train(
+    spec: Any,
+    *,
+    callbacks: Callbacks,
+    data_dir: Path,
+    checkpoint_path: Path | None = None,
+) -> TrainResult:
+    """Train `spec` to the end, resuming from `checkpoint_path` when that file exists."""
+    run = build_run(spec, Path(data_dir))
+    loop, resumed = LoopState(lr=spec.optimizer.lr), False
+    if checkpoint_path is not None and Path(checkpoint_path).exists():
+        try:
+            payload = ckpt.load(Path(checkpoint_path))
+        except ckpt.UnreadableCheckpoint as exc:
+            # Training is deterministic: starting over reproduces the lost curve exactly.
+            log.warning("%s; starting from scratch", exc)
+            run.notes.append(f"unreadable checkpoint ignored, started from scratch: {exc}")
+        else:
+            loop, resumed = ckpt.restore(run, payload), True
+    return Trainer(run, loop, callbacks, checkpoint_path).fit(resumed=resumed)
+
+
+class Trainer:
+    """Runs one built `Run` from the position in `loop`."""
+
+    def __init__(
+        self, run: Run, loop: LoopState, callbacks: Callbacks, checkpoint_path: Path | None
+    ) -> None:
+        self.run, self.loop, self.cb = run, loop, callbacks
+        self.path = Path(checkpoint_path) if checkpoint_path is not None else None
+        self.t = run.spec.training
+        self.loss_fn, _ = task_functions(run.data.info.task)
+        self.predict = compact_predictions(run.data.info.task)
+        # (prediction, target) of this epoch's steps not yet counted into loop.correct.
+        self._pending: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.clip, self.params = self.t.grad_clip, list(run.model.parameters())
+        self.poll_every = float(callbacks.poll_interval_s)
+        self.progress_every = float(callbacks.progress_interval_s)
+        self._clock0 = time.monotonic()
+        self._elapsed0 = loop.elapsed_s
+        self._next_poll = self._next_progress = 0.0
+        # Per-step schedule work only where it changes something (a few us a step otherwise).
+        noise, lr = run.spec.noise_schedule, run.spec.optimizer.lr_schedule
+        self.noise_per_step = noise.unit == "step" and bool(run.noisy_units)
+        self.lr_constant = lr.kind == "constant" and lr.warmup == 0
+        self.lr_per_step = lr.unit == "step" and not self.lr_constant
+
+    # -- the loop ------------------------------------------------------------------------------
+    def fit(self, *, resumed: bool) -> TrainResult:
+        run, loop = self.run, self.loop
+        self.cb.on_start(
+            total_steps=run.total_steps,
+            total_epochs=run.total_epochs,
+            resumed_from_step=loop.step if resumed else 0,
+        )
+        if self.lr_constant:
+            self._set_lr(run.lr_schedule.at(0))
+        if loop.perm is not None:  # resumed mid-epoch: per-epoch schedules hold this epoch's value
+            self._apply_epoch_schedules()
+        while not loop.finished and loop.step < run.total_steps and not loop.early.stopped:
+            self._train_epoch()
+        if not loop.finished:
+            self._finish()
+        return self._result()
+
+    def _train_epoch(self) -> None:
+        run, loop = self.run, self.loop
+        if loop.perm is None:
+            self._start_epoch()
+        assert loop.perm is not None
+        x, y = run.data.tensors["train"]
+        bs, n = self.t.batch_size, run.data.n_train
+        while loop.batch < run.steps_per_epoch and loop.step < run.total_steps:
+            if self.noise_per_step:
+                self._set_noise(run.noise_schedule.value(loop.step))
+            if self.lr_per_step:
+                self._set_lr(run.lr_schedule.value(loop.step))
+            end = n if loop.batch == run.steps_per_epoch - 1 else (loop.batch + 1) * bs
+            idx = loop.perm[loop.batch * bs : end]
+            self._step(x[idx], y[idx])
+            loop.batch += 1
+            loop.step += 1
+            if loop.batch == run.steps_per_epoch:
+                self._end_epoch()
+                self._poll(epoch_end=True)  # a stop here lands exactly on the epoch boundary
+                return
+            self._poll()
+
+    def _start_epoch(self) -> None:
+        run, loop = self.run, self.loop
+        loop.perm = torch.randperm(run.data.n_train, generator=run.data_gen).to(run.device)
+        loop.batch, loop.loss_sum, loop.correct, loop.seen = 0, 0.0, 0, 0
+        self._pending.clear()
+        self._apply_epoch_schedules()
+
+    def _apply_epoch_schedules(self) -> None:
+        run, loop = self.run, self.loop
+        if run.spec.noise_schedule.unit == "epoch":
+            self._set_noise(run.noise_schedule.value(loop.epoch))
+        if run.spec.optimizer.lr_schedule.unit == "epoch" and not self.lr_constant:
+            self._set_lr(run.lr_schedule.value(loop.epoch))
+
+    def _step(self, xb: torch.Tensor, yb: torch.Tensor) -> None:
+        run, loop = self.run, self.loop
+        if run.bf16:
+            with torch.autocast(run.device.type, dtype=torch.bfloat16):
+                out = run.forward(xb).float()
+        else:  # no autocast context at all: it costs a few microseconds a step even disabled
+            out = run.forward(xb)
+        loss = self.loss_fn(out, yb)
+        value = loss.item()  # one host sync a step: divergence is caught at the step it happens
+        if not math.isfinite(value):
+            raise Diverged(step=loop.step + 1, epoch=loop.epoch + 1, loss=value)
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.params, self.clip)
+        run.optimizer.step()
+        loop.loss_sum += value * len(yb)
+        self._pending.append((self.predict(out), yb))
+        loop.seen += len(yb)
+
+    def _set_noise(self, scale: float) -> None:
+        self.loop.noise_scale = scale
+        for unit in self.run.noisy_units:
+            unit.noise_scale = scale  # type: ignore[assignment]
+
+    def noise_scale_now(self) -> float:
+        """The noise schedule's value at the last step taken (or the epoch just trained)."""
+        run, loop = self.run, self.loop
+        if run.spec.noise_schedule.unit == "step":
+            return float(run.noise_schedule.at(max(loop.step - 1, 0)))
+        return float(run.noise_schedule.at(max(loop.current_epoch - 1, 0)))
+
+    def _set_lr(self, multiplier: float) -> None:
+        lr = self.run.spec.optimizer.lr * multiplier
+        self.loop.lr = lr
+        for group in self.run.optimizer.param_groups:
+            group["lr"] = lr
+
+    # -- epoch end: evaluation, early stopping, checkpoints -----------------------------------
+    def _count_pending_hits(self) -> None:
+        if self._pending:
+            preds = torch.cat([p for p, _ in self._pending])
+            targets = torch.cat([t for _, t in self._pending])
+            self.loop.correct += count_hits(self.run.data.info.task, preds, targets)
+            self._pending.clear()
+
+    def _end_epoch(self) -> None:
+        loop = self.loop
+        loop.epoch += 1
+        loop.batch, loop.perm = 0, None
+        last = loop.step >= self.run.total_steps
+        if loop.epoch % self.t.eval_every == 0 or last:
+            self._evaluate()
+        if loop.epoch % self.t.checkpoint_every == 0 and not last and not loop.early.stopped:
+            self._checkpoint(durable=False)
+
+    def _evaluate(self) -> None:
+        loop = self.loop
+        self._count_pending_hits()
+        loop.elapsed_s = self._elapsed()
+        values = collect(self, self.run, loop)
+        loop.metrics, loop.evals, loop.last_eval_step = values, loop.evals + 1, loop.step
+        self.cb.on_metrics(step=loop.step, epoch=loop.current_epoch, values=dict(values))
+        self._early_stopping(values)
+
+    def _early_stopping(self, values: dict[str, float]) -> None:
+        rule, early = self.t.early_stopping, self.loop.early
+        if rule is None:
+            return
+        if rule.metric not in values:
+            raise TrainingError(
+                f"early-stopping metric {rule.metric!r} is not reported; "
+                f"reported: {', '.join(sorted(values))}"
+            )
+        value = values[rule.metric]
+        sign = 1.0 if rule.mode == "min" else -1.0
+        if early.best is None or sign * (early.best - value) > rule.min_delta:
+            early.best, early.bad_evals = value, 0
+        else:
+            early.bad_evals += 1
+            early.stopped = early.bad_evals >= rule.patience
+
+    def _finish(self) -> None:
+        loop = self.loop
+        if loop.last_eval_step != loop.step:
+            self._evaluate()  # max_steps ended mid-epoch: report the partial epoch
+        loop.finished = True
+        self._checkpoint()
+
+    def _checkpoint(self, *, durable: bool = True) -> None:
+        if self.path is None:
+            return
+        loop = self.loop
+        self._count_pending_hits()
+        loop.elapsed_s = self._elapsed()
+        ckpt.save(self.run, loop, self.path, durable=durable)
+        self.cb.on_checkpoint(path=self.path, step=loop.step, epoch=loop.current_epoch)
+
+    # -- wall clock: progress, stop requests, time limit --------------------------------------
+    def _elapsed(self) -> float:
+        return self._elapsed0 + (time.monotonic() - self._clock0)
+
+    def _poll(self, *, epoch_end: bool = False) -> None:
+        loop, now = self.loop, time.monotonic()
+        limit = self.t.time_limit_s
+        if limit is not None and self._elapsed0 + (now - self._clock0) > limit:
+            raise TimeLimitExceeded(limit_s=limit, step=loop.step, epoch=loop.current_epoch)
+        if now >= self._next_progress or epoch_end:
+            self._next_progress = now + self.progress_every
+            self.cb.on_progress(
+                epoch=loop.current_epoch, step=loop.step, total_steps=self.run.total_steps
+            )
+        if now >= self._next_poll:
+            self._next_poll = now + self.poll_every
+            reason = self.cb.should_stop()
+            if reason is not None:
+                self._checkpoint()
+                raise Interrupted(reason, step=loop.step, epoch=loop.current_epoch)
+
+    def _result(self) -> TrainResult:
+        loop = self.loop
+        summary = dict(loop.metrics)
+        if loop.early.stopped:
+            summary["early_stopped"] = 1.0
+        summary["steps"], summary["epochs"] = float(loop.step), float(loop.epoch)
+        return TrainResult(
+            summary=summary,
+            steps=loop.step,
+            epochs=loop.epoch,
+            checkpoint_path=self.path,
+            notes=list(self.run.notes),
+        )
