@@ -85,6 +85,12 @@ class TrainingSpec(BaseModel):
     eval_every: int = Field(1, ge=1, description="Evaluate every N epochs.")
     diagnostics_every: int = Field(1, ge=0, description="Diagnostics every N evals; 0 = off.")
     checkpoint_every: int = Field(1, ge=1, description="Checkpoint every N epochs and at the end.")
+    checkpoint_interval_s: float = Field(
+        30.0,
+        ge=0.0,
+        description="At most one periodic checkpoint per this many seconds (0: every time); "
+        "stops and the end always checkpoint.",
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast (CUDA only).")
     compile: bool = Field(False, description="torch.compile the model (CUDA only).")

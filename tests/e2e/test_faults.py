@@ -34,7 +34,7 @@ FAST = {
     "reaper_interval_seconds": 1,
     "queued_grace_seconds": 3,
 }
-SPEC = canonical_spec(training={"epochs": 6, "batch_size": 100})
+SPEC = canonical_spec(training={"epochs": 6, "batch_size": 100, "checkpoint_interval_s": 0})
 
 
 @pytest.fixture

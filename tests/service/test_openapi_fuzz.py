@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from schemathesis.checks import positive_data_acceptance
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import positive_data_acceptance
 
 from service.app import create_app
 from service.settings import Settings

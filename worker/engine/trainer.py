@@ -62,6 +62,7 @@ class Trainer:
         self._clock0 = time.monotonic()
         self._elapsed0 = loop.elapsed_s
         self._next_poll = self._next_progress = 0.0
+        self._last_checkpoint = time.monotonic()
         # Per-step schedule work only where it changes something (a few us a step otherwise).
         noise, lr = run.spec.noise_schedule, run.spec.optimizer.lr_schedule
         self.noise_per_step = noise.unit == "step" and bool(run.noisy_units)
@@ -176,7 +177,14 @@ class Trainer:
         last = loop.step >= self.run.total_steps
         if loop.epoch % self.t.eval_every == 0 or last:
             self._evaluate()
-        if loop.epoch % self.t.checkpoint_every == 0 and not last and not loop.early.stopped:
+        due = time.monotonic() - self._last_checkpoint >= self.t.checkpoint_interval_s
+        if (
+            loop.epoch % self.t.checkpoint_every == 0
+            and due
+            and not last
+            and not loop.early.stopped
+        ):
+            # Tiny epochs would otherwise spend more time writing checkpoints than training.
             self._checkpoint(durable=False)
 
     def _evaluate(self) -> None:
@@ -219,6 +227,7 @@ class Trainer:
         self._count_pending_hits()
         loop.elapsed_s = self._elapsed()
         ckpt.save(self.run, loop, self.path, durable=durable)
+        self._last_checkpoint = time.monotonic()
         self.cb.on_checkpoint(path=self.path, step=loop.step, epoch=loop.current_epoch)
 
     # -- wall clock: progress, stop requests, time limit --------------------------------------
