@@ -10,6 +10,7 @@ import pytest
 from tests.support import ROOT
 
 PACKAGES = ["activations", "service", "worker"]
+PYTHON_TREES = [*PACKAGES, "tests", "benchmarks"]
 
 
 def _run(*args: str) -> None:
