@@ -11,6 +11,7 @@ from service.experiments.batch_router import router as batch_metrics_router
 from service.experiments.router import router as experiments_router
 from service.health.router import router as health_router
 from service.settings import Settings, get_settings
+from service.sqlite_gate import SQLiteGate
 from service.sweeps.router import router as sweeps_router
 
 DESCRIPTION = """Training as a service for research on activation functions and activation
@@ -29,4 +30,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (catalogue_router, experiments_router, batch_metrics_router, sweeps_router):
         app.include_router(router, responses=problems.PROBLEM_RESPONSES)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.resolved_database_url.startswith("sqlite"):
+        app.add_middleware(SQLiteGate)
     return app
