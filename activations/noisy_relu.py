@@ -102,18 +102,20 @@ class NoisyReLU(NoisyActivation):
         self.distribution = distribution
         self.raw_sigma: nn.Parameter | None = None
         if learn_sigma:
-            assert num_channels is not None
+            if num_channels is None:  # a model builder passes its layer width here
+                raise ParamError("num_channels", "noisy_relu: learn_sigma needs 'num_channels'")
             # softplus^-1(sigma), so the learned sigma starts at the given value.
             raw = math.log(math.expm1(sigma))
             self.raw_sigma = nn.Parameter(torch.full((num_channels,), raw))
 
     @staticmethod
     def check_params(params: dict[str, Any]) -> None:
-        """Cross-parameter checks for the learned-sigma variant."""
+        """Cross-parameter checks for the learned-sigma variant.
+
+        `num_channels` may be left out of a spec: the model builder fills in the layer width.
+        """
         if not params.get("learn_sigma"):
             return
-        if params.get("num_channels") is None:
-            raise ParamError("num_channels", "noisy_relu: learn_sigma needs param 'num_channels'")
         if params.get("sigma", 0.1) <= 0:
             raise ParamError("sigma", "noisy_relu: learn_sigma needs param 'sigma' > 0")
 

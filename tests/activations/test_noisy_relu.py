@@ -119,6 +119,8 @@ def test_learned_sigma_param_checks():
     with pytest.raises(activations.ParamError) as err:
         activations.create("noisy_relu", learn_sigma=True)
     assert err.value.param == "num_channels"
+    # A spec may leave it out: the model builder gives the layer width.
+    assert activations.validate_params("noisy_relu", {"learn_sigma": True})["learn_sigma"]
     with pytest.raises(activations.ParamError) as err:
         activations.create("noisy_relu", sigma=0.0, learn_sigma=True, num_channels=2)
     assert err.value.param == "sigma"
