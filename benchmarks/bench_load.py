@@ -30,8 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -39,32 +38,8 @@ sys.path.insert(0, str(ROOT))
 from service.embedded import EmbeddedRedis  # noqa: E402
 from service.spec.experiment import CANONICAL_EXAMPLE  # noqa: E402
 from service.store.db import session_scope  # noqa: E402
-from service.store.migrate import upgrade  # noqa: E402
 from service.store.models import Experiment  # noqa: E402
-
-
-def scratch_database(base: str | None, tmp: Path) -> tuple[str, str | None]:
-    """A migrated empty database: (url, Postgres schema to drop or None)."""
-    if not base:
-        url = f"sqlite:///{tmp / 'bench.db'}"
-        upgrade(url)
-        return url, None
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    admin.dispose()
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    rendered = url.render_as_string(hide_password=False)
-    upgrade(rendered)
-    return rendered, schema
-
-
-def drop_schema(base: str, schema: str) -> None:
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    admin.dispose()
+from service.store.scratch import drop_scratch, scratch_database  # noqa: E402
 
 
 def free_port() -> int:
@@ -131,10 +106,10 @@ def main() -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="actlab-bench-", dir="/tmp"))  # short: Unix socket
     redis_server = None
-    schema = None
+    url = ""
     api = None
     try:
-        url, schema = scratch_database(args.database_url, tmp)
+        url = scratch_database(args.database_url, tmp, prefix="bench")
         broker = args.broker_url
         if not broker:
             redis_server = EmbeddedRedis(tmp / "redis").start()
@@ -185,7 +160,7 @@ def main() -> int:
             stored = session.scalar(select(func.count()).select_from(Experiment))
         log_text = (tmp / "api.log").read_text(errors="replace")
 
-        database = "postgres" if schema else "sqlite"
+        database = "postgres" if args.database_url else "sqlite"
         print(f"database     {database}, broker {broker.split(':', 1)[0]}")
         print(f"requests     {len(results)} at concurrency {args.concurrency}")
         print(f"statuses     {dict(sorted(statuses.items()))}, {unanswered} unanswered")
@@ -208,8 +183,8 @@ def main() -> int:
                 api.wait()
         if redis_server is not None:
             redis_server.stop()
-        if schema and args.database_url:
-            drop_schema(args.database_url, schema)
+        if url:
+            drop_scratch(url)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

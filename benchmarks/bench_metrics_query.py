@@ -20,14 +20,12 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, insert, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import insert, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -35,38 +33,14 @@ from service.app import create_app
 from service.settings import Settings
 from service.spec.experiment import CANONICAL_EXAMPLE
 from service.store.db import get_engine
-from service.store.migrate import upgrade
 from service.store.models import Experiment, Metric, new_id
+from service.store.scratch import drop_scratch, scratch_database
 
 SERIES_SQL = (
     "SELECT experiment_id, name, step, epoch, value FROM metrics "
     "WHERE experiment_id = '{id}' ORDER BY experiment_id, name, step"
 )
 CHUNK = 50_000
-
-
-def scratch_database(base: str | None, tmp: Path) -> tuple[str, str | None]:
-    """A migrated empty database: (url, Postgres schema to drop or None)."""
-    if not base:
-        url = f"sqlite:///{tmp / 'bench.db'}"
-        upgrade(url)
-        return url, None
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    admin.dispose()
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    rendered = url.render_as_string(hide_password=False)
-    upgrade(rendered)
-    return rendered, schema
-
-
-def drop_schema(base: str, schema: str) -> None:
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    admin.dispose()
 
 
 def fill(url: str, experiments: int, names: int, steps: int) -> list[str]:
@@ -124,14 +98,14 @@ def main() -> int:
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="actlab-bench-"))
-    schema = None
+    url = ""
     try:
-        url, schema = scratch_database(args.database_url, tmp)
+        url = scratch_database(args.database_url, tmp, prefix="bench")
         started = time.perf_counter()
         ids = fill(url, args.experiments, args.names, args.steps)
         total = args.experiments * args.names * args.steps
         print(
-            f"{'postgres' if schema else 'sqlite'}: {total:,} metric rows "
+            f"{'postgres' if args.database_url else 'sqlite'}: {total:,} metric rows "
             f"({args.experiments} experiments x {args.names} names x {args.steps} steps) "
             f"inserted in {time.perf_counter() - started:.1f} s"
         )
@@ -192,9 +166,9 @@ def main() -> int:
                 print("  " + " | ".join(str(c) for c in row))
         return 0
     finally:
-        get_engine(url).dispose()
-        if schema and args.database_url:
-            drop_schema(args.database_url, schema)
+        if url:
+            get_engine(url).dispose()
+            drop_scratch(url)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

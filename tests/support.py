@@ -13,16 +13,13 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from service.spec.experiment import CANONICAL_EXAMPLE
-from service.store.migrate import upgrade
+from service.store.scratch import drop_scratch, scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,31 +37,11 @@ def canonical_spec(**overrides: Any) -> dict[str, Any]:
 
 def fresh_database(tmp_path: Path) -> str:
     """A migrated, empty database: a new Postgres schema, or a new SQLite file."""
-    base = os.environ.get("ACTLAB_TEST_DATABASE_URL")
-    if not base:
-        url = f"sqlite:///{tmp_path / 'actlab.db'}"
-    else:
-        schema = f"t_{uuid.uuid4().hex[:12]}"
-        admin = create_engine(base, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        admin.dispose()
-        url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-        url = url.render_as_string(hide_password=False)
-    upgrade(url)
-    return url
+    return scratch_database(os.environ.get("ACTLAB_TEST_DATABASE_URL"), tmp_path)
 
 
 def drop_database(url: str) -> None:
-    if url.startswith("sqlite"):
-        return
-    parsed = make_url(url)
-    schema = parsed.query["options"].split("=", 1)[1]  # type: ignore[union-attr]
-    base = parsed.difference_update_query(["options"]).render_as_string(hide_password=False)
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    admin.dispose()
+    drop_scratch(url)
 
 
 def settings_env(settings: Any) -> dict[str, str]:

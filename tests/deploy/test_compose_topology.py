@@ -20,11 +20,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
+from service.store.scratch import drop_scratch, scratch_database
 from tests.deploy import compose as c
-from tests.support import ROOT, Process, canonical_spec, drop_database
+from tests.support import ROOT, Process, canonical_spec
 
 pytestmark = pytest.mark.integration
 
@@ -40,19 +39,9 @@ def _free_port() -> int:
 @pytest.fixture
 def empty_database(tmp_path: Path) -> Iterator[str]:
     """An unmigrated database (the `migrate` service migrates it): a schema or a file."""
-    base = os.environ.get("ACTLAB_TEST_DATABASE_URL")
-    if not base:
-        yield f"sqlite:///{tmp_path / 'actlab.db'}"
-        return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    admin.dispose()
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    rendered = url.render_as_string(hide_password=False)
-    yield rendered
-    drop_database(rendered)
+    url = scratch_database(os.environ.get("ACTLAB_TEST_DATABASE_URL"), tmp_path, migrate=False)
+    yield url
+    drop_scratch(url)
 
 
 def _service_env(service: dict[str, object], local: dict[str, str]) -> dict[str, str]:
