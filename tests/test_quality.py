@@ -23,8 +23,8 @@ def _run(*args: str) -> None:
 @pytest.mark.parametrize(
     "command",
     [
-        ("ruff", "check", "."),
-        ("ruff", "format", "--check", "."),
+        ("ruff", "check", *PYTHON_TREES),
+        ("ruff", "format", "--check", *PYTHON_TREES),
     ],
 )
 def test_ruff(command: tuple[str, ...]) -> None:
