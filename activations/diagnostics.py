@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
@@ -42,3 +44,17 @@ def snr(unit: nn.Module, x: Tensor) -> float | None:
     noise_var = torch.as_tensor(std, dtype=torch.float32).square().mean().item()
     signal_var = signal.var(unbiased=False).item()
     return float("inf") if noise_var == 0.0 else signal_var / noise_var
+
+
+def saved_bytes(fn: Callable[[Tensor], Tensor], x: Tensor) -> int:
+    """Bytes autograd keeps for backward while running ``fn(x)`` (a unit's memory cost)."""
+    total = 0
+
+    def pack(t: Tensor) -> Tensor:
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn(x)
+    return total

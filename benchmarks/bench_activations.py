@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from activations.diagnostics import saved_bytes
+
 # Run as a script from anywhere: make the repo root importable.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import activations
@@ -77,20 +79,6 @@ def time_unit(unit: nn.Module, x: Tensor, grad: Tensor, repeats: int) -> float:
         sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
-
-
-def saved_bytes(unit: nn.Module, x: Tensor) -> int:
-    """Bytes autograd keeps for backward in one forward pass."""
-    total = 0
-
-    def pack(t: Tensor) -> Tensor:
-        nonlocal total
-        total += t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        unit(x)
-    return total
 
 
 def bench_size(n: int, device: str, repeats: int) -> None:

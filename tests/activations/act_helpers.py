@@ -2,25 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
-
-
-def saved_bytes(fn: Callable[[Tensor], Tensor], x: Tensor) -> int:
-    """Bytes autograd saves for backward while running ``fn(x)``."""
-    total = 0
-
-    def pack(t: Tensor) -> Tensor:
-        nonlocal total
-        total += t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn(x)
-    return total
 
 
 def gradcheck_unit(unit: nn.Module, x: Tensor, seed: int = 0) -> bool:

@@ -5,6 +5,7 @@ import torch
 
 import activations
 from activations import diagnostics
+from activations.diagnostics import saved_bytes
 
 
 def test_sparsity_and_dead_fraction():
@@ -38,3 +39,9 @@ def test_snr_input_dependent_noise():
     x = torch.randn(500, 8) * 3
     value = diagnostics.snr(unit, x)
     assert value is not None and 0 < value < float("inf")
+
+
+def test_saved_bytes_counts_what_autograd_keeps():
+    x = torch.randn(1000, requires_grad=True)
+    assert saved_bytes(torch.exp, x) == 1000 * 4  # exp saves its output
+    assert saved_bytes(lambda t: t + 1, x) == 0

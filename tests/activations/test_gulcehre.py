@@ -4,10 +4,11 @@ import math
 
 import pytest
 import torch
-from act_helpers import away_from, gradcheck_unit, saved_bytes
+from act_helpers import away_from, gradcheck_unit
 from scipy import stats
 
 import activations
+from activations.diagnostics import saved_bytes
 
 X = torch.tensor([-3.0, -1.5, -0.5, 0.3, 0.9, 1.7, 2.5, 4.0], dtype=torch.float64)
 HALF = math.sqrt(2 / math.pi)

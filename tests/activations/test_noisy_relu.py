@@ -4,10 +4,11 @@ import math
 
 import pytest
 import torch
-from act_helpers import away_from, gradcheck_unit, lag1_corr, saved_bytes
+from act_helpers import away_from, gradcheck_unit, lag1_corr
 from scipy import stats
 
 import activations
+from activations.diagnostics import saved_bytes
 
 X = torch.tensor([-2.0, -0.5, 0.0, 0.25, 3.0], dtype=torch.float64)
 
