@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
@@ -104,6 +105,14 @@ def install(app: FastAPI) -> None:
             # several routes (GET and POST) allows all of their methods.
             response.headers["Allow"] = ", ".join(_allowed_methods(request))
         return response
+
+    @app.exception_handler(DataError)
+    async def unstorable(request: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value the schema let through (e.g. a NUL character, which
+        # Postgres text cannot hold): the client's input, so a 422, never a 500.
+        log.warning("database rejected a value on %s: %s", request.url.path, exc.orig)
+        detail = f"a value cannot be stored: {str(exc.orig).splitlines()[0]}"
+        return _problem(422, "invalid-request", "Invalid request", detail)
 
     @app.exception_handler(Exception)
     async def crash(request: Request, exc: Exception) -> JSONResponse:

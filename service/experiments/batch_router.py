@@ -24,7 +24,7 @@ def batch_metrics(
     ] = None,
     sweep_id: Annotated[str | None, Query(max_length=64, description="All of a sweep's.")] = None,
     name: Annotated[list[str] | None, Query(description="Repeat for several names.")] = None,
-    after_step: Annotated[int | None, Query(ge=-1)] = None,
+    after_step: Annotated[int | None, Query(ge=-1, le=2**31 - 1)] = None,
     max_points: Annotated[int | None, Query(ge=1, le=100_000)] = None,
 ) -> Any:
     """Series of every listed experiment (and/or every experiment of `sweep_id`)."""

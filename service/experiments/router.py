@@ -92,7 +92,7 @@ def get_metrics(
     session: SessionDep,
     principal: PrincipalDep,
     name: Annotated[list[str] | None, Query(description="Repeat for several names.")] = None,
-    after_step: Annotated[int | None, Query(ge=-1)] = None,
+    after_step: Annotated[int | None, Query(ge=-1, le=2**31 - 1)] = None,
     max_points: Annotated[
         int | None, Query(ge=1, le=100_000, description="Downsample, keeping extremes.")
     ] = None,
@@ -120,7 +120,9 @@ def get_events(
     session: SessionDep,
     settings: SettingsDep,
     principal: PrincipalDep,
-    after: Annotated[int, Query(ge=0, description="Only events with a larger id.")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=2**63 - 1, description="Only events with a larger id.")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     stream: Annotated[bool, Query(description="Server-Sent Events (or Accept).")] = False,
 ) -> Any:

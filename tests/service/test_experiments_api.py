@@ -154,3 +154,13 @@ def test_readyz_checks_database_and_broker(client: TestClient) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200, response.text
     assert response.json()["checks"] == {"database": "ok", "broker": "ok"}
+
+
+def test_values_the_database_cannot_store_are_422(client: TestClient) -> None:
+    # Postgres text cannot hold NUL; the same request must not be a 500 on any backend.
+    listed = client.get("/v1/experiments", params={"cursor": "\x00"})
+    assert listed.status_code in (200, 422)
+    created = client.post("/v1/experiments", json=canonical_spec(name="a\x00b"))
+    assert created.status_code in (201, 422)
+    huge = client.get("/v1/experiments/exp_x/events", params={"after": 2**64})
+    assert huge.status_code == 422
