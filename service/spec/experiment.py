@@ -83,7 +83,9 @@ class TrainingSpec(BaseModel):
     early_stopping: EarlyStoppingSpec | None = None
     time_limit_s: float | None = Field(None, gt=0.0, description="Wall-time limit; then `timeout`.")
     eval_every: int = Field(1, ge=1, description="Evaluate every N epochs.")
-    diagnostics_every: int = Field(1, ge=0, description="Diagnostics every N evals; 0 = off.")
+    diagnostics_every: int = Field(
+        5, ge=0, description="Diagnostics every N evals (and at the last); 0 = off."
+    )
     checkpoint_every: int = Field(1, ge=1, description="Checkpoint every N epochs and at the end.")
     checkpoint_interval_s: float = Field(
         30.0,

@@ -18,7 +18,8 @@ def collect(trainer: Any, run: Any, loop: LoopState) -> dict[str, float]:
         values["train/acc"] = loop.correct / loop.seen
     diag_split, diag_out = None, None
     diag_values: dict[str, float] = {}
-    if t.diagnostics_every and (loop.evals + 1) % t.diagnostics_every == 0:
+    last = loop.step >= run.total_steps  # the final evaluation always has diagnostics
+    if t.diagnostics_every and ((loop.evals + 1) % t.diagnostics_every == 0 or last):
         diag_split = "val" if len(run.data.tensors["val"][0]) else "test"
         x, y = run.data.tensors[diag_split]
         n = t.eval_batch_size
