@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Query, status
 
 from service.auth import PrincipalDep
 from service.deps import SessionDep, SettingsDep
+from service.idempotency import IdempotencyDep
 from service.sweeps import service
 from service.sweeps.schemas import EXAMPLE, SweepCreate, SweepList, SweepRead
 
@@ -23,12 +24,21 @@ SweepBody = Annotated[
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SweepRead)
 def create_sweep(
-    body: SweepBody, session: SessionDep, settings: SettingsDep, principal: PrincipalDep
+    body: SweepBody,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    idempotency: IdempotencyDep,
 ) -> Any:
-    """Create one queued experiment per grid point and seed, all in one transaction."""
-    return service.create(
+    """Create one queued experiment per grid point and seed, all in one transaction.
+
+    Honours `Idempotency-Key` like `POST /v1/experiments`.
+    """
+    created = service.create(
         session=session, settings=settings, body=body, owner_id=principal.owner_id
     )
+    idempotency.save(status.HTTP_201_CREATED, created)
+    return created
 
 
 @router.get("", response_model=SweepList)

@@ -54,3 +54,20 @@ def test_a_rejected_request_does_not_burn_the_key(client: TestClient) -> None:
     assert bad.status_code == 422
     good = client.post("/v1/experiments", json=canonical_spec(), headers=headers)
     assert good.status_code == 201
+
+
+def test_sweeps_honour_the_key(client: TestClient) -> None:
+    body = {
+        "name": "idem",
+        "base_spec": {k: v for k, v in canonical_spec().items() if k != "seed"},
+        "grid": {"activation.name": ["relu", "noisy_relu"]},
+        "seeds": [0, 1],
+    }
+    headers = {"Idempotency-Key": "sweep-1"}
+    first = client.post("/v1/sweeps", json=body, headers=headers)
+    again = client.post("/v1/sweeps", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json()["id"] == first.json()["id"]
+    assert _count(client) == 4
+    other = client.post("/v1/sweeps", json={**body, "seeds": [5]}, headers=headers)
+    assert other.status_code == 422
