@@ -38,15 +38,23 @@ def sample(
         half = scale * _SQRT3
         return out.uniform_(-half, half, generator=generator)
     if kind == "laplace":
-        return _laplace(out, scale * _LAPLACE_B, generator)
+        return _laplace(like, scale * _LAPLACE_B, generator)
     raise ValueError(f"unknown noise kind {kind!r}; valid: {', '.join(KINDS)}")
 
 
-def _laplace(out: Tensor, b: float, generator: torch.Generator | None) -> Tensor:
-    # Inverse CDF from one uniform draw: cheaper than the difference of two exponentials.
-    u = out.uniform_(-0.5, 0.5, generator=generator)
-    tail = torch.log1p(-2.0 * u.abs()).clamp_min_(torch.finfo(u.dtype).min)
-    return tail.mul_(torch.sign(u)).mul_(-b)
+def _laplace(like: Tensor, b: float, generator: torch.Generator | None) -> Tensor:
+    """Laplace(0, b) by the inverse CDF from one uniform draw (cheaper than two exponentials).
+
+    The uniform is drawn in at least float32 (a bf16 uniform has 8 bits: its tail would stop
+    at 4 sigma) and 2|u| is kept below 1, where log1p(-2|u|) is -inf; u = -1/2 is a value
+    the samplers do return (about once in 2**24 float32 draws).
+    """
+    dtype = like.dtype if like.dtype == torch.float64 else torch.float32
+    u = torch.empty(like.shape, dtype=dtype, device=like.device)
+    u.uniform_(-0.5, 0.5, generator=generator)
+    two_u = u.abs().mul_(2.0).clamp_max_(1.0 - torch.finfo(dtype).eps)
+    tail = torch.log1p(two_u.neg_()).mul_(torch.sign(u)).mul_(-b)
+    return tail if tail.dtype == like.dtype else tail.to(like.dtype)
 
 
 def default_generator(device: torch.device) -> torch.Generator:
