@@ -138,7 +138,7 @@ _FORMULA = "phi = alpha*h + (1-alpha)*u + d*sigma*xi, sigma = c*(sigmoid(p*(h-u)
 
 @register(
     "noisy_hard_tanh",
-    aliases=("nan_tanh", "nah_tanh", "noisy_tanh"),
+    aliases=("nan_tanh", "noisy_tanh"),  # NAH: noise="half_normal"
     description=f"Noisy hard tanh: {_FORMULA}, h = clip(x,-1,1), u = x; eval: E over xi.",
     reference=_REF,
     params=_params(1.15, 0.5, "normal"),
@@ -162,7 +162,7 @@ class NoisyHardTanh(_NoisyHard):
 
 @register(
     "noisy_hard_sigmoid",
-    aliases=("nan_sigmoid", "nah_sigmoid", "noisy_sigmoid"),
+    aliases=("nah_sigmoid", "noisy_sigmoid"),  # NAN: noise="normal"
     description=f"Noisy hard sigmoid: {_FORMULA}, h = clip(x/4+1/2,0,1), u = x/4+1/2; eval: E.",
     reference=_REF,
     params=_params(1.1, 0.15, "half_normal"),

@@ -137,3 +137,14 @@ def test_noise_scale_zero_equals_eval_and_scales_noise():
 def test_saturation_mask():
     mask = seeded("noisy_hard_sigmoid").saturation_mask(X)
     assert mask.tolist() == [True, False, False, False, False, False, True, True]
+
+
+def test_nan_nah_aliases_give_the_noise_they_name():
+    # An alias that names NAN (normal) or NAH (half-normal) noise must build exactly that.
+    for name in ("noisy_hard_tanh", "noisy_hard_sigmoid"):
+        for alias in activations.registry.entry(name).aliases:
+            unit = activations.create(alias)
+            if alias.startswith("nan_"):
+                assert unit.noise == "normal", alias
+            if alias.startswith("nah_"):
+                assert unit.noise == "half_normal", alias
