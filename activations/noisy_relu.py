@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx
 
-from . import noise
+from . import fused, noise
 from .base import NoisyActivation, channel_view
 from .errors import ParamError
 from .params import Param
@@ -85,6 +85,8 @@ class NoisyReLU(NoisyActivation):
     """max(0, x) plus zero-mean noise of std sigma * noise_scale in training."""
 
     is_sparse_family = True
+    # False forces the eager path on CUDA too (the fused kernel's tests compare the two).
+    use_fused: bool = True
 
     def __init__(
         self,
@@ -130,9 +132,11 @@ class NoisyReLU(NoisyActivation):
         if sigma is None:
             if self.sigma == 0.0:
                 return torch.relu(x)
-            return _NoisyReLUFn.apply(
-                x, self.sigma * self.noise_scale, self.distribution, self.generator
-            )
+            # On CUDA one Triton kernel draws the noise in place of three eager passes.
+            fn: type[torch.autograd.Function] = _NoisyReLUFn
+            if self.use_fused and fused.available(x, self.distribution):
+                fn = fused.FusedNoisyReLUFn
+            return fn.apply(x, self.sigma * self.noise_scale, self.distribution, self.generator)
         sigma = channel_view(sigma.to(x.dtype) * self.noise_scale, x)
         return _LearnedSigmaFn.apply(x, sigma, self.distribution, self.generator)
 

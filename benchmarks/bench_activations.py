@@ -15,11 +15,10 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from activations.diagnostics import saved_bytes
-
 # Run as a script from anywhere: make the repo root importable.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import activations
+from activations.diagnostics import saved_bytes
 
 
 class SeedNoisyReLU(nn.Module):
@@ -35,6 +34,24 @@ class SeedNoisyReLU(nn.Module):
             return torch.max(torch.zeros_like(x), x) + noise
         else:
             return torch.max(torch.zeros_like(x), x)
+
+
+class SeedNoisyReLUOnDevice(SeedNoisyReLU):
+    """The seed's code with only its device bug fixed (noise drawn on x's device): the naive
+    baseline on CUDA, where the verbatim code fails."""
+
+    def forward(self, x):
+        if self.training:
+            noise = torch.randn(x.size(), device=x.device) * self.sigma
+            return torch.max(torch.zeros_like(x), x) + noise
+        return torch.max(torch.zeros_like(x), x)
+
+
+def eager_noisy_relu() -> nn.Module:
+    """noisy_relu forced onto its eager (non-fused) path."""
+    unit = activations.create("noisy_relu", sigma=0.1)
+    unit.use_fused = False
+    return unit
 
 
 UNITS: list[tuple[str, Callable[[], nn.Module]]] = [
@@ -81,12 +98,19 @@ def time_unit(unit: nn.Module, x: Tensor, grad: Tensor, repeats: int) -> float:
     return statistics.median(times)
 
 
+CUDA_UNITS: list[tuple[str, Callable[[], nn.Module]]] = [
+    ("seed NoisyReLU, noise on x's device", lambda: SeedNoisyReLUOnDevice(0.1)),
+    ("noisy_relu gaussian, eager path", eager_noisy_relu),
+]
+
+
 def bench_size(n: int, device: str, repeats: int) -> None:
     """Print one table for ``n`` float32 elements."""
     x = torch.randn(n, device=device, requires_grad=True)
     grad = torch.ones_like(x)
     rows = []
-    for label, make in UNITS:
+    units = UNITS[:2] + CUDA_UNITS + UNITS[2:] if device == "cuda" else UNITS
+    for label, make in units:
         unit = make().to(device).train()
         try:
             rows.append((label, time_unit(unit, x, grad, repeats), saved_bytes(unit, x) / n))
@@ -95,10 +119,53 @@ def bench_size(n: int, device: str, repeats: int) -> None:
             print(f"  {label}: failed ({str(err).splitlines()[0][:60]})")
     base, relu = rows[0][1], rows[1][1]
     print(f"\n{n:,} float32 elements on {device} ({torch.get_num_threads()} threads)")
-    print(f"{'unit':<27}{'fwd+bwd ms':>11}{'vs seed':>9}{'vs relu':>9}{'saved B/el':>11}")
+    print(f"{'unit':<36}{'fwd+bwd ms':>11}{'vs seed':>9}{'vs relu':>9}{'saved B/el':>11}")
     for label, secs, per_el in rows:
         vs_seed = base / secs if base == base else float("nan")
-        print(f"{label:<27}{secs * 1e3:>11.1f}{vs_seed:>8.2f}x{secs / relu:>8.2f}x{per_el:>11.2f}")
+        print(f"{label:<36}{secs * 1e3:>11.3f}{vs_seed:>8.2f}x{secs / relu:>8.2f}x{per_el:>11.2f}")
+    if device == "cuda":
+        bandwidth_table(x, grad, repeats)
+
+
+def median_ms(fn: Callable[[], object], repeats: int) -> float:
+    """Median milliseconds of ``fn`` on CUDA (events), after a warmup call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def bandwidth_table(x: Tensor, grad: Tensor, repeats: int) -> None:
+    """The fused kernel's forward and backward as a fraction of the device's copy bandwidth.
+
+    Bytes counted are those each pass must move: forward reads x and writes y and the
+    1-byte mask (9 B/element in float32); backward reads grad and the mask and writes
+    grad_x (9 B/element); a copy reads and writes 8 B/element.
+    """
+    from activations import fused
+
+    n, size = x.numel(), x.element_size()
+    data = x.detach()
+    out = torch.empty_like(data)
+    copy_ms = median_ms(lambda: out.copy_(data), repeats)
+    _, mask = fused.noisy_relu_forward(data, 0.1, "gaussian", None)
+    fwd_ms = median_ms(lambda: fused.noisy_relu_forward(data, 0.1, "gaussian", None), repeats)
+    bwd_ms = median_ms(lambda: fused.masked_grad(grad, mask), repeats)
+    copy_bw = 2 * size * n / copy_ms / 1e6  # GB/s
+    print(f"{'pass':<36}{'ms':>11}{'GB/s':>9}{'of copy':>9}")
+    print(f"{'copy (x -> y)':<36}{copy_ms:>11.3f}{copy_bw:>9.0f}{1:>8.2f}x")
+    for label, ms, moved in (
+        ("fused forward", fwd_ms, 2 * size + 1),
+        ("fused backward", bwd_ms, 2 * size + 1),
+    ):
+        bw = moved * n / ms / 1e6
+        print(f"{label:<36}{ms:>11.3f}{bw:>9.0f}{bw / copy_bw:>8.2f}x")
 
 
 def main() -> None:
