@@ -151,6 +151,11 @@ def _apply_device_options(run: Run) -> None:
             run.notes.append("precision bf16 ignored: autocast is used on CUDA only")
     if t.compile:
         if cuda:
+            # A noise schedule changes every noisy unit's scale each step, and dynamo guards
+            # on Python floats: compiled, each new value would recompile (seen: 8 steps/s).
+            # The noisy units run eagerly (on CUDA NoisyReLU is one fused kernel anyway).
+            for unit in run.noisy_units:
+                unit.forward = torch.compiler.disable(unit.forward)  # type: ignore[method-assign]
             run.forward = torch.compile(run.model)  # type: ignore[assignment]
         else:
             run.notes.append("compile ignored: torch.compile is used on CUDA only")
