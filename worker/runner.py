@@ -42,6 +42,8 @@ class StoreCallbacks(engine.Callbacks):
         self._progress: dict[str, Any] = {}
         self._stopped = threading.Event()
         self._heartbeat = threading.Thread(target=self._beat, name="lease-heartbeat", daemon=True)
+        # The checkpoint the store points at; replaced (and the old file removed) on each save.
+        self.recorded = resolve_checkpoint(settings, claim.checkpoint_path)
 
     # -- lease -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -106,14 +108,23 @@ class StoreCallbacks(engine.Callbacks):
             )
 
     def on_checkpoint(self, *, path: Path, step: int, epoch: int) -> None:
+        # Fenced: a worker that lost its lease cannot point the store at its file.
+        root = self.settings.resolved_checkpoint_dir
+        stored = path.relative_to(root) if path.is_relative_to(root) else path
         with session_scope(self.url) as session:
             repo.renew(
                 session,
                 self.claim,
                 lease_seconds=self.settings.lease_seconds,
-                checkpoint_path=str(path),
+                checkpoint_path=str(stored),
                 checkpoint_step=step,
             )
+        previous, self.recorded = self.recorded, path
+        if previous is not None and previous != path:
+            previous.unlink(missing_ok=True)  # an earlier attempt's file, no longer referenced
+
+    def may_checkpoint(self) -> bool:
+        return self.stop_reason != "lease_lost"
 
     def should_stop(self) -> str | None:
         if SHUTDOWN.is_set():
@@ -121,8 +132,16 @@ class StoreCallbacks(engine.Callbacks):
         return self.stop_reason
 
 
-def checkpoint_path(settings: Settings, experiment_id: str) -> Path:
-    return settings.resolved_checkpoint_dir / experiment_id / "last.pt"
+def checkpoint_path(settings: Settings, claim: Claim) -> Path:
+    """Where this attempt writes its checkpoints: named by its fencing token, so a stale
+    duplicate of an earlier attempt never overwrites the file a later one resumes from."""
+    return settings.resolved_checkpoint_dir / claim.experiment_id / f"ckpt-{claim.token}.pt"
+
+
+def resolve_checkpoint(settings: Settings, stored: str | None) -> Path | None:
+    """The file behind a stored checkpoint path (relative to the checkpoint directory, so
+    worker hosts may mount the shared directory at different paths)."""
+    return None if not stored else settings.resolved_checkpoint_dir / stored
 
 
 def weights_path(settings: Settings, experiment_id: str) -> Path:
@@ -171,7 +190,8 @@ def _train(claim: Claim, callbacks: StoreCallbacks, settings: Settings) -> str:
             spec,
             callbacks=callbacks,
             data_dir=settings.data_dir,
-            checkpoint_path=checkpoint_path(settings, claim.experiment_id),
+            checkpoint_path=checkpoint_path(settings, claim),
+            resume_from=callbacks.recorded,
         )
         if result.checkpoint_path is not None:
             engine.export_safetensors(

@@ -29,6 +29,10 @@ class Callbacks:
     def on_checkpoint(self, *, path: Path, step: int, epoch: int) -> None:
         """Called after a checkpoint was atomically written to `path`."""
 
+    def may_checkpoint(self) -> bool:
+        """False once checkpoints must not be written (e.g. the run's lease was lost)."""
+        return True
+
     def should_stop(self) -> str | None:
         """Polled between steps (at most every `poll_interval_s`); a reason stops the run
         after a checkpoint is written (mid-epoch allowed) by raising Interrupted(reason)."""

@@ -27,13 +27,16 @@ def train(
     callbacks: Callbacks,
     data_dir: Path,
     checkpoint_path: Path | None = None,
+    resume_from: Path | None = None,
 ) -> TrainResult:
-    """Train `spec` to the end, resuming from `checkpoint_path` when that file exists."""
+    """Train `spec` to the end, writing checkpoints to `checkpoint_path`; resume from
+    `resume_from` (default: `checkpoint_path`) when that file exists."""
     run = build_run(spec, Path(data_dir))
     loop, resumed = LoopState(lr=spec.optimizer.lr), False
-    if checkpoint_path is not None and Path(checkpoint_path).exists():
+    source = resume_from if resume_from is not None else checkpoint_path
+    if source is not None and Path(source).exists():
         try:
-            payload = ckpt.load(Path(checkpoint_path))
+            payload = ckpt.load(Path(source))
         except ckpt.UnreadableCheckpoint as exc:
             # Training is deterministic: starting over reproduces the lost curve exactly.
             log.warning("%s; starting from scratch", exc)
@@ -221,7 +224,7 @@ class Trainer:
         self._checkpoint()
 
     def _checkpoint(self, *, durable: bool = True) -> None:
-        if self.path is None:
+        if self.path is None or not self.cb.may_checkpoint():
             return
         loop = self.loop
         self._count_pending_hits()

@@ -204,3 +204,22 @@ def test_cuda_requested_without_cuda_is_a_clear_error(data_dir: Path) -> None:
     spec = make_spec(training={"device": "cuda"})
     with pytest.raises(TrainingError, match="CUDA is not available"):
         engine.train(spec, callbacks=engine.Callbacks(), data_dir=data_dir)
+
+
+class _LostLease(Recorder):
+    """Asks to stop at a step, as the heartbeat does when the lease is lost."""
+
+    def may_checkpoint(self) -> bool:
+        return self.step < 5
+
+
+def test_a_run_that_lost_its_lease_writes_no_checkpoint(data_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "ckpt.pt"
+    with pytest.raises(engine.Interrupted):
+        engine.train(
+            make_spec(),
+            callbacks=_LostLease(stop_at_step=7),
+            data_dir=data_dir,
+            checkpoint_path=path,
+        )
+    assert not path.exists()
