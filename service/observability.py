@@ -7,12 +7,12 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import redis
 from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from sqlalchemy import func, select
 
+from service.queue import broker_client
 from service.settings import Settings
 from service.store.db import session_scope
 from service.store.models import TERMINAL, Experiment, Status
@@ -23,11 +23,7 @@ DURATION_BUCKETS = (10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 24 * 360
 
 def queue_depth(settings: Settings) -> int:
     """Messages waiting in the Celery queue (a Redis list named after the queue)."""
-    url = settings.resolved_broker_url
-    if url.startswith("redis+socket://"):
-        client = redis.Redis(unix_socket_path=url.removeprefix("redis+socket://"), socket_timeout=2)
-    else:
-        client = redis.Redis.from_url(url, socket_timeout=2)
+    client = broker_client(settings)
     try:
         return int(client.llen(settings.queue))  # type: ignore[arg-type]
     finally:

@@ -5,8 +5,11 @@ The API sends by task name with an experiment id only; it never imports worker c
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
+import redis
 from celery import Celery
 
 from service.settings import Settings
@@ -64,3 +67,38 @@ def ping_broker(settings: Settings, timeout: float = 2.0) -> None:
     app = _sender(settings)
     with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=timeout)
+
+
+def broker_client(settings: Settings, timeout: float = 2.0) -> redis.Redis:
+    """A plain Redis client on the broker (a TCP URL or the embedded server's socket)."""
+    url = settings.resolved_broker_url
+    if url.startswith("redis+socket://"):
+        path = url.removeprefix("redis+socket://")
+        return redis.Redis(unix_socket_path=path, socket_timeout=timeout)
+    return redis.Redis.from_url(url, socket_timeout=timeout)
+
+
+def pending_runs(settings: Settings) -> set[str]:
+    """Experiment ids that have a run message in the broker: waiting in the queue, or
+    delivered to a worker and not yet acknowledged (kombu keeps those in `unacked`)."""
+    client = broker_client(settings)
+    try:
+        waiting = client.lrange(settings.queue, 0, -1)
+        delivered = client.hvals("unacked")
+    finally:
+        client.close()
+    ids = {_run_id(json.loads(raw)) for raw in waiting}  # type: ignore[union-attr]
+    ids |= {_run_id(json.loads(raw)[0]) for raw in delivered}  # type: ignore[union-attr]
+    ids.discard(None)
+    return ids  # type: ignore[return-value]
+
+
+def _run_id(message: dict[str, Any]) -> str | None:
+    """The experiment id a kombu message carries, None for any other task."""
+    if message.get("headers", {}).get("task") != RUN_EXPERIMENT:
+        return None
+    body = message["body"]
+    if message.get("properties", {}).get("body_encoding") == "base64":
+        body = base64.b64decode(body)
+    args = json.loads(body)[0]
+    return str(args[0]) if args else None

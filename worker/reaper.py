@@ -10,9 +10,10 @@ import logging
 import threading
 from datetime import timedelta
 
-from service.queue import send_run
+from service.queue import pending_runs, send_run
 from service.settings import Settings
 from service.store import experiments as repo
+from service.store import idempotency
 from service.store.db import session_scope
 from service.store.models import Status, utcnow
 
@@ -31,12 +32,28 @@ def reap_once(settings: Settings) -> int:
             if new:
                 log.warning("experiment %s: lease expired -> %s", experiment_id, new)
         before = utcnow() - timedelta(seconds=settings.queued_grace_seconds)
-        for experiment_id in repo.stale_queued(session, before):
+        stale = repo.stale_queued(session, before)
+        in_broker = _pending_runs(settings) if stale else set()
+        for experiment_id in stale:
+            # Long-queued behind a backlog is not lost: re-send only what has no message.
+            # Either way the grace period starts again, so the broker is read once per period.
             repo.mark_enqueued(session, experiment_id)
-            resend.append(experiment_id)
+            if experiment_id not in in_broker:
+                resend.append(experiment_id)
+        idempotency.purge_expired(session)
     for experiment_id in resend:  # after commit: the task re-reads the row
         send_run(settings, experiment_id)
     return len(resend)
+
+
+def _pending_runs(settings: Settings) -> set[str]:
+    """Run messages in the broker; when it cannot be read, none (so every stale one is sent:
+    a duplicate message is harmless, a lost one is not)."""
+    try:
+        return pending_runs(settings)
+    except Exception:
+        log.exception("could not read the broker's pending messages")
+        return set()
 
 
 def start_reaper_thread(settings: Settings, stop: threading.Event) -> threading.Thread:

@@ -8,6 +8,7 @@ import pytest
 import redis
 from sqlalchemy import update
 
+from service.queue import pending_runs, send_run
 from service.settings import Settings
 from service.spec import ExperimentSpec
 from service.store import experiments as repo
@@ -89,3 +90,22 @@ def test_queued_experiment_whose_message_was_lost_is_sent_again(settings: Settin
         row = repo.get(session, experiment_id)
         assert row is not None and row.enqueued_at is not None
         assert row.enqueued_at > utcnow() - timedelta(seconds=5)
+
+
+def test_queued_experiment_waiting_behind_a_backlog_is_not_sent_twice(
+    settings: Settings,
+) -> None:
+    settings = settings.model_copy(update={"queued_grace_seconds": 1})
+    waiting = _create(settings)
+    lost = _create(settings)
+    send_run(settings, waiting)  # its message sits in the queue; `lost` has none
+    with session_scope(settings.resolved_database_url) as session:
+        session.execute(update(Experiment).values(enqueued_at=utcnow() - timedelta(seconds=5)))
+    assert pending_runs(settings) == {waiting}
+    assert reap_once(settings) == 1  # only the one whose message is gone
+    assert _queue_length(settings) == 2
+    assert pending_runs(settings) == {waiting, lost}
+    with session_scope(settings.resolved_database_url) as session:
+        session.execute(update(Experiment).values(enqueued_at=utcnow() - timedelta(seconds=5)))
+    assert reap_once(settings) == 0  # both have a message now: nothing is duplicated
+    assert _queue_length(settings) == 2
