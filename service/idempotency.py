@@ -118,10 +118,3 @@ def get_idempotency(
 
 
 IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency)]
-
-
-def purge_expired(session: Session) -> int:
-    result = session.execute(
-        delete(IdempotencyRecord).where(IdempotencyRecord.expires_at <= utcnow())
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import select, update
 
+from service.app import create_app
 from service.settings import Settings
 from service.store.db import session_scope
 from service.store.models import IdempotencyRecord, utcnow
 from tests.support import canonical_spec
+from worker.reaper import reap_once
 
 
 def _count(client: TestClient) -> int:
@@ -71,3 +73,23 @@ def test_sweeps_honour_the_key(client: TestClient) -> None:
     assert _count(client) == 4
     other = client.post("/v1/sweeps", json={**body, "seeds": [5]}, headers=headers)
     assert other.status_code == 422
+
+
+def test_ttl_setting_sets_expiry_and_the_reaper_purges(settings: Settings) -> None:
+    settings = settings.model_copy(update={"idempotency_ttl_seconds": 120})
+    with TestClient(create_app(settings)) as client:
+        for key in ("ttl-1", "ttl-2"):
+            client.post("/v1/experiments", json=canonical_spec(), headers={"Idempotency-Key": key})
+    url = settings.resolved_database_url
+    with session_scope(url) as session:
+        records = session.scalars(select(IdempotencyRecord)).all()
+        lifetimes = [(r.expires_at - utcnow()).total_seconds() for r in records]
+        assert len(lifetimes) == 2 and all(110 < s <= 120 for s in lifetimes)
+        session.execute(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.key == "ttl-1")
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+    reap_once(settings)
+    with session_scope(url) as session:
+        assert session.scalars(select(IdempotencyRecord.key)).all() == ["ttl-2"]
