@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -56,6 +57,14 @@ class Settings(BaseSettings):
             raise ValueError("visibility_timeout_seconds must exceed lease_seconds")
         if self.heartbeat_seconds >= self.lease_seconds:
             raise ValueError("heartbeat_seconds must be shorter than lease_seconds")
+        if self.environment == "production":
+            for name in ("database_url", "broker_url"):
+                password = _password(getattr(self, name))
+                if password is not None and password.lower() in PLACEHOLDER_SECRETS:
+                    raise ValueError(
+                        f"{name} carries the placeholder password {password!r}: set a real "
+                        "one (e.g. `openssl rand -hex 24`) in .env, or environment=development"
+                    )
         return self
 
     @property
@@ -77,6 +86,11 @@ class Settings(BaseSettings):
     @property
     def resolved_checkpoint_dir(self) -> Path:
         return self.checkpoint_dir or self.data_dir / "checkpoints"
+
+
+def _password(url: str | None) -> str | None:
+    """The password part of a URL, None when it has none."""
+    return None if not url else urlsplit(url).password
 
 
 @lru_cache
