@@ -26,24 +26,27 @@ def run_worker(settings: Settings, *, name: str | None = None, loglevel: str | N
     signals.worker_shutting_down.connect(_on_shutdown, weak=False)
     stop = threading.Event()
     reaper.start_reaper_thread(settings, stop)
-    node = name or f"actlab@{socket.gethostname()}-{os.getpid()}"
     try:
-        app.worker_main(
-            [
-                "worker",
-                "--pool=solo",
-                "--concurrency=1",
-                "--without-gossip",
-                "--without-mingle",
-                "-Q",
-                settings.queue,
-                "-n",
-                node,
-                f"--loglevel={loglevel or settings.log_level}",
-            ]
-        )
+        app.worker_main(worker_argv(settings, name=name, loglevel=loglevel))
     except SystemExit as exc:
         return int(exc.code or 0)
     finally:
         stop.set()
     return 0
+
+
+def worker_argv(settings: Settings, *, name: str | None, loglevel: str | None) -> list[str]:
+    """Celery's worker arguments: one process, the solo pool (no fork after CUDA init)."""
+    node = name or f"actlab@{socket.gethostname()}-{os.getpid()}"
+    return [
+        "worker",
+        "--pool=solo",
+        "--concurrency=1",
+        "--without-gossip",
+        "--without-mingle",
+        "-Q",
+        settings.queue,
+        "-n",
+        node,
+        f"--loglevel={loglevel or settings.log_level}",
+    ]
