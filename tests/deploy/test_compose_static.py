@@ -249,10 +249,6 @@ def test_dockerignore_keeps_secrets_and_clutter_out() -> None:
 
 # docs/deploy.md: every command refers to what exists ----------------------------------------
 
-# `actlab keys` is being added to the CLI in parallel; until it lands its commands are
-# reported as skipped, not failed. Once `keys` is a subcommand they must parse.
-PENDING_SUBCOMMANDS = {"keys"}
-
 
 def _doc_commands() -> list[str]:
     """Lines of the bash code blocks of docs/deploy.md (continuations joined)."""
@@ -296,9 +292,7 @@ def test_docs_use_only_existing_compose_services_and_profiles() -> None:
 
 
 def test_docs_actlab_commands_parse() -> None:
-    subcommands = set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
     found = 0
-    pending = []
     for line in _doc_commands():
         for match in re.finditer(r"(?:^|\s)actlab((?:\s+[^\s|&;]+)+)", line):
             argv = match.group(1).split()
@@ -306,10 +300,5 @@ def test_docs_actlab_commands_parse() -> None:
             if not argv or argv[0].startswith(("-", "/", ".")) or "@" in argv[0]:
                 continue
             found += 1
-            if argv[0] in PENDING_SUBCOMMANDS and argv[0] not in subcommands:
-                pending.append(" ".join(argv))
-                continue
             _parse(argv)
     assert found >= 2
-    if pending:
-        pytest.skip(f"documented, not yet in the CLI: {pending}")

@@ -159,12 +159,17 @@ def test_sigterm_checkpoints_and_hands_the_experiment_back(
     spec = canonical_spec(training={"epochs": 400})
     exp = api.post("/v1/experiments", json=spec).json()
     _wait_for_epoch(api, exp["id"], 1)
+    waiting = api.post("/v1/experiments", json={**spec, "seed": 1}).json()
     code = first.stop(signal.SIGTERM, timeout=30)
     assert code == 0, first.output()[-3000:]
     row = api.get(f"/v1/experiments/{exp['id']}").json()
     assert row["status"] == "queued", row
     assert row["status_reason"] is None
     assert "resumes from checkpoint" in row["status_message"]
+    # The stopping worker took no new experiment: the one queued behind was never claimed.
+    behind = api.get(f"/v1/experiments/{waiting['id']}").json()
+    assert behind["status"] == "queued" and behind["attempts"] == 0, behind
+    api.post(f"/v1/experiments/{waiting['id']}/cancel")
     second = start_worker(fast, tmp_path / "w2.log", name="w2")
     try:
         deadline = time.monotonic() + 60
