@@ -56,7 +56,11 @@ def _cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         print(f"embedded redis on {settings.redis_socket}", flush=True)
     upgrade(settings.resolved_database_url)
     print(f"database ready: {_redact(settings.resolved_database_url)}", flush=True)
-    worker = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], env=os.environ)
+    # Its own session too: Ctrl-C reaches `up` alone, which then stops the worker (SIGTERM:
+    # checkpoint and hand back) before the broker, instead of all three stopping at once.
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "worker"], env=os.environ, start_new_session=True
+    )
     try:
         return _cmd_api(settings, args)
     finally:

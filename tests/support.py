@@ -83,6 +83,11 @@ class Process:
             time.sleep(0.1)
         raise TimeoutError(f"{needle!r} not seen in {timeout}s:\n{self.output()[-4000:]}")
 
+    def interrupt_group(self, timeout: float = 90.0) -> int:
+        """Ctrl-C as a terminal sends it: SIGINT to the whole process group."""
+        os.killpg(self.proc.pid, signal.SIGINT)
+        return self.stop(signal.SIGINT, timeout)
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)

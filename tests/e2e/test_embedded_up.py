@@ -7,11 +7,13 @@ import shutil
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from service.embedded import EmbeddedRedis
 from tests.support import ROOT, Process, canonical_spec, wait_for_status
 
 pytestmark = pytest.mark.integration
@@ -62,6 +64,42 @@ def test_up_trains_and_data_persists_across_restart(tmp_path: Path) -> None:
             assert again["summary"] == done["summary"]
             series = api.get(f"/v1/experiments/{exp['id']}/metrics").json()["series"]
             assert len(series["val/acc"]) == 2
+    finally:
+        up.stop(signal.SIGINT)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_ctrl_c_during_a_run_hands_it_back_and_the_next_up_resumes_it(tmp_path: Path) -> None:
+    data_dir = Path(f"/tmp/actlab-up-c-{os.getpid()}")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    up = _up(data_dir, port, tmp_path / "up1.log")
+    try:
+        with httpx.Client(base_url=url, timeout=10) as api:
+            spec = canonical_spec(training={"epochs": 400, "checkpoint_interval_s": 0})
+            exp = api.post("/v1/experiments", json=spec).json()
+            wait_for_status(api, exp["id"], {"running"}, timeout=120)
+            while api.get(f"/v1/experiments/{exp['id']}").json()["progress"]["epoch"] < 2:
+                time.sleep(0.2)
+    finally:
+        # The terminal's Ctrl-C reaches the whole foreground group, not only `actlab up`.
+        code = up.interrupt_group()
+    assert code in (0, 130), up.output()[-3000:]
+    assert "actlab stopped" in up.output()
+    assert not EmbeddedRedis(data_dir).running()  # nothing left behind
+
+    up = _up(data_dir, port, tmp_path / "up2.log")
+    try:
+        with httpx.Client(base_url=url, timeout=10) as api:
+            # Handed back through the broker before it stopped: picked up at once, resumed.
+            deadline = time.monotonic() + 60
+            while "resumed from checkpoint" not in str(
+                api.get(f"/v1/experiments/{exp['id']}/events").json()
+            ):
+                assert time.monotonic() < deadline, up.output()[-3000:]
+                time.sleep(0.2)
+            api.post(f"/v1/experiments/{exp['id']}/cancel")
+            wait_for_status(api, exp["id"], {"cancelled"}, timeout=60)
     finally:
         up.stop(signal.SIGINT)
         shutil.rmtree(data_dir, ignore_errors=True)
