@@ -169,8 +169,14 @@ def test_urls_point_at_the_compose_stores() -> None:
     )
     assert env["ACTLAB_BROKER_URL"] == f"redis://:{example['REDIS_PASSWORD']}@redis:6379/0"
     assert env["ACTLAB_API_HOST"] == "0.0.0.0"
-    settings = Settings(**{k[len("ACTLAB_") :].lower(): v for k, v in env.items()})
-    assert settings.environment == "production"
+    values = {k[len("ACTLAB_") :].lower(): v for k, v in env.items()}
+    # The example's change-me passwords are refused in production until .env is edited ...
+    with pytest.raises(ValueError, match="placeholder password"):
+        Settings(**values)
+    # ... and the same stack with real passwords is a valid production configuration.
+    for name in ("database_url", "broker_url"):
+        values[name] = values[name].replace(":change-me@", ":3f9c1e7a0b@")
+    assert Settings(**values).environment == "production"
 
 
 # (c) every ACTLAB_* variable is a setting ---------------------------------------------------
