@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch import Tensor
@@ -25,18 +27,23 @@ def std_of(kind: str) -> float:
     return HALF_NORMAL_STD if kind == "half_normal" else 1.0
 
 
+# CPU tensors of at least this many elements are drawn in chunks of this size, in parallel.
+CHUNK = 1 << 20
+_pool: ThreadPoolExecutor | None = None
+
+
 def sample(
     kind: str, like: Tensor, generator: torch.Generator | None, scale: float = 1.0
 ) -> Tensor:
     """Noise shaped like ``like`` (same device and dtype), ``scale`` times a unit family."""
     out = torch.empty_like(like, memory_format=torch.contiguous_format)
     if kind in ("gaussian", "normal"):
-        return out.normal_(0.0, scale, generator=generator)
+        return fill(out, lambda t, g: t.normal_(0.0, scale, generator=g), generator)
     if kind == "half_normal":
-        return out.normal_(0.0, scale, generator=generator).abs_()
+        return fill(out, lambda t, g: t.normal_(0.0, scale, generator=g), generator).abs_()
     if kind == "uniform":
         half = scale * _SQRT3
-        return out.uniform_(-half, half, generator=generator)
+        return fill(out, lambda t, g: t.uniform_(-half, half, generator=g), generator)
     if kind == "laplace":
         return _laplace(like, scale * _LAPLACE_B, generator)
     raise ValueError(f"unknown noise kind {kind!r}; valid: {', '.join(KINDS)}")
@@ -51,10 +58,42 @@ def _laplace(like: Tensor, b: float, generator: torch.Generator | None) -> Tenso
     """
     dtype = like.dtype if like.dtype == torch.float64 else torch.float32
     u = torch.empty(like.shape, dtype=dtype, device=like.device)
-    u.uniform_(-0.5, 0.5, generator=generator)
+    fill(u, lambda t, g: t.uniform_(-0.5, 0.5, generator=g), generator)
     two_u = u.abs().mul_(2.0).clamp_max_(1.0 - torch.finfo(dtype).eps)
     tail = torch.log1p(two_u.neg_()).mul_(torch.sign(u)).mul_(-b)
     return tail if tail.dtype == like.dtype else tail.to(like.dtype)
+
+
+def fill(
+    out: Tensor,
+    draw: Callable[[Tensor, torch.Generator | None], Tensor],
+    generator: torch.Generator | None,
+) -> Tensor:
+    """``draw(out, generator)``, or on a large CPU tensor the same law drawn in parallel.
+
+    PyTorch's CPU generator is serial: drawing is the bulk of a noisy unit's time on a
+    multi-core CPU. A large tensor is split into fixed chunks of ``CHUNK`` elements, each
+    drawn from its own generator seeded from one draw of ``generator``, on a thread pool.
+    The chunking does not depend on the thread count, so a seed gives the same noise on
+    any machine, and ``generator`` advances, so successive draws and resumes stay exact.
+    Small tensors (and CUDA, whose generator is parallel) use ``generator`` directly.
+    """
+    n = out.numel()
+    if out.device.type != "cpu" or n < 2 * CHUNK or not out.is_contiguous():
+        return draw(out, generator)
+    base = int(torch.randint(0, 2**62, (1,), generator=generator))
+    flat = out.view(-1)
+    chunks = [flat[i : i + CHUNK] for i in range(0, n, CHUNK)]
+    gens = [torch.Generator().manual_seed(base + i) for i in range(len(chunks))]
+    list(_executor().map(draw, chunks, gens))
+    return out
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max(torch.get_num_threads(), 1), "actlab-noise")
+    return _pool
 
 
 def default_generator(device: torch.device) -> torch.Generator:

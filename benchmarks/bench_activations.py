@@ -65,7 +65,14 @@ UNITS: list[tuple[str, Callable[[], nn.Module]]] = [
     ("noisy_hard_sigmoid", lambda: activations.create("noisy_hard_sigmoid")),
     ("nani_hard_tanh", lambda: activations.create("nani_hard_tanh")),
     ("nanis_hard_tanh", lambda: activations.create("nanis_hard_tanh")),
+    ("nani_hard_sigmoid", lambda: activations.create("nani_hard_sigmoid")),
+    ("nanis_hard_sigmoid", lambda: activations.create("nanis_hard_sigmoid")),
     ("nani_relu", lambda: activations.create("nani_relu")),
+    ("nanis_relu", lambda: activations.create("nanis_relu")),
+    (
+        "noisy_relu learned sigma",
+        lambda: activations.create("noisy_relu", learn_sigma=True, num_channels=1),
+    ),
     ("rrelu", lambda: activations.create("rrelu")),
     ("gaussian_dropout", lambda: activations.create("gaussian_dropout")),
 ]

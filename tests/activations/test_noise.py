@@ -88,3 +88,34 @@ def test_laplace_tail_is_finite_and_bounded_in_low_precision(dtype):
     v = draw("laplace", 1 << 24, dtype).float()
     assert v.abs().max().item() < 12.0
     assert v.var().item() == pytest.approx(1.0, rel=0.01)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "laplace", "uniform", "half_normal"])
+def test_large_cpu_draws_are_parallel_chunks_with_the_same_law(kind):
+    n = 4 * noise.CHUNK + 123  # the chunked path, with a ragged last chunk
+    v = draw(kind, n, torch.float32).double()
+    mean, std = noise.mean_of(kind), noise.std_of(kind)
+    assert v.mean().item() == pytest.approx(mean, abs=3e-3)
+    assert v.std().item() == pytest.approx(std, rel=3e-3)
+    chunks = v[: 4 * noise.CHUNK].view(4, -1)
+    # Independent chunks: no chunk repeats another, and they are uncorrelated.
+    assert not torch.equal(chunks[0], chunks[1])
+    assert abs(float(torch.corrcoef(chunks[:2])[0, 1])) < 5e-3
+    assert abs(lag1_corr(v)) < 3e-3
+
+
+def test_chunked_draws_are_reproducible_whatever_the_thread_count():
+    like = torch.empty(3 * noise.CHUNK)
+    gen = torch.Generator().manual_seed(7)
+    state = gen.get_state()
+    first = noise.sample("gaussian", like, gen)
+    second = noise.sample("gaussian", like, gen)
+    assert not torch.equal(first, second)  # the caller's generator advanced
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        noise._pool = None  # a one-thread pool now
+        assert torch.equal(noise.resample("gaussian", like, state), first)
+    finally:
+        torch.set_num_threads(threads)
+        noise._pool = None
