@@ -31,17 +31,22 @@ def saturation_fraction(unit: nn.Module, x: Tensor) -> float | None:
 
 
 @torch.no_grad()
-def snr(unit: nn.Module, x: Tensor) -> float | None:
-    """Var(signal) / Var(noise): signal = the eval output, noise from effective_noise_std."""
-    if not isinstance(unit, NoisyActivation):
-        return None
+def signal_and_noise_var(unit: NoisyActivation, x: Tensor) -> tuple[Tensor, float]:
+    """The unit's eval output on x (the signal) and the mean variance of its training noise."""
     was = unit.training
     try:
         signal = unit.train(False)(x).float()
     finally:
         unit.train(was)
     std = unit.effective_noise_std(x)
-    noise_var = torch.as_tensor(std, dtype=torch.float32).square().mean().item()
+    return signal, torch.as_tensor(std, dtype=torch.float32).square().mean().item()
+
+
+def snr(unit: nn.Module, x: Tensor) -> float | None:
+    """Var(signal) / Var(noise): signal = the eval output, noise from effective_noise_std."""
+    if not isinstance(unit, NoisyActivation):
+        return None
+    signal, noise_var = signal_and_noise_var(unit, x)
     signal_var = signal.var(unbiased=False).item()
     return float("inf") if noise_var == 0.0 else signal_var / noise_var
 

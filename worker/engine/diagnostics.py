@@ -1,10 +1,12 @@
-"""Per-activation-layer diagnostics on one evaluation batch.
+"""Per-activation-layer diagnostics over a whole evaluation split, batch by batch.
 
 Forward hooks are registered only for the diagnostic pass and removed right after, so
 the training loop never pays for them. The pass runs in eval mode (the deterministic
-output, as sparsity is defined on it) with gradients on, so that the loss gradient
-with respect to each activation's output gives `grad/<layer>/norm`; parameter `.grad`
-buffers are not touched (torch.autograd.grad on the captured outputs only).
+output, as sparsity is defined on it) with gradients on, so that the gradient of the
+split's mean loss with respect to each activation's output gives `grad/<layer>/norm`;
+parameter `.grad` buffers are not touched (torch.autograd.grad on the captured outputs).
+Every statistic is accumulated over all batches: a unit is dead only if it is zero for
+every example of the split (SCIENCE.md), not merely for one batch.
 """
 
 from __future__ import annotations
@@ -17,13 +19,30 @@ import torch
 from torch import nn
 
 from activations import diagnostics as diag
-from activations.base import Activation
+from activations.base import Activation, NoisyActivation
 
 
 @dataclass
 class _Capture:
     inputs: list[torch.Tensor] = field(default_factory=list)
     outputs: list[torch.Tensor] = field(default_factory=list)
+
+
+@dataclass
+class _LayerStats:
+    """Running sums for one activation layer across the batches of a split."""
+
+    zeros: int = 0
+    elements: int = 0
+    alive: torch.Tensor | None = None  # per unit: non-zero for some example so far
+    saturated: int = 0
+    signal_sum: float = 0.0
+    signal_sq: float = 0.0
+    noise_var_sum: float = 0.0
+    grad_sq: float = 0.0
+    seen: int = 0  # pre-activation elements
+    has_saturation: bool = False
+    has_snr: bool = False
 
 
 def layer_name(path: str) -> str:
@@ -47,31 +66,43 @@ def run_diagnostics(
     x: torch.Tensor,
     y: torch.Tensor,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    batch_size: int | None = None,
 ) -> tuple[dict[str, float], torch.Tensor]:
-    """act/<layer>/{sparsity,dead_fraction,saturation,snr} and grad/<layer>/norm, and the
-    model's (eval-mode) output on `x`, which the caller reuses instead of a second forward."""
+    """act/<layer>/{sparsity,dead_fraction,saturation,snr} and grad/<layer>/norm over all of
+    (x, y) in batches of `batch_size` (default: one batch), and the model's eval-mode output
+    on `x`, which the caller reuses instead of a second forward pass."""
     layers = activation_layers(model)
+    stats = {name: _LayerStats() for name in layers}
     captures = {name: _Capture() for name in layers}
     handles = [unit.register_forward_hook(_hook(captures[name])) for name, unit in layers.items()]
     was_training = model.training
     model.eval()
+    n, size = len(x), batch_size or max(len(x), 1)
+    outs: list[torch.Tensor] = []
     try:
-        with torch.enable_grad():
-            out = model(x).float()
-            loss = loss_fn(out, y)
-            outputs = [o for c in captures.values() for o in c.outputs]
-            grads = torch.autograd.grad(loss, outputs, allow_unused=True) if outputs else ()
+        for start in range(0, n, size):
+            xb, yb = x[start : start + size], y[start : start + size]
+            with torch.enable_grad():
+                out = model(xb).float()
+                # Weighted by the batch's share: the gradients are those of the split's mean.
+                loss = loss_fn(out, yb) * (len(xb) / n)
+                outputs = [o for c in captures.values() for o in c.outputs]
+                grads = torch.autograd.grad(loss, outputs, allow_unused=True) if outputs else ()
+            grad_iter = iter(grads)
+            for name, unit in layers.items():
+                cap = captures[name]
+                _accumulate(stats[name], unit, cap, [next(grad_iter) for _ in cap.outputs])
+                cap.inputs.clear()
+                cap.outputs.clear()
+            outs.append(out.detach())
     finally:
         for handle in handles:
             handle.remove()
         model.train(was_training)
     values: dict[str, float] = {}
-    grad_iter = iter(grads)
     for name, unit in layers.items():
-        cap = captures[name]
-        layer_grads = [next(grad_iter) for _ in cap.outputs]
-        values.update(_layer_values(name, unit, cap, layer_grads))
-    return values, out.detach()
+        values.update(_layer_values(name, unit, stats[name]))
+    return values, torch.cat(outs) if outs else torch.empty(0)
 
 
 def _hook(capture: _Capture) -> Callable[..., None]:
@@ -82,25 +113,48 @@ def _hook(capture: _Capture) -> Callable[..., None]:
     return hook
 
 
-def _layer_values(
-    name: str, unit: nn.Module, cap: _Capture, grads: Sequence[torch.Tensor | None]
-) -> dict[str, float]:
+def _accumulate(
+    st: _LayerStats, unit: nn.Module, cap: _Capture, grads: Sequence[torch.Tensor | None]
+) -> None:
     if not cap.outputs:
-        return {}
+        return
     # A recurrent cell calls its units once per time step: pool the steps as one batch.
     x = torch.cat(cap.inputs).float()
     y = torch.cat([o.detach() for o in cap.outputs]).float()
+    if getattr(unit, "is_sparse_family", False) and y.dim() >= 2:
+        st.zeros += int((y == 0).sum())
+        st.elements += y.numel()
+        alive = (y != 0).any(dim=0)
+        st.alive = alive if st.alive is None else st.alive | alive
+    mask = unit.saturation_mask(x) if isinstance(unit, Activation) else None
+    if mask is not None:
+        st.has_saturation = True
+        st.saturated += int(mask.sum())
+    if isinstance(unit, NoisyActivation):
+        st.has_snr = True
+        signal, noise_var = diag.signal_and_noise_var(unit, x)
+        st.signal_sum += float(signal.double().sum())
+        st.signal_sq += float(signal.double().square().sum())
+        st.noise_var_sum += noise_var * signal.numel()
+    st.grad_sq += sum(float(g.double().square().sum()) for g in grads if g is not None)
+    st.seen += x.numel()
+
+
+def _layer_values(name: str, unit: nn.Module, st: _LayerStats) -> dict[str, float]:
+    seen = st.seen
+    if not seen:
+        return {}
     out: dict[str, float] = {}
-    if getattr(unit, "is_sparse_family", False):
-        out[f"act/{name}/sparsity"] = diag.sparsity(y)
-        # Over the pooled batch (and time steps): a unit is dead if it never fires.
-        out[f"act/{name}/dead_fraction"] = diag.dead_fraction(y)
-    saturation = diag.saturation_fraction(unit, x)
-    if saturation is not None:
-        out[f"act/{name}/saturation"] = saturation
-    snr = diag.snr(unit, x)
-    if snr is not None and math.isfinite(snr):
-        out[f"act/{name}/snr"] = snr
-    norm_sq = sum(float(g.double().square().sum()) for g in grads if g is not None)
-    out[f"grad/{name}/norm"] = math.sqrt(norm_sq)
+    if st.alive is not None:
+        out[f"act/{name}/sparsity"] = st.zeros / st.elements
+        out[f"act/{name}/dead_fraction"] = 1.0 - st.alive.float().mean().item()
+    if st.has_saturation:
+        out[f"act/{name}/saturation"] = st.saturated / seen
+    if st.has_snr:
+        mean = st.signal_sum / seen
+        signal_var = max(st.signal_sq / seen - mean * mean, 0.0)
+        noise_var = st.noise_var_sum / seen
+        if noise_var > 0:
+            out[f"act/{name}/snr"] = signal_var / noise_var
+    out[f"grad/{name}/norm"] = math.sqrt(st.grad_sq)
     return out

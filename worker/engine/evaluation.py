@@ -59,12 +59,12 @@ def evaluate(
     task: str,
     batch_size: int,
     bf16: bool = False,
-    first_out: torch.Tensor | None = None,
+    outputs: torch.Tensor | None = None,
 ) -> tuple[float, float]:
     """Mean loss and accuracy of `model` in eval mode (no noise, no dropout) on (x, y).
 
-    `first_out`, when given, is the model's output on the first batch (the diagnostics pass
-    computed it already).
+    `outputs`, when given, is the model's eval-mode output on all of `x` (the diagnostics
+    pass computed it already), so no forward pass is repeated.
     """
     loss_fn, hits_fn = task_functions(task)
     was_training = model.training
@@ -74,8 +74,8 @@ def evaluate(
     try:
         for start in range(0, len(x), batch_size):
             xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-            if start == 0 and first_out is not None:
-                out = first_out
+            if outputs is not None:
+                out = outputs[start : start + batch_size]
             elif bf16:
                 with torch.autocast(x.device.type, dtype=torch.bfloat16):
                     out = model(xb).float()

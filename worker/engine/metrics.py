@@ -22,13 +22,14 @@ def collect(trainer: Any, run: Any, loop: LoopState) -> dict[str, float]:
     if t.diagnostics_every and ((loop.evals + 1) % t.diagnostics_every == 0 or last):
         diag_split = "val" if len(run.data.tensors["val"][0]) else "test"
         x, y = run.data.tensors[diag_split]
-        n = t.eval_batch_size
         # The uncompiled model: hooks on a torch.compile'd graph would force recompiles.
-        diag_values, diag_out = run_diagnostics(run.model, x[:n], y[:n], trainer.loss_fn)
+        diag_values, diag_out = run_diagnostics(
+            run.model, x, y, trainer.loss_fn, batch_size=t.eval_batch_size
+        )
     for split in ("val", "test"):
         x, y = run.data.tensors[split]
         if len(x):
-            first = diag_out if split == diag_split and not run.bf16 else None
+            known = diag_out if split == diag_split and not run.bf16 else None
             loss, acc = evaluate(
                 run.forward,
                 x,
@@ -36,7 +37,7 @@ def collect(trainer: Any, run: Any, loop: LoopState) -> dict[str, float]:
                 task=run.data.info.task,
                 batch_size=t.eval_batch_size,
                 bf16=run.bf16,
-                first_out=first,
+                outputs=known,
             )
             values[f"{split}/loss"], values[f"{split}/acc"] = loss, acc
     values["noise/scale"] = trainer.noise_scale_now()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import activations
 from service.spec import ExperimentSpec
 from worker.engine.datasets.base import DatasetInfo
 from worker.engine.diagnostics import activation_layers, run_diagnostics
@@ -103,3 +104,25 @@ def test_learned_sigma_gets_the_layer_width() -> None:
     )
     unit = make_activation(spec.activation, 37)
     assert unit.raw_sigma is not None and unit.raw_sigma.shape == (37,)
+
+
+def test_diagnostics_cover_the_whole_split_whatever_the_batching() -> None:
+    # Unit 0 fires for x > 0, unit 1 only for x > 2: present in the last example alone.
+    net = torch.nn.Sequential(torch.nn.Linear(1, 2), activations.create("relu"))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0], [1.0]]))
+        net[0].bias.copy_(torch.tensor([0.0, -2.0]))
+    x = torch.tensor([[1.0], [-1.0], [0.5], [3.0]])
+    y = torch.zeros(4, 2)
+
+    def loss(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return (out - target).square().mean()
+
+    whole, out = run_diagnostics(net, x, y, loss)
+    batched, out_batched = run_diagnostics(net, x, y, loss, batch_size=2)
+    assert whole["act/1/dead_fraction"] == 0.0  # unit 1 lives, in the second batch only
+    assert whole["act/1/sparsity"] == pytest.approx(4 / 8)
+    assert batched.keys() == whole.keys()
+    for name, value in whole.items():
+        assert batched[name] == pytest.approx(value, rel=1e-12), name
+    assert torch.equal(out, out_batched)
