@@ -40,6 +40,10 @@ class Param:
             "default": self.default,
             "min": self.min,
             "max": self.max,
+            # Open ends exclude the bound itself (e.g. gaussian_dropout p in [0, 1)).
+            "min_open": self.min_open,
+            "max_open": self.max_open,
+            "required": self.required,
             "choices": list(self.choices) if self.choices is not None else None,
             "description": self.description,
         }

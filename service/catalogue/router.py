@@ -33,6 +33,8 @@ def _fields(model: type[BaseModel], skip: str) -> list[dict[str, Any]]:
                 "default": _default(model, name),
                 "min": prop.get("minimum", prop.get("exclusiveMinimum")),
                 "max": prop.get("maximum", prop.get("exclusiveMaximum")),
+                "min_open": "exclusiveMinimum" in prop,
+                "max_open": "exclusiveMaximum" in prop,
                 "description": prop.get("description"),
             }
         )

@@ -85,6 +85,7 @@ def test_catalogue_is_json_and_complete():
     assert [r["name"] for r in rows] == activations.names()
     keys = {"name", "aliases", "description", "noisy", "reference", "params"}
     pkeys = {"name", "type", "default", "min", "max", "choices", "description"}
+    pkeys |= {"min_open", "max_open", "required"}
     for row in rows:
         assert set(row) == keys and row["description"] and row["reference"]
         assert all(set(p) == pkeys for p in row["params"])
@@ -161,3 +162,10 @@ def test_errors_survive_pickling():
     )
     perr = pickle.loads(pickle.dumps(activations.ParamError("sigma", "bad 'sigma'")))
     assert (perr.param, str(perr)) == ("sigma", "bad 'sigma'")
+
+
+def test_catalogue_ranges_say_which_ends_are_open():
+    (p,) = activations.registry.entry("gaussian_dropout").as_dict()["params"]
+    assert (p["min"], p["max"], p["min_open"], p["max_open"]) == (0.0, 1.0, True, True)
+    with pytest.raises(activations.ParamError):
+        activations.create("gaussian_dropout", p=1.0)
