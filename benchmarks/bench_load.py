@@ -168,6 +168,8 @@ def main() -> int:
         print(f"experiments  {stored} stored, {len(ids_by_tag)} expected, {split} keys split")
         if "database is locked" in log_text:
             print(f"server log   {log_text.count('database is locked')} 'database is locked'")
+        if errors:
+            print("server log (last 3000 characters):\n" + log_text[-3000:])
         print(f"latency p50  {statistics.median(latencies) * 1000:8.1f} ms")
         print(f"latency p90  {pct(latencies, 0.90) * 1000:8.1f} ms")
         print(f"latency p99  {pct(latencies, 0.99) * 1000:8.1f} ms")

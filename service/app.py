@@ -7,11 +7,11 @@ from fastapi import FastAPI
 from service import observability, problems
 from service.body_limit import BodyLimit
 from service.catalogue.router import router as catalogue_router
+from service.db_gate import DatabaseGate
 from service.experiments.batch_router import router as batch_metrics_router
 from service.experiments.router import router as experiments_router
 from service.health.router import router as health_router
 from service.settings import Settings, get_settings
-from service.sqlite_gate import SQLiteGate
 from service.sweeps.router import router as sweeps_router
 
 DESCRIPTION = """Training as a service for research on activation functions and activation
@@ -30,6 +30,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (catalogue_router, experiments_router, batch_metrics_router, sweeps_router):
         app.include_router(router, responses=problems.PROBLEM_RESPONSES)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    if settings.resolved_database_url.startswith("sqlite"):
-        app.add_middleware(SQLiteGate)
+    app.add_middleware(DatabaseGate)
     return app

@@ -45,6 +45,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         )
         event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
+    # 20 connections: more than the API's DatabaseGate admits at once (16), so an admitted
+    # request never waits for one; a worker process uses two or three.
+    kwargs = {"pool_size": 10, "max_overflow": 10, **kwargs}
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 
 PLAIN = 500  # distinct requests without a key
 KEYS = 250  # distinct Idempotency-Keys, each sent twice at once
-CONCURRENCY = 50
+CONCURRENCY = PLAIN + 2 * KEYS  # every request in flight at once
 DEADLINE_S = 90  # a stalled server fails the test instead of hanging it
 
 
