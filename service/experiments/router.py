@@ -20,7 +20,6 @@ from service.idempotency import IdempotencyDep
 from service.spec import ExperimentSpec
 from service.spec.experiment import CANONICAL_EXAMPLE
 from service.store import experiments as repo
-from service.store.db import session_scope
 from service.store.models import Status
 
 router = APIRouter(prefix="/v1/experiments", tags=["experiments"])
@@ -129,10 +128,14 @@ def get_events(
     """Status transitions and log lines; as SSE (with progress and new metric points) until
     the experiment ends when `stream=true` or `Accept: text/event-stream`."""
     if stream or "text/event-stream" in request.headers.get("accept", ""):
-        # The stream outlives the request's session: check access in a short one of its own
-        # and leave the request's session unused, so no transaction stays open meanwhile.
-        with session_scope(settings.resolved_database_url) as own:
-            service.get(session=own, principal=principal, experiment_id=experiment_id)
+        # The stream outlives the request: check access in the request's session, then end
+        # its transaction and give its connection back now (the dependency's own commit
+        # comes only after the stream ends). The stream opens a short session per poll.
+        # With auth on, the key lookup has begun a transaction, which on SQLite holds the
+        # write lock: left open, every poll waited 30 s on it and failed.
+        service.get(session=session, principal=principal, experiment_id=experiment_id)
+        session.commit()
+        session.close()
         last = request.headers.get("last-event-id", "")
         start = int(last) if last.isdigit() else after
         return StreamingResponse(

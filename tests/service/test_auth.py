@@ -89,3 +89,64 @@ def test_cli_prints_the_key_once_and_stores_only_a_hash(settings: Settings) -> N
     with TestClient(create_app(settings.model_copy(update={"auth_enabled": True}))) as client:
         ok = client.get("/v1/experiments", headers={"Authorization": f"Bearer {key}"})
         assert ok.status_code == 200
+
+
+def test_auth_is_on_by_default() -> None:
+    assert Settings.model_fields["auth_enabled"].default is True
+
+
+def test_every_route_of_another_owners_work_is_404(secured: tuple[TestClient, Settings]) -> None:
+    client, settings = secured
+    alice, bob = _key(settings, "alice"), _key(settings, "bob")
+    exp = client.post("/v1/experiments", json=canonical_spec(), headers=alice).json()
+    client.post(f"/v1/experiments/{exp['id']}/cancel", headers=alice)  # cancelled: retryable
+    base = f"/v1/experiments/{exp['id']}"
+    assert client.post(f"{base}/retry", headers=bob).status_code == 404
+    assert client.get(f"{base}/weights", headers=bob).status_code == 404
+    assert client.get(f"{base}/events", params={"stream": "true"}, headers=bob).status_code == 404
+    curves = client.get("/v1/metrics/series", params={"experiment_id": exp["id"]}, headers=bob)
+    assert curves.status_code == 404 and "alice" not in curves.text
+    # The owner's own requests work.
+    assert client.post(f"{base}/retry", headers=alice).status_code == 200
+    mine = client.get("/v1/metrics/series", params={"experiment_id": exp["id"]}, headers=alice)
+    assert mine.status_code == 200
+
+
+def test_the_owner_streams_events_with_auth_on(secured: tuple[TestClient, Settings]) -> None:
+    client, settings = secured
+    alice = _key(settings, "alice")
+    exp = client.post("/v1/experiments", json=canonical_spec(), headers=alice).json()
+    client.post(f"/v1/experiments/{exp['id']}/cancel", headers=alice)
+    path = f"/v1/experiments/{exp['id']}/events"
+    with client.stream("GET", path, params={"stream": "true"}, headers=alice) as response:
+        assert response.status_code == 200
+        text = "".join(response.iter_text())
+    assert text.rstrip().endswith('data: {"status":"cancelled"}')
+
+
+def test_sweeps_are_isolated_and_admins_see_all(secured: tuple[TestClient, Settings]) -> None:
+    client, settings = secured
+    alice, bob = _key(settings, "alice"), _key(settings, "bob")
+    admin = _key(settings, "root", admin=True)
+    base = {k: v for k, v in canonical_spec().items() if k not in ("name", "seed")}
+    body = {"name": "s", "base_spec": base, "grid": {"activation.name": ["relu"]}, "seeds": [0]}
+    sweep = client.post("/v1/sweeps", json=body, headers=alice).json()
+    assert client.get(f"/v1/sweeps/{sweep['id']}", headers=bob).status_code == 404
+    assert client.get("/v1/sweeps", headers=bob).json()["items"] == []
+    assert client.get(f"/v1/sweeps/{sweep['id']}", headers=admin).status_code == 200
+    assert [s["id"] for s in client.get("/v1/sweeps", headers=admin).json()["items"]] == [
+        sweep["id"]
+    ]
+
+
+def test_the_queue_cap_is_per_owner(settings: Settings) -> None:
+    settings = settings.model_copy(update={"auth_enabled": True, "max_queued_per_owner": 1})
+    with TestClient(create_app(settings)) as client:
+        alice, bob = _key(settings, "alice"), _key(settings, "bob")
+        assert (
+            client.post("/v1/experiments", json=canonical_spec(), headers=alice).status_code == 201
+        )
+        assert (
+            client.post("/v1/experiments", json=canonical_spec(), headers=alice).status_code == 429
+        )
+        assert client.post("/v1/experiments", json=canonical_spec(), headers=bob).status_code == 201
