@@ -223,3 +223,24 @@ def test_a_run_that_lost_its_lease_writes_no_checkpoint(data_dir: Path, tmp_path
             checkpoint_path=path,
         )
     assert not path.exists()
+
+
+def test_the_noise_schedule_reaches_every_noisy_unit_each_step(data_dir: Path) -> None:
+    from worker.engine.setup import build_run
+    from worker.engine.state import LoopState
+    from worker.engine.trainer import Trainer
+
+    spec = make_spec()
+    run = build_run(spec, data_dir)
+    assert len(run.noisy_units) == 2
+    seen: dict[int, list[float]] = {0: [], 1: []}
+    for i, unit in enumerate(run.noisy_units):
+        unit.register_forward_pre_hook(
+            lambda m, _args, i=i: seen[i].append(m.noise_scale) if m.training else None
+        )
+    Trainer(run, LoopState(lr=spec.optimizer.lr), Recorder(), None).fit(resumed=False)
+    total = 3 * STEPS_PER_EPOCH
+    expected = [run.noise_schedule.at(step) for step in range(total)]
+    assert expected[0] == 1.0 and expected[-1] < 0.01  # cosine from 1 towards 0
+    for values in seen.values():
+        assert values == pytest.approx(expected)
