@@ -23,23 +23,31 @@ class BodyLimit:
             return
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length", b"")
-        if length.isdigit() and int(length) > self.max_bytes:
-            await self._reject(send)
+        if length.isdigit():  # the server holds a client to its declared length
+            if int(length) > self.max_bytes:
+                await self._reject(send)
+                return
+            await self.app(scope, receive, send)
             return
-        seen = 0
-
-        async def counted() -> Any:
-            nonlocal seen
+        # A streamed (chunked) body: read it here, up to the limit, then replay it. Raising
+        # from inside `receive` instead would reach FastAPI's body parser, which turns any
+        # error into a 400.
+        messages, seen = [], 0
+        while True:
             message = await receive()
+            messages.append(message)
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
-                raise _TooLarge
-            return message
+                await self._reject(send)
+                return
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
+        replay = iter(messages)
 
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await self._reject(send)
+        async def replayed() -> Any:
+            return next(replay, None) or await receive()
+
+        await self.app(scope, replayed, send)
 
     async def _reject(self, send: Any) -> None:
         body = json.dumps(
@@ -64,7 +72,3 @@ class BodyLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    pass

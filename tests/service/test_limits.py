@@ -27,11 +27,21 @@ def tight(settings: Settings) -> Iterator[TestClient]:
         yield client
 
 
+LIMITS = {
+    "ACTLAB_MAX_EPOCHS": 50,
+    "ACTLAB_MAX_STEPS": 1000,
+    "ACTLAB_MAX_MODEL_PARAMETERS": 20_000,
+    "ACTLAB_MAX_QUEUED_PER_OWNER": 2,
+    "ACTLAB_MAX_BODY_BYTES": 4096,
+}
+
+
 def _rejected(response, status: int, setting: str) -> None:  # type: ignore[no-untyped-def]
     assert response.status_code == status, response.text
     body = response.json()
     assert body["setting"] == setting
     assert setting in body["detail"]
+    assert body["limit"] == LIMITS[setting]  # the limit in force, not just its name
 
 
 def test_epochs_cap(tight: TestClient) -> None:
@@ -70,3 +80,17 @@ def test_body_size_cap(tight: TestClient) -> None:
     response = tight.post("/v1/experiments", json=spec)
     _rejected(response, 413, "ACTLAB_MAX_BODY_BYTES")
     assert tight.get("/v1/experiments").json()["items"] == []
+
+
+def test_a_streamed_body_without_length_is_capped_too(tight: TestClient) -> None:
+    def chunks():  # no Content-Length: the server must count what arrives
+        yield b'{"name": "'
+        for _ in range(10):
+            yield b"x" * 1000
+        yield b'"}'
+
+    response = tight.post(
+        "/v1/experiments", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert "content-length" not in response.request.headers
+    _rejected(response, 413, "ACTLAB_MAX_BODY_BYTES")
