@@ -62,7 +62,7 @@ def list_experiments(
     activation: Annotated[str | None, Query(max_length=64)] = None,
     tag: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_]+$")] = None,
 ) -> Any:
     """Newest first, filtered; follow `next_cursor` for more."""
     rows, next_cursor = service.list_page(

@@ -115,6 +115,17 @@ class ExperimentSpec(BaseModel):
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        # Postgres text cannot hold NUL: refuse it on every backend alike, naming the field.
+        path = _nul_path(data, ())
+        if path is not None:
+            raise ValueError(
+                f"{'.'.join(map(str, path)) or 'spec'}: NUL characters are not allowed"
+            )
+        return data
+
     @field_validator("tags")
     @classmethod
     def _tags(cls, tags: list[str]) -> list[str]:
@@ -122,3 +133,22 @@ class ExperimentSpec(BaseModel):
             if not tag or len(tag) > 64:
                 raise ValueError("each tag must be 1 to 64 characters")
         return tags
+
+
+def _nul_path(value: Any, path: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """The path of the first string (key or value) holding a NUL character, or None."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and "\x00" in key:
+                return (*path, key)
+            found = _nul_path(item, (*path, key))
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _nul_path(item, (*path, i))
+            if found is not None:
+                return found
+    return None

@@ -46,7 +46,7 @@ def list_sweeps(
     session: SessionDep,
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_]+$")] = None,
 ) -> Any:
     """Newest first; follow `next_cursor` for more."""
     items, next_cursor = service.list_page(
