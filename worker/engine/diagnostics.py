@@ -100,8 +100,8 @@ def run_diagnostics(
             handle.remove()
         model.train(was_training)
     values: dict[str, float] = {}
-    for name, unit in layers.items():
-        values.update(_layer_values(name, unit, stats[name]))
+    for name in layers:
+        values.update(_layer_values(name, stats[name]))
     return values, torch.cat(outs) if outs else torch.empty(0)
 
 
@@ -140,7 +140,7 @@ def _accumulate(
     st.seen += x.numel()
 
 
-def _layer_values(name: str, unit: nn.Module, st: _LayerStats) -> dict[str, float]:
+def _layer_values(name: str, st: _LayerStats) -> dict[str, float]:
     seen = st.seen
     if not seen:
         return {}
