@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx
 
-from . import noise
+from . import fused, noise
 from .base import HARD_SIGMOID, HARD_TANH, HardSpec, NoisyActivation, channel_view
 from .params import Param
 from .registry import register
@@ -81,6 +81,9 @@ class _NoisyHard(NoisyActivation):
     """Shared body of noisy_hard_tanh and noisy_hard_sigmoid."""
 
     spec: HardSpec
+    # The fused CUDA kernel (activations.fused.FusedNoisyHardFn) is opt-in: its tests pass in
+    # Triton's interpreter, but it has not yet run compiled on a GPU. Set True to use it.
+    use_fused: bool = False
 
     def __init__(
         self,
@@ -101,6 +104,9 @@ class _NoisyHard(NoisyActivation):
     def forward(self, x: Tensor) -> Tensor:
         s, p = self._setting(), channel_view(self.p.to(x.dtype), x)
         if self.noise_on() and s.c != 0.0:
+            # On CUDA (opt-in) one Triton kernel draws xi and computes phi; backward redraws it.
+            if self.use_fused and fused.hard_available(x, p, s.kind):
+                return fused.FusedNoisyHardFn.apply(x, p, s, self.generator)
             return _NoisyHardFn.apply(x, p, s, self.generator)
         # Eval (or no noise): the expectation over xi, not h(x).
         mix, d, sig, _ = _parts(x, p, s)

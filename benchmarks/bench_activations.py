@@ -105,9 +105,22 @@ def time_unit(unit: nn.Module, x: Tensor, grad: Tensor, repeats: int) -> float:
     return statistics.median(times)
 
 
+def eager(name: str) -> Callable[[], nn.Module]:
+    """A unit forced onto its eager (non-fused) path."""
+
+    def make() -> nn.Module:
+        unit = activations.create(name)
+        unit.use_fused = False
+        return unit
+
+    return make
+
+
 CUDA_UNITS: list[tuple[str, Callable[[], nn.Module]]] = [
     ("seed NoisyReLU, noise on x's device", lambda: SeedNoisyReLUOnDevice(0.1)),
     ("noisy_relu gaussian, eager path", eager_noisy_relu),
+    ("noisy_hard_tanh, eager path", eager("noisy_hard_tanh")),
+    ("noisy_hard_sigmoid, eager path", eager("noisy_hard_sigmoid")),
 ]
 
 
