@@ -1,4 +1,4 @@
-"""requirements/dev.lock covers pyproject.toml: every declared dependency pinned, hashed, in range."""
+"""requirements/dev.lock covers pyproject.toml: each dependency pinned, hashed, in range."""
 
 from __future__ import annotations
 
