@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +30,18 @@ def _run(*args: str) -> None:
 )
 def test_ruff(command: tuple[str, ...]) -> None:
     _run(*command)
+
+
+def test_import_contracts() -> None:
+    """The layers in pyproject.toml's [tool.importlinter]: who may import whom."""
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("lint-imports"))],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
 
 
 def test_mypy() -> None:
