@@ -187,9 +187,11 @@ def test_sigterm_checkpoints_and_hands_the_experiment_back(
 def test_wall_time_limit_fails_as_timeout(api: TestClient, fast: Settings, tmp_path: Path) -> None:
     worker = start_worker(fast, tmp_path / "w.log")
     try:
-        spec = canonical_spec(training={"epochs": 400, "time_limit_s": 5})
+        # 2000 epochs take minutes; 20 s leaves room for a first evaluation even on a
+        # loaded machine (at 5 s, a 2-core box under load timed out before the first one).
+        spec = canonical_spec(training={"epochs": 2000, "time_limit_s": 20})
         exp = api.post("/v1/experiments", json=spec).json()
-        done = wait_for_status(api, exp["id"], {"succeeded", "failed"}, timeout=60)
+        done = wait_for_status(api, exp["id"], {"succeeded", "failed"}, timeout=180)
     finally:
         worker.stop()
     assert done["status"] == "failed" and done["status_reason"] == "timeout"
