@@ -44,6 +44,7 @@ export class Chart {
     const visible = this.curves.filter((c) => c.xs.length);
     const key = visible.map((c) => `${c.label}|${Boolean(c.band)}`).join("\n") + this.logY;
     const data = this.data(visible);
+    this.el.dataset.points = String(visible.reduce((n, c) => n + c.xs.length, 0));
     if (this.plot && this.key === key) {
       this.plot.setData(data);
       return;

@@ -20,9 +20,9 @@ export async function experimentView(root, ctx, id) {
   }
   layout(root, view);
   renderHeader(view);
-  const live = TERMINAL.has(view.exp.status) ? null : follow(view, abort.signal);
+  // The stream first, then the history: a point lands in one or both (merged by step).
+  if (!TERMINAL.has(view.exp.status)) follow(view, abort.signal);
   await loadHistory(view);
-  await live;
 }
 
 function layout(root, view) {
@@ -162,8 +162,17 @@ function redraw(view) {
     }
     const curves = names.map((n) => ({ label: n.replace(/^(act|grad)\//, ""), ...view.series.get(n) }));
     if (title === "noise/scale" && view.preview?.xs.length) {
-      curves.push({ label: "schedule (preview)", ...view.preview, dash: [6, 4], color: "#6b7280" });
+      curves.push({ label: "schedule (preview)", ...planned(view), dash: [6, 4], color: "#6b7280" });
     }
     view.charts.get(title).set(curves);
   }
+}
+
+/** The whole plan while it runs; once ended, only the part the run reached. */
+function planned(view) {
+  const { xs, ys } = view.preview;
+  if (!TERMINAL.has(view.exp.status)) return { xs, ys };
+  const reached = view.exp.progress?.step ?? Infinity;
+  const n = xs.findIndex((x) => x > reached);
+  return n < 0 ? { xs, ys } : { xs: xs.slice(0, n + 1), ys: ys.slice(0, n + 1) };
 }

@@ -24,9 +24,9 @@ export function listView(root, ctx) {
       clear(out, errorBox(err));
     }
   }
-  reload(true);
   const timer = setInterval(() => reload(false), REFRESH_MS);
   ctx.onLeave(() => clearInterval(timer));
+  return reload(true);
 }
 
 function controls(state, apply) {

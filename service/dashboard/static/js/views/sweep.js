@@ -74,7 +74,8 @@ function render(view) {
     num("ci_low"), num("ci_high"), num("p_value")], s.comparisons,
   { class: "comparisons", row: (r) => ({ "data-label": r.label }) });
   clear(view.els.tables, h("h2", {}, `Aggregate of ${view.metric} (${Math.round(s.confidence * 100)}% CI)`),
-    aggregate, h("h2", {}, "Paired comparisons with the baseline"), comparisons);
+    aggregate, h("h2", {}, "Paired comparisons with the baseline"),
+    s.comparisons.length ? comparisons : h("p", { class: "muted" }, "One arm only: nothing to compare."));
   clear(view.els.experiments, table([
     { title: "experiment", cell: (e) => link(e.label + ` seed ${e.seed}`, "experiments", e.id) },
     { title: "status", cell: (e) => [statusBadge(e.status), e.status_reason ? ` ${e.status_reason}` : ""] },
