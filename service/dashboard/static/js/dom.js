@@ -1,5 +1,6 @@
 // DOM helpers. Every value from the API becomes a text node or an attribute value, never
-// markup: no innerHTML anywhere in the dashboard, so a hostile name renders as text.
+// markup: no HTML-string sink anywhere in the dashboard, so a hostile name renders as text
+// (tests/service/test_dashboard.py greps the scripts for those sinks).
 
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
