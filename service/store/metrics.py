@@ -66,7 +66,25 @@ def series_many(
     names: Iterable[str] | None = None,
     after_step: int | None = None,
 ) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """Points of several experiments in one query: {experiment: {name: [points by step]}}.
+    """Points of several experiments in one query: {experiment: {name: [points by step]}}."""
+    rows = series_rows(session, experiment_ids, names=names, after_step=after_step)
+    return {
+        e: {
+            name: [{"step": s, "epoch": ep, "value": v} for s, ep, v in points]
+            for name, points in by_name.items()
+        }
+        for e, by_name in rows.items()
+    }
+
+
+def series_rows(
+    session: Session,
+    experiment_ids: Iterable[str],
+    *,
+    names: Iterable[str] | None = None,
+    after_step: int | None = None,
+) -> dict[str, dict[str, list[tuple[int, int, float]]]]:
+    """{experiment: {name: [(step, epoch, value) by step]}}, as plain tuples (no dicts).
 
     Ordered by the unique (experiment_id, name, step) index, so it is read in index order.
     """
@@ -81,9 +99,9 @@ def series_many(
     if after_step is not None:
         query = query.where(Metric.step > after_step)
     query = query.order_by(Metric.experiment_id, Metric.name, Metric.step)
-    out: dict[str, dict[str, list[dict[str, Any]]]] = {i: defaultdict(list) for i in ids}
-    for experiment_id, name, step, epoch, value in session.execute(query):
-        out[experiment_id][name].append({"step": step, "epoch": epoch, "value": value})
+    out: dict[str, dict[str, list[tuple[int, int, float]]]] = {i: defaultdict(list) for i in ids}
+    for experiment_id, name, step, epoch, value in session.execute(query).tuples():
+        out[experiment_id][name].append((step, epoch, value))
     return {i: dict(points) for i, points in out.items()}
 
 

@@ -73,8 +73,10 @@ function renderHeader(view) {
 
 async function loadHistory(view) {
   const path = `/v1/experiments/${encodeURIComponent(view.id)}/metrics`;
-  const body = await api(path + qs({ max_points: HISTORY_POINTS }));
-  for (const [name, points] of Object.entries(body.series)) view.series.merge(name, points);
+  const body = await api(path + qs({ max_points: HISTORY_POINTS, format: "columnar" }));
+  for (const [name, cols] of Object.entries(body.series)) {
+    view.series.merge(name, cols.step.map((step, i) => ({ step, value: cols.value[i] })));
+  }
   const events = await api(`/v1/experiments/${encodeURIComponent(view.id)}/events` + qs({ limit: 1000 }));
   for (const ev of events.events) addEvent(view, ev);
   await loadPreview(view);

@@ -90,14 +90,15 @@ function cell(x) {
 
 async function loadCurves(view) {
   const width = Math.max(200, Math.round(view.chart.el.clientWidth || 800));
-  const body = await api("/v1/metrics/series" + qs({ sweep_id: view.id, name: view.metric, max_points: width }));
+  const body = await api("/v1/metrics/series" +
+    qs({ sweep_id: view.id, name: view.metric, max_points: width, format: "columnar" }));
   const members = new Map(view.sweep.experiments.map((e) => [e.id, e]));
   const byArm = new Map();
   for (const [id, series] of Object.entries(body.experiments)) {
-    const points = series[view.metric] || [];
+    const cols = series[view.metric] || { step: [], value: [] };
     const label = armOf(body, id, members);
     if (!byArm.has(label.arm)) byArm.set(label.arm, []);
-    byArm.get(label.arm).push({ seed: label.seed, xs: points.map((p) => p.step), ys: points.map((p) => p.value) });
+    byArm.get(label.arm).push({ seed: label.seed, xs: cols.step, ys: cols.value });
   }
   const curves = [];
   [...byArm.keys()].sort().forEach((arm, i) => {
