@@ -1,4 +1,5 @@
-// Hash routes: #/ (experiments), #/experiments/ID, #/sweeps, #/sweeps/ID, #/compare?ids=A,B.
+// Hash routes: #/ (experiments), #/experiments/ID, #/sweeps, #/sweeps/ID[?metric=M&seeds=1],
+// #/compare?ids=A,B.
 import { auth } from "./api.js";
 import { clear, h } from "./dom.js";
 import { compareView } from "./views/compare.js";
@@ -20,7 +21,7 @@ function route() {
   document.getElementById("signout").hidden = !auth.key;
   const run = async () => {
     if (parts[0] === "experiments" && parts[1]) return experimentView(root, ctx, parts[1]);
-    if (parts[0] === "sweeps" && parts[1]) return sweepView(root, ctx, parts[1]);
+    if (parts[0] === "sweeps" && parts[1]) return sweepView(root, ctx, parts[1], params);
     if (parts[0] === "sweeps") return sweepsView(root, ctx);
     if (parts[0] === "compare") return compareView(root, ctx, params);
     return listView(root, ctx);

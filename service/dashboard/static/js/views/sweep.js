@@ -7,8 +7,9 @@ import { meanBand } from "../stats.js";
 const REFRESH_MS = 4000;
 const ACTIVE = new Set(["queued", "running", "cancelling"]);
 
-export async function sweepView(root, ctx, id) {
-  const view = { id, metric: null, baseline: null, perSeed: false, sweep: null, names: [],
+export async function sweepView(root, ctx, id, params = new URLSearchParams()) {
+  const view = { id, metric: params.get("metric"), baseline: null, perSeed: params.get("seeds") === "1",
+    sweep: null, names: [],
     chart: new Chart("curves", { height: 320 }), els: {} };
   view.els.head = h("div", { id: "sweep-header" });
   view.els.tables = h("div", { id: "sweep-tables" });
