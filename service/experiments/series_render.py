@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from fastapi.responses import Response
 
-from service.store.series_sql import Row
+from service.store.metrics import Row
 
 
 class SeriesFormat(str, enum.Enum):

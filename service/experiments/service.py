@@ -11,14 +11,14 @@ from service import limits
 from service.auth import Principal
 from service.deps import after_commit
 from service.errors import Conflict, NotFound
+from service.experiments.downsample import downsample
 from service.queue import send_run
 from service.settings import Settings
 from service.spec import ExperimentSpec
 from service.store import experiments as repo
 from service.store import metrics as metrics_repo
-from service.store import series_sql
+from service.store.metrics import Row
 from service.store.models import Experiment, Status
-from service.store.series_sql import Row
 
 
 def create(
@@ -98,7 +98,7 @@ def metric_series(
     after_step: int | None,
     max_points: int | None,
 ) -> dict[str, list[Row]]:
-    """One experiment's series as (step, epoch, value) rows, downsampled in the database."""
+    """One experiment's series as (step, epoch, value) rows, downsampled if asked."""
     get(session=session, principal=principal, experiment_id=experiment_id)
     found = _rows(session, [experiment_id], names, after_step, max_points)
     return found.get(experiment_id, {})
@@ -128,12 +128,12 @@ def _rows(
     after_step: int | None,
     max_points: int | None,
 ) -> dict[str, dict[str, list[Row]]]:
+    found = metrics_repo.series_rows(session, ids, names=names, after_step=after_step)
     if max_points:
-        found = series_sql.downsampled(
-            session, ids, names=names, after_step=after_step, max_points=max_points
-        )
-    else:
-        found = metrics_repo.series_rows(session, ids, names=names, after_step=after_step)
+        found = {
+            i: {name: downsample(rows, max_points) for name, rows in by_name.items()}
+            for i, by_name in found.items()
+        }
     return {i: found.get(i, {}) for i in ids}
 
 

@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session
 
 from service.store.models import Metric
 
+Row = tuple[int, int, float]  # step, epoch, value
+
 
 def insert_points(
     session: Session, experiment_id: str, *, step: int, epoch: int, values: Mapping[str, float]
@@ -83,7 +85,7 @@ def series_rows(
     *,
     names: Iterable[str] | None = None,
     after_step: int | None = None,
-) -> dict[str, dict[str, list[tuple[int, int, float]]]]:
+) -> dict[str, dict[str, list[Row]]]:
     """{experiment: {name: [(step, epoch, value) by step]}}, as plain tuples (no dicts).
 
     Ordered by the unique (experiment_id, name, step) index, so it is read in index order.
@@ -99,7 +101,7 @@ def series_rows(
     if after_step is not None:
         query = query.where(Metric.step > after_step)
     query = query.order_by(Metric.experiment_id, Metric.name, Metric.step)
-    out: dict[str, dict[str, list[tuple[int, int, float]]]] = {i: defaultdict(list) for i in ids}
+    out: dict[str, dict[str, list[Row]]] = {i: defaultdict(list) for i in ids}
     for experiment_id, name, step, epoch, value in session.execute(query).tuples():
         out[experiment_id][name].append((step, epoch, value))
     return {i: dict(points) for i, points in out.items()}

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 from fastapi.testclient import TestClient
 
+from service.experiments.downsample import downsample
 from service.settings import Settings
 from service.store import metrics
 from service.store.db import session_scope
@@ -154,3 +156,18 @@ def test_a_sweeps_curves_in_one_call(client: TestClient, settings: Settings) -> 
     ).json()
     body = client.get("/v1/metrics/series", params={"sweep_id": sweep["id"]}).json()
     assert len(body["experiments"]) == 4
+
+
+@pytest.mark.parametrize(("n", "k"), [(1000, 40), (997, 41), (20, 5), (100_000, 1000)])
+def test_downsample_keeps_every_buckets_first_min_max_and_last(n: int, k: int) -> None:
+    rng = random.Random(n)
+    rows = [(s, s // 10, rng.gauss(0, 1)) for s in range(n)]
+    out = downsample(rows, k)
+    assert len(out) == k and out == sorted(set(out))
+    kept = set(out)
+    buckets = k // 4
+    for b in range(buckets):
+        bucket = rows[b * n // buckets : (b + 1) * n // buckets]
+        for row in (bucket[0], bucket[-1], min(bucket, key=lambda r: r[2])):
+            assert row in kept
+        assert max(bucket, key=lambda r: r[2]) in kept

@@ -65,9 +65,10 @@ export function labelled(text, control) {
 
 /** A table from column specs {title, cell(row) -> node|string, num?}. */
 export function table(columns, rows, attrs = {}) {
-  const head = h("tr", {}, columns.map((c) => h("th", { class: c.num ? "num" : null }, c.title)));
+  const cls = (c) => [c.num ? "num" : "", c.cls || ""].join(" ").trim() || null;
+  const head = h("tr", {}, columns.map((c) => h("th", { class: cls(c) }, c.title)));
   const body = rows.map((r) =>
-    h("tr", c_attrs(attrs, r), columns.map((c) => h("td", { class: c.num ? "num" : null }, c.cell(r)))),
+    h("tr", c_attrs(attrs, r), columns.map((c) => h("td", { class: cls(c) }, c.cell(r)))),
   );
   return h("table", { class: attrs.class || null }, h("thead", {}, head), h("tbody", {}, body));
 }

@@ -75,13 +75,13 @@ function render(out, state, reload) {
         render(out, state, reload); } }) },
     { title: "name", cell: (r) => link(r.name || r.id, "experiments", r.id) },
     { title: "status", cell: (r) => [statusBadge(r.status), r.status_reason ? ` ${r.status_reason}` : ""] },
-    { title: "activation", cell: (r) => r.activation },
+    { title: "activation", cell: (r) => r.activation, cls: "nowrap" },
     { title: "tags", cell: (r) => tags(r.tags) },
     { title: "sweep", cell: (r) => (r.sweep_id ? link(r.sweep_id, "sweeps", r.sweep_id) : "") },
     { title: "progress", cell: (r) => progressText(r.progress), num: true },
     { title: state.sortBy || "test/acc", num: true,
       cell: (r) => fmt(r.summary?.[state.sortBy || "test/acc"]) },
-    { title: "created", cell: (r) => new Date(r.created_at).toLocaleString() },
+    { title: "created", cell: (r) => new Date(r.created_at).toLocaleString(), cls: "nowrap" },
   ];
   const rows = sorted(state);
   const body = rows.length
