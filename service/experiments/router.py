@@ -103,8 +103,8 @@ def get_metrics(
 ) -> Any:
     """Time series by metric name: `{"series": {"val/acc": [{"step", "epoch", "value"}]}}`.
 
-    `max_points=n` returns min(n, available) points per series, downsampled in the database
-    keeping each bucket's first, min, max and last point.
+    `max_points=n` returns min(n, available) points per series, downsampled keeping each
+    bucket's first, min, max and last point.
     """
     series = service.metric_series(
         session=session,
