@@ -73,3 +73,11 @@ def test_vendored_files_are_recorded_with_their_licences() -> None:
 def test_unknown_static_path_is_a_problem_404(client: TestClient) -> None:
     response = client.get("/static/nope.js")
     assert response.status_code == 404
+
+
+def test_index_preloads_every_module_it_imports() -> None:
+    """A module missing from the preload list still works, one import level later."""
+    html = (STATIC / "index.html").read_text()
+    for script in _scripts():
+        path = "/static/" + script.relative_to(STATIC).as_posix()
+        assert path in html, f"{path} is not preloaded (or loaded) by index.html"
