@@ -7,6 +7,8 @@ from fastapi import FastAPI
 from service import observability, problems
 from service.body_limit import BodyLimit
 from service.catalogue.router import router as catalogue_router
+from service.dashboard import router as dashboard
+from service.dashboard.csp import SecurityHeaders
 from service.db_gate import DatabaseGate
 from service.experiments.batch_router import router as batch_metrics_router
 from service.experiments.router import router as experiments_router
@@ -22,7 +24,10 @@ confidence intervals. Errors are `application/problem+json` (RFC 9457)."""
 def create_app(settings: Settings | None = None) -> FastAPI:
     """An app bound to `settings` (default: from the environment)."""
     settings = settings or get_settings()
-    app = FastAPI(title="actlab", version="0.1.0", description=DESCRIPTION)
+    # /docs and /redoc come from the dashboard package, with vendored assets (no CDN).
+    app = FastAPI(
+        title="actlab", version="0.1.0", description=DESCRIPTION, docs_url=None, redoc_url=None
+    )
     app.state.settings = settings
     problems.install(app)
     observability.install(app, settings)
@@ -31,4 +36,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, responses=problems.PROBLEM_RESPONSES)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(DatabaseGate)
+    dashboard.install(app)
+    app.add_middleware(SecurityHeaders)
     return app

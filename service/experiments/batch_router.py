@@ -9,13 +9,14 @@ from fastapi import APIRouter, Query
 from service.auth import PrincipalDep
 from service.deps import SessionDep
 from service.experiments import service
-from service.experiments.schemas import MetricsBatch
+from service.experiments.schemas import MetricsBatch, MetricsBatchColumns
+from service.experiments.series_render import FastJSON, SeriesFormat, render
 from service.store import experiments as repo
 
 router = APIRouter(prefix="/v1", tags=["experiments"])
 
 
-@router.get("/metrics/series", response_model=MetricsBatch)
+@router.get("/metrics/series", response_model=MetricsBatch | MetricsBatchColumns)
 def batch_metrics(
     session: SessionDep,
     principal: PrincipalDep,
@@ -26,6 +27,7 @@ def batch_metrics(
     name: Annotated[list[str] | None, Query(description="Repeat for several names.")] = None,
     after_step: Annotated[int | None, Query(ge=-1, le=2**31 - 1)] = None,
     max_points: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+    format: Annotated[SeriesFormat, Query(description="`columnar`: arrays.")] = SeriesFormat.points,
 ) -> Any:
     """Series of every listed experiment (and/or every experiment of `sweep_id`)."""
     ids = list(dict.fromkeys(experiment_id or []))
@@ -40,4 +42,5 @@ def batch_metrics(
         after_step=after_step,
         max_points=max_points,
     )
-    return MetricsBatch(experiments=found)  # type: ignore[arg-type]
+    experiments = {i: render(series, format) for i, series in found.items()}
+    return FastJSON({"experiments": experiments})

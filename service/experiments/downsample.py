@@ -1,34 +1,43 @@
-"""Downsampling that keeps a curve's shape: per bucket, the first, min, max and last points."""
+"""Downsampling that keeps a curve's shape: per bucket, the first, min, max and last points.
+
+Then evenly spaced other points fill the budget, so a series of n points asked for k comes
+back with exactly min(k, n) points (a monotonic series used to lose half of them to
+duplicates: 5 of 20 gave 2). Works on (step, epoch, value) rows ordered by step.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-Point = dict[str, Any]
+from service.store.metrics import Row
 
 
-def downsample(points: list[Point], max_points: int) -> list[Point]:
-    """At most `max_points` points, ordered by step, keeping each bucket's extremes.
+def downsample(rows: list[Row], max_points: int) -> list[Row]:
+    """Exactly min(max_points, len(rows)) rows by step; each bucket's extremes are kept.
 
     Spikes (a divergence, a noise burst) survive, unlike with strided sampling.
     """
-    if max_points <= 0 or len(points) <= max_points:
-        return points
-    if max_points < 4:
-        stride = (len(points) - 1) / max(max_points - 1, 1)
-        return [points[round(i * stride)] for i in range(max_points)]
-    buckets = max_points // 4
-    size = len(points) / buckets
-    out: list[Point] = []
+    n = len(rows)
+    if max_points <= 0 or n <= max_points:
+        return rows
+    if max_points < 4:  # no whole bucket: the ends and evenly spaced points between
+        if max_points == 1:
+            return [rows[0]]
+        return [rows[round(i * (n - 1) / (max_points - 1))] for i in range(max_points)]
+    keep = _extremes([r[2] for r in rows], max_points // 4)
+    need = max_points - len(keep)
+    if need > 0:
+        rest = [i for i in range(n) if i not in keep]
+        keep.update(rest[(j * len(rest)) // need] for j in range(need))
+    return [rows[i] for i in sorted(keep)]
+
+
+def _extremes(values: list[float], buckets: int) -> set[int]:
+    """Indices of each equal-count bucket's first, last, lowest and highest point."""
+    n = len(values)
+    keep: set[int] = set()
+    at = values.__getitem__
     for b in range(buckets):
-        bucket = points[int(b * size) : int((b + 1) * size)]
-        if not bucket:
-            continue
-        keep = {
-            id(bucket[0]): bucket[0],
-            id(bucket[-1]): bucket[-1],
-            id(lo := min(bucket, key=lambda p: p["value"])): lo,
-            id(hi := max(bucket, key=lambda p: p["value"])): hi,
-        }
-        out.extend(sorted(keep.values(), key=lambda p: p["step"]))
-    return out
+        lo, hi = b * n // buckets, (b + 1) * n // buckets
+        if lo < hi:
+            span = range(lo, hi)
+            keep.update((lo, hi - 1, min(span, key=at), max(span, key=at)))
+    return keep

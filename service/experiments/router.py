@@ -15,7 +15,9 @@ from service.experiments.schemas import (
     ExperimentList,
     ExperimentRead,
     MetricSeries,
+    MetricSeriesColumns,
 )
+from service.experiments.series_render import FastJSON, SeriesFormat, render
 from service.idempotency import IdempotencyDep
 from service.spec import ExperimentSpec
 from service.spec.experiment import CANONICAL_EXAMPLE
@@ -85,7 +87,7 @@ def get_experiment(experiment_id: str, session: SessionDep, principal: Principal
     return ExperimentRead.from_row(row)
 
 
-@router.get("/{experiment_id}/metrics", response_model=MetricSeries)
+@router.get("/{experiment_id}/metrics", response_model=MetricSeries | MetricSeriesColumns)
 def get_metrics(
     experiment_id: str,
     session: SessionDep,
@@ -95,8 +97,15 @@ def get_metrics(
     max_points: Annotated[
         int | None, Query(ge=1, le=100_000, description="Downsample, keeping extremes.")
     ] = None,
+    format: Annotated[
+        SeriesFormat, Query(description="`columnar`: {step: [...], epoch: [...], value: [...]}.")
+    ] = SeriesFormat.points,
 ) -> Any:
-    """Time series by metric name: `{"series": {"val/acc": [{"step", "epoch", "value"}]}}`."""
+    """Time series by metric name: `{"series": {"val/acc": [{"step", "epoch", "value"}]}}`.
+
+    `max_points=n` returns min(n, available) points per series, downsampled keeping each
+    bucket's first, min, max and last point.
+    """
     series = service.metric_series(
         session=session,
         principal=principal,
@@ -105,7 +114,7 @@ def get_metrics(
         after_step=after_step,
         max_points=max_points,
     )
-    return MetricSeries(experiment_id=experiment_id, series=series)  # type: ignore[arg-type]
+    return FastJSON({"experiment_id": experiment_id, "series": render(series, format)})
 
 
 @router.get(

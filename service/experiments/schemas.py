@@ -74,6 +74,19 @@ class MetricSeries(BaseModel):
     series: dict[str, list[MetricPoint]]
 
 
+class MetricColumns(BaseModel):
+    """One series as three arrays of equal length (`format=columnar`)."""
+
+    step: list[int]
+    epoch: list[int]
+    value: list[float]
+
+
+class MetricSeriesColumns(BaseModel):
+    experiment_id: str
+    series: dict[str, MetricColumns]
+
+
 class EventRead(BaseModel):
     id: int
     at: datetime
@@ -91,4 +104,10 @@ class EventList(BaseModel):
 class MetricsBatch(BaseModel):
     experiments: dict[str, dict[str, list[MetricPoint]]] = Field(
         description="experiment id -> metric name -> points ordered by step."
+    )
+
+
+class MetricsBatchColumns(BaseModel):
+    experiments: dict[str, dict[str, MetricColumns]] = Field(
+        description="experiment id -> metric name -> columns ordered by step."
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -18,6 +17,7 @@ from service.settings import Settings
 from service.spec import ExperimentSpec
 from service.store import experiments as repo
 from service.store import metrics as metrics_repo
+from service.store.metrics import Row
 from service.store.models import Experiment, Status
 
 
@@ -97,10 +97,11 @@ def metric_series(
     names: list[str] | None,
     after_step: int | None,
     max_points: int | None,
-) -> dict[str, list[dict[str, Any]]]:
+) -> dict[str, list[Row]]:
+    """One experiment's series as (step, epoch, value) rows, downsampled if asked."""
     get(session=session, principal=principal, experiment_id=experiment_id)
-    series = metrics_repo.series(session, experiment_id, names=names, after_step=after_step)
-    return _downsampled(series, max_points)
+    found = _rows(session, [experiment_id], names, after_step, max_points)
+    return found.get(experiment_id, {})
 
 
 def many_series(
@@ -111,22 +112,29 @@ def many_series(
     names: list[str] | None,
     after_step: int | None,
     max_points: int | None,
-) -> dict[str, dict[str, list[dict[str, Any]]]]:
+) -> dict[str, dict[str, list[Row]]]:
     """Curves of many experiments in one query (e.g. a sweep's); each must be visible."""
     for experiment_id in experiment_ids:
         get(session=session, principal=principal, experiment_id=experiment_id)
     if not experiment_ids:
         return {}
-    found = metrics_repo.series_many(session, experiment_ids, names=names, after_step=after_step)
-    return {i: _downsampled(series, max_points) for i, series in found.items()}
+    return _rows(session, experiment_ids, names, after_step, max_points)
 
 
-def _downsampled(
-    series: dict[str, list[dict[str, Any]]], max_points: int | None
-) -> dict[str, list[dict[str, Any]]]:
-    if not max_points:
-        return series
-    return {name: downsample(points, max_points) for name, points in series.items()}
+def _rows(
+    session: Session,
+    ids: list[str],
+    names: list[str] | None,
+    after_step: int | None,
+    max_points: int | None,
+) -> dict[str, dict[str, list[Row]]]:
+    found = metrics_repo.series_rows(session, ids, names=names, after_step=after_step)
+    if max_points:
+        found = {
+            i: {name: downsample(rows, max_points) for name, rows in by_name.items()}
+            for i, by_name in found.items()
+        }
+    return {i: found.get(i, {}) for i in ids}
 
 
 def weights_file(*, settings: Settings, experiment: Experiment) -> Path:

@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session
 
 from service.store.models import Metric
 
+Row = tuple[int, int, float]  # step, epoch, value
+
 
 def insert_points(
     session: Session, experiment_id: str, *, step: int, epoch: int, values: Mapping[str, float]
@@ -66,7 +68,25 @@ def series_many(
     names: Iterable[str] | None = None,
     after_step: int | None = None,
 ) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """Points of several experiments in one query: {experiment: {name: [points by step]}}.
+    """Points of several experiments in one query: {experiment: {name: [points by step]}}."""
+    rows = series_rows(session, experiment_ids, names=names, after_step=after_step)
+    return {
+        e: {
+            name: [{"step": s, "epoch": ep, "value": v} for s, ep, v in points]
+            for name, points in by_name.items()
+        }
+        for e, by_name in rows.items()
+    }
+
+
+def series_rows(
+    session: Session,
+    experiment_ids: Iterable[str],
+    *,
+    names: Iterable[str] | None = None,
+    after_step: int | None = None,
+) -> dict[str, dict[str, list[Row]]]:
+    """{experiment: {name: [(step, epoch, value) by step]}}, as plain tuples (no dicts).
 
     Ordered by the unique (experiment_id, name, step) index, so it is read in index order.
     """
@@ -81,9 +101,9 @@ def series_many(
     if after_step is not None:
         query = query.where(Metric.step > after_step)
     query = query.order_by(Metric.experiment_id, Metric.name, Metric.step)
-    out: dict[str, dict[str, list[dict[str, Any]]]] = {i: defaultdict(list) for i in ids}
-    for experiment_id, name, step, epoch, value in session.execute(query):
-        out[experiment_id][name].append({"step": step, "epoch": epoch, "value": value})
+    out: dict[str, dict[str, list[Row]]] = {i: defaultdict(list) for i in ids}
+    for experiment_id, name, step, epoch, value in session.execute(query).tuples():
+        out[experiment_id][name].append((step, epoch, value))
     return {i: dict(points) for i, points in out.items()}
 
 

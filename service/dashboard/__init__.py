@@ -1,0 +1,1 @@
+"""The browser dashboard at `/` and the offline API docs, served from this package."""

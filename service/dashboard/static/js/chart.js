@@ -1,0 +1,110 @@
+// Line charts on uPlot (vendored): curves with their own x values are aligned by uPlot.join.
+import uPlot from "../vendor/uplot/uPlot.esm.js";
+import { clear, fmt, h } from "./dom.js";
+
+export const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2",
+  "#db2777", "#65a30d", "#4f46e5", "#a16207"];
+
+export function color(i) {
+  return COLORS[i % COLORS.length];
+}
+
+/**
+ * A chart card. curves: [{label, xs, ys, color?, dash?, width?, band?}] where band is
+ * {lo: [...], hi: [...]} on the same xs (drawn as a shaded interval).
+ */
+export class Chart {
+  constructor(title, { height = 240, xLabel = "step", logY = false } = {}) {
+    this.title = title;
+    this.logY = logY;
+    this.height = height;
+    this.xLabel = xLabel;
+    this.plot = null;
+    this.curves = [];
+    this.legend = h("div", { class: "legend" });
+    this.el = h("div", { class: "chart", "data-chart": title }, h("h3", {}, title), this.legend);
+    this.pending = false;
+  }
+
+  set(curves) {
+    this.curves = curves;
+    this.schedule();
+  }
+
+  schedule() {
+    if (this.pending) return;
+    this.pending = true;
+    requestAnimationFrame(() => {
+      this.pending = false;
+      this.draw();
+    });
+  }
+
+  draw() {
+    const visible = this.curves.filter((c) => c.xs.length);
+    const key = visible.map((c) => `${c.label}|${Boolean(c.band)}`).join("\n") + this.logY;
+    const data = this.data(visible);
+    this.el.dataset.points = String(visible.reduce((n, c) => n + c.xs.length, 0));
+    if (this.plot && this.key === key) {
+      this.plot.setData(data);
+      return;
+    }
+    this.plot?.destroy();
+    this.key = key;
+    if (!visible.length) {
+      this.el.dataset.drawn = "empty";
+      return;
+    }
+    this.plot = new uPlot(this.options(visible), data, this.el);
+    this.renderLegend(visible);
+  }
+
+  /** Our own legend: one swatch per curve (none for CI bounds), wrapping for many curves. */
+  renderLegend(curves) {
+    const shown = curves.length > 40 ? curves.filter((c) => c.band) : curves;
+    clear(this.legend, shown.map((c, i) => {
+      const swatch = h("i");
+      swatch.style.background = c.color || color(i);
+      return h("span", { class: "key" }, swatch, c.label);
+    }));
+  }
+
+  data(curves) {
+    const tables = [];
+    for (const c of curves) {
+      tables.push([c.xs, c.ys]);
+      if (c.band) tables.push([c.xs, c.band.lo], [c.xs, c.band.hi]);
+    }
+    return tables.length === 1 ? tables[0] : uPlot.join(tables);
+  }
+
+  options(curves) {
+    const series = [{ label: this.xLabel }];
+    const bands = [];
+    curves.forEach((c, i) => {
+      const stroke = c.color || color(i);
+      series.push({ label: c.label, stroke, width: c.width ?? 1.5, dash: c.dash, spanGaps: true,
+        points: { show: c.xs.length < 3 } });
+      if (c.band) {
+        const lo = series.length;
+        series.push({ label: `${c.label} CI low`, stroke: "transparent", spanGaps: true,
+          points: { show: false } });
+        series.push({ label: `${c.label} CI high`, stroke: "transparent", spanGaps: true,
+          points: { show: false } });
+        bands.push({ series: [lo + 1, lo], fill: `${stroke}33` });
+      }
+    });
+    const width = Math.max(320, this.el.clientWidth - 12 || 440);
+    const hooks = { draw: [() => (this.el.dataset.drawn = String(Date.now()))] };
+    // Ratios like an SNR span decades as the noise anneals to zero: a log axis then.
+    const log = this.logY && curves.every((c) => c.ys.every((v) => v == null || v > 0));
+    const pow10 = (v) => Math.abs(Math.log10(v) - Math.round(Math.log10(v))) < 1e-9;
+    const yAxis = log
+      ? { size: 64, filter: (u, splits) => splits.map((v) => (pow10(v) ? v : null)),
+        values: (u, vals) => vals.map((v) => (v == null ? "" : `1e${Math.round(Math.log10(v))}`)) }
+      : { size: 64, values: (u, vals) => vals.map((v) => fmt(v, 3)) };
+    const axes = [{}, yAxis];
+    return { width, height: this.height, series, bands, hooks, axes, legend: { show: false },
+      scales: { x: { time: false }, y: log ? { distr: 3 } : {} } };
+  }
+}

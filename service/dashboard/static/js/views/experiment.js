@@ -1,0 +1,180 @@
+// One experiment: spec, status, events, live curves over the SSE stream, cancel and retry.
+import { api, qs, stream } from "../api.js";
+import { Chart } from "../chart.js";
+import { Series, chartGroups } from "../curves.js";
+import { clear, errorBox, fmt, h, link, statusBadge, table, tags } from "../dom.js";
+
+const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
+const HISTORY_POINTS = 2000;
+
+export async function experimentView(root, ctx, id) {
+  const abort = new AbortController();
+  ctx.onLeave(() => abort.abort());
+  const view = { id, exp: null, series: new Series(), charts: new Map(), events: [],
+    lastEvent: 0, preview: null, els: {} };
+  try {
+    view.exp = await api(`/v1/experiments/${encodeURIComponent(id)}`);
+  } catch (err) {
+    clear(root, errorBox(err));
+    return;
+  }
+  layout(root, view);
+  renderHeader(view);
+  // The stream first, then the history: a point lands in one or both (merged by step).
+  if (!TERMINAL.has(view.exp.status)) follow(view, abort.signal);
+  await loadHistory(view);
+}
+
+function layout(root, view) {
+  const els = view.els;
+  els.header = h("div", { id: "experiment-header" });
+  els.charts = h("div", { class: "charts", id: "charts" });
+  els.events = h("div", { id: "events" });
+  els.spec = h("pre", { id: "spec" });
+  clear(root, els.header, h("h2", {}, "Curves"), els.charts, h("h2", {}, "Events"), els.events,
+    h("h2", {}, "Spec"), els.spec);
+}
+
+function renderHeader(view) {
+  const e = view.exp;
+  const act = (label, path, cls, enabled) =>
+    h("button", { type: "button", class: cls, id: label.toLowerCase(), disabled: !enabled,
+      onclick: async () => {
+        try {
+          view.exp = await api(`/v1/experiments/${encodeURIComponent(e.id)}/${path}`, { method: "POST" });
+          renderHeader(view);
+          if (path === "retry") location.reload();
+        } catch (err) {
+          view.els.header.append(errorBox(err));
+        }
+      } }, label);
+  const p = e.progress || {};
+  clear(view.els.header,
+    h("h1", { id: "experiment-name" }, e.name || e.id),
+    h("div", { class: "meta" },
+      h("span", {}, "id ", h("code", {}, e.id)),
+      h("span", {}, statusBadge(e.status)),
+      e.status_reason ? h("span", { id: "status-reason" }, "reason: ", e.status_reason) : null,
+      e.status_message ? h("span", { id: "status-message" }, e.status_message) : null,
+      h("span", {}, "activation ", e.activation),
+      e.sweep_id ? h("span", {}, "sweep ", link(e.sweep_id, "sweeps", e.sweep_id)) : null,
+      h("span", {}, tags(e.tags)),
+      h("span", {}, `attempts ${e.attempts}`),
+      h("span", {}, p.total ? h("progress", { max: p.total, value: p.step }) : null,
+        ` step ${p.step ?? 0}${p.total ? ` / ${p.total}` : ""}, epoch ${p.epoch ?? 0}`)),
+    h("div", { class: "controls" },
+      act("Cancel", "cancel", "danger", ["queued", "running"].includes(e.status)),
+      act("Retry", "retry", "", ["failed", "cancelled"].includes(e.status)),
+      e.summary ? h("span", { class: "muted summary", id: "summary" }, "summary: ",
+        Object.entries(e.summary).filter(([, v]) => typeof v === "number")
+          .map(([k, v]) => `${k} ${fmt(v)}`).join(", ")) : null));
+  view.els.spec.textContent = JSON.stringify(e.spec, null, 2);
+}
+
+async function loadHistory(view) {
+  const path = `/v1/experiments/${encodeURIComponent(view.id)}/metrics`;
+  const body = await api(path + qs({ max_points: HISTORY_POINTS, format: "columnar" }));
+  for (const [name, cols] of Object.entries(body.series)) {
+    view.series.merge(name, cols.step.map((step, i) => ({ step, value: cols.value[i] })));
+  }
+  const events = await api(`/v1/experiments/${encodeURIComponent(view.id)}/events` + qs({ limit: 1000 }));
+  for (const ev of events.events) addEvent(view, ev);
+  await loadPreview(view);
+  redraw(view);
+}
+
+/** Follow the SSE stream; reconnect after `lastEvent` if the connection drops mid-run. */
+async function follow(view, signal) {
+  for (let tries = 0; tries < 20 && !signal.aborted; tries++) {
+    try {
+      const path = `/v1/experiments/${encodeURIComponent(view.id)}/events`;
+      await stream(path + qs({ stream: "true", after: view.lastEvent }), (k, d) => onFrame(view, k, d), signal);
+      return;
+    } catch (err) {
+      if (signal.aborted) return;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
+function onFrame(view, kind, data) {
+  if (kind === "metrics") {
+    const byName = new Map();
+    for (const p of data) {
+      if (!byName.has(p.name)) byName.set(p.name, []);
+      byName.get(p.name).push(p);
+    }
+    for (const [name, points] of byName) view.series.merge(name, points);
+    redraw(view);
+  } else if (kind === "progress") {
+    const first = !view.exp.progress?.total && data.total;
+    Object.assign(view.exp, { status: data.status, progress: { epoch: data.epoch, step: data.step, total: data.total } });
+    renderHeader(view);
+    if (first) loadPreview(view).then(() => redraw(view));
+  } else if (kind === "end") {
+    refresh(view);
+  } else if (data && typeof data === "object" && "id" in data) {
+    addEvent(view, data);
+    if (data.status) refresh(view);
+  }
+}
+
+async function refresh(view) {
+  view.exp = await api(`/v1/experiments/${encodeURIComponent(view.id)}`);
+  renderHeader(view);
+}
+
+function addEvent(view, ev) {
+  if (ev.id <= view.lastEvent) return;
+  view.lastEvent = ev.id;
+  view.events.push(ev);
+  const cols = [
+    { title: "at", cell: (e) => new Date(e.at).toLocaleTimeString() },
+    { title: "kind", cell: (e) => e.kind },
+    { title: "status", cell: (e) => (e.status ? statusBadge(e.status) : "") },
+    { title: "message", cell: (e) => e.message || "" },
+  ];
+  clear(view.els.events, table(cols, view.events.slice(-200).reverse(), { class: "events" }));
+}
+
+/** The schedule's planned multiplier, drawn beside the measured `noise/scale`. */
+async function loadPreview(view) {
+  const s = view.exp.spec?.noise_schedule;
+  const total = view.exp.progress?.total;
+  if (!s || !total || view.preview) return;
+  const epochs = view.exp.spec?.training?.epochs || 1;
+  const horizon = s.unit === "epoch" ? epochs : total;
+  try {
+    const body = await api(`/v1/schedules/${encodeURIComponent(s.kind)}/preview` +
+      qs({ total: horizon, points: 200, start: s.start, end: s.end, warmup: s.warmup }));
+    const scale = s.unit === "epoch" ? total / epochs : 1;
+    view.preview = { xs: body.points.map((p) => p.t * scale), ys: body.points.map((p) => p.value) };
+  } catch {
+    view.preview = { xs: [], ys: [] };
+  }
+}
+
+function redraw(view) {
+  const groups = chartGroups(view.series.names());
+  for (const [title, names] of groups) {
+    if (!view.charts.has(title)) {
+      const chart = new Chart(title, { logY: /snr$/.test(title) });
+      view.charts.set(title, chart);
+      view.els.charts.append(chart.el);
+    }
+    const curves = names.map((n) => ({ label: n.replace(/^(act|grad)\//, ""), ...view.series.get(n) }));
+    if (title === "noise/scale" && view.preview?.xs.length) {
+      curves.push({ label: "schedule (preview)", ...planned(view), dash: [6, 4], color: "#6b7280" });
+    }
+    view.charts.get(title).set(curves);
+  }
+}
+
+/** The whole plan while it runs; once ended, only the part the run reached. */
+function planned(view) {
+  const { xs, ys } = view.preview;
+  if (!TERMINAL.has(view.exp.status)) return { xs, ys };
+  const reached = view.exp.progress?.step ?? Infinity;
+  const n = xs.findIndex((x) => x > reached);
+  return n < 0 ? { xs, ys } : { xs: xs.slice(0, n + 1), ys: ys.slice(0, n + 1) };
+}

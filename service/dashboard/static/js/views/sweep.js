@@ -1,0 +1,123 @@
+// A sweep: aggregate table, paired comparisons, each arm's mean curve with a CI band.
+import { api, qs } from "../api.js";
+import { Chart, color } from "../chart.js";
+import { clear, errorBox, fmt, h, labelled, link, select, statusBadge, table, tags } from "../dom.js";
+import { meanBand } from "../stats.js";
+
+const REFRESH_MS = 4000;
+const ACTIVE = new Set(["queued", "running", "cancelling"]);
+
+export async function sweepView(root, ctx, id, params = new URLSearchParams()) {
+  const view = { id, metric: params.get("metric"), baseline: null, perSeed: params.get("seeds") === "1",
+    sweep: null, names: [],
+    chart: new Chart("curves", { height: 320 }), els: {} };
+  view.els.head = h("div", { id: "sweep-header" });
+  view.els.tables = h("div", { id: "sweep-tables" });
+  view.els.controls = h("div", { class: "controls", id: "sweep-controls" });
+  view.els.experiments = h("div", { id: "sweep-experiments" });
+  clear(root, view.els.head, view.els.controls, view.els.tables, h("h2", {}, "Curves"),
+    h("div", { class: "charts wide" }, view.chart.el), h("h2", {}, "Experiments"), view.els.experiments);
+  let timer = null;
+  const tick = async () => {
+    const active = await load(view);
+    if (active && !timer) timer = setInterval(tick, REFRESH_MS);
+    if (!active && timer) clearInterval(timer);
+  };
+  ctx.onLeave(() => timer && clearInterval(timer));
+  view.reload = tick;
+  await tick();
+}
+
+async function load(view) {
+  try {
+    view.sweep = await api(`/v1/sweeps/${encodeURIComponent(view.id)}` +
+      qs({ metric: view.metric, baseline: view.baseline }));
+  } catch (err) {
+    clear(view.els.tables, errorBox(err));
+    return false;
+  }
+  view.metric = view.metric || view.sweep.metric;
+  if (!view.names.length) view.names = await metricNames(view.sweep);
+  render(view);
+  await loadCurves(view);
+  return view.sweep.experiments.some((e) => ACTIVE.has(e.status));
+}
+
+/** Metric names, from one point of each series of the sweep's first experiment. */
+async function metricNames(sweep) {
+  const first = sweep.experiments[0];
+  if (!first) return [];
+  const body = await api(`/v1/experiments/${encodeURIComponent(first.id)}/metrics` + qs({ max_points: 1 }));
+  return Object.keys(body.series).sort();
+}
+
+function render(view) {
+  const s = view.sweep;
+  clear(view.els.head, h("h1", { id: "sweep-name" }, s.name),
+    h("div", { class: "meta" }, h("span", {}, "id ", h("code", {}, s.id)),
+      h("span", {}, `${s.size} experiments: `,
+        Object.entries(s.status_counts).map(([k, n]) => [statusBadge(k), ` ${n} `])),
+      h("span", {}, `seeds ${s.seeds.join(", ")}`)));
+  const names = [...new Set([s.metric, view.metric, ...view.names])].filter(Boolean).sort();
+  const arms = s.aggregate.map((a) => a.label);
+  const baseline = s.comparisons[0]?.baseline_label || arms[0] || "";
+  clear(view.els.controls,
+    labelled("metric", select("metric", names, view.metric, (v) => { view.metric = v; view.reload(); })),
+    labelled("baseline", select("baseline", arms, baseline, (v) => { view.baseline = v; view.reload(); })),
+    h("label", {}, "per-seed lines", h("input", { type: "checkbox", name: "per-seed", checked: view.perSeed,
+      onchange: (e) => { view.perSeed = e.target.checked; loadCurves(view); } })));
+  const num = (key) => ({ title: key, num: true, cell: (r) => cell(r[key]) });
+  const aggregate = table([{ title: "arm", cell: (r) => r.label }, num("n"), num("mean"), num("std"),
+    num("ci_low"), num("ci_high"), num("n_pending"), num("n_failed"), num("n_cancelled"), num("n_missing")],
+  s.aggregate, { class: "aggregate", row: (r) => ({ "data-label": r.label }) });
+  const comparisons = table([{ title: "arm", cell: (r) => r.label },
+    { title: "baseline", cell: (r) => r.baseline_label }, num("n_pairs"), num("mean_diff"),
+    num("ci_low"), num("ci_high"), num("p_value")], s.comparisons,
+  { class: "comparisons", row: (r) => ({ "data-label": r.label }) });
+  clear(view.els.tables, h("h2", {}, `Aggregate of ${view.metric} (${Math.round(s.confidence * 100)}% CI)`),
+    aggregate, h("h2", {}, "Paired comparisons with the baseline"),
+    s.comparisons.length ? comparisons : h("p", { class: "muted" }, "One arm only: nothing to compare."));
+  clear(view.els.experiments, table([
+    { title: "experiment", cell: (e) => link(e.label + ` seed ${e.seed}`, "experiments", e.id) },
+    { title: "status", cell: (e) => [statusBadge(e.status), e.status_reason ? ` ${e.status_reason}` : ""] },
+    { title: view.metric, num: true, cell: (e) => cell(e.value) }], s.experiments, { class: "members" }),
+  h("p", {}, tags(s.tags)));
+}
+
+/** A number's text, with the exact value kept in data-value for checks and copy. */
+function cell(x) {
+  return h("span", { "data-value": x == null ? "" : String(x), title: x == null ? "" : String(x) }, fmt(x));
+}
+
+async function loadCurves(view) {
+  const width = Math.max(200, Math.round(view.chart.el.clientWidth || 800));
+  const body = await api("/v1/metrics/series" +
+    qs({ sweep_id: view.id, name: view.metric, max_points: width, format: "columnar" }));
+  const members = new Map(view.sweep.experiments.map((e) => [e.id, e]));
+  const byArm = new Map();
+  for (const [id, series] of Object.entries(body.experiments)) {
+    const cols = series[view.metric] || { step: [], value: [] };
+    const label = armOf(body, id, members);
+    if (!byArm.has(label.arm)) byArm.set(label.arm, []);
+    byArm.get(label.arm).push({ seed: label.seed, xs: cols.step, ys: cols.value });
+  }
+  const curves = [];
+  [...byArm.keys()].sort().forEach((arm, i) => {
+    const seeds = byArm.get(arm);
+    const band = meanBand(seeds);
+    curves.push({ label: `${arm} (mean, n=${seeds.length})`, xs: band.xs, ys: band.mean, color: color(i),
+      width: 2, band: { lo: band.lo, hi: band.hi } });
+    if (view.perSeed) {
+      for (const s of seeds) curves.push({ label: `${arm} seed ${s.seed}`, xs: s.xs, ys: s.ys, color: color(i), width: 0.7 });
+    }
+  });
+  view.chart.set(curves);
+}
+
+/** The curve's arm and seed: the series' own labels when present, else the sweep's list. */
+function armOf(body, id, members) {
+  const own = body.labels?.[id] || body.curves?.[id];
+  if (own?.arm != null) return { arm: String(own.arm), seed: own.seed };
+  const m = members.get(id);
+  return { arm: m ? m.label : id, seed: m ? m.seed : "?" };
+}

@@ -1,0 +1,2 @@
+// ReDoc over this server's schema, rendered into #redoc.
+Redoc.init("/openapi.json", { hideDownloadButton: false }, document.getElementById("redoc"));

@@ -1,0 +1,48 @@
+"""Series responses: points or columns, encoded by orjson straight from database rows.
+
+A 100,000-point series is 100,000 small dicts in the `points` format; building, validating
+and encoding those dominated the request. The `columnar` format sends three arrays per
+series, and both formats skip pydantic's response validation (the rows are already typed).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from fastapi.responses import Response
+
+from service.store.metrics import Row
+
+
+class SeriesFormat(str, enum.Enum):
+    points = "points"
+    columnar = "columnar"
+
+
+def render(series: Mapping[str, list[Row]], fmt: SeriesFormat) -> dict[str, Any]:
+    """{name: [{step, epoch, value}]} or {name: {step: [...], epoch: [...], value: [...]}}."""
+    if fmt is SeriesFormat.columnar:
+        return {name: _columns(rows) for name, rows in series.items()}
+    return {
+        name: [{"step": s, "epoch": e, "value": v} for s, e, v in rows]
+        for name, rows in series.items()
+    }
+
+
+def _columns(rows: list[Row]) -> dict[str, list[Any]]:
+    if not rows:
+        return {"step": [], "epoch": [], "value": []}
+    steps, epochs, values = zip(*rows, strict=True)
+    return {"step": list(steps), "epoch": list(epochs), "value": list(values)}
+
+
+class FastJSON(Response):
+    """application/json encoded by orjson (several times faster than json on long arrays)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)

@@ -1,0 +1,139 @@
+"""A real `actlab up` and Debian's Chromium under Playwright, for the dashboard's tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from service.store.scratch import drop_scratch, scratch_database
+from tests.support import ROOT, Process
+
+CHROMIUM = os.environ.get("ACTLAB_TEST_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(os.environ.get("ACTLAB_TEST_ARTIFACTS", ROOT / ".artifacts" / "dashboard"))
+# The hostile strings of the issue; each would set window.__xss if it ever ran.
+HOSTILE_NAME = '<img src=x onerror="window.__xss=1;alert(1)">'
+HOSTILE_TAG = '"><script>window.__xss=2;alert(2)</script>'
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def chromium_or_skip() -> str:
+    """The system Chromium; CI sets ACTLAB_REQUIRE_BROWSER=1 so a missing one fails."""
+    if Path(CHROMIUM).exists():
+        return CHROMIUM
+    if os.environ.get("ACTLAB_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"no Chromium at {CHROMIUM} (apt-get install chromium chromium-driver)")
+    pytest.skip(f"no Chromium at {CHROMIUM}; .ci/run installs it")
+
+
+@dataclass
+class Server:
+    """`actlab up` (API + one worker) on its own database and queue."""
+
+    url: str
+    database_url: str
+    process: Process
+
+
+def start_up(tmp: Path, broker_url: str, data_dir: Path, *, auth: bool) -> Server:
+    database_url = scratch_database(os.environ.get("ACTLAB_TEST_DATABASE_URL"), tmp)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACTLAB_")}
+    env.update(
+        ACTLAB_DATA_DIR=str(data_dir),
+        ACTLAB_DATABASE_URL=database_url,
+        ACTLAB_BROKER_URL=broker_url,
+        ACTLAB_QUEUE=f"actlab-dash-{uuid.uuid4().hex[:10]}",
+        ACTLAB_CHECKPOINT_DIR=str(tmp / "checkpoints"),
+        ACTLAB_API_PORT=str(port),
+        ACTLAB_AUTH_ENABLED="true" if auth else "false",
+        ACTLAB_HEARTBEAT_SECONDS="2",
+        ACTLAB_LEASE_SECONDS="20",
+        ACTLAB_REAPER_INTERVAL_SECONDS="2",
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=str(ROOT),
+    )
+    process = Process([sys.executable, "-m", "service.cli", "up"], env, tmp / "up.log")
+    process.wait_for("Uvicorn running", timeout=120)
+    return Server(f"http://127.0.0.1:{port}", database_url, process)
+
+
+def stop_up(server: Server) -> None:
+    server.process.stop(signal.SIGINT, timeout=90)
+    drop_scratch(server.database_url)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    executable = chromium_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        # As root, Chromium's sandbox cannot start: --no-sandbox (a local, trusted page).
+        chromium = p.chromium.launch(
+            executable_path=executable, chromium_sandbox=False, args=["--no-sandbox"]
+        )
+        yield chromium
+        chromium.close()
+
+
+@dataclass
+class Watched:
+    """A page plus what it did: every request URL, script errors, dialogs opened."""
+
+    page: Any
+    origin: str
+    requests: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+
+    def off_origin(self) -> list[str]:
+        return [u for u in self.requests if not _same_origin(u, self.origin)]
+
+    def shot(self, name: str) -> Path:
+        """A full-page screenshot under ARTIFACTS, named by view and database."""
+        kind = "postgres" if os.environ.get("ACTLAB_TEST_DATABASE_URL") else "sqlite"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{name}-{kind}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+def _same_origin(url: str, origin: str) -> bool:
+    if url.startswith(("data:", "blob:")):
+        return True
+    a, b = urlsplit(url), urlsplit(origin)
+    return (a.scheme, a.netloc) == (b.scheme, b.netloc)
+
+
+def watch(browser: Any, origin: str) -> Watched:
+    context = browser.new_context(viewport={"width": 1300, "height": 1000}, base_url=origin)
+    page = context.new_page()
+    watched = Watched(page, origin)
+    page.on("request", lambda r: watched.requests.append(r.url))
+    page.on("pageerror", lambda e: watched.errors.append(str(e)))
+
+    def on_dialog(dialog: Any) -> None:
+        watched.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    return watched
+
+
+def close(watched: Watched) -> None:
+    watched.page.context.close()

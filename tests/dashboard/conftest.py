@@ -1,0 +1,34 @@
+"""Fixtures of the browser tests: a running `actlab up` and a watched Chromium page."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.dashboard.browser import Server, Watched, browser, close, start_up, stop_up, watch
+
+__all__ = ["browser"]
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, broker_url: str, shared_data_dir: Path
+) -> Iterator[Server]:
+    """One `actlab up` (auth off) per test module."""
+    up = start_up(tmp_path_factory.mktemp("up"), broker_url, shared_data_dir, auth=False)
+    yield up
+    stop_up(up)
+
+
+@pytest.fixture
+def page(browser: Any, server: Server) -> Iterator[Watched]:
+    """A fresh browser context on the server; no script error and no dialog may happen."""
+    watched = watch(browser, server.url)
+    yield watched
+    close(watched)
+    assert not watched.errors, watched.errors
+    assert not watched.dialogs, watched.dialogs
+    assert not watched.off_origin(), watched.off_origin()

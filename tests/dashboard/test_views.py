@@ -1,0 +1,179 @@
+"""The dashboard in Chromium against a real `actlab up` with a real worker.
+
+Page-side checks are arrow functions: the page's CSP forbids eval, which Playwright would
+use for a bare expression string.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.dashboard.browser import HOSTILE_NAME, HOSTILE_TAG, Server, Watched
+from tests.support import canonical_spec, wait_for_status
+
+pytestmark = pytest.mark.integration
+
+LONG = {"epochs": 400, "batch_size": 100, "checkpoint_interval_s": 0}
+
+
+def small_spec(**overrides: Any) -> dict[str, Any]:
+    """A run of a few seconds: two moons, a small MLP."""
+    spec = canonical_spec(
+        dataset={"name": "moons", "num_samples": 400},
+        model={"arch": "mlp", "hidden": [16]},
+        training={"epochs": 3, "batch_size": 50},
+    )
+    return {**spec, **overrides}
+
+
+def api(server: Server) -> httpx.Client:
+    return httpx.Client(base_url=server.url, timeout=30)
+
+
+def points(page: Watched, chart: str) -> int:
+    value = page.page.get_attribute(f'.chart[data-chart="{chart}"]', "data-points")
+    return int(value or 0)
+
+
+def test_list_shows_it_its_curve_grows_and_cancel_cancels_it(page: Watched, server: Server) -> None:
+    with api(server) as client:
+        exp = client.post("/v1/experiments", json=canonical_spec(training=LONG)).json()
+        wait_for_status(client, exp["id"], {"running"}, timeout=120)
+        p = page.page
+        p.goto("/")
+        row = p.locator(f'tr[data-id="{exp["id"]}"]')
+        row.wait_for()
+        assert exp["name"] in row.inner_text()
+        page.shot("list")
+        row.get_by_role("link").click()
+        p.wait_for_selector('.chart[data-chart="loss"][data-points]')
+        before = points(page, "loss")
+        # Points arrive over the SSE stream: no reload in between.
+        count = "Number(document.querySelector('.chart[data-chart=\"loss\"]').dataset.points)"
+        p.wait_for_function(f"() => {count} > {before}", timeout=120_000)
+        assert points(page, "loss") > before
+        page.shot("experiment-running")
+        p.click("#cancel")
+        p.wait_for_selector('#experiment-header [data-status="cancelled"]', timeout=90_000)
+        page.shot("experiment-cancelled")
+        assert client.get(f"/v1/experiments/{exp['id']}").json()["status"] == "cancelled"
+        assert p.is_enabled("#retry")
+
+
+def _number(text: str | None) -> float | None:
+    return None if text in (None, "") else float(text)  # type: ignore[arg-type]
+
+
+def test_sweep_page_table_equals_the_api(page: Watched, server: Server) -> None:
+    base = {k: v for k, v in small_spec().items() if k not in ("name", "seed")}
+    sweep = {
+        "name": "relu-vs-noisy",
+        "base_spec": base,
+        "grid": {"activation.name": ["relu", "noisy_relu"]},
+        "seeds": [0, 1, 2],
+        "baseline": {"activation.name": "relu"},
+        "metric": "test/acc",
+    }
+    with api(server) as client:
+        created = client.post("/v1/sweeps", json=sweep).raise_for_status().json()
+        for e in created["experiments"]:
+            wait_for_status(client, e["id"], {"succeeded", "failed"}, timeout=300)
+        truth = client.get(f"/v1/sweeps/{created['id']}").json()
+    p = page.page
+    p.goto(f"/#/sweeps/{created['id']}")
+    p.wait_for_selector(".chart[data-points]")
+    for arm in truth["aggregate"]:
+        row = p.locator(f'table.aggregate tr[data-label="{arm["label"]}"]')
+        shown = [
+            _number(v)
+            for v in row.locator("[data-value]").evaluate_all(
+                "els => els.map(e => e.dataset.value)"
+            )
+        ]
+        keys = [
+            "n",
+            "mean",
+            "std",
+            "ci_low",
+            "ci_high",
+            "n_pending",
+            "n_failed",
+            "n_cancelled",
+            "n_missing",
+        ]
+        assert shown == [arm[k] for k in keys], arm["label"]
+    for comparison in truth["comparisons"]:
+        row = p.locator(f'table.comparisons tr[data-label="{comparison["label"]}"]')
+        shown = [
+            _number(v)
+            for v in row.locator("[data-value]").evaluate_all(
+                "els => els.map(e => e.dataset.value)"
+            )
+        ]
+        keys = ["n_pairs", "mean_diff", "ci_low", "ci_high", "p_value"]
+        assert shown == [comparison[k] for k in keys]
+    assert truth["comparisons"][0]["p_value"] is not None
+    page.shot("sweep")
+    p.check('input[name="per-seed"]')
+    p.wait_for_function("() => document.querySelectorAll('.legend .key').length >= 8")
+    page.shot("sweep-per-seed")
+
+
+def test_hostile_names_and_tags_render_as_text_in_every_view(page: Watched, server: Server) -> None:
+    with api(server) as client:
+        ids = [
+            client.post(
+                "/v1/experiments", json=small_spec(name=HOSTILE_NAME, seed=s, tags=[HOSTILE_TAG])
+            ).json()["id"]
+            for s in (0, 1)
+        ]
+        base = {k: v for k, v in small_spec().items() if k not in ("name", "seed")}
+        sweep = client.post(
+            "/v1/sweeps",
+            json={"name": HOSTILE_TAG, "base_spec": base, "seeds": [0], "tags": [HOSTILE_NAME]},
+        ).json()
+        for i in ids:
+            wait_for_status(client, i, {"succeeded", "failed"}, timeout=300)
+    p = page.page
+    views = {
+        "hostile-list": "/",
+        "hostile-experiment": f"/#/experiments/{ids[0]}",
+        "hostile-sweep": f"/#/sweeps/{sweep['id']}",
+        "hostile-sweeps": "/#/sweeps",
+        "hostile-compare": f"/#/compare?ids={ids[0]},{ids[1]}",
+    }
+    for name, url in views.items():
+        p.goto(url)
+        p.wait_for_function("() => document.body.dataset.ready === '1'")
+        text = p.inner_text("main")
+        assert HOSTILE_NAME in text or HOSTILE_TAG in text, name
+        assert p.evaluate("window.__xss") is None, name
+        assert p.locator("main img, main script").count() == 0, name
+        page.shot(name)
+    assert not page.dialogs
+
+
+def test_docs_and_redoc_render_offline(page: Watched, server: Server) -> None:
+    p = page.page
+    p.goto("/docs")
+    p.wait_for_selector(".swagger-ui .information-container .title", timeout=60_000)
+    assert "actlab" in p.inner_text(".swagger-ui .information-container .title")
+    page.shot("docs")
+    p.goto("/redoc")
+    p.wait_for_selector("h1", timeout=60_000)
+    assert "actlab" in p.inner_text("h1")
+    time.sleep(1)  # ReDoc draws its sidebar footer (and its logo) last
+    page.shot("redoc")
+    assert page.requests, "the request log is empty: nothing was recorded"
+    assert not page.off_origin()
+
+
+def test_every_response_carries_the_policy(server: Server) -> None:
+    with api(server) as client:
+        for path in ("/", "/docs", "/redoc", "/static/js/main.js", "/v1/experiments"):
+            policy = client.get(path).headers["content-security-policy"]
+            assert "script-src 'self'" in policy and "default-src 'self'" in policy, path
