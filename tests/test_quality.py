@@ -9,7 +9,7 @@ import pytest
 
 from tests.support import ROOT
 
-PACKAGES = ["activations", "service", "worker"]
+PACKAGES = ["activations", "service", "worker", "actlab"]
 PYTHON_TREES = [*PACKAGES, "tests", "benchmarks"]
 
 

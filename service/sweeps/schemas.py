@@ -148,6 +148,10 @@ class Comparison(BaseModel):
 class SweepSummary(BaseModel):
     id: str
     name: str
+    status: str = Field(
+        description="From its experiments: queued until one starts, running while any is"
+        " pending, then failed if any failed, else cancelled if any was, else succeeded."
+    )
     created_at: datetime
     grid: dict[str, list[Any]]
     seeds: list[int]

@@ -235,10 +235,22 @@ def list_page(
     return [_summary(r, counts[r.id]) for r in rows], next_cursor
 
 
+def sweep_status(counts: dict[str, int]) -> str:
+    """One status for the sweep, derived from its experiments' status counts."""
+    present = {s for s, n in counts.items() if n}
+    if present & PENDING:
+        return Status.queued.value if present <= {Status.queued.value} else Status.running.value
+    for outcome in (Status.failed, Status.cancelled):
+        if outcome.value in present:
+            return outcome.value
+    return Status.succeeded.value
+
+
 def _summary(sweep: Sweep, counts: dict[str, int]) -> SweepSummary:
     return SweepSummary(
         id=sweep.id,
         name=sweep.name,
+        status=sweep_status(counts),
         created_at=sweep.created_at,
         grid=sweep.grid,
         seeds=sweep.seeds,
