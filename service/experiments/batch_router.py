@@ -40,4 +40,5 @@ def batch_metrics(
         after_step=after_step,
         max_points=max_points,
     )
-    return MetricsBatch(experiments=found)  # type: ignore[arg-type]
+    labels = repo.sweep_labels(session, ids)
+    return MetricsBatch(experiments=found, labels=labels)  # type: ignore[arg-type]

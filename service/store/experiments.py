@@ -372,3 +372,15 @@ def events_after(session: Session, experiment_id: str, after: int, limit: int) -
         .limit(limit)
     )
     return session.scalars(query).all()
+
+
+def sweep_labels(session: Session, experiment_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """experiment id -> its sweep, arm label and seed (None for experiments of no sweep)."""
+    if not experiment_ids:
+        return {}
+    rows = session.execute(
+        select(
+            Experiment.id, Experiment.sweep_id, Experiment.sweep_arm, Experiment.sweep_seed
+        ).where(Experiment.id.in_(list(experiment_ids)))
+    )
+    return {i: {"sweep_id": s, "arm": a, "seed": seed} for i, s, a, seed in rows}

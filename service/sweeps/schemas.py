@@ -167,6 +167,11 @@ class SweepRead(SweepSummary):
     experiments: list[SweepExperiment]
     aggregate: list[ArmRow]
     comparisons: list[Comparison]
+    dropped_params: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Arm label -> base-spec params its unit or schedule kind does not take,"
+        " left out of its experiments' specs (e.g. a base `sigma` for `relu`).",
+    )
 
 
 class SweepList(BaseModel):

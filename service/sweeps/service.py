@@ -195,9 +195,10 @@ def create(
         metric=body.metric,
         baseline=body.baseline,
     )
-    for _, specs in expanded:
+    for point, specs in expanded:
         for spec in specs:
             row = experiments_repo.create(session, spec=spec, owner_id=owner_id, sweep_id=sweep.id)
+            row.sweep_point, row.sweep_arm, row.sweep_seed = point, label(point), spec.seed
             experiments_repo.mark_enqueued(session, row.id)
             # One hook per id: a failed send does not stop the others (the reaper re-sends).
             after_commit(session, partial(send_run, settings, row.id))
@@ -321,10 +322,8 @@ def view(*, session: Session, sweep: Sweep, metric: str | None, baseline: str | 
     metric = metric or sweep.metric
     pts = points(sweep.grid)
     base = baseline_index(pts, baseline if baseline is not None else sweep.baseline)
-    where = {
-        experiment_name(sweep.name, i, p, s): (i, s) for i, p in enumerate(pts) for s in sweep.seeds
-    }
-    exps = [e for e in repo.experiments_of(session, sweep.id) if e.name in where]
+    where = _positions(sweep, pts, repo.experiments_of(session, sweep.id))
+    exps = [e for e in repo.experiments_of(session, sweep.id) if e.id in where]
     rows, arms, counts = _collect(exps, where, pts, metric_values(session, exps, metric))
     summary = _summary(sweep, dict(Counter(e.status for e in exps)))
     return SweepRead(
@@ -337,7 +336,50 @@ def view(*, session: Session, sweep: Sweep, metric: str | None, baseline: str | 
         comparisons=[
             _compare(p, arms[i], pts[base], arms[base]) for i, p in enumerate(pts) if i != base
         ],
+        dropped_params={
+            label(p): dropped for p in pts if (dropped := dropped_params(sweep.base_spec, p))
+        },
     )
+
+
+def _positions(
+    sweep: Sweep, pts: list[Point], exps: Sequence[Experiment]
+) -> dict[str, tuple[int, int]]:
+    """experiment id -> (point index, seed): from its columns, else (older rows) its name."""
+    by_label = {label(p): i for i, p in enumerate(pts)}
+    by_name = {
+        experiment_name(sweep.name, i, p, s): (i, s) for i, p in enumerate(pts) for s in sweep.seeds
+    }
+    where = {}
+    for exp in exps:
+        if exp.sweep_arm is not None and exp.sweep_seed is not None:
+            if exp.sweep_arm in by_label:
+                where[exp.id] = (by_label[exp.sweep_arm], exp.sweep_seed)
+        elif exp.name in by_name:
+            where[exp.id] = by_name[exp.name]
+    return where
+
+
+def dropped_params(base_spec: dict[str, Any], point: Point) -> list[str]:
+    """The base spec's params that this point's unit or schedule kind does not take."""
+    spec = copy.deepcopy(base_spec)
+    try:
+        for path, value in point.items():
+            _set_path(spec, path, value)
+    except ValueError:
+        return []
+    before = {
+        f"{section}.params.{k}"
+        for section in ("activation", "noise_schedule")
+        for k in ((spec.get(section) or {}).get("params") or {})
+    }
+    _drop_foreign_params(spec, point)
+    after = {
+        f"{section}.params.{k}"
+        for section in ("activation", "noise_schedule")
+        for k in ((spec.get(section) or {}).get("params") or {})
+    }
+    return sorted(before - after)
 
 
 def _collect(
@@ -351,7 +393,7 @@ def _collect(
     counts: list[Counter[str]] = [Counter() for _ in pts]
     rows = []
     for exp in exps:
-        index, seed = where[exp.name or ""]
+        index, seed = where[exp.id]
         value = values.get(exp.id)
         counts[index][exp.status] += 1
         if exp.status == Status.succeeded.value and value is not None:
