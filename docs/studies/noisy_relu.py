@@ -75,7 +75,7 @@ def main() -> None:
             return
         for sweep_id in ids:
             client.sweeps.wait(sweep_id, progress=True)
-        from report import write_report  # noqa: PLC0415  (docs/studies/report.py)
+        from report import write_report  # docs/studies/report.py, beside this script
 
         write_report(client, ids, args.out, waited_s=time.monotonic() - started)
 

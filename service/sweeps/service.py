@@ -327,7 +327,8 @@ def view(*, session: Session, sweep: Sweep, metric: str | None, baseline: str | 
     rows, arms, counts = _collect(exps, where, pts, metric_values(session, exps, metric))
     summary = _summary(sweep, dict(Counter(e.status for e in exps)))
     return SweepRead(
-        **summary.model_dump(exclude={"baseline"}),
+        **summary.model_dump(exclude={"baseline", "metric"}),
+        metric=metric,  # the one aggregated: the sweep's, or the request's `metric=`
         baseline=pts[base],
         base_spec=sweep.base_spec,
         confidence=stats.CONFIDENCE,
