@@ -14,6 +14,7 @@ from service.experiments.schemas import (
     EventList,
     ExperimentList,
     ExperimentRead,
+    MetricNames,
     MetricSeries,
 )
 from service.idempotency import IdempotencyDep
@@ -96,7 +97,10 @@ def get_metrics(
         int | None, Query(ge=1, le=100_000, description="Downsample, keeping extremes.")
     ] = None,
 ) -> Any:
-    """Time series by metric name: `{"series": {"val/acc": [{"step", "epoch", "value"}]}}`."""
+    """Time series by metric name: `{"series": {"val/acc": [{"step", "epoch", "value"}]}}`.
+
+    Once the experiment has ended, an unknown `name` is a 422 that lists the names it has.
+    """
     series = service.metric_series(
         session=session,
         principal=principal,
@@ -106,6 +110,13 @@ def get_metrics(
         max_points=max_points,
     )
     return MetricSeries(experiment_id=experiment_id, series=series)  # type: ignore[arg-type]
+
+
+@router.get("/{experiment_id}/metric-names", response_model=MetricNames)
+def get_metric_names(experiment_id: str, session: SessionDep, principal: PrincipalDep) -> Any:
+    """The names of every metric the experiment has reported (what `name=` accepts)."""
+    found = service.metric_names(session=session, principal=principal, experiment_id=experiment_id)
+    return MetricNames(experiment_id=experiment_id, names=found)
 
 
 @router.get(

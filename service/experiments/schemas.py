@@ -74,6 +74,11 @@ class MetricSeries(BaseModel):
     series: dict[str, list[MetricPoint]]
 
 
+class MetricNames(BaseModel):
+    experiment_id: str
+    names: list[str] = Field(description="Every metric name it has reported, sorted.")
+
+
 class EventRead(BaseModel):
     id: int
     at: datetime

@@ -20,13 +20,15 @@ from service import limits
 from service.auth import Principal
 from service.deps import after_commit
 from service.errors import InvalidSpec, LimitExceeded, NotFound
+from service.experiments.service import check_names
 from service.problems import field_path
 from service.queue import send_run
 from service.settings import Settings
 from service.spec import ExperimentSpec
 from service.store import experiments as experiments_repo
+from service.store import metrics as metrics_repo
 from service.store import sweeps as repo
-from service.store.models import Experiment, Status, Sweep
+from service.store.models import TERMINAL, Experiment, Status, Sweep
 from service.sweeps import stats
 from service.sweeps.schemas import (
     ArmRow,
@@ -319,12 +321,18 @@ def _one(found: list[int], wanted: str) -> int:
 
 def view(*, session: Session, sweep: Sweep, metric: str | None, baseline: str | None) -> SweepRead:
     """The sweep with its experiments, one aggregate row per point, and paired comparisons."""
-    metric = metric or sweep.metric
+    asked, metric = metric, metric or sweep.metric
     pts = points(sweep.grid)
     base = baseline_index(pts, baseline if baseline is not None else sweep.baseline)
-    where = _positions(sweep, pts, repo.experiments_of(session, sweep.id))
-    exps = [e for e in repo.experiments_of(session, sweep.id) if e.id in where]
-    rows, arms, counts = _collect(exps, where, pts, metric_values(session, exps, metric))
+    everyone = repo.experiments_of(session, sweep.id)
+    where = _positions(sweep, pts, everyone)
+    exps = [e for e in everyone if e.id in where]
+    values = metric_values(session, exps, metric)
+    if asked and not values and any(Status(e.status) in TERMINAL for e in exps):
+        known = set(metrics_repo.names(session, [e.id for e in exps]))
+        known |= {k for e in exps for k, v in (e.summary or {}).items() if _number(v) is not None}
+        check_names([asked], sorted(known), field="metric")
+    rows, arms, counts = _collect(exps, where, pts, values)
     summary = _summary(sweep, dict(Counter(e.status for e in exps)))
     return SweepRead(
         **summary.model_dump(exclude={"baseline", "metric"}),
