@@ -10,7 +10,7 @@ import pytest
 from tests.support import ROOT
 
 PACKAGES = ["activations", "service", "worker", "actlab"]
-PYTHON_TREES = [*PACKAGES, "tests", "benchmarks"]
+PYTHON_TREES = [*PACKAGES, "tests", "benchmarks", "docs/studies"]
 
 
 def _run(*args: str) -> None:
