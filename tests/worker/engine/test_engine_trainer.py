@@ -244,3 +244,25 @@ def test_the_noise_schedule_reaches_every_noisy_unit_each_step(data_dir: Path) -
     assert expected[0] == 1.0 and expected[-1] < 0.01  # cosine from 1 towards 0
     for values in seen.values():
         assert values == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("metric", "mode"), [("val/acc", "max"), ("val/loss", "min")])
+def test_summary_holds_the_last_and_the_best_evaluation(
+    data_dir: Path, tmp_path: Path, metric: str, mode: str
+) -> None:
+    rec = Recorder()
+    spec = make_spec(training={"epochs": 3, "best_metric": metric, "best_mode": mode})
+    result = engine.train(spec, callbacks=rec, data_dir=data_dir, checkpoint_path=tmp_path / "c.pt")
+    pick = max if mode == "max" else min
+    step, epoch, values = pick(rec.metrics, key=lambda m: m[2][metric])
+    best = result.summary["best"]
+    assert (best["metric"], best["mode"], best["step"], best["epoch"]) == (
+        metric,
+        mode,
+        step,
+        epoch,
+    )
+    assert best["values"] == values
+    last_step, last_epoch, last = rec.metrics[-1]
+    assert result.summary["last"] == {"step": last_step, "epoch": last_epoch}
+    assert result.summary["val/acc"] == last["val/acc"]
