@@ -266,3 +266,18 @@ def test_summary_holds_the_last_and_the_best_evaluation(
     last_step, last_epoch, last = rec.metrics[-1]
     assert result.summary["last"] == {"step": last_step, "epoch": last_epoch}
     assert result.summary["val/acc"] == last["val/acc"]
+
+
+def test_snr_is_left_out_once_the_noise_has_vanished() -> None:
+    from worker.engine.diagnostics import SNR_MAX, _layer_values, _LayerStats
+
+    def snr(noise_var: float) -> float | None:
+        # Signal: values 0 and 2 -> variance 1 per element.
+        st = _LayerStats(signal_sum=2.0, signal_sq=4.0, noise_var_sum=2 * noise_var, seen=2)
+        st.has_snr = True
+        return _layer_values("layer1", st).get("act/layer1/snr")
+
+    assert snr(0.25) == pytest.approx(4.0)
+    assert snr(1 / SNR_MAX) == pytest.approx(SNR_MAX)
+    assert snr(1e-12) is None  # annealed to ~0: not a 1e12 "signal-to-noise ratio"
+    assert snr(0.0) is None
