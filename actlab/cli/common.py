@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from actlab.client import Client
-from actlab.models import Experiment
+if TYPE_CHECKING:
+    from actlab.client import Client
+    from actlab.models import Experiment
 
 console = Console()
 err_console = Console(stderr=True)
@@ -30,6 +31,9 @@ Sets = Annotated[
 
 
 def client(url: str | None, api_key: str | None) -> Client:
+    """The client (httpx and pydantic are imported only now, not for --help)."""
+    from actlab.client import Client
+
     return Client(url=url, api_key=api_key)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,7 +20,9 @@ from actlab.cli.common import (
     show_experiment,
     table,
 )
-from actlab.models import Experiment, StreamEvent
+
+if TYPE_CHECKING:
+    from actlab.models import Experiment, StreamEvent
 
 
 def submit(

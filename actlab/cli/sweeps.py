@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from actlab.cli.common import ApiKey, Sets, Url, client, console, overrides, table
-from actlab.models import Sweep
+
+if TYPE_CHECKING:
+    from actlab.models import Sweep
 
 app = typer.Typer(help="Sweeps: a grid over a base spec, times seeds.", no_args_is_help=True)
 
