@@ -63,7 +63,7 @@ def fmt(value: Any, digits: int = 4) -> str:
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:
     out = Table(title=title, header_style="bold")
     for name in columns:
-        out.add_column(name, overflow="fold")
+        out.add_column(name, overflow="fold", no_wrap=name == "id")
     for row in rows:
         out.add_row(*(fmt(v) for v in row))
     return out
