@@ -198,3 +198,19 @@ def test_watch_reconnects_with_last_event_id(server: str) -> None:
     statuses = [e.data["status"] for e in events if e.kind == "status"]
     assert statuses[0] == "queued" and statuses[-1] == "succeeded"
     assert any(e.kind == "metrics" for e in events)
+
+
+def test_watch_a_sweep_falls_back_to_polling_without_a_sweep_stream(server: str) -> None:
+    base = canonical_spec(training={"epochs": 50})
+    del base["name"], base["seed"]
+    body = {"name": "watched", "base_spec": base, "grid": {}, "seeds": [0, 1]}
+    with actlab.Client(server) as client:
+        sweep = client.sweeps.create(body)
+        for exp in sweep.experiments:
+            client.experiments.cancel(exp.id)
+        events = list(client.sweeps.watch(sweep.id, poll=0.2))
+        with pytest.raises(actlab.NotFound):
+            list(client.sweeps.watch("swp_missing"))
+    assert events[-1].kind == "end" and events[-1].data == {"status": "cancelled"}
+    last = {e.experiment_id: e.data["status"] for e in events if e.kind == "status"}
+    assert last == {exp.id: "cancelled" for exp in sweep.experiments}

@@ -37,7 +37,6 @@ def test_reports_metrics_progress_and_result(data_dir: Path, tmp_path: Path) -> 
     diagnostics = {
         "act/layer1/sparsity",
         "act/layer1/dead_fraction",
-        "act/layer1/snr",
         "grad/layer1/norm",
         "act/layer2/sparsity",
     }
@@ -46,6 +45,8 @@ def test_reports_metrics_progress_and_result(data_dir: Path, tmp_path: Path) -> 
     # Default cadence: every 5th evaluation, and always the last one.
     assert [bool(diagnostics <= set(v)) for _, _, v in rec.metrics] == [False, False, True]
     assert rec.metrics[-1][2]["noise/scale"] == pytest.approx(0.0, abs=1e-2)
+    # The cosine schedule has annealed the noise to ~0: no SNR (docs/activations.md).
+    assert "act/layer1/snr" not in rec.metrics[-1][2]
     assert rec.progress[-1] == (3, total)
     assert rec.checkpoints[-1] == (total, 3)
     assert result.steps == total and result.epochs == 3
