@@ -24,6 +24,7 @@ COPY README.md ./
 COPY activations ./activations
 COPY service ./service
 COPY worker ./worker
+COPY actlab ./actlab
 RUN python -m pip install --no-deps . \
     && actlab --help > /dev/null
 

@@ -23,7 +23,14 @@ _EXTRA: dict[str, tuple[Param, ...]] = {
         Param("rate", "float", None, 0.0, None, min_open=True, description="factor per unit t"),
     ),
     "step": (
-        Param("step_size", "int", 1, 1, None, description="units of t between drops"),
+        Param(
+            "step_size",
+            "int",
+            None,
+            1,
+            None,
+            description="units of t between drops (default: a quarter of total - warmup)",
+        ),
         Param("gamma", "float", 0.5, 0.0, None, description="factor per drop"),
     ),
     "inverse_sqrt": (),
@@ -33,7 +40,8 @@ _DESCRIPTIONS = {
     "linear": "start + (end - start) * f, f = (t - warmup) / (total - warmup).",
     "cosine": "end + (start - end) * (1 + cos(pi f)) / 2.",
     "exponential": "start * (end / start)^f (end > 0); or start * rate^(t - warmup) with rate.",
-    "step": "start * gamma^floor((t - warmup) / step_size), never past end.",
+    "step": "start * gamma^floor((t - warmup) / step_size), never past end; step_size"
+    " defaults to (total - warmup) / 4: three drops over the run.",
     "inverse_sqrt": "start * sqrt(max(warmup, 1) / max(t, warmup, 1)), never past end.",
 }
 
@@ -62,6 +70,7 @@ def validate_params(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
     clean = validate(kind, _specs(kind), params)
     total, warmup = clean["total"], clean["warmup"]
     needs_total = kind in ("linear", "cosine") or (kind == "exponential" and clean["rate"] is None)
+    needs_total = needs_total or (kind == "step" and clean["step_size"] is None)
     if needs_total and total is None:
         raise ParamError("total", f"{kind}: param 'total' is required")
     if total is not None and kind != "constant" and total <= warmup:
@@ -146,7 +155,8 @@ def _exponential(p: Mapping[str, Any], t: float) -> float:
 
 
 def _step(p: Mapping[str, Any], t: float) -> float:
-    return _bounded(p, p["start"] * p["gamma"] ** ((t - p["warmup"]) // p["step_size"]))
+    size = p["step_size"] or max(1, (p["total"] - p["warmup"]) // 4)
+    return _bounded(p, p["start"] * p["gamma"] ** ((t - p["warmup"]) // size))
 
 
 def _inverse_sqrt(p: Mapping[str, Any], t: float) -> float:

@@ -10,8 +10,8 @@ import pytest
 
 from tests.support import ROOT
 
-PACKAGES = ["activations", "service", "worker"]
-PYTHON_TREES = [*PACKAGES, "tests", "benchmarks"]
+PACKAGES = ["activations", "service", "worker", "actlab"]
+PYTHON_TREES = [*PACKAGES, "tests", "benchmarks", "docs/studies"]
 
 
 def _run(*args: str) -> None:

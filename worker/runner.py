@@ -44,6 +44,8 @@ class StoreCallbacks(engine.Callbacks):
         self._heartbeat = threading.Thread(target=self._beat, name="lease-heartbeat", daemon=True)
         # The checkpoint the store points at; replaced (and the old file removed) on each save.
         self.recorded = resolve_checkpoint(settings, claim.checkpoint_path)
+        # (epoch, step) of the last checkpoint this attempt wrote.
+        self.checkpoint_at: tuple[int, int] | None = None
 
     # -- lease -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -111,6 +113,8 @@ class StoreCallbacks(engine.Callbacks):
         # Fenced: a worker that lost its lease cannot point the store at its file.
         root = self.settings.resolved_checkpoint_dir
         stored = path.relative_to(root) if path.is_relative_to(root) else path
+        with self._lock:
+            self._progress = {}  # older than the checkpoint: never written after it
         with session_scope(self.url) as session:
             repo.renew(
                 session,
@@ -118,7 +122,10 @@ class StoreCallbacks(engine.Callbacks):
                 lease_seconds=self.settings.lease_seconds,
                 checkpoint_path=str(stored),
                 checkpoint_step=step,
+                progress_step=step,
+                progress_epoch=epoch,
             )
+        self.checkpoint_at = (epoch, step)
         previous, self.recorded = self.recorded, path
         if previous is not None and previous != path:
             previous.unlink(missing_ok=True)  # an earlier attempt's file, no longer referenced
@@ -204,7 +211,8 @@ def _train(claim: Claim, callbacks: StoreCallbacks, settings: Settings) -> str:
     except engine.TimeLimitExceeded as exc:
         outcome = {"status": Status.failed, "reason": "timeout", "message": str(exc)}
     except engine.Interrupted as exc:
-        outcome = _interrupted(exc.reason)
+        # Progress reads as the checkpoint the next attempt resumes from.
+        outcome = {**_interrupted(exc.reason), "progress_at": callbacks.checkpoint_at}
     except LeaseLost:
         outcome = _interrupted("lease_lost")
     except Exception as exc:  # any other failure is the experiment's, not the worker's
@@ -222,7 +230,11 @@ def _train(claim: Claim, callbacks: StoreCallbacks, settings: Settings) -> str:
 
 def _interrupted(reason: str) -> dict[str, Any]:
     if reason == "cancel":
-        return {"status": Status.cancelled, "reason": "cancelled", "message": "cancelled by user"}
+        return {
+            "status": Status.cancelled,
+            "reason": "cancelled",
+            "message": "cancelled by the user",
+        }
     if reason == "shutdown":  # queued is not a failure: no status_reason, just a message
         return {"status": Status.queued, "message": "worker shut down; resumes from checkpoint"}
     return {"status": None}  # lease lost: another attempt owns the row; write nothing

@@ -91,20 +91,34 @@ class SchedulePreview(BaseModel):
 @router.get("/schedules/{kind}/preview", response_model=SchedulePreview)
 def preview_schedule(
     kind: ScheduleKind,  # type: ignore[valid-type]
-    total: Annotated[int, Query(ge=1, le=10_000_000, description="Horizon (steps/epochs).")],
+    total: Annotated[
+        int | None,
+        Query(ge=1, le=10_000_000, description="Horizon (steps/epochs); where the kind uses it."),
+    ] = None,
     points: Annotated[int, Query(ge=2, le=10_000)] = 100,
     start: Annotated[float, Query(ge=0, le=1e6)] = 1.0,
     end: Annotated[float, Query(ge=0, le=1e6)] = 0.0,
     warmup: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    rate: Annotated[float | None, Query(gt=0, le=1e6, description="exponential")] = None,
+    step_size: Annotated[int | None, Query(ge=1, le=10_000_000, description="step")] = None,
+    gamma: Annotated[float | None, Query(ge=0, le=1e6, description="step")] = None,
 ) -> Any:
-    """The schedule's value at `points` evenly spaced positions of a `total`-long run."""
+    """The schedule's value at `points` evenly spaced positions of a `total`-long run.
+
+    Every parameter of the kind is honoured (`rate`; `step_size`, `gamma`); one the kind does
+    not take is a 422. Without `total` (for kinds that ignore it) the horizon is 10 warmups.
+    """
+    given = {"rate": rate, "step_size": step_size, "gamma": gamma}
+    params = {k: v for k, v in given.items() if v is not None}
     try:
-        spec = ScheduleSpec(kind=kind.value, start=start, end=end, warmup=warmup)
-        schedule = schedules.create(spec.kind, **spec.build_params(total=total))
+        spec = ScheduleSpec(kind=kind.value, start=start, end=end, warmup=warmup, params=params)
+        built = spec.build_params(total=total)  # type: ignore[arg-type]
+        schedule = schedules.create(spec.kind, **built)
     except ValidationError as exc:
         detail = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
         raise InvalidSpec(detail) from None
     except ValueError as exc:
         raise InvalidSpec(str(exc)) from None
     values = [SchedulePoint(t=t, value=v) for t, v in schedule.preview(points, total=total)]
-    return SchedulePreview(kind=spec.kind, total=total, points=values)
+    horizon = int(values[-1].t) if values else 0
+    return SchedulePreview(kind=spec.kind, total=horizon, points=values)

@@ -43,4 +43,4 @@ def batch_metrics(
         max_points=max_points,
     )
     experiments = {i: render(series, format) for i, series in found.items()}
-    return FastJSON({"experiments": experiments})
+    return FastJSON({"experiments": experiments, "labels": repo.sweep_labels(session, ids)})

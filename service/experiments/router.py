@@ -14,6 +14,7 @@ from service.experiments.schemas import (
     EventList,
     ExperimentList,
     ExperimentRead,
+    MetricNames,
     MetricSeries,
     MetricSeriesColumns,
 )
@@ -105,6 +106,8 @@ def get_metrics(
 
     `max_points=n` returns min(n, available) points per series, downsampled keeping each
     bucket's first, min, max and last point.
+
+    Once the experiment has ended, an unknown `name` is a 422 that lists the names it has.
     """
     series = service.metric_series(
         session=session,
@@ -115,6 +118,13 @@ def get_metrics(
         max_points=max_points,
     )
     return FastJSON({"experiment_id": experiment_id, "series": render(series, format)})
+
+
+@router.get("/{experiment_id}/metric-names", response_model=MetricNames)
+def get_metric_names(experiment_id: str, session: SessionDep, principal: PrincipalDep) -> Any:
+    """The names of every metric the experiment has reported (what `name=` accepts)."""
+    found = service.metric_names(session=session, principal=principal, experiment_id=experiment_id)
+    return MetricNames(experiment_id=experiment_id, names=found)
 
 
 @router.get(

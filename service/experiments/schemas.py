@@ -87,6 +87,11 @@ class MetricSeriesColumns(BaseModel):
     series: dict[str, MetricColumns]
 
 
+class MetricNames(BaseModel):
+    experiment_id: str
+    names: list[str] = Field(description="Every metric name it has reported, sorted.")
+
+
 class EventRead(BaseModel):
     id: int
     at: datetime
@@ -101,13 +106,25 @@ class EventList(BaseModel):
     next_after: int = Field(description="Pass as `after` to get only newer events.")
 
 
+class CurveLabel(BaseModel):
+    sweep_id: str | None
+    arm: str | None = Field(description="The sweep grid point's label; null outside a sweep.")
+    seed: int | None = Field(description="The sweep experiment's seed; null outside a sweep.")
+
+
 class MetricsBatch(BaseModel):
     experiments: dict[str, dict[str, list[MetricPoint]]] = Field(
         description="experiment id -> metric name -> points ordered by step."
+    )
+    labels: dict[str, CurveLabel] = Field(
+        default_factory=dict, description="experiment id -> its sweep, arm and seed."
     )
 
 
 class MetricsBatchColumns(BaseModel):
     experiments: dict[str, dict[str, MetricColumns]] = Field(
         description="experiment id -> metric name -> columns ordered by step."
+    )
+    labels: dict[str, CurveLabel] = Field(
+        default_factory=dict, description="experiment id -> its sweep, arm and seed."
     )

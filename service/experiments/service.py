@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from service import limits
 from service.auth import Principal
 from service.deps import after_commit
-from service.errors import Conflict, NotFound
+from service.errors import Conflict, InvalidSpec, NotFound
 from service.experiments.downsample import downsample
 from service.queue import send_run
 from service.settings import Settings
@@ -18,7 +18,7 @@ from service.spec import ExperimentSpec
 from service.store import experiments as repo
 from service.store import metrics as metrics_repo
 from service.store.metrics import Row
-from service.store.models import Experiment, Status
+from service.store.models import TERMINAL, Experiment, Status
 
 
 def create(
@@ -98,10 +98,34 @@ def metric_series(
     after_step: int | None,
     max_points: int | None,
 ) -> dict[str, list[Row]]:
-    """One experiment's series as (step, epoch, value) rows, downsampled if asked."""
-    get(session=session, principal=principal, experiment_id=experiment_id)
+    """One experiment's series as (step, epoch, value) rows, downsampled if asked.
+
+    Once the experiment has ended, an unknown name is a 422 that lists the names it has.
+    """
+    experiment = get(session=session, principal=principal, experiment_id=experiment_id)
+    if names and Status(experiment.status) in TERMINAL:
+        check_names(names, metrics_repo.names(session, [experiment_id]), field="name")
     found = _rows(session, [experiment_id], names, after_step, max_points)
     return found.get(experiment_id, {})
+
+
+def metric_names(*, session: Session, principal: Principal, experiment_id: str) -> list[str]:
+    """The names of the metrics an experiment has reported."""
+    get(session=session, principal=principal, experiment_id=experiment_id)
+    return metrics_repo.names(session, [experiment_id])
+
+
+def check_names(wanted: Sequence[str], have: Sequence[str], *, field: str) -> None:
+    """InvalidSpec (422) naming each unknown metric and listing the known ones."""
+    unknown = [n for n in wanted if n not in have]
+    if unknown:
+        listed = ", ".join(have) or "none yet"
+        message = f"unknown metric {', '.join(map(repr, unknown))}; it has: {listed}"
+        raise InvalidSpec(
+            f"{field}: {message}",
+            errors=[{"path": field, "message": message, "type": "value_error"}],
+            names=list(have),
+        )
 
 
 def many_series(

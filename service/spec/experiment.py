@@ -81,6 +81,10 @@ class TrainingSpec(BaseModel):
     eval_batch_size: int = Field(1000, ge=1, le=65_536)
     grad_clip: float | None = Field(None, gt=0.0, description="Clip the global gradient norm.")
     early_stopping: EarlyStoppingSpec | None = None
+    best_metric: str = Field(
+        "val/acc", min_length=1, max_length=128, description="Picks the summary's `best` eval."
+    )
+    best_mode: Literal["min", "max"] = Field("max", description="Whether less or more is better.")
     time_limit_s: float | None = Field(None, gt=0.0, description="Wall-time limit; then `timeout`.")
     eval_every: int = Field(1, ge=1, description="Evaluate every N epochs.")
     diagnostics_every: int = Field(

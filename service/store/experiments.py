@@ -195,8 +195,13 @@ def finish(
     reason: str | None = None,
     message: str | None = None,
     summary: dict[str, Any] | None = None,
+    progress_at: tuple[int, int] | None = None,
 ) -> None:
-    """End the attempt in a terminal status (or back to queued), fenced by the token."""
+    """End the attempt in a terminal status (or back to queued), fenced by the token.
+
+    `progress_at` (epoch, step): the checkpoint an interrupted attempt left, which a retry
+    resumes from, so that progress and the retry's "resumed at step" agree.
+    """
     now = utcnow()
     values: dict[str, Any] = {
         "status": status.value,
@@ -209,6 +214,8 @@ def finish(
         values["finished_at"] = now
     if summary is not None:
         values["summary"] = summary
+    if progress_at is not None:
+        values["progress_epoch"], values["progress_step"] = progress_at
     result = session.execute(
         update(Experiment)
         .where(Experiment.id == claim.experiment_id, Experiment.lease_token == claim.token)
@@ -217,7 +224,7 @@ def finish(
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise LeaseLost(f"experiment {claim.experiment_id}: token {claim.token} is stale")
-    text = status.value if not reason else f"{status.value} ({reason}): {message or ''}".strip()
+    text = _status_text(status, reason, message)
     add_event(
         session,
         claim.experiment_id,
@@ -372,3 +379,24 @@ def events_after(session: Session, experiment_id: str, after: int, limit: int) -
         .limit(limit)
     )
     return session.scalars(query).all()
+
+
+def _status_text(status: Status, reason: str | None, message: str | None) -> str:
+    """`failed (diverged): loss is nan`; a reason that repeats the status is left out."""
+    if not reason:
+        return status.value
+    if reason == status.value:
+        return message or status.value
+    return f"{status.value} ({reason}): {message or ''}".strip().removesuffix(":")
+
+
+def sweep_labels(session: Session, experiment_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """experiment id -> its sweep, arm label and seed (None for experiments of no sweep)."""
+    if not experiment_ids:
+        return {}
+    rows = session.execute(
+        select(
+            Experiment.id, Experiment.sweep_id, Experiment.sweep_arm, Experiment.sweep_seed
+        ).where(Experiment.id.in_(list(experiment_ids)))
+    )
+    return {i: {"sweep_id": s, "arm": a, "seed": seed} for i, s, a, seed in rows}

@@ -129,3 +129,12 @@ def points_after_id(
 def last_id(session: Session, experiment_id: str) -> int:
     query = select(func.max(Metric.id)).where(Metric.experiment_id == experiment_id)
     return int(session.execute(query).scalar_one() or 0)
+
+
+def names(session: Session, experiment_ids: Iterable[str]) -> list[str]:
+    """The distinct metric names the experiments have reported, sorted."""
+    ids = list(experiment_ids)
+    if not ids:
+        return []
+    query = select(Metric.name).where(Metric.experiment_id.in_(ids)).distinct()
+    return sorted(session.scalars(query))

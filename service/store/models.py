@@ -81,6 +81,10 @@ class Experiment(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     owner_id: Mapped[str | None] = mapped_column(String(40), index=True)
     sweep_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    # A sweep experiment's grid point, its label (the arm) and its seed.
+    sweep_point: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    sweep_arm: Mapped[str | None] = mapped_column(Text)
+    sweep_seed: Mapped[int | None] = mapped_column(Integer)
     activation: Mapped[str] = mapped_column(String(64), index=True)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)

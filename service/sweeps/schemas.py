@@ -148,6 +148,10 @@ class Comparison(BaseModel):
 class SweepSummary(BaseModel):
     id: str
     name: str
+    status: str = Field(
+        description="From its experiments: queued until one starts, running while any is"
+        " pending, then failed if any failed, else cancelled if any was, else succeeded."
+    )
     created_at: datetime
     grid: dict[str, list[Any]]
     seeds: list[int]
@@ -163,6 +167,11 @@ class SweepRead(SweepSummary):
     experiments: list[SweepExperiment]
     aggregate: list[ArmRow]
     comparisons: list[Comparison]
+    dropped_params: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Arm label -> base-spec params its unit or schedule kind does not take,"
+        " left out of its experiments' specs (e.g. a base `sigma` for `relu`).",
+    )
 
 
 class SweepList(BaseModel):

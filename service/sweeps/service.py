@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-import itertools
 import json
 import math
 from collections import Counter
@@ -11,23 +9,21 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-import activations
-from activations import schedules
 from service import limits
 from service.auth import Principal
 from service.deps import after_commit
 from service.errors import InvalidSpec, LimitExceeded, NotFound
-from service.problems import field_path
+from service.experiments.service import check_names
 from service.queue import send_run
 from service.settings import Settings
-from service.spec import ExperimentSpec
 from service.store import experiments as experiments_repo
+from service.store import metrics as metrics_repo
 from service.store import sweeps as repo
-from service.store.models import Experiment, Status, Sweep
+from service.store.models import TERMINAL, Experiment, Status, Sweep
 from service.sweeps import stats
+from service.sweeps.grid import Point, dropped_params, expand, experiment_name, label, points
 from service.sweeps.schemas import (
     ArmRow,
     Comparison,
@@ -38,129 +34,7 @@ from service.sweeps.schemas import (
     canonical,
 )
 
-Point = dict[str, Any]
 PENDING = {Status.queued.value, Status.running.value, Status.cancelling.value}
-NAME_MAX = 200  # Experiment.name
-
-
-# --- the grid ---------------------------------------------------------------------------
-
-
-def points(grid: dict[str, list[Any]]) -> list[Point]:
-    """Every combination of the grid's values, first path slowest; {} for an empty grid."""
-    paths = list(grid)
-    return [dict(zip(paths, combo, strict=True)) for combo in itertools.product(*grid.values())]
-
-
-def label(point: Point) -> str:
-    """`activation.name=relu,activation.params.sigma=0.3`; `base` for the empty point."""
-    return ",".join(f"{path}={_show(value)}" for path, value in point.items()) or "base"
-
-
-def _show(value: Any) -> str:
-    # Strings bare, unless they would read as another JSON value ("1", "true").
-    if isinstance(value, str):
-        try:
-            json.loads(value)
-        except ValueError:
-            return value
-    return canonical(value)
-
-
-def experiment_name(sweep_name: str, index: int, point: Point, seed: int) -> str:
-    """The experiment's name; also how a sweep finds which point and seed an experiment is."""
-    name = f"{sweep_name}/{label(point)}/seed={seed}"
-    return name if len(name) <= NAME_MAX else f"{sweep_name}/point-{index}/seed={seed}"
-
-
-def _set_path(doc: dict[str, Any], path: str, value: Any) -> None:
-    *parents, leaf = path.split(".")
-    node = doc
-    for i, key in enumerate(parents):
-        child = node.setdefault(key, {})
-        if not isinstance(child, dict):
-            where = ".".join(parents[: i + 1])
-            raise ValueError(f"{where} is {canonical(child)}, not an object")
-        node = child
-    node[leaf] = copy.deepcopy(value)
-
-
-def _accepted(section: str, name: Any) -> set[str] | None:
-    """Parameter names the chosen unit or schedule kind takes; None when the name is unknown."""
-    if section == "activation":
-        try:
-            return {p.name for p in activations.registry.entry(str(name)).params}
-        except (KeyError, ValueError):
-            return None
-    for row in schedules.catalogue():
-        if row["name"] == name:
-            return {p["name"] for p in row["params"]}
-    return None
-
-
-def _drop_foreign_params(spec: dict[str, Any], point: Point) -> None:
-    """When the grid picks a unit (or schedule kind), drop base params that it does not take."""
-    for section, key in (("activation", "name"), ("noise_schedule", "kind")):
-        if f"{section}.{key}" not in point or f"{section}.params" in point:
-            continue
-        block = spec.get(section)
-        if not isinstance(block, dict):
-            continue
-        params = block.get("params")
-        accepted = _accepted(section, point[f"{section}.{key}"])
-        if not isinstance(params, dict) or accepted is None:
-            continue  # validation reports an unknown name or a malformed block
-        swept = {p.split(".", 2)[2] for p in point if p.startswith(f"{section}.params.")}
-        block["params"] = {k: v for k, v in params.items() if k in accepted or k in swept}
-
-
-def point_spec(body: SweepCreate, index: int, point: Point, seed: int) -> dict[str, Any]:
-    """The spec document of one experiment: base spec, grid values, seed, name and tags."""
-    spec = copy.deepcopy(body.base_spec)
-    for path, value in point.items():
-        _set_path(spec, path, value)
-    _drop_foreign_params(spec, point)
-    spec["seed"] = seed
-    spec["name"] = experiment_name(body.name, index, point, seed)
-    base_tags = spec.get("tags", [])
-    if isinstance(base_tags, list):
-        spec["tags"] = list(dict.fromkeys([*base_tags, *body.tags]))
-    return spec
-
-
-def _point_errors(where: str, spec: dict[str, Any] | None, exc: Exception) -> list[dict]:
-    if not isinstance(exc, ValidationError):
-        return [{"path": where, "message": str(exc), "type": "value_error"}]
-    return [
-        {
-            "path": f"{where}.{field_path(('body', *err['loc']), spec)}",
-            "message": str(err["msg"]).removeprefix("Value error, "),
-            "type": err["type"],
-        }
-        for err in exc.errors()
-    ]
-
-
-def expand(body: SweepCreate) -> list[tuple[Point, list[ExperimentSpec]]]:
-    """Every point with its validated specs, one per seed; InvalidSpec names each bad point."""
-    out: list[tuple[Point, list[ExperimentSpec]]] = []
-    errors: list[dict] = []
-    for index, point in enumerate(points(body.grid)):
-        where = f"grid[{label(point)}]" if point else "base_spec"
-        spec: dict[str, Any] | None = None
-        try:
-            specs = []
-            for seed in body.seeds:
-                spec = point_spec(body, index, point, seed)
-                specs.append(ExperimentSpec.model_validate(spec))
-        except (ValidationError, ValueError) as exc:
-            errors.extend(_point_errors(where, spec, exc))
-            continue
-        out.append((point, specs))
-    if errors:
-        detail = "; ".join(f"{e['path']}: {e['message']}" for e in errors[:5])
-        raise InvalidSpec(detail, errors=errors)
-    return out
 
 
 # --- use cases --------------------------------------------------------------------------
@@ -195,9 +69,10 @@ def create(
         metric=body.metric,
         baseline=body.baseline,
     )
-    for _, specs in expanded:
+    for point, specs in expanded:
         for spec in specs:
             row = experiments_repo.create(session, spec=spec, owner_id=owner_id, sweep_id=sweep.id)
+            row.sweep_point, row.sweep_arm, row.sweep_seed = point, label(point), spec.seed
             experiments_repo.mark_enqueued(session, row.id)
             # One hook per id: a failed send does not stop the others (the reaper re-sends).
             after_commit(session, partial(send_run, settings, row.id))
@@ -235,10 +110,22 @@ def list_page(
     return [_summary(r, counts[r.id]) for r in rows], next_cursor
 
 
+def sweep_status(counts: dict[str, int]) -> str:
+    """One status for the sweep, derived from its experiments' status counts."""
+    present = {s for s, n in counts.items() if n}
+    if present & PENDING:
+        return Status.queued.value if present <= {Status.queued.value} else Status.running.value
+    for outcome in (Status.failed, Status.cancelled):
+        if outcome.value in present:
+            return outcome.value
+    return Status.succeeded.value
+
+
 def _summary(sweep: Sweep, counts: dict[str, int]) -> SweepSummary:
     return SweepSummary(
         id=sweep.id,
         name=sweep.name,
+        status=sweep_status(counts),
         created_at=sweep.created_at,
         grid=sweep.grid,
         seeds=sweep.seeds,
@@ -306,17 +193,22 @@ def _one(found: list[int], wanted: str) -> int:
 
 def view(*, session: Session, sweep: Sweep, metric: str | None, baseline: str | None) -> SweepRead:
     """The sweep with its experiments, one aggregate row per point, and paired comparisons."""
-    metric = metric or sweep.metric
+    asked, metric = metric, metric or sweep.metric
     pts = points(sweep.grid)
     base = baseline_index(pts, baseline if baseline is not None else sweep.baseline)
-    where = {
-        experiment_name(sweep.name, i, p, s): (i, s) for i, p in enumerate(pts) for s in sweep.seeds
-    }
-    exps = [e for e in repo.experiments_of(session, sweep.id) if e.name in where]
-    rows, arms, counts = _collect(exps, where, pts, metric_values(session, exps, metric))
+    everyone = repo.experiments_of(session, sweep.id)
+    where = _positions(sweep, pts, everyone)
+    exps = [e for e in everyone if e.id in where]
+    values = metric_values(session, exps, metric)
+    if asked and not values and any(Status(e.status) in TERMINAL for e in exps):
+        known = set(metrics_repo.names(session, [e.id for e in exps]))
+        known |= {k for e in exps for k, v in (e.summary or {}).items() if _number(v) is not None}
+        check_names([asked], sorted(known), field="metric")
+    rows, arms, counts = _collect(exps, where, pts, values)
     summary = _summary(sweep, dict(Counter(e.status for e in exps)))
     return SweepRead(
-        **summary.model_dump(exclude={"baseline"}),
+        **summary.model_dump(exclude={"baseline", "metric"}),
+        metric=metric,  # the one aggregated: the sweep's, or the request's `metric=`
         baseline=pts[base],
         base_spec=sweep.base_spec,
         confidence=stats.CONFIDENCE,
@@ -325,7 +217,28 @@ def view(*, session: Session, sweep: Sweep, metric: str | None, baseline: str | 
         comparisons=[
             _compare(p, arms[i], pts[base], arms[base]) for i, p in enumerate(pts) if i != base
         ],
+        dropped_params={
+            label(p): dropped for p in pts if (dropped := dropped_params(sweep.base_spec, p))
+        },
     )
+
+
+def _positions(
+    sweep: Sweep, pts: list[Point], exps: Sequence[Experiment]
+) -> dict[str, tuple[int, int]]:
+    """experiment id -> (point index, seed): from its columns, else (older rows) its name."""
+    by_label = {label(p): i for i, p in enumerate(pts)}
+    by_name = {
+        experiment_name(sweep.name, i, p, s): (i, s) for i, p in enumerate(pts) for s in sweep.seeds
+    }
+    where = {}
+    for exp in exps:
+        if exp.sweep_arm is not None and exp.sweep_seed is not None:
+            if exp.sweep_arm in by_label:
+                where[exp.id] = (by_label[exp.sweep_arm], exp.sweep_seed)
+        elif exp.name in by_name:
+            where[exp.id] = by_name[exp.name]
+    return where
 
 
 def _collect(
@@ -339,7 +252,7 @@ def _collect(
     counts: list[Counter[str]] = [Counter() for _ in pts]
     rows = []
     for exp in exps:
-        index, seed = where[exp.name or ""]
+        index, seed = where[exp.id]
         value = values.get(exp.id)
         counts[index][exp.status] += 1
         if exp.status == Status.succeeded.value and value is not None:

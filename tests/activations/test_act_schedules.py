@@ -62,7 +62,14 @@ def test_preview_is_evenly_spaced_and_records_nothing():
     assert points == [(0.0, 1.0), (5.0, 0.5), (10.0, 0.0)]
     assert sched.last_t is None
     assert [t for t, _ in sched.preview(5, total=100)] == [0, 25, 50, 75, 100]
-    assert len(schedules.create("step").preview(7)) == 7
+    assert len(schedules.create("step", step_size=3).preview(7)) == 7
+
+
+def test_step_defaults_to_three_drops_over_the_run_not_one_per_step():
+    sched = schedules.create("step", total=400, gamma=0.5)
+    assert [sched.at(t) for t in (0, 99, 100, 200, 300, 399)] == [1, 1, 0.5, 0.25, 0.125, 0.125]
+    with pytest.raises(ValueError, match="total"):
+        schedules.create("step")  # without total, step_size must be given
 
 
 def test_errors_name_the_param():

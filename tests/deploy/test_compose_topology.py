@@ -56,8 +56,8 @@ def _service_env(service: dict[str, object], local: dict[str, str]) -> dict[str,
 
 
 def _actlab(argv: list[str]) -> list[str]:
-    # The image's ENTRYPOINT is `actlab`, the console script of service.cli:main.
-    return [sys.executable, "-m", "service.cli", *argv]
+    # The image's ENTRYPOINT is `actlab`, the console script of actlab.cli:main.
+    return [sys.executable, "-m", "actlab", *argv]
 
 
 def _api_key(env: dict[str, str]) -> str:

@@ -51,6 +51,14 @@ def test_cancel_running_then_retry_resumes_from_checkpoint(
     ):
         assert time.monotonic() < deadline, _events(client, exp["id"])
         time.sleep(0.2)
+    # What the cancel left as progress is the checkpoint the retry resumed from.
+    resumed = [
+        e["message"] for e in _events(client, exp["id"]) if "resumed" in (e["message"] or "")
+    ]
+    assert resumed == [f"resumed from checkpoint at step {done['progress']['step']}"]
+    cancelled = [e for e in _events(client, exp["id"]) if e["status"] == "cancelled"]
+    assert cancelled[0]["message"] == "cancelled by the user"
+    assert done["status_message"] == "cancelled by the user"
     client.post(f"/v1/experiments/{exp['id']}/cancel")
     final = wait_for_status(client, exp["id"], {"cancelled"}, timeout=30)
     assert final["attempts"] == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
 import activations
@@ -34,6 +35,31 @@ def test_schedule_preview(client: TestClient) -> None:
     assert [(p["t"], p["value"]) for p in body["points"]] == [(0, 1), (50, 0.5), (100, 0)]
     bad = client.get("/v1/schedules/zigzag/preview", params={"total": 10})
     assert bad.status_code == 422 and "cosine" in bad.json()["detail"]
+
+
+def _preview(client: TestClient, kind: str, **params: object) -> list[tuple[float, float]]:
+    response = client.get(f"/v1/schedules/{kind}/preview", params=params)
+    assert response.status_code == 200, response.text
+    return [(p["t"], p["value"]) for p in response.json()["points"]]
+
+
+def test_schedule_preview_honours_every_parameter(client: TestClient) -> None:
+    step = _preview(client, "step", total=40, points=5, step_size=20, gamma=0.1, end=0.0)
+    assert step == [(0, 1), (10, 1), (20, pytest.approx(0.1)), (30, pytest.approx(0.1)), (40, 0)]
+    # Without step_size: three drops over the run, not one per step.
+    default = _preview(client, "step", total=400, points=5)
+    assert [v for _, v in default] == [1, 0.5, 0.25, 0.125, 0]  # `end` from total on
+    exp = _preview(client, "exponential", rate=0.5, points=3)  # no total: 10 units
+    assert exp == [(0, 1), (5, 0.5**5), (10, 0.5**10)]
+    wrong = client.get("/v1/schedules/linear/preview", params={"total": 10, "gamma": 0.5})
+    assert wrong.status_code == 422 and "gamma" in wrong.json()["detail"]
+
+
+def test_schedule_preview_total_is_optional_where_the_kind_ignores_it(client: TestClient) -> None:
+    assert {v for _, v in _preview(client, "constant", points=3, start=0.7)} == {0.7}
+    assert len(_preview(client, "step", step_size=5, points=4)) == 4
+    needs = client.get("/v1/schedules/cosine/preview")
+    assert needs.status_code == 422 and "total" in needs.json()["detail"]
 
 
 def test_prometheus_metrics(client: TestClient) -> None:

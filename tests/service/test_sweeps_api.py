@@ -17,6 +17,7 @@ from service.settings import Settings
 from service.store.db import session_scope
 from service.store.metrics import insert_points
 from service.store.models import Experiment
+from service.sweeps.service import sweep_status
 from tests.support import canonical_spec
 
 ARMS = ["relu", "noisy_relu", "hard_tanh"]
@@ -73,6 +74,7 @@ def test_grid_times_seeds_experiments_each_with_its_spec(api: TestClient) -> Non
     sweep = response.json()
     assert sweep["id"].startswith("swp_") and sweep["size"] == 12
     assert sweep["status_counts"] == {"queued": 12}
+    assert sweep["status"] == "queued"
     assert [row["label"] for row in sweep["aggregate"]] == [
         "activation.name=relu,noise_schedule.kind=cosine",
         "activation.name=relu,noise_schedule.kind=linear",
@@ -220,6 +222,7 @@ def test_aggregate_and_paired_comparison(settings: Settings, api: TestClient) ->
 
     got = api.get(f"/v1/sweeps/{sweep['id']}").json()
     assert got["status_counts"] == {"succeeded": 10, "failed": 1, "running": 1}
+    assert got["status"] == "running"
     assert got["metric"] == "test/acc" and got["baseline"] == {"activation.name": "relu"}
     rows = {r["point"]["activation.name"]: r for r in got["aggregate"]}
     arms = {u: [acc[(u, s)] for s in range(4)] for u in ARMS}
@@ -291,3 +294,20 @@ def test_unknown_and_other_owners_sweeps_are_not_found(settings: Settings, api: 
     exp = _experiments(api, sweep_id)[0]
     with session_scope(settings.resolved_database_url) as session:
         assert session.get(Experiment, exp["id"]).owner_id == "alice"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("counts", "expected"),
+    [
+        ({"queued": 3}, "queued"),
+        ({"queued": 2, "succeeded": 1}, "running"),
+        ({"cancelling": 1, "failed": 1}, "running"),
+        ({"succeeded": 4}, "succeeded"),
+        ({"succeeded": 3, "cancelled": 1}, "cancelled"),
+        ({"succeeded": 3, "cancelled": 1, "failed": 1}, "failed"),
+    ],
+)
+def test_a_sweeps_status_is_derived_from_its_experiments(
+    counts: dict[str, int], expected: str
+) -> None:
+    assert sweep_status(counts) == expected

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 class Callbacks:
@@ -43,7 +44,8 @@ class Callbacks:
 class TrainResult:
     """What a finished run returns: final metrics and where its last checkpoint lies."""
 
-    summary: dict[str, float] = field(default_factory=dict)
+    # Metric name -> its last value, plus `last` and `best` (the best evaluation) as objects.
+    summary: dict[str, Any] = field(default_factory=dict)
     steps: int = 0
     epochs: int = 0
     checkpoint_path: Path | None = None

@@ -6,7 +6,7 @@ output, as sparsity is defined on it) with gradients on, so that the gradient of
 split's mean loss with respect to each activation's output gives `grad/<layer>/norm`;
 parameter `.grad` buffers are not touched (torch.autograd.grad on the captured outputs).
 Every statistic is accumulated over all batches: a unit is dead only if it is zero for
-every example of the split (SCIENCE.md), not merely for one batch.
+every example of the split (docs/activations.md), not merely for one batch.
 """
 
 from __future__ import annotations
@@ -26,6 +26,10 @@ from activations.base import Activation, NoisyActivation
 class _Capture:
     inputs: list[torch.Tensor] = field(default_factory=list)
     outputs: list[torch.Tensor] = field(default_factory=list)
+
+
+# Var(signal) / Var(noise) above this (noise std under 0.1% of the signal's) is not reported.
+SNR_MAX = 1e6
 
 
 @dataclass
@@ -154,7 +158,9 @@ def _layer_values(name: str, st: _LayerStats) -> dict[str, float]:
         mean = st.signal_sum / seen
         signal_var = max(st.signal_sq / seen - mean * mean, 0.0)
         noise_var = st.noise_var_sum / seen
-        if noise_var > 0:
+        # Once the noise has annealed to (nearly) nothing the ratio only measures how close
+        # to zero the schedule got (1e12 and more): left out past SNR_MAX, as noise-free.
+        if noise_var > 0 and signal_var <= SNR_MAX * noise_var:
             out[f"act/{name}/snr"] = signal_var / noise_var
     out[f"grad/{name}/norm"] = math.sqrt(st.grad_sq)
     return out

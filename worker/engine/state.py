@@ -36,6 +36,8 @@ class LoopState:
     lr: float = 0.0
     metrics: dict[str, float] = field(default_factory=dict)
     early: EarlyStopState = field(default_factory=EarlyStopState)
+    # The best evaluation by the spec's best_metric: {metric, mode, step, epoch, values}.
+    best: dict[str, Any] = field(default_factory=dict)
 
     def state_dict(self) -> dict[str, Any]:
         state = asdict(self)

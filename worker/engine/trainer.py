@@ -197,7 +197,24 @@ class Trainer:
         values = collect(self, self.run, loop)
         loop.metrics, loop.evals, loop.last_eval_step = values, loop.evals + 1, loop.step
         self.cb.on_metrics(step=loop.step, epoch=loop.current_epoch, values=dict(values))
+        self._track_best(values)
         self._early_stopping(values)
+
+    def _track_best(self, values: dict[str, float]) -> None:
+        """Remember the evaluation that is best by the spec's `best_metric`."""
+        name, mode, loop = self.t.best_metric, self.t.best_mode, self.loop
+        value = values.get(name)
+        if value is None or value != value:  # not reported, or NaN
+            return
+        best = loop.best.get("values", {}).get(name)
+        if best is None or (value < best if mode == "min" else value > best):
+            loop.best = {
+                "metric": name,
+                "mode": mode,
+                "step": loop.step,
+                "epoch": loop.current_epoch,
+                "values": dict(values),
+            }
 
     def _early_stopping(self, values: dict[str, float]) -> None:
         rule, early = self.t.early_stopping, self.loop.early
@@ -256,10 +273,14 @@ class Trainer:
 
     def _result(self) -> TrainResult:
         loop = self.loop
-        summary = dict(loop.metrics)
+        summary: dict[str, Any] = dict(loop.metrics)
         if loop.early.stopped:
             summary["early_stopped"] = 1.0
         summary["steps"], summary["epochs"] = float(loop.step), float(loop.epoch)
+        # The flat values are the last evaluation; `last` says when, `best` is the best one.
+        summary["last"] = {"step": loop.last_eval_step, "epoch": loop.epoch}
+        if loop.best:
+            summary["best"] = dict(loop.best)
         return TrainResult(
             summary=summary,
             steps=loop.step,

@@ -37,7 +37,6 @@ def test_reports_metrics_progress_and_result(data_dir: Path, tmp_path: Path) -> 
     diagnostics = {
         "act/layer1/sparsity",
         "act/layer1/dead_fraction",
-        "act/layer1/snr",
         "grad/layer1/norm",
         "act/layer2/sparsity",
     }
@@ -46,6 +45,8 @@ def test_reports_metrics_progress_and_result(data_dir: Path, tmp_path: Path) -> 
     # Default cadence: every 5th evaluation, and always the last one.
     assert [bool(diagnostics <= set(v)) for _, _, v in rec.metrics] == [False, False, True]
     assert rec.metrics[-1][2]["noise/scale"] == pytest.approx(0.0, abs=1e-2)
+    # The cosine schedule has annealed the noise to ~0: no SNR (docs/activations.md).
+    assert "act/layer1/snr" not in rec.metrics[-1][2]
     assert rec.progress[-1] == (3, total)
     assert rec.checkpoints[-1] == (total, 3)
     assert result.steps == total and result.epochs == 3
@@ -244,3 +245,40 @@ def test_the_noise_schedule_reaches_every_noisy_unit_each_step(data_dir: Path) -
     assert expected[0] == 1.0 and expected[-1] < 0.01  # cosine from 1 towards 0
     for values in seen.values():
         assert values == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("metric", "mode"), [("val/acc", "max"), ("val/loss", "min")])
+def test_summary_holds_the_last_and_the_best_evaluation(
+    data_dir: Path, tmp_path: Path, metric: str, mode: str
+) -> None:
+    rec = Recorder()
+    spec = make_spec(training={"epochs": 3, "best_metric": metric, "best_mode": mode})
+    result = engine.train(spec, callbacks=rec, data_dir=data_dir, checkpoint_path=tmp_path / "c.pt")
+    pick = max if mode == "max" else min
+    step, epoch, values = pick(rec.metrics, key=lambda m: m[2][metric])
+    best = result.summary["best"]
+    assert (best["metric"], best["mode"], best["step"], best["epoch"]) == (
+        metric,
+        mode,
+        step,
+        epoch,
+    )
+    assert best["values"] == values
+    last_step, last_epoch, last = rec.metrics[-1]
+    assert result.summary["last"] == {"step": last_step, "epoch": last_epoch}
+    assert result.summary["val/acc"] == last["val/acc"]
+
+
+def test_snr_is_left_out_once_the_noise_has_vanished() -> None:
+    from worker.engine.diagnostics import SNR_MAX, _layer_values, _LayerStats
+
+    def snr(noise_var: float) -> float | None:
+        # Signal: values 0 and 2 -> variance 1 per element.
+        st = _LayerStats(signal_sum=2.0, signal_sq=4.0, noise_var_sum=2 * noise_var, seen=2)
+        st.has_snr = True
+        return _layer_values("layer1", st).get("act/layer1/snr")
+
+    assert snr(0.25) == pytest.approx(4.0)
+    assert snr(1 / SNR_MAX) == pytest.approx(SNR_MAX)
+    assert snr(1e-12) is None  # annealed to ~0: not a 1e12 "signal-to-noise ratio"
+    assert snr(0.0) is None

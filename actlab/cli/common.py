@@ -1,0 +1,93 @@
+"""Options, the client and rendering shared by the CLI's commands."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from actlab.client import Client
+    from actlab.models import Experiment
+
+console = Console()
+err_console = Console(stderr=True)
+
+Url = Annotated[
+    str | None,
+    typer.Option("--url", envvar="ACTLAB_URL", help="Server URL [default: http://127.0.0.1:8000]"),
+]
+ApiKey = Annotated[
+    str | None,
+    typer.Option("--api-key", envvar="ACTLAB_API_KEY", help="API key (Bearer)", show_default=False),
+]
+Sets = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a dotted path: --set training.epochs=5 (repeatable)"),
+]
+
+
+def client(url: str | None, api_key: str | None) -> Client:
+    """The client (httpx and pydantic are imported only now, not for --help)."""
+    from actlab.client import Client
+
+    return Client(url=url, api_key=api_key)
+
+
+def overrides(sets: list[str] | None) -> dict[str, Any]:
+    """--set PATH=VALUE pairs as a dict (values read as JSON, else strings)."""
+    from actlab.specs import parse_assignment
+
+    out: dict[str, Any] = {}
+    for item in sets or []:
+        try:
+            path, value = parse_assignment(item)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--set") from exc
+        out[path] = value
+    return out
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    """A cell: floats rounded, None as '-'."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 1e-3 and value else f"{value:.{digits}f}"
+    return str(value)
+
+
+def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:
+    out = Table(title=title, header_style="bold")
+    for name in columns:
+        out.add_column(name, overflow="fold", no_wrap=name == "id")
+    for row in rows:
+        out.add_row(*(fmt(v) for v in row))
+    return out
+
+
+def show_experiment(exp: Experiment) -> None:
+    """Status, progress and summary of one experiment."""
+    p = exp.progress
+    console.print(f"[bold]{exp.id}[/bold]  {exp.name or ''}")
+    console.print(
+        f"status    {exp.status}" + (f" ({exp.status_reason})" if exp.status_reason else "")
+    )
+    if exp.status_message:
+        console.print(f"message   {exp.status_message}")
+    console.print(f"progress  epoch {p.epoch}, step {p.step}/{p.total or '?'}")
+    console.print(
+        f"attempts  {exp.attempts}   activation {exp.activation}   sweep {exp.sweep_id or '-'}"
+    )
+    summary = exp.summary or {}
+    flat = {k: v for k, v in summary.items() if not isinstance(v, dict)}
+    if flat:
+        console.print(
+            table("summary", ["metric", "value"], [[k, v] for k, v in sorted(flat.items())])
+        )
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            console.print(f"{key}: {json.dumps(value)}")

@@ -1,0 +1,155 @@
+"""submit, ls, show, watch, cancel, retry."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from actlab.cli.common import (
+    ApiKey,
+    Sets,
+    Url,
+    client,
+    console,
+    fmt,
+    overrides,
+    show_experiment,
+    table,
+)
+
+if TYPE_CHECKING:
+    from actlab.models import Experiment, StreamEvent
+
+
+def submit(
+    spec: Annotated[
+        Path, typer.Argument(help="A spec as YAML or JSON", exists=True, dir_okay=False)
+    ],
+    set_: Sets = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Show progress until it ends")] = False,
+    url: Url = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Submit an experiment spec (with --set overrides); print its id."""
+    with client(url, api_key) as c:
+        exp = c.experiments.submit(spec, overrides=overrides(set_))
+        console.print(f"{exp.id} {exp.status}")
+        if wait:
+            done = c.experiments.wait(exp.id, progress=True)
+            show_experiment(done)
+            if done.status != "succeeded":
+                raise typer.Exit(1)
+
+
+def _sort_key(metric: str):  # type: ignore[no-untyped-def]
+    def key(exp: Experiment) -> tuple[int, float]:
+        value = (exp.summary or {}).get(metric)
+        return (0, -float(value)) if isinstance(value, (int, float)) else (1, 0.0)
+
+    return key
+
+
+def ls(
+    status: Annotated[str | None, typer.Option(help="queued, running, succeeded, ...")] = None,
+    sweep: Annotated[str | None, typer.Option(help="Only this sweep's experiments")] = None,
+    sort: Annotated[str | None, typer.Option(help="Sort by a summary metric, best first")] = None,
+    limit: Annotated[int, typer.Option(help="Show at most this many")] = 50,
+    url: Url = None,
+    api_key: ApiKey = None,
+) -> None:
+    """A table of experiments, newest first (or by --sort, e.g. test/acc)."""
+    with client(url, api_key) as c:
+        found = c.experiments.list(status=status, sweep=sweep, page_size=min(limit, 500))
+        exps = list(itertools.islice(found, limit)) if not sort else list(found)
+    if sort:
+        exps = sorted(exps, key=_sort_key(sort))[:limit]
+    shown = sort or "test/acc"
+    rows = [
+        [
+            e.id,
+            e.name or "",
+            e.status,
+            e.activation,
+            f"{e.progress.epoch} ep / {e.progress.step} st",
+            (e.summary or {}).get(shown),
+        ]
+        for e in exps
+    ]
+    console.print(table(None, ["id", "name", "status", "activation", "progress", shown], rows))
+
+
+def show(
+    experiment_id: Annotated[str, typer.Argument(help="Experiment id")],
+    as_json: Annotated[bool, typer.Option("--json", help="The raw JSON")] = False,
+    url: Url = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Status, progress and summary of one experiment."""
+    with client(url, api_key) as c:
+        exp = c.experiments.get(experiment_id)
+    if as_json:
+        console.print_json(exp.model_dump_json())
+    else:
+        show_experiment(exp)
+
+
+def _line(ev: StreamEvent) -> str:
+    who = f"{ev.experiment_id} " if ev.experiment_id else ""
+    data = ev.data if isinstance(ev.data, dict) else {}
+    if ev.kind == "metrics" and isinstance(ev.data, list):
+        points = ", ".join(f"{p['name']}={fmt(p['value'])}" for p in ev.data[:6])
+        more = f" (+{len(ev.data) - 6})" if len(ev.data) > 6 else ""
+        return f"{who}metrics  {points}{more}"
+    if ev.kind == "progress":
+        if "status_counts" in data:
+            return f"progress {json.dumps(data['status_counts'])}"
+        step = f"{data.get('step')}/{data.get('total')}"
+        return f"{who}progress {data.get('status')} epoch {data.get('epoch')} step {step}"
+    if ev.kind == "end":
+        return f"{who}end      {data.get('status')}"
+    return f"{who}{ev.kind:<8} {data.get('status') or ''} {data.get('message') or ''}".rstrip()
+
+
+def watch(
+    target: Annotated[
+        str, typer.Argument(help="An experiment id (exp_...) or a sweep id (swp_...)")
+    ],
+    url: Url = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Follow events, progress and metrics live until the experiment (or sweep) ends."""
+    with client(url, api_key) as c:
+        stream = (
+            c.sweeps.watch(target) if target.startswith("swp_") else c.experiments.watch(target)
+        )
+        for ev in stream:
+            console.print(_line(ev), markup=False, highlight=False)
+
+
+def cancel(
+    experiment_id: Annotated[str, typer.Argument(help="Experiment id")],
+    url: Url = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Cancel a queued or running experiment (metrics so far are kept)."""
+    with client(url, api_key) as c:
+        exp = c.experiments.cancel(experiment_id)
+    console.print(f"{exp.id} {exp.status}")
+
+
+def retry(
+    experiment_id: Annotated[str, typer.Argument(help="Experiment id")],
+    wait: Annotated[bool, typer.Option("--wait", help="Show progress until it ends")] = False,
+    url: Url = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Queue a failed or cancelled experiment again; it resumes from its checkpoint."""
+    with client(url, api_key) as c:
+        exp = c.experiments.retry(experiment_id)
+        console.print(f"{exp.id} {exp.status} (attempt {exp.attempts + 1})")
+        if wait:
+            show_experiment(c.experiments.wait(exp.id, progress=True))

@@ -1,0 +1,182 @@
+"""Typed results: mirrors of the API's read schemas (tests check them against /openapi.json)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+
+
+class _Read(BaseModel):
+    # A newer server may add fields: keep them instead of failing.
+    model_config = ConfigDict(extra="allow")
+
+
+class Progress(_Read):
+    epoch: int
+    step: int
+    total: int | None = None
+
+
+class Experiment(_Read):
+    id: str
+    name: str | None
+    status: str
+    status_reason: str | None = None
+    status_message: str | None
+    sweep_id: str | None
+    activation: str
+    tags: list[str]
+    spec: dict[str, Any]
+    progress: Progress
+    summary: dict[str, Any] | None = None
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def done(self) -> bool:
+        """Succeeded, failed or cancelled."""
+        return self.status in TERMINAL
+
+
+class ExperimentList(_Read):
+    items: list[Experiment]
+    next_cursor: str | None = None
+
+
+class MetricPoint(_Read):
+    step: int
+    epoch: int
+    value: float
+
+
+class MetricSeries(_Read):
+    experiment_id: str
+    series: dict[str, list[MetricPoint]]
+
+
+class Event(_Read):
+    id: int
+    at: datetime
+    kind: str
+    status: str | None
+    message: str | None
+    data: dict[str, Any] | None
+
+
+class EventList(_Read):
+    events: list[Event]
+    next_after: int
+
+
+class SweepExperiment(_Read):
+    id: str
+    point: dict[str, Any]
+    label: str
+    seed: int
+    status: str
+    status_reason: str | None
+    value: float | None
+
+
+class ArmRow(_Read):
+    point: dict[str, Any]
+    label: str
+    n: int
+    mean: float | None
+    std: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n_pending: int
+    n_failed: int
+    n_cancelled: int
+    n_missing: int
+
+
+class Comparison(_Read):
+    point: dict[str, Any]
+    label: str
+    baseline_label: str
+    n_pairs: int
+    mean_diff: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+
+
+class SweepSummary(_Read):
+    id: str
+    name: str
+    status: str
+    created_at: datetime
+    grid: dict[str, list[Any]]
+    seeds: list[int]
+    metric: str
+    baseline: dict[str, Any] | None
+    size: int
+    status_counts: dict[str, int]
+
+    @property
+    def done(self) -> bool:
+        """Every experiment finished."""
+        return self.status in TERMINAL
+
+
+class Sweep(SweepSummary):
+    base_spec: dict[str, Any]
+    confidence: float
+    experiments: list[SweepExperiment]
+    aggregate: list[ArmRow]
+    comparisons: list[Comparison]
+    dropped_params: dict[str, list[str]] = {}
+
+
+class SweepList(_Read):
+    items: list[SweepSummary]
+    next_cursor: str | None = None
+
+
+class CurveLabel(_Read):
+    sweep_id: str | None
+    arm: str | None
+    seed: int | None
+
+
+class MetricsBatch(_Read):
+    experiments: dict[str, dict[str, list[MetricPoint]]]
+    labels: dict[str, CurveLabel] = {}
+
+
+class StreamEvent(BaseModel):
+    """One Server-Sent Event: its `kind` (status, log, metrics, progress, end, ...) and data."""
+
+    kind: str
+    data: Any
+    id: str | None = None
+    experiment_id: str | None = None
+
+
+# Client model -> the server's schema component it mirrors (checked by the tests).
+MIRRORS: dict[type[BaseModel], str] = {
+    Progress: "Progress",
+    Experiment: "ExperimentRead",
+    ExperimentList: "ExperimentList",
+    MetricPoint: "MetricPoint",
+    MetricSeries: "MetricSeries",
+    Event: "EventRead",
+    EventList: "EventList",
+    SweepExperiment: "SweepExperiment",
+    ArmRow: "ArmRow",
+    Comparison: "Comparison",
+    SweepSummary: "SweepSummary",
+    Sweep: "SweepRead",
+    SweepList: "SweepList",
+    CurveLabel: "CurveLabel",
+    MetricsBatch: "MetricsBatch",
+}

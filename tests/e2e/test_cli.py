@@ -1,0 +1,216 @@
+"""The `actlab` CLI and client against a real `actlab up` (worker, Redis, database)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+import actlab
+from actlab.frames import COLUMNS
+from tests.actlab.test_models_openapi import mismatches
+from tests.support import ROOT, Process, canonical_spec
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`actlab up` on a free port, on the test configuration's database and broker if set."""
+    data_dir = Path(f"/tmp/actlab-cli-{uuid.uuid4().hex[:8]}")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACTLAB_")}
+    env.update(ACTLAB_DATA_DIR=str(data_dir), ACTLAB_API_PORT=str(port), PYTHONPATH=str(ROOT))
+    env.update(PYTHONUNBUFFERED="1", ACTLAB_QUEUE=f"cli-{uuid.uuid4().hex[:8]}")
+    database = os.environ.get("ACTLAB_TEST_DATABASE_URL")
+    scratch = None
+    if database:
+        from tests.support import drop_database, fresh_database
+
+        scratch = fresh_database(tmp_path_factory.mktemp("db"))
+        env["ACTLAB_DATABASE_URL"] = scratch
+    if os.environ.get("ACTLAB_TEST_BROKER_URL"):
+        env["ACTLAB_BROKER_URL"] = os.environ["ACTLAB_TEST_BROKER_URL"]
+    log = tmp_path_factory.mktemp("up") / "up.log"
+    up = Process([sys.executable, "-m", "actlab", "up"], env, log)
+    try:
+        up.wait_for("Uvicorn running", timeout=120)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        up.stop(signal.SIGINT)
+        shutil.rmtree(data_dir, ignore_errors=True)
+        if scratch:
+            drop_database(scratch)
+
+
+def cli(server: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACTLAB_")}
+    env.update(ACTLAB_URL=server, PYTHONPATH=str(ROOT), COLUMNS="200")
+    return subprocess.run(
+        [sys.executable, "-m", "actlab", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _spec_file(tmp_path: Path, **overrides: Any) -> Path:
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(canonical_spec(**overrides)))
+    return path
+
+
+def test_live_openapi_matches_the_client_models(server: str) -> None:
+    assert mismatches(httpx.get(f"{server}/openapi.json").json()) == []
+
+
+def test_submit_wait_then_ls_and_show(server: str, tmp_path: Path) -> None:
+    spec = _spec_file(tmp_path)
+    done = cli(server, "submit", str(spec), "--set", "training.epochs=2", "--wait")
+    assert done.returncode == 0, done.stdout + done.stderr
+    exp_id = done.stdout.split()[0]
+    assert exp_id.startswith("exp_") and "succeeded" in done.stdout and "val/acc" in done.stdout
+    listed = cli(server, "ls", "--status", "succeeded", "--sort", "test/acc")
+    assert listed.returncode == 0 and exp_id in listed.stdout, listed.stdout
+    exp = actlab.Client(server).experiments.get(exp_id)
+    assert exp.status == "succeeded" and exp.spec["training"]["epochs"] == 2
+    bad = cli(server, "submit", str(spec), "--set", "training.epochs=0")
+    assert bad.returncode == 1 and "training.epochs" in bad.stderr
+
+
+def test_sweep_to_its_table_then_plot_and_export(server: str, tmp_path: Path) -> None:
+    base = canonical_spec(training={"epochs": 1})
+    del base["name"], base["seed"]
+    body = {
+        "name": "cli-sweep",
+        "base_spec": base,
+        "grid": {"activation.name": ["relu", "noisy_relu"]},
+        "seeds": [0, 1],
+        "baseline": {"activation.name": "relu"},
+    }
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(body))
+    made = cli(server, "sweep", "create", str(tmp_path / "sweep.yaml"), "--wait", timeout=600)
+    assert made.returncode == 0, made.stdout + made.stderr
+    sweep_id = made.stdout.split()[0]
+    assert "test/acc by arm" in made.stdout and "paired by seed" in made.stdout
+    assert "activation.name=noisy_relu" in made.stdout
+    shown = cli(server, "sweep", "show", sweep_id, "--metric", "val/acc")
+    assert shown.returncode == 0 and "val/acc by arm" in shown.stdout, shown.stdout
+
+    png = tmp_path / "curves.png"
+    plotted = cli(
+        server, "plot", "--sweep", sweep_id, "--metric", "val/acc", "--seeds", "-o", str(png)
+    )
+    assert plotted.returncode == 0, plotted.stderr
+    _assert_has_content(png)
+    panels = tmp_path / "dead.png"
+    diag = cli(
+        server, "plot", "--sweep", sweep_id, "--metric", "act/*/dead_fraction", "-o", str(panels)
+    )
+    assert diag.returncode == 0 and "(2 panels)" in diag.stdout, diag.stdout + diag.stderr
+
+    import pandas as pd
+
+    for name in ("out.csv", "out.parquet"):
+        out = tmp_path / name
+        done = cli(server, "export", "--sweep", sweep_id, "--metric", "val/acc", "-o", str(out))
+        assert done.returncode == 0, done.stderr
+        frame = pd.read_csv(out) if name.endswith(".csv") else pd.read_parquet(out)
+        assert list(frame.columns) == COLUMNS
+        assert set(frame["arm"]) == {"activation.name=relu", "activation.name=noisy_relu"}
+        assert set(frame["seed"]) == {0, 1} and set(frame["name"]) == {"val/acc"}
+        assert len(frame) == 4  # 2 arms x 2 seeds x 1 epoch
+
+
+def _assert_has_content(png: Path) -> None:
+    import matplotlib.image
+    import numpy as np
+
+    pixels = matplotlib.image.imread(png)
+    assert pixels.shape[0] > 100 and pixels.shape[1] > 100
+    colours = np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)
+    assert len(colours) > 20  # lines, a band, text: not a blank canvas
+
+
+class DropFirstStream(httpx.BaseTransport):
+    """Cuts the first event stream after its first status frame, as a lost connection would."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.requests: list[httpx.Request] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if "/events" not in request.url.path:
+            return response
+        self.requests.append(request)
+        if len(self.requests) > 1:
+            return response
+        return httpx.Response(response.status_code, headers=response.headers, stream=_cut(response))
+
+
+class _cut(httpx.SyncByteStream):
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+
+    def __iter__(self) -> Iterator[bytes]:
+        buffer = b""
+        for chunk in self.response.stream:  # type: ignore[union-attr]
+            buffer += chunk
+            if b"\n\n" in buffer and b"id: " in buffer:
+                yield buffer[: buffer.index(b"\n\n") + 2]
+                break
+        self.response.close()
+        raise httpx.ReadError("connection lost")
+
+
+def test_watch_reconnects_with_last_event_id(server: str) -> None:
+    transport = DropFirstStream()
+    with actlab.Client(server, transport=transport) as client:
+        exp = client.experiments.submit(canonical_spec(training={"epochs": 2}))
+        events = list(client.experiments.watch(exp.id, backoff=0.1))
+    assert len(transport.requests) >= 2
+    first_id = events[0].id
+    assert first_id is not None
+    assert transport.requests[1].headers["last-event-id"] == first_id
+    ids = [e.id for e in events if e.id is not None]
+    assert len(ids) == len(set(ids)) and ids == sorted(ids, key=int)
+    assert [e.kind for e in events][-1] == "end" and events[-1].data["status"] == "succeeded"
+    statuses = [e.data["status"] for e in events if e.kind == "status"]
+    assert statuses[0] == "queued" and statuses[-1] == "succeeded"
+    assert any(e.kind == "metrics" for e in events)
+
+
+def test_watch_a_sweep_falls_back_to_polling_without_a_sweep_stream(server: str) -> None:
+    base = canonical_spec(training={"epochs": 50})
+    del base["name"], base["seed"]
+    body = {"name": "watched", "base_spec": base, "grid": {}, "seeds": [0, 1]}
+    with actlab.Client(server) as client:
+        sweep = client.sweeps.create(body)
+        for exp in sweep.experiments:
+            client.experiments.cancel(exp.id)
+        events = list(client.sweeps.watch(sweep.id, poll=0.2))
+        with pytest.raises(actlab.NotFound):
+            list(client.sweeps.watch("swp_missing"))
+    assert events[-1].kind == "end" and events[-1].data == {"status": "cancelled"}
+    last = {e.experiment_id: e.data["status"] for e in events if e.kind == "status"}
+    assert last == {exp.id: "cancelled" for exp in sweep.experiments}
