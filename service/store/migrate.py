@@ -28,10 +28,11 @@ def check_encoding(url: str) -> None:
     try:
         cursor = raw.cursor()
         cursor.execute("SHOW server_encoding")
-        value = cursor.fetchone()[0]
+        row = cursor.fetchone()
     finally:
         raw.close()
         engine.dispose()
+    value = row[0] if row else ""
     encoding = value.decode() if isinstance(value, bytes) else str(value)
     if encoding.upper() not in ("UTF8", "UTF-8"):
         raise DatabaseEncodingError(
