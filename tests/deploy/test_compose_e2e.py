@@ -1,9 +1,9 @@
 """docker-compose.yml on a real Docker engine: build, up, train, kill -9, down and up again.
 
-Runs only with ACTLAB_COMPOSE_E2E=1 (`.ci/run` sets it, once, after installing Docker and
+Runs only with ACTLAB_TEST_COMPOSE_E2E=1 (`.ci/run` sets it, once, after installing Docker and
 Compose), as root on a host with a running dockerd, debootstrap and pip:
 
-    ACTLAB_COMPOSE_E2E=1 python -m pytest -s tests/deploy/test_compose_e2e.py
+    ACTLAB_TEST_COMPOSE_E2E=1 python -m pytest -s tests/deploy/test_compose_e2e.py
 
 No image registry is needed: deploy/standins/build.sh builds stand-ins for the base images
 from Debian packages (reused by tag on later runs), deploy/wheelhouse.sh downloads the
@@ -37,8 +37,8 @@ from tests.support import ROOT, canonical_spec
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(
-        os.environ.get("ACTLAB_COMPOSE_E2E") != "1",
-        reason="needs a Docker engine: ACTLAB_COMPOSE_E2E=1 python -m pytest -s "
+        os.environ.get("ACTLAB_TEST_COMPOSE_E2E") != "1",
+        reason="needs a Docker engine: ACTLAB_TEST_COMPOSE_E2E=1 python -m pytest -s "
         "tests/deploy/test_compose_e2e.py (as root; .ci/run does this)",
     ),
 ]
@@ -219,6 +219,11 @@ def test_kill_9_of_the_worker_resumes_from_its_checkpoint(stack: Stack) -> None:
 def test_down_then_up_keeps_every_experiment_and_metric(stack: Stack) -> None:
     before = _snapshot(stack)
     assert {stack.state["a"], stack.state["b"]} <= set(before)
+    with stack.compose.step("backup: pg_dump through compose exec"):
+        dump = 'pg_dump -U "$POSTGRES_USER" -Fc "$POSTGRES_DB" > /tmp/actlab.dump'
+        listing = "head -c 5 /tmp/actlab.dump; echo; pg_restore -l /tmp/actlab.dump"
+        out = stack.compose.compose("exec", "-T", "postgres", "sh", "-c", f"{dump} && {listing}")
+    assert out.startswith("PGDMP") and "TABLE DATA public metrics" in out, out
     with stack.compose.step("docker compose down"):
         stack.compose.compose("down")
     assert stack.compose.project_leftovers() == [], "down left containers or networks"

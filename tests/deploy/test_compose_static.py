@@ -224,7 +224,11 @@ def _actlab_names() -> dict[str, set[str]]:
         ".env.example": set(c.read_env_file()),
         "docs/deploy.md": set(re.findall(r"\bACTLAB_[A-Z0-9_]+", c.DEPLOY_DOC.read_text())),
     }
-    return {where: {n for n in names if n.startswith("ACTLAB_")} for where, names in found.items()}
+    # ACTLAB_TEST_* switch tests on (tests/), they are not settings
+    return {
+        where: {n for n in names if n.startswith("ACTLAB_") and not n.startswith("ACTLAB_TEST_")}
+        for where, names in found.items()
+    }
 
 
 def test_every_actlab_variable_is_a_setting() -> None:
@@ -340,8 +344,16 @@ def test_docs_use_only_existing_compose_services_and_profiles() -> None:
             words = words[words.index("compose") + 1 :]
             for i, word in enumerate(words):
                 if word == "--profile":
-                    assert words[i + 1] in profiles, f"{line}: unknown profile {words[i + 1]}"
-            verb = next((w for w in words if not w.startswith("-") and w not in profiles), None)
+                    name = words[i + 1].strip("'\"")
+                    assert name in profiles | {"*"}, f"{line}: unknown profile {name}"
+            verb = next(
+                (
+                    w
+                    for w in words
+                    if not w.startswith("-") and w.strip("'\"") not in profiles | {"*"}
+                ),
+                None,
+            )
             if verb not in verbs_taking_services:
                 continue
             rest = words[words.index(verb) + 1 :]
