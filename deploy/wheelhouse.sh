@@ -2,14 +2,16 @@
 # Fill wheelhouse/ with wheels of every runtime dependency of actlab except torch (the
 # base image brings its own build) and of setuptools (to install actlab itself), for the
 # image's Python and platform, on a machine that reaches PyPI or a mirror (pip's usual
-# settings: PIP_INDEX_URL, pip.conf). The Dockerfile
-# then installs from wheelhouse/ alone (--no-index), so the build itself needs no network:
-# carry the repository with its wheelhouse/ to an air-gapped box and build there.
+# settings: PIP_INDEX_URL, pip.conf). The Dockerfile then installs from wheelhouse/ alone
+# (--no-index), so the build itself needs no network: carry the repository with its
+# wheelhouse/ to an air-gapped box and build there.
 #   deploy/wheelhouse.sh            Python 3.11 (pytorch/pytorch:2.5.1 and the stand-in), x86_64
 #   WHEELHOUSE_PYTHON=3.12 WHEELHOUSE_ARCH=aarch64 deploy/wheelhouse.sh
 # A second run with the same requirements and target does nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The host's Python runs pip download and reads pyproject.toml (3.11+, for tomllib).
+host_python=${PYTHON:-python3}
 python=${WHEELHOUSE_PYTHON:-3.11}
 arch=${WHEELHOUSE_ARCH:-x86_64}
 # glibc 2.28 and older: pytorch/pytorch:2.5.1 is Ubuntu 22.04 (2.35), the stand-in Debian 12 (2.36).
@@ -17,7 +19,7 @@ platforms=""
 for tag in manylinux_2_28 manylinux_2_27 manylinux_2_26 manylinux_2_24 manylinux_2_17 manylinux2014; do
   platforms="$platforms --platform ${tag}_$arch"
 done
-requirements=$(python3 -c '
+requirements=$("$host_python" -c '
 import re, tomllib
 project = tomllib.load(open("pyproject.toml", "rb"))
 deps = project["project"]["dependencies"] + project["build-system"]["requires"]
@@ -30,12 +32,12 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
 fi
 rm -f wheelhouse/*.whl "$stamp"
 printf '%s\n' "$requirements" > wheelhouse/requirements.txt
-python3 -m pip download --only-binary=:all: --python-version "$python" $platforms \
+"$host_python" -m pip download --only-binary=:all: --python-version "$python" $platforms \
   --dest wheelhouse -r wheelhouse/requirements.txt
 # pip evaluates environment markers for the host's Python, not --python-version: add the
 # dependencies that the wheels require only on some Python versions (e.g. redis needs
 # async-timeout before 3.11.3; Debian 12 has 3.11.2). Extra wheels do no harm.
-python3 - > wheelhouse/conditional.txt <<'PY'
+"$host_python" - > wheelhouse/conditional.txt <<'PY'
 import glob, re, zipfile
 for wheel in glob.glob("wheelhouse/*.whl"):
     with zipfile.ZipFile(wheel) as archive:
@@ -45,7 +47,7 @@ for wheel in glob.glob("wheelhouse/*.whl"):
                 print(re.sub(r"\s*;.*", "", line.split(":", 1)[1]).strip())
 PY
 if [ -s wheelhouse/conditional.txt ]; then
-  python3 -m pip download --only-binary=:all: --python-version "$python" $platforms \
+  "$host_python" -m pip download --only-binary=:all: --python-version "$python" $platforms \
     --dest wheelhouse -r wheelhouse/conditional.txt
 fi
 if ls wheelhouse/torch-*.whl >/dev/null 2>&1; then

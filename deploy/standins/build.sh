@@ -27,19 +27,22 @@ mirror=${mirror:-http://deb.debian.org/debian}
 base_packages=python3,python3-pip,python3-venv,python-is-python3,ca-certificates
 server_packages="postgresql-15 redis-server"
 
+# The root file system (and the imported base) depend on the package lists alone; the three
+# images on everything in this directory too.
+root_hash=$(echo "$suite $base_packages $server_packages" | sha256sum | cut -c1-12)
 hash=$( (cd "$here" && find . -type f ! -path './python/wheels/*' -print0 | sort -z | xargs -0 sha256sum; \
          echo "$suite $base_packages $server_packages $torch_spec") | sha256sum | cut -c1-12)
 mkdir -p "$cache"
 export DOCKER_BUILDKIT=0
 
-fresh() {  # fresh IMAGE: the image exists and was built from this very directory
-  [ "$(docker image inspect -f '{{index .Config.Labels "org.actlab.standin"}}' "$1" 2>/dev/null)" = "$hash" ]
+fresh() {  # fresh IMAGE [HASH]: the image exists and was built from this very input
+  [ "$(docker image inspect -f '{{index .Config.Labels "org.actlab.standin"}}' "$1" 2>/dev/null)" = "${2:-$hash}" ]
 }
 
 step() { echo "[standins] $(date -u +%T) $*" >&2; }
 
 build_rootfs() {
-  local tarball=$cache/rootfs-$hash.tar root
+  local tarball=$cache/rootfs-$root_hash.tar root
   if [ -s "$tarball" ]; then echo "$tarball"; return; fi
   root=$(mktemp -d "$cache/root.XXXXXX")
   trap 'umount "$root/proc" 2>/dev/null || true; rm -rf "$root"' RETURN
@@ -64,10 +67,10 @@ build_rootfs() {
 }
 
 base=actlab-standin/debian:$suite
-if ! fresh "$base"; then
+if ! fresh "$base" "$root_hash"; then
   tarball=$(build_rootfs)
   step "docker import $base"
-  docker import --change "LABEL org.actlab.standin=$hash" \
+  docker import --change "LABEL org.actlab.standin=$root_hash" \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8' \
     --change 'CMD ["bash"]' "$tarball" "$base" >&2
 fi
@@ -77,7 +80,7 @@ fi
 wheels=$here/python/wheels
 if ! fresh actlab-standin/python:3.11-torch; then
   step "pip download $torch_spec into $wheels"
-  python3 -m pip download -q --only-binary=:all: --python-version 3.11 \
+  "${PYTHON:-python3}" -m pip download -q --only-binary=:all: --python-version 3.11 \
     --platform manylinux_2_28_x86_64 -d "$wheels" "$torch_spec" >&2
 fi
 
