@@ -126,10 +126,20 @@ def _get(stack: Stack, path: str, **params: Any) -> Any:
     return stack.api.get(path, headers=_authed(stack), params=params).raise_for_status().json()
 
 
+def _experiment(stack: Stack, exp_id: str) -> Any:
+    """GET the experiment; None while a just-created one is not yet visible.
+
+    Known API issue (reported with this test): the request's transaction commits in a
+    FastAPI yield dependency, whose teardown runs after the response is sent, so a GET sent
+    right after a 201 can be a 404 for a moment. Everything else must succeed."""
+    got = stack.api.get(f"/v1/experiments/{exp_id}", headers=_authed(stack))
+    return None if got.status_code == 404 else got.raise_for_status().json()
+
+
 def _finished(stack: Stack, exp_id: str) -> Callable[[], Any]:
     def check() -> Any:
-        exp = _get(stack, f"/v1/experiments/{exp_id}")
-        return exp if exp["status"] in ("succeeded", "failed", "cancelled") else None
+        exp = _experiment(stack, exp_id)
+        return exp if exp and exp["status"] in ("succeeded", "failed", "cancelled") else None
 
     return check
 
@@ -180,7 +190,9 @@ def test_kill_9_of_the_worker_resumes_from_its_checkpoint(stack: Stack) -> None:
     exp_id = created.raise_for_status().json()["id"]
 
     def mid_run() -> Any:
-        exp = _get(stack, f"/v1/experiments/{exp_id}")
+        exp = _experiment(stack, exp_id)
+        if exp is None:
+            return None
         assert exp["status"] in ("queued", "running"), f"ended before the kill: {exp}"
         return exp if exp["status"] == "running" and exp["progress"]["epoch"] >= 3 else None
 
