@@ -14,10 +14,14 @@ from service.settings import Settings, get_settings
 
 
 def _cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
-    from service.store.migrate import upgrade
+    from service.store.migrate import DatabaseEncodingError, upgrade
 
     _ensure_dirs(settings)
-    upgrade(settings.resolved_database_url, args.revision)
+    try:
+        upgrade(settings.resolved_database_url, args.revision)
+    except DatabaseEncodingError as exc:
+        print(f"actlab db upgrade: {exc}", file=sys.stderr)
+        return 2
     print(f"database at revision {args.revision}: {_redact(settings.resolved_database_url)}")
     return 0
 
