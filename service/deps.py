@@ -31,8 +31,9 @@ def after_commit(session: Session, action: Callable[[], None]) -> None:
 def get_session(settings: SettingsDep) -> Iterator[Session]:
     """Commit when the endpoint returns, roll back when it raises; then run after-commit hooks.
 
-    FastAPI runs this exit code before the response is sent, so a client that gets 201 can
-    read what it created.
+    `scope="function"` runs this exit code when the endpoint returns, before the response
+    is sent, so a client that gets 201 can read what it created. (The default scope runs it
+    after the response has gone out: a GET right after a 201 could then find nothing.)
     """
     session = get_sessionmaker(settings.resolved_database_url)()
     try:
@@ -50,4 +51,4 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
             log.exception("after-commit action failed")
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]

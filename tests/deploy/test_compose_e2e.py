@@ -127,13 +127,8 @@ def _get(stack: Stack, path: str, **params: Any) -> Any:
 
 
 def _experiment(stack: Stack, exp_id: str) -> Any:
-    """GET the experiment; None while a just-created one is not yet visible.
-
-    Known API issue (reported with this test): the request's transaction commits in a
-    FastAPI yield dependency, whose teardown runs after the response is sent, so a GET sent
-    right after a 201 can be a 404 for a moment. Everything else must succeed."""
-    got = stack.api.get(f"/v1/experiments/{exp_id}", headers=_authed(stack))
-    return None if got.status_code == 404 else got.raise_for_status().json()
+    """GET the experiment: a 201 means it is stored, so a 404 here is a failure."""
+    return _get(stack, f"/v1/experiments/{exp_id}")
 
 
 def _finished(stack: Stack, exp_id: str) -> Callable[[], Any]:
