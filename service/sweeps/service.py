@@ -27,10 +27,11 @@ from service.spec import ExperimentSpec
 from service.store import experiments as experiments_repo
 from service.store import sweeps as repo
 from service.store.models import Experiment, Status, Sweep
-from service.sweeps import stats
+from service.sweeps import packing, stats
 from service.sweeps.schemas import (
     ArmRow,
     Comparison,
+    PackingSpec,
     SweepCreate,
     SweepExperiment,
     SweepRead,
@@ -195,12 +196,17 @@ def create(
         metric=body.metric,
         baseline=body.baseline,
     )
+    rows = []
     for _, specs in expanded:
         for spec in specs:
             row = experiments_repo.create(session, spec=spec, owner_id=owner_id, sweep_id=sweep.id)
             experiments_repo.mark_enqueued(session, row.id)
+            rows.append(row)
             # One hook per id: a failed send does not stop the others (the reaper re-sends).
             after_commit(session, partial(send_run, settings, row.id))
+    if body.packing is not None:
+        sweep.packing = body.packing.model_dump()
+        packing.assign_packs(session, rows, max_members=body.packing.max_members)
     return view(session=session, sweep=sweep, metric=None, baseline=None)
 
 
@@ -246,6 +252,7 @@ def _summary(sweep: Sweep, counts: dict[str, int]) -> SweepSummary:
         baseline=sweep.baseline,
         size=size(sweep.grid, sweep.seeds),
         status_counts=counts,
+        packing=PackingSpec.model_validate(sweep.packing) if sweep.packing else None,
     )
 
 
@@ -353,6 +360,7 @@ def _collect(
                 status=exp.status,
                 status_reason=exp.status_reason,
                 value=value,
+                pack_id=exp.pack_id,
             )
         )
     return rows, arms, counts

@@ -125,31 +125,21 @@ def test_cancelled_member_leaves_and_the_others_go_on(data_dir: Path, tmp_path: 
         _assert_close(_alone(specs[k], data_dir).metrics, recs[k].metrics)
 
 
-def test_diverging_member_fails_alone_with_its_metrics_kept(data_dir: Path) -> None:
-    # As in the trainer's divergence test: lr ~3e5 from epoch 2 on makes member 1 diverge.
-    specs = [None, None]
-    specs[1] = make_spec(
-        seed=1,
-        optimizer={
-            "name": "sgd",
-            "lr": 1e6,
-            "lr_schedule": {"kind": "linear", "start": 1e-8, "end": 1.0, "unit": "epoch"},
-        },
-    )
-    specs[0] = make_spec(
-        seed=0,
-        optimizer={
-            "name": "sgd",
-            "lr": 0.1,
-            "lr_schedule": {"kind": "linear", "start": 1e-8, "end": 1.0, "unit": "epoch"},
-        },
-    )
+def _sgd_ramp(seed: int, lr: float):
+    # As in the trainer's divergence test: lr x 1e-8 in epoch 1, then ~lr/3 from epoch 2.
+    schedule = {"kind": "linear", "start": 1e-8, "end": 1.0, "unit": "epoch"}
+    return make_spec(seed=seed, optimizer={"name": "sgd", "lr": lr, "lr_schedule": schedule})
+
+
+def test_diverging_members_fail_alone_with_their_metrics_kept(data_dir: Path) -> None:
+    specs = [_sgd_ramp(0, 0.1), _sgd_ramp(1, 1e6), _sgd_ramp(2, 1e6)]  # two diverge at once
     outcomes, recs = _pack(specs, data_dir)
-    assert isinstance(outcomes[1], Diverged)
-    with pytest.raises(Diverged) as alone:
-        engine.train(specs[1], callbacks=Recorder(), data_dir=data_dir)
-    assert (outcomes[1].step, outcomes[1].epoch) == (alone.value.step, alone.value.epoch)
-    assert [s for s, _, _ in recs[1].metrics] == [STEPS_PER_EPOCH]
+    for k in (1, 2):
+        assert isinstance(outcomes[k], Diverged)
+        with pytest.raises(Diverged) as alone:
+            engine.train(specs[k], callbacks=Recorder(), data_dir=data_dir)
+        assert (outcomes[k].step, outcomes[k].epoch) == (alone.value.step, alone.value.epoch)
+        assert [s for s, _, _ in recs[k].metrics] == [STEPS_PER_EPOCH]
     assert isinstance(outcomes[0], engine.TrainResult)
     _assert_close(_alone(specs[0], data_dir).metrics, recs[0].metrics)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -16,12 +17,14 @@ from worker.engine.packed.member import MemberTrainer, Outcome
 from worker.engine.packed.optim import StackedOptimizer
 from worker.engine.packed.stacked import StackedMLP
 
+OnLeave = Callable[[int, Outcome], None]  # (member index, outcome), as each member leaves
+
 
 class PackedTrainer:
     """Trains members that share one loop position (step, epoch, batch) to their ends."""
 
-    def __init__(self, members: list[MemberTrainer]) -> None:
-        self.members = members
+    def __init__(self, members: list[MemberTrainer], on_leave: OnLeave | None = None) -> None:
+        self.members, self.on_leave = members, on_leave
         self.slot = list(range(len(members)))  # each active member's index in the caller's list
         self.outcomes: dict[int, Outcome] = {}
         first = members[0]
@@ -104,12 +107,10 @@ class PackedTrainer:
         return F.cross_entropy(out.flatten(0, 1), yb.flatten(), reduction="none").view(k, b).mean(1)
 
     def _diverged(self, values: list[float], good: list[int]) -> None:
-        for k, value in enumerate(values):
-            if k not in good:
-                loop = self.members[k].loop
-                self._leave(
-                    self.members[k], Diverged(step=loop.step + 1, epoch=loop.epoch + 1, loss=value)
-                )
+        bad = [(self.members[k], v) for k, v in enumerate(values) if k not in good]
+        for m, value in bad:
+            loop = m.loop
+            self._leave(m, Diverged(step=loop.step + 1, epoch=loop.epoch + 1, loss=value))
 
     # -- epoch ends, checkpoints, members leaving -----------------------------------------
     def _end_epoch(self) -> None:
@@ -155,6 +156,8 @@ class PackedTrainer:
         self._flush_pending()
         k = self.members.index(member)
         self.outcomes[self.slot[k]] = outcome
+        if self.on_leave is not None:
+            self.on_leave(self.slot[k], outcome)
         rest = [i for i in range(len(self.members)) if i != k]
         index = torch.tensor(rest, dtype=torch.long, device=self.x.device)
         self.members = [self.members[i] for i in rest]
