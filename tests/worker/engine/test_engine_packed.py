@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from scipy import stats
 
 from activations import create
 from tests.worker.engine.engine_factories import STEPS_PER_EPOCH, Recorder, make_spec
@@ -165,3 +166,21 @@ def test_members_that_cannot_stack_train_alone(data_dir: Path) -> None:
     outcomes, recs = _pack(specs, data_dir)
     assert all(isinstance(o, engine.TrainResult) for o in outcomes)
     assert recs[2].metrics == _alone(specs[2], data_dir).metrics
+
+
+def test_final_accuracies_packed_and_alone_are_statistically_indistinguishable(
+    data_dir: Path,
+) -> None:
+    # Welch's two-sample t-test on final test accuracy over 6 seeds, long enough (6 epochs)
+    # for float-order differences to grow: packed and alone must not differ at the 5% level.
+    specs = [make_spec(seed=seed, training={"epochs": 6}) for seed in range(6)]
+    outcomes, _ = _pack(specs, data_dir)
+    packed = [o.summary["test/acc"] for o in outcomes if isinstance(o, engine.TrainResult)]
+    alone = [
+        engine.train(s, callbacks=engine.Callbacks(), data_dir=data_dir).summary["test/acc"]
+        for s in specs
+    ]
+    assert len(packed) == len(alone) == 6
+    if packed != alone:
+        assert stats.ttest_ind(packed, alone, equal_var=False).pvalue >= 0.05
+    assert abs(sum(packed) - sum(alone)) / 6 < 0.05
