@@ -112,7 +112,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8000)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--vmap", action="store_true", help="also time bmm against vmap")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
         packed(member_specs(2, 10, args.device), data_dir)  # generate the data set once
