@@ -31,12 +31,13 @@ class PackedTrainer:
         self.task, self.t = first.run.data.info.task, first.t
         self.model = StackedMLP([m.run.model for m in members])  # type: ignore[misc]
         specs = [m.run.spec for m in members]
-        self.opt = StackedOptimizer(specs[0].optimizer.name, self.model.params, specs)
+        self.opt = StackedOptimizer(self.model, specs)
         self.opt.load_members([m.run.optimizer for m in members])
         self.x = torch.stack([m.run.data.tensors["train"][0] for m in members])
         self.y = torch.stack([m.run.data.tensors["train"][1] for m in members])
         self.rows = torch.arange(len(members), device=self.x.device).unsqueeze(1)
         self._pending: list[tuple[Tensor, Tensor]] = []
+        self.perm: Tensor | None = None
         self.poll_every = min(float(m.cb.poll_interval_s) for m in members)
         self.progress_every = min(float(m.cb.progress_interval_s) for m in members)
         self._next_poll = self._next_progress = 0.0
@@ -57,6 +58,8 @@ class PackedTrainer:
     def _train_epoch(self) -> None:
         for m in self.members:
             m.begin_epoch()
+        # Every member's data order of this epoch, one row each (drawn by its own generator).
+        self.perm = torch.stack([m.loop.perm for m in self.members])  # type: ignore[misc]
         while self.members:
             lead, run = self.members[0].loop, self.members[0].run
             if lead.batch >= run.steps_per_epoch or lead.step >= run.total_steps:
@@ -66,7 +69,7 @@ class PackedTrainer:
             bs, spe = self.t.batch_size, run.steps_per_epoch
             start = lead.batch * bs
             end = run.data.n_train if lead.batch == spe - 1 else start + bs
-            self._step(torch.stack([m.loop.perm[start:end] for m in self.members]))  # type: ignore[index]
+            self._step(self.perm[:, start:end])
             for m in self.members:
                 m.loop.batch += 1
                 m.loop.step += 1
@@ -82,8 +85,7 @@ class PackedTrainer:
         losses = self._losses(out, yb)
         values = losses.tolist()  # one host sync a step, as alone: divergence is caught at once
         good = [k for k, v in enumerate(values) if math.isfinite(v)]
-        for p in self.model.params:
-            p.grad = None
+        self.model.zero_grad()
         if good:
             (losses.sum() if len(good) == len(values) else losses[good].sum()).backward()
         if len(good) < len(values):
@@ -162,9 +164,11 @@ class PackedTrainer:
         index = torch.tensor(rest, dtype=torch.long, device=self.x.device)
         self.members = [self.members[i] for i in rest]
         self.slot = [self.slot[i] for i in rest]
+        self.opt.keep(index)
         self.model.keep(index)
-        self.opt.keep(index, self.model.params)
         self.x, self.y = self.x[index], self.y[index]
+        if self.perm is not None:
+            self.perm = self.perm[index]
         self.rows = torch.arange(len(rest), device=self.x.device).unsqueeze(1)
 
     # -- wall clock: progress and stop requests -------------------------------------------
