@@ -28,6 +28,9 @@ class StackedOptimizer:
         self.eps = 1e-8  # torch's default; the spec does not set it
         self.wd_values = [float(s.optimizer.weight_decay) for s in specs]
         self._wd: Tensor | None = None
+        self._lr: tuple[list[float], Tensor] | None = (
+            None  # last lrs, spread (lr is often constant)
+        )
         self.steps = 0
         self.state: dict[str, Tensor] = {}
 
@@ -40,7 +43,9 @@ class StackedOptimizer:
     def step(self, lrs: list[float]) -> None:
         """One update of every member with member lr `lrs[k]`."""
         self.steps += 1
-        p, grad, lr = self.model.flat, self.model.grad, self._per_element(lrs)
+        if self._lr is None or self._lr[0] != lrs:
+            self._lr = (list(lrs), self._per_element(lrs))
+        p, grad, lr = self.model.flat, self.model.grad, self._lr[1]
         wd = None
         if any(self.wd_values):
             if self._wd is None:
@@ -79,7 +84,7 @@ class StackedOptimizer:
     def keep(self, index: Tensor) -> None:
         """Only the members at `index` stay; call before the model's own `keep`."""
         self.wd_values = [self.wd_values[i] for i in index.tolist()]
-        self._wd = None
+        self._wd = self._lr = None
         self.state = {k: self.model.take(v, index) for k, v in self.state.items()}
 
     def load_members(self, optimizers: list[torch.optim.Optimizer]) -> None:
