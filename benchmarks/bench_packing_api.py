@@ -38,7 +38,7 @@ def sweep_body(members: int, steps: int, packing: bool) -> dict:
     base = copy.deepcopy(CANONICAL_EXAMPLE)
     del base["name"], base["seed"]
     base["activation"] = {"name": "noisy_relu"}
-    base["training"] = {"epochs": 100_000, "max_steps": steps, "batch_size": 100}
+    base["training"] = {"epochs": 10_000, "max_steps": steps, "batch_size": 100}
     sigmas = [round(0.05 + 0.45 * i / max(members - 1, 1), 4) for i in range(members)]
     body = {
         "name": f"bench-{'packed' if packing else 'alone'}",
