@@ -19,6 +19,7 @@ from service.settings import Settings
 from service.spec import ExperimentSpec
 from service.store import experiments as repo
 from service.store import metrics as metrics_repo
+from service.store import packs
 from service.store.db import session_scope
 from service.store.experiments import Claim, LeaseLost
 from service.store.models import Status
@@ -53,7 +54,12 @@ class StoreCallbacks(engine.Callbacks):
 
     def close(self) -> None:
         self._stopped.set()
-        self._heartbeat.join(timeout=5)
+        if self._heartbeat.is_alive():
+            self._heartbeat.join(timeout=5)
+
+    def renew_lease(self) -> None:
+        """One heartbeat (a pack's shared heartbeat thread calls this for each member)."""
+        self._renew()
 
     def _beat(self) -> None:
         while not self._stopped.wait(self.settings.heartbeat_seconds):
@@ -157,23 +163,32 @@ def weights_path(settings: Settings, experiment_id: str) -> Path:
 
 
 def run(experiment_id: str, settings: Settings) -> str:
-    """Claim and train `experiment_id`; returns the status it ended in (or 'skipped')."""
-    url = settings.resolved_database_url
-    with session_scope(url) as session:
-        claim = repo.claim(
-            session, experiment_id, worker=WORKER_NAME, lease_seconds=settings.lease_seconds
-        )
-    if claim is None:
+    """Claim and train `experiment_id`; returns the status it ended in (or 'skipped').
+
+    A member of a pack claims every claimable member with it and trains them packed.
+    """
+    claims = _claim(experiment_id, settings)
+    if not claims:
         log.info(
             "experiment %s not claimable (done, cancelled, or owned); skipping",
             experiment_id,
             extra={"experiment_id": experiment_id},
         )
         return "skipped"
-    context = {"experiment_id": experiment_id, "attempt": claim.attempt, "worker": WORKER_NAME}
+    if len(claims) > 1:
+        from worker import pack_runner
+
+        ended = pack_runner.run_pack(claims, settings)
+        return ended.get(experiment_id, "packed")
+    claim = claims[0]
+    context = {
+        "experiment_id": claim.experiment_id,
+        "attempt": claim.attempt,
+        "worker": WORKER_NAME,
+    }
     log.info(
         "experiment %s: attempt %d, token %d",
-        experiment_id,
+        claim.experiment_id,
         claim.attempt,
         claim.token,
         extra=context,
@@ -184,12 +199,25 @@ def run(experiment_id: str, settings: Settings) -> str:
         status = _train(claim, callbacks, settings)
     finally:
         callbacks.close()
-    log.info("experiment %s ended %s", experiment_id, status, extra=context)
+    log.info("experiment %s ended %s", claim.experiment_id, status, extra=context)
     return status
 
 
+def _claim(experiment_id: str, settings: Settings) -> list[Claim]:
+    """The experiment's claim, or with a pack every member's, taken in one transaction."""
+    with session_scope(settings.resolved_database_url) as session:
+        pack_id = packs.pack_of(session, experiment_id)
+        if pack_id is not None:
+            return packs.claim_pack(
+                session, pack_id, worker=WORKER_NAME, lease_seconds=settings.lease_seconds
+            )
+        claim = repo.claim(
+            session, experiment_id, worker=WORKER_NAME, lease_seconds=settings.lease_seconds
+        )
+    return [claim] if claim is not None else []
+
+
 def _train(claim: Claim, callbacks: StoreCallbacks, settings: Settings) -> str:
-    outcome: dict[str, Any]
     started = time.monotonic()
     try:
         spec = ExperimentSpec.model_validate(claim.spec)
@@ -200,29 +228,52 @@ def _train(claim: Claim, callbacks: StoreCallbacks, settings: Settings) -> str:
             checkpoint_path=checkpoint_path(settings, claim),
             resume_from=callbacks.recorded,
         )
-        if result.checkpoint_path is not None:
-            engine.export_safetensors(
-                result.checkpoint_path, weights_path(settings, claim.experiment_id)
-            )
-        summary = {**result.summary, "wall_time_s": round(time.monotonic() - started, 3)}
-        outcome = {"status": Status.succeeded, "summary": summary}
-    except engine.Diverged as exc:
-        outcome = {"status": Status.failed, "reason": "diverged", "message": str(exc)}
-    except engine.TimeLimitExceeded as exc:
-        outcome = {"status": Status.failed, "reason": "timeout", "message": str(exc)}
-    except engine.Interrupted as exc:
-        # Progress reads as the checkpoint the next attempt resumes from.
-        outcome = {**_interrupted(exc.reason), "progress_at": callbacks.checkpoint_at}
-    except LeaseLost:
-        outcome = _interrupted("lease_lost")
-    except Exception as exc:  # any other failure is the experiment's, not the worker's
-        log.exception(
-            "experiment %s failed",
-            claim.experiment_id,
-            extra={"experiment_id": claim.experiment_id},
+        outcome = succeeded(claim, settings, result, started)
+    except Exception as exc:
+        outcome = failure(claim, exc, checkpoint_at=callbacks.checkpoint_at)
+    return end(claim, settings, outcome)
+
+
+def succeeded(
+    claim: Claim, settings: Settings, result: engine.TrainResult, started: float
+) -> dict[str, Any]:
+    """Export the final weights; the outcome that marks the experiment succeeded."""
+    if result.checkpoint_path is not None:
+        engine.export_safetensors(
+            result.checkpoint_path, weights_path(settings, claim.experiment_id)
         )
-        message = f"{type(exc).__name__}: {exc}"
-        outcome = {"status": Status.failed, "reason": "error", "message": message}
+    summary = {**result.summary, "wall_time_s": round(time.monotonic() - started, 3)}
+    return {"status": Status.succeeded, "summary": summary}
+
+
+def failure(
+    claim: Claim, exc: BaseException, *, checkpoint_at: tuple[int, int] | None = None
+) -> dict[str, Any]:
+    """The outcome of a run that ended with `exc` (a stop request is not a failure).
+
+    After a stop request, progress reads as `checkpoint_at`, the (epoch, step) of the
+    checkpoint the next attempt resumes from.
+    """
+    if isinstance(exc, engine.Diverged):
+        return {"status": Status.failed, "reason": "diverged", "message": str(exc)}
+    if isinstance(exc, engine.TimeLimitExceeded):
+        return {"status": Status.failed, "reason": "timeout", "message": str(exc)}
+    if isinstance(exc, engine.Interrupted):
+        return {**_interrupted(exc.reason), "progress_at": checkpoint_at}
+    if isinstance(exc, LeaseLost):
+        return _interrupted("lease_lost")
+    # Any other failure is the experiment's, not the worker's.
+    log.error(
+        "experiment %s failed",
+        claim.experiment_id,
+        exc_info=exc,
+        extra={"experiment_id": claim.experiment_id},
+    )
+    return {"status": Status.failed, "reason": "error", "message": f"{type(exc).__name__}: {exc}"}
+
+
+def end(claim: Claim, settings: Settings, outcome: dict[str, Any]) -> str:
+    """Write the outcome under the claim's token; returns the status (or 'lease_lost')."""
     if outcome.get("status") is None:
         return "lease_lost"
     return _finish(claim, settings, **outcome)

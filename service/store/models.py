@@ -85,6 +85,8 @@ class Experiment(Base):
     sweep_point: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     sweep_arm: Mapped[str | None] = mapped_column(Text)
     sweep_seed: Mapped[int | None] = mapped_column(Integer)
+    # Members of one pack train together in one worker process (see docs/packing.md).
+    pack_id: Mapped[str | None] = mapped_column(String(40), index=True)
     activation: Mapped[str] = mapped_column(String(64), index=True)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -157,6 +159,7 @@ class Sweep(Base):
     seeds: Mapped[list[int]] = mapped_column(JSON)
     metric: Mapped[str] = mapped_column(String(128))
     baseline: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # a grid point
+    packing: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {"max_members": K} or None
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

@@ -37,6 +37,16 @@ def canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+class PackingSpec(BaseModel):
+    """Train up to `max_members` packable experiments of the sweep as one stacked model."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    max_members: int = Field(
+        16, ge=1, le=256, description="Most experiments per pack (1 packs nothing)."
+    )
+
+
 class SweepCreate(BaseModel):
     """A base spec, a grid over dotted spec paths, and seeds: one experiment per point and seed.
 
@@ -62,6 +72,13 @@ class SweepCreate(BaseModel):
         None, description="The grid point others are compared with; default the first point."
     )
     tags: list[str] = Field(default_factory=list, max_length=32)
+    packing: PackingSpec | None = Field(
+        None,
+        description=(
+            "Pack experiments that differ only in seed, numeric unit params, noise schedule "
+            "start/end, lr and weight decay (see docs/packing.md); default: no packing."
+        ),
+    )
 
     @field_validator("grid")
     @classmethod
@@ -112,6 +129,7 @@ class SweepExperiment(BaseModel):
     status: str
     status_reason: str | None
     value: float | None = Field(description="The metric: the summary's, else its last point.")
+    pack_id: str | None = Field(None, description="The pack it trains in; null when alone.")
 
 
 class ArmRow(BaseModel):
@@ -159,6 +177,7 @@ class SweepSummary(BaseModel):
     baseline: dict[str, Any] | None
     size: int = Field(description="Number of experiments.")
     status_counts: dict[str, int]
+    packing: PackingSpec | None = None
 
 
 class SweepRead(SweepSummary):

@@ -22,11 +22,12 @@ from service.store import experiments as experiments_repo
 from service.store import metrics as metrics_repo
 from service.store import sweeps as repo
 from service.store.models import TERMINAL, Experiment, Status, Sweep
-from service.sweeps import stats
+from service.sweeps import packing, stats
 from service.sweeps.grid import Point, dropped_params, expand, experiment_name, label, points
 from service.sweeps.schemas import (
     ArmRow,
     Comparison,
+    PackingSpec,
     SweepCreate,
     SweepExperiment,
     SweepRead,
@@ -69,13 +70,18 @@ def create(
         metric=body.metric,
         baseline=body.baseline,
     )
+    rows = []
     for point, specs in expanded:
         for spec in specs:
             row = experiments_repo.create(session, spec=spec, owner_id=owner_id, sweep_id=sweep.id)
             row.sweep_point, row.sweep_arm, row.sweep_seed = point, label(point), spec.seed
             experiments_repo.mark_enqueued(session, row.id)
+            rows.append(row)
             # One hook per id: a failed send does not stop the others (the reaper re-sends).
             after_commit(session, partial(send_run, settings, row.id))
+    if body.packing is not None:
+        sweep.packing = body.packing.model_dump()
+        packing.assign_packs(session, rows, max_members=body.packing.max_members)
     return view(session=session, sweep=sweep, metric=None, baseline=None)
 
 
@@ -133,6 +139,7 @@ def _summary(sweep: Sweep, counts: dict[str, int]) -> SweepSummary:
         baseline=sweep.baseline,
         size=size(sweep.grid, sweep.seeds),
         status_counts=counts,
+        packing=PackingSpec.model_validate(sweep.packing) if sweep.packing else None,
     )
 
 
@@ -266,6 +273,7 @@ def _collect(
                 status=exp.status,
                 status_reason=exp.status_reason,
                 value=value,
+                pack_id=exp.pack_id,
             )
         )
     return rows, arms, counts

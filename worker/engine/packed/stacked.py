@@ -1,0 +1,147 @@
+"""K member MLPs as one stacked model: weights `[K, out, in]`, one batched matmul per layer.
+
+Chosen over `torch.func.vmap` (see docs/packing.md for the timings): vmap's randomness runs
+on the global generator, while each member must draw its noise from its own generator with
+the shapes it would draw alone; a batched matmul leaves the activation free to do that.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import torch
+from torch import Tensor, nn
+
+from activations import fused, noise
+from activations.deterministic import ReLU
+from activations.noisy_relu import NoisyReLU
+from worker.engine.models.mlp import MLP, Block
+
+
+def _kind(units: list[nn.Module]) -> str:
+    """How a layer's activation runs stacked: one op for all members, or member by member."""
+    if all(type(u) is ReLU for u in units):
+        return "relu"
+    if all(type(u) is NoisyReLU and u.raw_sigma is None for u in units):
+        return "noisy_relu"
+    return "member"
+
+
+class StackedMLP:
+    """The members' weights stacked; `forward` takes `[K, B, ...]` inputs.
+
+    Every parameter `[K, ...]` is a view into one flat buffer (and its gradient into one flat
+    gradient buffer), so the optimizer updates all members and layers in a handful of ops.
+    """
+
+    def __init__(self, models: list[MLP]) -> None:
+        self.models = models
+        first = dict(models[0].named_parameters())
+        self.names = list(first)
+        self.shapes = [tuple(first[n].shape) for n in self.names]
+        stacked = [
+            torch.stack([dict(m.named_parameters())[n].detach() for m in models])
+            for n in self.names
+        ]
+        self.flat = torch.cat([t.reshape(-1) for t in stacked])
+        self.grad = torch.zeros_like(self.flat)
+        self._build()
+        blocks: list[list[Block]] = [list(m.blocks.children()) for m in models]  # type: ignore[arg-type]
+        self.layers: list[tuple[str, bool, list[nn.Module], str]] = []
+        for j, block in enumerate(blocks[0]):
+            units = [b[j].act for b in blocks]
+            self.layers.append((f"blocks.layer{j + 1}.linear", block.residual, units, _kind(units)))
+
+    @property
+    def k(self) -> int:
+        return len(self.models)
+
+    def split(self, flat: Tensor) -> list[Tensor]:
+        """`flat` (laid out like the parameters) as one `[K, ...]` view per parameter."""
+        out, start = [], 0
+        for shape in self.shapes:
+            n = self.k * math.prod(shape)
+            out.append(flat[start : start + n].view(self.k, *shape))
+            start += n
+        return out
+
+    def _build(self) -> None:
+        self.params = [p.requires_grad_() for p in self.split(self.flat)]
+        for p, g in zip(self.params, self.split(self.grad), strict=True):
+            p.grad = g  # backward accumulates in place into the flat gradient
+        self._index = {n: i for i, n in enumerate(self.names)}
+        sizes = torch.tensor([math.prod(s) for s in self.shapes], device=self.flat.device)
+        rows = torch.arange(self.k, device=self.flat.device)
+        self.member_of = torch.cat([rows.repeat_interleave(int(n)) for n in sizes])
+
+    def zero_grad(self) -> None:
+        self.grad.zero_()
+
+    def take(self, flat: Tensor, index: Tensor) -> Tensor:
+        """The members at `index` of a flat tensor laid out like the parameters."""
+        return torch.cat([t[index].reshape(-1) for t in self.split(flat)])
+
+    def _linear(self, prefix: str, h: Tensor) -> Tensor:
+        w, b = (
+            self.params[self._index[f"{prefix}.weight"]],
+            self.params[self._index[f"{prefix}.bias"]],
+        )
+        return torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = x.flatten(2)
+        for prefix, residual, units, kind in self.layers:
+            y = _activate(self._linear(prefix, h), units, kind)
+            h = h + y if residual else y
+        return self._linear("head", h)
+
+    def keep(self, index: Tensor) -> None:
+        """Only the members at `index` stay (call the optimizer's `keep` first)."""
+        flat, grad = self.take(self.flat.detach(), index), self.take(self.grad, index)
+        rows = index.tolist()
+        self.models = [self.models[i] for i in rows]
+        self.flat, self.grad = flat, grad
+        self._build()
+        self.layers = [(pre, res, [u[i] for i in rows], kind) for pre, res, u, kind in self.layers]
+
+    @torch.no_grad()
+    def store_members(self) -> None:
+        """Copy each member's slice back into its own model (for evaluation and checkpoints)."""
+        for k, model in enumerate(self.models):
+            own = dict(model.named_parameters())
+            for name, p in zip(self.names, self.params, strict=True):
+                own[name].copy_(p[k])
+
+
+def _activate(z: Tensor, units: list[nn.Module], kind: str) -> Tensor:
+    if kind == "relu":
+        return torch.relu(z)
+    if kind == "noisy_relu":
+        return _noisy_relu(z, units)
+    # Any other unit: each member's own module on its slice (its own params and generator).
+    return torch.stack([unit(z[k]) for k, unit in enumerate(units)])
+
+
+def _noisy_relu(z: Tensor, units: list[nn.Module]) -> Tensor:
+    """relu(z) + sigma_k * noise_scale_k * eps_k, eps_k drawn exactly as member k alone draws it."""
+    noisy = [u for u in units if isinstance(u, NoisyReLU)]
+    if any(fused.available(z, u.distribution) for u in noisy):
+        # The fused kernel draws its own stream: each member's module keeps it as alone.
+        return torch.stack([unit(z[k]) for k, unit in enumerate(units)])
+    drawing = [u.noise_on() and u.sigma != 0.0 for u in noisy]
+    eps = torch.empty_like(z) if all(drawing) else torch.zeros_like(z)
+    for k, (unit, draws) in enumerate(zip(noisy, drawing, strict=True)):
+        if not draws:
+            continue
+        level = unit.sigma * unit.noise_scale
+        if unit.distribution in ("gaussian", "normal"):
+            # What noise.sample does alone, drawn straight into member k's slice.
+            noise.fill(eps[k], partial(_normal, std=level), unit.generator)
+        else:
+            eps[k].copy_(noise.sample(unit.distribution, z[k], unit.generator, scale=level))
+    return torch.relu(z) + eps
+
+
+def _normal(t: Tensor, g: torch.Generator | None, *, std: float) -> Tensor:
+    return t.normal_(0.0, std, generator=g)

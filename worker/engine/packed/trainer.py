@@ -1,0 +1,193 @@
+"""The packed loop: K members step together as one stacked model, each with its own data
+order, noise, schedules, evaluation and checkpoints, and each may leave the pack alone
+(cancelled, diverged, early-stopped, lease lost) while the others go on."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from worker.engine.errors import Diverged, Interrupted
+from worker.engine.packed.member import MemberTrainer, Outcome
+from worker.engine.packed.optim import StackedOptimizer
+from worker.engine.packed.stacked import StackedMLP
+
+OnLeave = Callable[[int, Outcome], None]  # (member index, outcome), as each member leaves
+
+
+class PackedTrainer:
+    """Trains members that share one loop position (step, epoch, batch) to their ends."""
+
+    def __init__(self, members: list[MemberTrainer], on_leave: OnLeave | None = None) -> None:
+        self.members, self.on_leave = members, on_leave
+        self.slot = list(range(len(members)))  # each active member's index in the caller's list
+        self.outcomes: dict[int, Outcome] = {}
+        first = members[0]
+        self.task, self.t = first.run.data.info.task, first.t
+        self.model = StackedMLP([m.run.model for m in members])  # type: ignore[misc]
+        specs = [m.run.spec for m in members]
+        self.opt = StackedOptimizer(self.model, specs)
+        self.opt.load_members([m.run.optimizer for m in members])
+        self.x = torch.stack([m.run.data.tensors["train"][0] for m in members])
+        self.y = torch.stack([m.run.data.tensors["train"][1] for m in members])
+        self.rows = torch.arange(len(members), device=self.x.device).unsqueeze(1)
+        self._pending: list[tuple[Tensor, Tensor]] = []
+        self.perm: Tensor | None = None
+        self.poll_every = min(float(m.cb.poll_interval_s) for m in members)
+        self.progress_every = min(float(m.cb.progress_interval_s) for m in members)
+        self._next_poll = self._next_progress = 0.0
+        self._last_checkpoint = time.monotonic()
+
+    def fit(self) -> dict[int, Outcome]:
+        """Every member's outcome, keyed by its index in the list given to the constructor."""
+        for m in self.members:
+            m.start()
+        while self.members:
+            if self.members[0].done:
+                self._finish(list(self.members))
+                break
+            self._train_epoch()
+        return self.outcomes
+
+    # -- steps ----------------------------------------------------------------------------
+    def _train_epoch(self) -> None:
+        for m in self.members:
+            m.begin_epoch()
+        # Every member's data order of this epoch, one row each (drawn by its own generator).
+        self.perm = torch.stack([m.loop.perm for m in self.members])  # type: ignore[misc]
+        while self.members:
+            lead, run = self.members[0].loop, self.members[0].run
+            if lead.batch >= run.steps_per_epoch or lead.step >= run.total_steps:
+                return
+            for m in self.members:
+                m.before_step()
+            bs, spe = self.t.batch_size, run.steps_per_epoch
+            start = lead.batch * bs
+            end = run.data.n_train if lead.batch == spe - 1 else start + bs
+            self._step(self.perm[:, start:end])
+            for m in self.members:
+                m.loop.batch += 1
+                m.loop.step += 1
+            if self.members and self.members[0].loop.batch == spe:
+                self._end_epoch()
+                self._poll(epoch_end=True)
+                return
+            self._poll()
+
+    def _step(self, idx: Tensor) -> None:
+        xb, yb = self.x[self.rows, idx], self.y[self.rows, idx]
+        out = self.model.forward(xb)
+        losses = self._losses(out, yb)
+        values = losses.tolist()  # one host sync a step, as alone: divergence is caught at once
+        good = [k for k, v in enumerate(values) if math.isfinite(v)]
+        self.model.zero_grad()
+        if good:
+            (losses.sum() if len(good) == len(values) else losses[good].sum()).backward()
+        if len(good) < len(values):
+            self._diverged(values, good)
+            if not good:
+                return
+            keep = torch.tensor(good, device=idx.device)
+            out, yb, values = out[keep], yb[keep], [values[k] for k in good]
+        self.opt.step([m.loop.lr for m in self.members])
+        n = yb.shape[1]
+        for m, value in zip(self.members, values, strict=True):
+            m.loop.loss_sum += value * n
+            m.loop.seen += n
+        self._pending.append((self.members[0].predict(out), yb))
+
+    def _losses(self, out: Tensor, yb: Tensor) -> Tensor:
+        """Each member's mean batch loss, `[K]`."""
+        if self.task == "regression":
+            return (out.squeeze(-1) - yb).pow(2).mean(dim=1)
+        k, b = yb.shape
+        return F.cross_entropy(out.flatten(0, 1), yb.flatten(), reduction="none").view(k, b).mean(1)
+
+    def _diverged(self, values: list[float], good: list[int]) -> None:
+        bad = [(self.members[k], v) for k, v in enumerate(values) if k not in good]
+        for m, value in bad:
+            loop = m.loop
+            self._leave(m, Diverged(step=loop.step + 1, epoch=loop.epoch + 1, loss=value))
+
+    # -- epoch ends, checkpoints, members leaving -----------------------------------------
+    def _end_epoch(self) -> None:
+        self._flush_pending()
+        self.model.store_members()
+        for m in self.members:
+            m.end_epoch()
+        lead = self.members[0].loop
+        last = lead.step >= self.members[0].run.total_steps
+        due = time.monotonic() - self._last_checkpoint >= self.t.checkpoint_interval_s
+        stopped = [m for m in self.members if m.loop.early.stopped]
+        going = [m for m in self.members if not m.loop.early.stopped]
+        if lead.epoch % self.t.checkpoint_every == 0 and due and not last and going:
+            self._checkpoint(going, durable=False)
+        if stopped:
+            self._finish(stopped)
+
+    def _checkpoint(self, members: list[MemberTrainer], *, durable: bool = True) -> None:
+        """Every given member's own checkpoint, all at the same step."""
+        self._store_members()
+        for m in members:
+            m.checkpoint(durable=durable)
+        self._last_checkpoint = time.monotonic()
+
+    def _finish(self, members: list[MemberTrainer]) -> None:
+        self._store_members()
+        for m in members:
+            self._leave(m, m.finish())
+
+    def _store_members(self) -> None:
+        self._flush_pending()
+        self.model.store_members()
+        self.opt.store_members([m.run.optimizer for m in self.members])
+
+    def _flush_pending(self) -> None:
+        """Hand each member its slice of the train predictions not yet counted."""
+        for pred, y in self._pending:
+            for k, m in enumerate(self.members):
+                m._pending.append((pred[k], y[k]))
+        self._pending.clear()
+
+    def _leave(self, member: MemberTrainer, outcome: Outcome) -> None:
+        self._flush_pending()
+        k = self.members.index(member)
+        self.outcomes[self.slot[k]] = outcome
+        if self.on_leave is not None:
+            self.on_leave(self.slot[k], outcome)
+        rest = [i for i in range(len(self.members)) if i != k]
+        index = torch.tensor(rest, dtype=torch.long, device=self.x.device)
+        self.members = [self.members[i] for i in rest]
+        self.slot = [self.slot[i] for i in rest]
+        self.opt.keep(index)
+        self.model.keep(index)
+        self.x, self.y = self.x[index], self.y[index]
+        if self.perm is not None:
+            self.perm = self.perm[index]
+        self.rows = torch.arange(len(rest), device=self.x.device).unsqueeze(1)
+
+    # -- wall clock: progress and stop requests -------------------------------------------
+    def _poll(self, *, epoch_end: bool = False) -> None:
+        now = time.monotonic()
+        if now >= self._next_progress or epoch_end:
+            self._next_progress = now + self.progress_every
+            for m in self.members:
+                total = m.run.total_steps
+                m.cb.on_progress(epoch=m.loop.current_epoch, step=m.loop.step, total_steps=total)
+        if now < self._next_poll:
+            return
+        self._next_poll = now + self.poll_every
+        reasons = [(m, m.cb.should_stop()) for m in self.members]
+        stops = [(m, r) for m, r in reasons if r is not None]
+        if any(r == "shutdown" for _, r in stops):  # the whole pack stops at one step
+            stops = [(m, r or "shutdown") for m, r in reasons]
+        if stops:
+            self._checkpoint([m for m, _ in stops])
+            for m, reason in stops:
+                loop = m.loop
+                self._leave(m, Interrupted(reason, step=loop.step, epoch=loop.current_epoch))
