@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx
 
-from . import fused, noise
+from . import fused, hard_blocks, noise
 from .base import HARD_SIGMOID, HARD_TANH, HardSpec, NoisyActivation, channel_view
 from .params import Param
 from .registry import register
@@ -43,17 +43,23 @@ def _sign(v: float) -> float:
 
 
 class _NoisyHardFn(torch.autograd.Function):
-    """phi(x, xi) with xi regenerated in backward from a saved RNG state."""
+    """phi(x, xi) with xi regenerated in backward from a saved RNG state.
+
+    On CPU the math runs in cache-sized blocks (``hard_blocks``); elsewhere as eager ops.
+    """
 
     @staticmethod
     def forward(
         ctx: FunctionCtx, x: Tensor, p: Tensor, s: _Setting, gen: torch.Generator | None
     ) -> Tensor:
+        x = x.contiguous()
         state = noise.rng_state(gen, x.device)
         xi = noise.sample(s.kind, x, gen)
-        mix, d, sig, _ = _parts(x, p, s)
         ctx.save_for_backward(x, p)
         ctx.state, ctx.setting = state, s  # type: ignore[attr-defined]
+        if x.device.type == "cpu":
+            return hard_blocks.forward(x, p, s.spec, s.alpha, s.c, xi)
+        mix, d, sig, _ = _parts(x, p, s)
         return xi.mul_(sig).mul_(d).add_(mix)
 
     @staticmethod
@@ -61,20 +67,27 @@ class _NoisyHardFn(torch.autograd.Function):
         x, p = ctx.saved_tensors
         s: _Setting = ctx.setting
         xi = noise.resample(s.kind, x, ctx.state)
-        _, d, _, delta = _parts(x, p, s)
-        k, lin = s.spec.slope, ~s.spec.saturated(x) | (delta == 0)
-        g = torch.sigmoid(p * delta)
-        # dsigma/d(p*Delta); zero in the linear regime where Delta = 0 and g = 1/2.
-        dsig = (g - 0.5) * g * (1 - g) * (2.0 * s.c)
-        dxi = d * xi * dsig
-        grad_x = grad_p = None
-        if ctx.needs_input_grad[0]:
-            # dDelta/dx = -k off the linear regime, so the noise term adds -k * p * dxi.
-            local = lin.to(x.dtype) * (s.alpha * k) + (1.0 - s.alpha) * k - dxi * p * k
-            grad_x = grad * local
-        if ctx.needs_input_grad[1]:
-            grad_p = (grad * dxi * delta).sum_to_size(p.shape)
-        return grad_x, grad_p, None, None
+        need_x, need_p = ctx.needs_input_grad[:2]
+        if x.device.type == "cpu":
+            grad_x, grad_p = hard_blocks.backward(x, p, s.spec, s.alpha, s.c, xi, grad, need_p)
+        else:
+            grad_x, grad_p = _eager_backward(x, p, s, xi, grad)
+        return grad_x if need_x else None, grad_p if need_p else None, None, None
+
+
+def _eager_backward(
+    x: Tensor, p: Tensor, s: _Setting, xi: Tensor, grad: Tensor
+) -> tuple[Tensor, Tensor]:
+    """(dL/dx, dL/dp) by whole-tensor eager ops: the closed form the block kernels follow."""
+    _, d, _, delta = _parts(x, p, s)
+    k, lin = s.spec.slope, ~s.spec.saturated(x) | (delta == 0)
+    g = torch.sigmoid(p * delta)
+    # dsigma/d(p*Delta); zero in the linear regime where Delta = 0 and g = 1/2.
+    dsig = (g - 0.5) * g * (1 - g) * (2.0 * s.c)
+    dxi = d * xi * dsig
+    # dDelta/dx = -k off the linear regime, so the noise term adds -k * p * dxi.
+    local = lin.to(x.dtype) * (s.alpha * k) + (1.0 - s.alpha) * k - dxi * p * k
+    return grad * local, (grad * dxi * delta).sum_to_size(p.shape)
 
 
 class _NoisyHard(NoisyActivation):
