@@ -50,9 +50,10 @@ def layout(x: Tensor, per_channel: bool) -> Layout:
     parameter broadcasts over a block of rows; otherwise the flat tensor is cut anywhere.
     """
     n = x.numel()
-    rows = x.shape[0] if per_channel and n else n
+    rows = x.shape[0] if per_channel and n and x.dim() >= 2 else (1 if per_channel else n)
     width = n // rows if rows else 1
-    step = max(1, BLOCK // width)
+    # Off the CPU (a GPU's kernels are launched, not cached), one block: the whole tensor.
+    step = max(1, BLOCK // width) if x.device.type == "cpu" else max(rows, 1)
     return Layout((rows, width), tuple((i, min(i + step, rows)) for i in range(0, rows, step)))
 
 

@@ -95,17 +95,18 @@ def backward(
     parts = blocks.run(block, lay)
     if not need_p:
         return xi, None
+    sums = [q for q in parts if q is not None]
     # d phi/dp = dxi*Delta = sgn(1 - alpha)*sgn(p)*(c/4)*R*(-k*s).
-    return xi, _sum_p(parts, x, p).mul_(torch.sign(p) * (-coef * k))
+    return xi, _sum_p(sums, x, p).mul_(torch.sign(p) * (-coef * k))
 
 
-def _sum_p(parts: list[Tensor | None], x: Tensor, p: Tensor) -> Tensor:
+def _sum_p(parts: list[Tensor], x: Tensor, p: Tensor) -> Tensor:
     """The per-block partial sums of sum(grad*R*s), added in block order, summed to p's shape."""
     if not parts:  # an empty x
         return torch.zeros_like(p)
     total = torch.zeros_like(parts[0])
     for part in parts:
-        total.add_(part)  # type: ignore[arg-type]
+        total.add_(part)
     if p.numel() == 1:
         return total.sum().reshape(p.shape)
     row = x[:1] if x.dim() >= 2 else x

@@ -75,3 +75,37 @@ def test_results_do_not_depend_on_the_thread_count(name):
         noise._pool = None
     for a, b in zip(many, one, strict=True):
         assert torch.equal(a, b)
+
+
+def test_nrelu_blocks_match_the_eager_formula():
+    x = torch.randn(2, 3 * blocks.BLOCK + 5, dtype=torch.float64) * 2
+    grad = torch.randn_like(x)
+    unit = activations.create("nrelu", scale=0.7, generator=torch.Generator().manual_seed(4))
+    xx = x.clone().requires_grad_(True)
+    y = unit(xx)
+    y.backward(grad)
+    z = noise.sample("gaussian", x, torch.Generator().manual_seed(4))
+    s = torch.sigmoid(x)
+    pre = x + 0.7 * s.sqrt() * z
+    torch.testing.assert_close(y.detach(), pre.clamp(min=0))
+    dstd = s.sqrt() * (1 - s) * 0.35
+    torch.testing.assert_close(xx.grad, grad * (pre > 0) * (1 + z * dstd))
+
+
+@pytest.mark.parametrize("name", ["nani_hard_sigmoid", "nanis_hard_tanh", "nanis_relu"])
+def test_input_noise_blocks_match_autograd_through_the_eager_ops(name):
+    x = torch.randn(3 * blocks.BLOCK + 5, dtype=torch.float64) * 3
+    grad = torch.randn_like(x)
+    unit = activations.create(name, generator=torch.Generator().manual_seed(6))
+    xx = x.clone().requires_grad_(True)
+    y = unit(xx)
+    y.backward(grad)
+    cls = type(unit)
+    ref_x = x.clone().requires_grad_(True)
+    xi = noise.sample("gaussian", x, torch.Generator().manual_seed(6), scale=unit.c)
+    if cls.only_saturated:
+        xi = xi * cls.saturated(x)
+    ref = cls.hard(ref_x + xi)
+    ref.backward(grad)
+    torch.testing.assert_close(y.detach(), ref.detach())
+    torch.testing.assert_close(xx.grad, ref_x.grad)
