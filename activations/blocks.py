@@ -23,10 +23,14 @@ from torch import Tensor
 
 from . import noise
 
-# Elements per block: under ATen's GRAIN_SIZE (32768), so each op on a block is serial.
+# ATen runs an op on fewer elements than its GRAIN_SIZE serially (reductions included).
+_GRAIN = 32768
+# Elements per block: under the grain, so each op on a block is serial.
 BLOCK = 1 << 14
 # Blocks per pool task: enough work per task to amortise the hand-off to a thread.
 _PER_TASK = 64
+# Fewer blocks than this run inline: a hand-off to the pool costs more than it saves.
+_MIN_PARALLEL = 4
 
 T = TypeVar("T")
 
@@ -52,17 +56,22 @@ def layout(x: Tensor, per_channel: bool) -> Layout:
     n = x.numel()
     rows = x.shape[0] if per_channel and n and x.dim() >= 2 else (1 if per_channel else n)
     width = n // rows if rows else 1
-    # Off the CPU (a GPU's kernels are launched, not cached), one block: the whole tensor.
-    step = max(1, BLOCK // width) if x.device.type == "cpu" else max(rows, 1)
+    # One block, the whole tensor, when it is small enough for serial ops anyway (fewest
+    # ops: a recurrent gate's size), and off the CPU (a GPU's kernels are not cache-bound).
+    whole = n < _GRAIN or x.device.type != "cpu"
+    step = max(rows, 1) if whole else max(1, BLOCK // width)
     return Layout((rows, width), tuple((i, min(i + step, rows)) for i in range(0, rows, step)))
 
 
 def run(fn: Callable[[int, int], T], lay: Layout) -> list[T]:
     """``fn(start, stop)`` for every row range, in parallel; results in block order."""
     ranges = lay.ranges
-    if len(ranges) <= 1:
-        return [_no_grad(fn, *r) for r in ranges]
-    tasks = [ranges[i : i + _PER_TASK] for i in range(0, len(ranges), _PER_TASK)]
+    # Grouping blocks into tasks may follow the thread count: the blocks themselves do not.
+    per_task = min(_PER_TASK, -(-len(ranges) // max(torch.get_num_threads(), 1)))
+    if len(ranges) < _MIN_PARALLEL or per_task >= len(ranges):
+        with torch.no_grad():
+            return [fn(*r) for r in ranges]
+    tasks = [ranges[i : i + per_task] for i in range(0, len(ranges), per_task)]
     done = noise.executor().map(lambda task: [_no_grad(fn, *r) for r in task], tasks)
     return [result for task in done for result in task]
 

@@ -88,7 +88,8 @@ def backward(
         s, tau = _tau(xb, spec, half_pk)
         r = torch.addcmul(one, tau, tau, value=-1.0).mul_(tau.abs_()).mul_(yb)  # R
         part = torch.mul(gb, r).mul_(s).sum(0) if need_p else None
-        local = torch.addcmul(base, r, slope_r).add_(s == 0, alpha=alpha * k)
+        linear = torch.eq(s, 0.0, out=s)  # 1.0/0.0 in place: float math beats a bool mask
+        local = torch.addcmul(base, r, slope_r).add_(linear, alpha=alpha * k)
         torch.mul(gb, local, out=yb)
         return part
 

@@ -51,7 +51,7 @@ class _InputNoiseFn(torch.autograd.Function):
         def block(i: int, j: int) -> None:
             xb, yb = xv[i:j], yv[i:j]
             if only_saturated:
-                yb.mul_(_saturated(xb, spec))
+                yb.mul_(_saturated(xb, spec))  # a 1.0/0.0 float mask
             _apply_hard(yb.add_(xb), spec, mv[i:j])
 
         blocks.run(block, lay)
@@ -67,8 +67,12 @@ class _InputNoiseFn(torch.autograd.Function):
 
 
 def _saturated(xb: Tensor, spec: HardSpec | None) -> Tensor:
-    """m(x): a hard function's flat region, or ReLU's x < 0."""
-    return xb < 0 if spec is None else spec.saturated(xb)
+    """m(x) as 1.0/0.0 of x's dtype (float math beats a bool mask): a hard function's flat
+    region |x| >= threshold, or ReLU's x < 0."""
+    if spec is None:
+        return torch.lt(xb, 0.0, out=torch.empty_like(xb))
+    flat = xb.abs()
+    return torch.ge(flat, spec.threshold, out=flat)
 
 
 def _apply_hard(pre: Tensor, spec: HardSpec | None, mask: Tensor) -> None:

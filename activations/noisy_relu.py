@@ -190,7 +190,8 @@ class _NReLUFn(torch.autograd.Function):
             xb, zb = xv[i:j], zv[i:j]
             s = torch.sigmoid(xb)
             root = s.sqrt()
-            active = _nrelu_pre(xb, root, scale, zb) > 0
+            pre = _nrelu_pre(xb, root, scale, zb)
+            active = torch.gt(pre, 0.0, out=pre)  # 1.0/0.0 in place: float math beats a bool mask
             # d/dx [scale * sqrt(s)] = scale * sqrt(s) * (1 - s) / 2, with z held fixed.
             dstd = torch.addcmul(root, root, s, value=-1.0)
             local = torch.addcmul(one, dstd, zb, value=0.5 * scale).mul_(active)
