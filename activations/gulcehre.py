@@ -53,10 +53,14 @@ class _NoisyHardFn(torch.autograd.Function):
         ctx: FunctionCtx, x: Tensor, p: Tensor, s: _Setting, gen: torch.Generator | None
     ) -> Tensor:
         x = x.contiguous()
-        state = noise.rng_state(gen, x.device)
-        xi = noise.sample(s.kind, x, gen)
         ctx.save_for_backward(x, p)
-        ctx.state, ctx.setting = state, s  # type: ignore[attr-defined]
+        ctx.setting, ctx.state = s, None  # type: ignore[attr-defined]
+        if x.device.type == "cpu" and not _any_saturated(x, s.spec):
+            # sigma = 0 everywhere: phi = u whatever xi is, so none is drawn (a recurrent
+            # gate's pre-activations are often all in the linear regime).
+            return s.spec.linear(x).clone()
+        ctx.state = noise.rng_state(gen, x.device)  # type: ignore[attr-defined]
+        xi = noise.sample(s.kind, x, gen)
         if x.device.type == "cpu":
             return hard_blocks.forward(x, p, s.spec, s.alpha, s.c, xi)
         mix, d, sig, _ = _parts(x, p, s)
@@ -66,13 +70,23 @@ class _NoisyHardFn(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None]:
         x, p = ctx.saved_tensors
         s: _Setting = ctx.setting
-        xi = noise.resample(s.kind, x, ctx.state)
         need_x, need_p = ctx.needs_input_grad[:2]
+        if ctx.state is None:  # nothing saturated: the linear regime's slope, p has no effect
+            return grad * s.spec.slope if need_x else None, torch.zeros_like(p), None, None
+        xi = noise.resample(s.kind, x, ctx.state)
         if x.device.type == "cpu":
             grad_x, grad_p = hard_blocks.backward(x, p, s.spec, s.alpha, s.c, xi, grad, need_p)
         else:
             grad_x, grad_p = _eager_backward(x, p, s, xi, grad)
         return grad_x if need_x else None, grad_p if need_p else None, None, None
+
+
+def _any_saturated(x: Tensor, spec: HardSpec) -> bool:
+    """Whether some element of ``x`` lies in the flat region |x| >= threshold (one pass)."""
+    if x.numel() == 0:
+        return False
+    lo, hi = torch.aminmax(x)
+    return bool(hi >= spec.threshold) or bool(lo <= -spec.threshold)
 
 
 def _eager_backward(

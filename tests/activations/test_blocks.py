@@ -109,3 +109,24 @@ def test_input_noise_blocks_match_autograd_through_the_eager_ops(name):
     ref.backward(grad)
     torch.testing.assert_close(y.detach(), ref.detach())
     torch.testing.assert_close(xx.grad, ref_x.grad)
+
+
+@pytest.mark.parametrize("name", ["noisy_hard_tanh", "noisy_hard_sigmoid"])
+def test_nothing_saturated_draws_no_noise_and_keeps_the_linear_slope(name):
+    gen = torch.Generator().manual_seed(9)
+    unit = activations.create(name, num_units=4, generator=gen)
+    threshold = unit.spec.threshold
+    x = (torch.rand(50, 4, dtype=torch.float64) * 2 - 1) * threshold * 0.999
+    x.requires_grad_(True)
+    state = gen.get_state()
+    y = unit(x)
+    assert torch.equal(gen.get_state(), state)  # no draw: sigma is 0 everywhere
+    torch.testing.assert_close(y, unit.spec.linear(x.detach()))
+    y.backward(torch.ones_like(y))
+    torch.testing.assert_close(x.grad, torch.full_like(x, unit.spec.slope))
+    assert torch.equal(unit.p.grad, torch.zeros(4))
+    # One saturated element and the noise is drawn again.
+    x2 = x.detach().clone()
+    x2[0, 0] = threshold * 1.5
+    unit(x2)
+    assert not torch.equal(gen.get_state(), state)
