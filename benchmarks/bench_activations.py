@@ -194,7 +194,13 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=["1M", "16M"])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument(
+        "--only", nargs="+", default=None, help="time only units whose label contains one of these"
+    )
     args = parser.parse_args()
+    if args.only:  # the first two rows (the seed code and relu) are the baselines: always kept
+        keep = [u for u in UNITS[2:] if any(w in u[0] for w in args.only)]
+        UNITS[2:] = keep
     print("'vs seed' = seed time / unit time (higher is faster); 'vs relu' = unit / relu time")
     for size in args.sizes:
         bench_size(parse_size(size), args.device, args.repeats)

@@ -98,9 +98,8 @@ def main(make: Factory = unit) -> None:
         plain = statistics.median(rates[(cell, "plain")])
         noisy = statistics.median(rates[(cell, "noisy")])
         print(f"  {cell:<5} plain sigmoid/tanh gates   {plain:8.2f} steps/s")
-        print(
-            f"  {cell:<5} noisy hard gates (paper)   {noisy:8.2f} steps/s  {noisy / plain:5.2f}x plain"
-        )
+        ratio = noisy / plain
+        print(f"  {cell:<5} noisy hard gates (paper)   {noisy:8.2f} steps/s  {ratio:5.2f}x plain")
 
 
 if __name__ == "__main__":
