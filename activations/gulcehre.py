@@ -55,10 +55,12 @@ class _NoisyHardFn(torch.autograd.Function):
         x = x.contiguous()
         ctx.save_for_backward(x, p)
         ctx.setting, ctx.state = s, None  # type: ignore[attr-defined]
-        if x.device.type == "cpu" and not _any_saturated(x, s.spec):
-            # sigma = 0 everywhere: phi = u whatever xi is, so none is drawn (a recurrent
-            # gate's pre-activations are often all in the linear regime).
-            return s.spec.linear(x).clone()
+        if x.device.type == "cpu":
+            u = s.spec.linear(x)  # a new tensor
+            if not _any_saturated(u, s.spec):
+                # sigma = 0 everywhere: phi = u whatever xi is, so none is drawn (a recurrent
+                # gate's pre-activations are often all in the linear regime).
+                return u
         ctx.state = noise.rng_state(gen, x.device)  # type: ignore[attr-defined]
         xi = noise.sample(s.kind, x, gen)
         if x.device.type == "cpu":
@@ -72,7 +74,9 @@ class _NoisyHardFn(torch.autograd.Function):
         s: _Setting = ctx.setting
         need_x, need_p = ctx.needs_input_grad[:2]
         if ctx.state is None:  # nothing saturated: the linear regime's slope, p has no effect
-            return grad * s.spec.slope if need_x else None, torch.zeros_like(p), None, None
+            k = s.spec.slope
+            grad_x = (grad if k == 1.0 else grad * k) if need_x else None
+            return grad_x, torch.zeros_like(p), None, None
         xi = noise.resample(s.kind, x, ctx.state)
         if x.device.type == "cpu":
             grad_x, grad_p = hard_blocks.backward(x, p, s.spec, s.alpha, s.c, xi, grad, need_p)
@@ -81,12 +85,12 @@ class _NoisyHardFn(torch.autograd.Function):
         return grad_x if need_x else None, grad_p if need_p else None, None, None
 
 
-def _any_saturated(x: Tensor, spec: HardSpec) -> bool:
-    """Whether some element of ``x`` lies in the flat region |x| >= threshold (one pass)."""
-    if x.numel() == 0:
+def _any_saturated(u: Tensor, spec: HardSpec) -> bool:
+    """Whether some element of u = u(x) is where h is flat (u <= lo or u >= 1), in one pass."""
+    if u.numel() == 0:
         return False
-    lo, hi = torch.aminmax(x)
-    return bool(hi >= spec.threshold) or bool(lo <= -spec.threshold)
+    lo, hi = torch.aminmax(u)
+    return bool(hi >= 1.0) or bool(lo <= spec.lo)
 
 
 def _eager_backward(
