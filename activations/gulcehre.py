@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx
 
-from . import fused, noise
+from . import fused, hard_blocks, noise
 from .base import HARD_SIGMOID, HARD_TANH, HardSpec, NoisyActivation, channel_view
 from .params import Param
 from .registry import register
@@ -43,38 +43,69 @@ def _sign(v: float) -> float:
 
 
 class _NoisyHardFn(torch.autograd.Function):
-    """phi(x, xi) with xi regenerated in backward from a saved RNG state."""
+    """phi(x, xi) with xi regenerated in backward from a saved RNG state.
+
+    On CPU the math runs in cache-sized blocks (``hard_blocks``); elsewhere as eager ops.
+    """
 
     @staticmethod
     def forward(
         ctx: FunctionCtx, x: Tensor, p: Tensor, s: _Setting, gen: torch.Generator | None
     ) -> Tensor:
-        state = noise.rng_state(gen, x.device)
-        xi = noise.sample(s.kind, x, gen)
-        mix, d, sig, _ = _parts(x, p, s)
+        x = x.contiguous()
         ctx.save_for_backward(x, p)
-        ctx.state, ctx.setting = state, s  # type: ignore[attr-defined]
+        ctx.setting, ctx.state = s, None  # type: ignore[attr-defined]
+        if x.device.type == "cpu":
+            u = s.spec.linear(x)  # a new tensor
+            if not _any_saturated(u, s.spec):
+                # sigma = 0 everywhere: phi = u whatever xi is, so none is drawn (a recurrent
+                # gate's pre-activations are often all in the linear regime).
+                return u
+        ctx.state = noise.rng_state(gen, x.device)  # type: ignore[attr-defined]
+        xi = noise.sample(s.kind, x, gen)
+        if x.device.type == "cpu":
+            return hard_blocks.forward(x, p, s.spec, s.alpha, s.c, xi)
+        mix, d, sig, _ = _parts(x, p, s)
         return xi.mul_(sig).mul_(d).add_(mix)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None]:
         x, p = ctx.saved_tensors
         s: _Setting = ctx.setting
+        need_x, need_p = ctx.needs_input_grad[:2]
+        if ctx.state is None:  # nothing saturated: the linear regime's slope, p has no effect
+            k = s.spec.slope
+            grad_x = (grad if k == 1.0 else grad * k) if need_x else None
+            return grad_x, torch.zeros_like(p), None, None
         xi = noise.resample(s.kind, x, ctx.state)
-        _, d, _, delta = _parts(x, p, s)
-        k, lin = s.spec.slope, ~s.spec.saturated(x) | (delta == 0)
-        g = torch.sigmoid(p * delta)
-        # dsigma/d(p*Delta); zero in the linear regime where Delta = 0 and g = 1/2.
-        dsig = (g - 0.5) * g * (1 - g) * (2.0 * s.c)
-        dxi = d * xi * dsig
-        grad_x = grad_p = None
-        if ctx.needs_input_grad[0]:
-            # dDelta/dx = -k off the linear regime, so the noise term adds -k * p * dxi.
-            local = lin.to(x.dtype) * (s.alpha * k) + (1.0 - s.alpha) * k - dxi * p * k
-            grad_x = grad * local
-        if ctx.needs_input_grad[1]:
-            grad_p = (grad * dxi * delta).sum_to_size(p.shape)
-        return grad_x, grad_p, None, None
+        if x.device.type == "cpu":
+            grad_x, grad_p = hard_blocks.backward(x, p, s.spec, s.alpha, s.c, xi, grad, need_p)
+        else:
+            grad_x, grad_p = _eager_backward(x, p, s, xi, grad)
+        return grad_x if need_x else None, grad_p if need_p else None, None, None
+
+
+def _any_saturated(u: Tensor, spec: HardSpec) -> bool:
+    """Whether some element of u = u(x) is where h is flat (u <= lo or u >= 1), in one pass."""
+    if u.numel() == 0:
+        return False
+    lo, hi = torch.aminmax(u)
+    return bool(hi >= 1.0) or bool(lo <= spec.lo)
+
+
+def _eager_backward(
+    x: Tensor, p: Tensor, s: _Setting, xi: Tensor, grad: Tensor
+) -> tuple[Tensor, Tensor]:
+    """(dL/dx, dL/dp) by whole-tensor eager ops: the closed form the block kernels follow."""
+    _, d, _, delta = _parts(x, p, s)
+    k, lin = s.spec.slope, ~s.spec.saturated(x) | (delta == 0)
+    g = torch.sigmoid(p * delta)
+    # dsigma/d(p*Delta); zero in the linear regime where Delta = 0 and g = 1/2.
+    dsig = (g - 0.5) * g * (1 - g) * (2.0 * s.c)
+    dxi = d * xi * dsig
+    # dDelta/dx = -k off the linear regime, so the noise term adds -k * p * dxi.
+    local = lin.to(x.dtype) * (s.alpha * k) + (1.0 - s.alpha) * k - dxi * p * k
+    return grad * local, (grad * dxi * delta).sum_to_size(p.shape)
 
 
 class _NoisyHard(NoisyActivation):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
+from torch.autograd.function import FunctionCtx
 
-from . import noise
-from .base import HARD_SIGMOID, HARD_TANH, NoisyActivation
+from . import blocks, noise
+from .base import HARD_SIGMOID, HARD_TANH, HardSpec, NoisyActivation
 from .params import Param
 from .registry import register
 
@@ -23,11 +25,74 @@ def _relu_saturated(x: Tensor) -> Tensor:
     return x < 0
 
 
+class _InputNoiseFn(torch.autograd.Function):
+    """h(x + level * xi * m(x)); saves only the 1-byte mask of where h has slope.
+
+    m(x) is piecewise constant, so d phi/dx = h'(x + noise): slope k where the noisy
+    input lies in h's linear part (bounds included, as torch.clamp's gradient has them;
+    for ReLU, where it is > 0), else 0. ``spec`` None means ReLU.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: FunctionCtx,
+        x: Tensor,
+        level: float,
+        spec: HardSpec | None,
+        only_saturated: bool,
+        gen: torch.Generator | None,
+    ) -> Tensor:
+        x = x.contiguous()
+        y = noise.sample("gaussian", x, gen, scale=level)
+        mask = torch.empty(x.shape, dtype=torch.bool, device=x.device)
+        lay = blocks.layout(x, False)
+        xv, yv, mv = lay.view(x), lay.view(y), lay.view(mask)
+
+        def block(i: int, j: int) -> None:
+            xb, yb = xv[i:j], yv[i:j]
+            if only_saturated:
+                yb.mul_(_saturated(xb, spec))  # a 1.0/0.0 float mask
+            _apply_hard(yb.add_(xb), spec, mv[i:j])
+
+        blocks.run(block, lay)
+        ctx.save_for_backward(mask)
+        ctx.slope = spec.slope if spec is not None else 1.0  # type: ignore[attr-defined]
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None, None]:
+        (mask,) = ctx.saved_tensors
+        grad_x = grad * mask
+        return grad_x.mul_(ctx.slope) if ctx.slope != 1.0 else grad_x, None, None, None, None
+
+
+def _saturated(xb: Tensor, spec: HardSpec | None) -> Tensor:
+    """m(x) as 1.0/0.0 of x's dtype (float math beats a bool mask): a hard function's flat
+    region |x| >= threshold, or ReLU's x < 0."""
+    if spec is None:
+        return torch.lt(xb, 0.0, out=torch.empty_like(xb))
+    flat = xb.abs()
+    return torch.ge(flat, spec.threshold, out=flat)
+
+
+def _apply_hard(pre: Tensor, spec: HardSpec | None, mask: Tensor) -> None:
+    """h(pre) in place, and into ``mask`` where h has slope."""
+    if spec is None:
+        torch.gt(pre, 0, out=mask)
+        pre.clamp_(min=0)
+        return
+    if spec.slope != 1.0 or spec.offset != 0.0:
+        pre.mul_(spec.slope).add_(spec.offset)
+    torch.logical_and(pre >= spec.lo, pre <= 1.0, out=mask)
+    pre.clamp_(spec.lo, 1.0)
+
+
 class _InputNoise(NoisyActivation):
     """phi = h(x + c * noise_scale * xi * m(x)), xi ~ N(0, 1), m = 1 (NANI) or saturated (NANIS)."""
 
     hard: Callable[[Tensor], Tensor]
     saturated: Callable[[Tensor], Tensor]
+    spec: HardSpec | None = None  # None: ReLU
     only_saturated = False
 
     def __init__(self, c: float, generator: torch.Generator | None = None) -> None:
@@ -38,10 +103,7 @@ class _InputNoise(NoisyActivation):
         level = self.c * self.noise_scale
         if not self.noise_on() or level == 0.0:
             return type(self).hard(x)
-        xi = noise.sample("gaussian", x, self.generator, scale=level)
-        if self.only_saturated:
-            xi = xi * type(self).saturated(x)
-        return type(self).hard(x + xi)
+        return _InputNoiseFn.apply(x, level, self.spec, self.only_saturated, self.generator)
 
     def effective_noise_std(self, x: Tensor) -> Tensor | float:
         """Std of the noise added to the *input* (the unit's noise is input-side)."""
@@ -51,15 +113,11 @@ class _InputNoise(NoisyActivation):
         return type(self).saturated(x.detach()).to(x.dtype) * level
 
 
-def _define(
-    name: str,
-    hard: Callable[[Tensor], Tensor],
-    saturated: Callable[[Tensor], Tensor],
-    *,
-    only_saturated: bool,
-    flat: bool,
-) -> type[_InputNoise]:
+def _define(name: str, spec: HardSpec | None, *, only_saturated: bool) -> type[_InputNoise]:
     """Build and register one input-noise class (six near-identical classes otherwise)."""
+    hard = spec.hard if spec is not None else torch.relu
+    saturated = spec.saturated if spec is not None else _relu_saturated
+    flat = spec is not None
     c = 0.25 if only_saturated else 0.05
     where = "only where x is saturated" if only_saturated else "everywhere"
     base = name.split("_", 1)[1]
@@ -75,6 +133,7 @@ def _define(
         "__doc__": f"{name}: {base}(x + c xi), noise {where}.",
         "hard": staticmethod(hard),
         "saturated": staticmethod(saturated),
+        "spec": spec,
         "only_saturated": only_saturated,
         "is_sparse_family": base == "relu",
         "saturation_mask": saturation_mask,
@@ -89,17 +148,9 @@ def _define(
     )(cls)
 
 
-NaniHardTanh = _define(
-    "nani_hard_tanh", HARD_TANH.hard, HARD_TANH.saturated, only_saturated=False, flat=True
-)
-NaniHardSigmoid = _define(
-    "nani_hard_sigmoid", HARD_SIGMOID.hard, HARD_SIGMOID.saturated, only_saturated=False, flat=True
-)
-NaniReLU = _define("nani_relu", torch.relu, _relu_saturated, only_saturated=False, flat=False)
-NanisHardTanh = _define(
-    "nanis_hard_tanh", HARD_TANH.hard, HARD_TANH.saturated, only_saturated=True, flat=True
-)
-NanisHardSigmoid = _define(
-    "nanis_hard_sigmoid", HARD_SIGMOID.hard, HARD_SIGMOID.saturated, only_saturated=True, flat=True
-)
-NanisReLU = _define("nanis_relu", torch.relu, _relu_saturated, only_saturated=True, flat=False)
+NaniHardTanh = _define("nani_hard_tanh", HARD_TANH, only_saturated=False)
+NaniHardSigmoid = _define("nani_hard_sigmoid", HARD_SIGMOID, only_saturated=False)
+NaniReLU = _define("nani_relu", None, only_saturated=False)
+NanisHardTanh = _define("nanis_hard_tanh", HARD_TANH, only_saturated=True)
+NanisHardSigmoid = _define("nanis_hard_sigmoid", HARD_SIGMOID, only_saturated=True)
+NanisReLU = _define("nanis_relu", None, only_saturated=True)

@@ -85,11 +85,12 @@ def fill(
     flat = out.view(-1)
     chunks = [flat[i : i + CHUNK] for i in range(0, n, CHUNK)]
     gens = [torch.Generator().manual_seed(base + i) for i in range(len(chunks))]
-    list(_executor().map(draw, chunks, gens))
+    list(executor().map(draw, chunks, gens))
     return out
 
 
-def _executor() -> ThreadPoolExecutor:
+def executor() -> ThreadPoolExecutor:
+    """The CPU pool for chunked draws and block math, sized by torch's thread count."""
     global _pool
     if _pool is None:
         _pool = ThreadPoolExecutor(max(torch.get_num_threads(), 1), "actlab-noise")

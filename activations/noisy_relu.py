@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx
 
-from . import fused, noise
+from . import blocks, fused, noise
 from .base import NoisyActivation, channel_view
 from .errors import ParamError
 from .params import Param
@@ -147,31 +147,58 @@ class NoisyReLU(NoisyActivation):
         return channel_view(sigma.detach() * self.noise_scale, x).expand_as(x)
 
 
-def _nrelu_pre(x: Tensor, scale: float, z: Tensor) -> Tensor:
-    """x + scale * sqrt(sigmoid(x)) * z, written once so backward recomputes it bit-exactly."""
-    return torch.sigmoid(x).sqrt_().mul_(z).mul_(scale).add_(x)
+def _nrelu_pre(
+    xb: Tensor, root: Tensor, scale: float, zb: Tensor, out: Tensor | None = None
+) -> Tensor:
+    """x + scale * sqrt(sigmoid(x)) * z of one block, by the same op in forward and backward
+    (so backward's mask pre > 0 is forward's, bit for bit)."""
+    return torch.addcmul(xb, root, zb, value=scale, out=out)
 
 
 class _NReLUFn(torch.autograd.Function):
-    """relu(x + std(x) z), pathwise gradient; saves x and an RNG state, not z."""
+    """relu(x + std(x) z), pathwise gradient; saves x and an RNG state, not z.
+
+    Both passes run block by block (``blocks``): the temporaries stay in cache.
+    """
 
     @staticmethod
     def forward(ctx: FunctionCtx, x: Tensor, scale: float, gen: torch.Generator | None) -> Tensor:
+        x = x.contiguous()
         state = noise.rng_state(gen, x.device)
-        z = noise.sample("gaussian", x, gen)
+        y = noise.sample("gaussian", x, gen)  # z, overwritten block by block with the output
+        lay = blocks.layout(x, False)
+        xv, yv = lay.view(x), lay.view(y)
+
+        def block(i: int, j: int) -> None:
+            root = torch.sigmoid(xv[i:j]).sqrt_()
+            _nrelu_pre(xv[i:j], root, scale, yv[i:j], out=yv[i:j]).clamp_(min=0)
+
+        blocks.run(block, lay)
         ctx.save_for_backward(x)
         ctx.state, ctx.scale = state, scale  # type: ignore[attr-defined]
-        return _nrelu_pre(x, scale, z).clamp_(min=0)
+        return y
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
         (x,) = ctx.saved_tensors
-        z = noise.resample("gaussian", x, ctx.state)
-        active = _nrelu_pre(x, ctx.scale, z) > 0
-        s = torch.sigmoid(x)
-        # d/dx [scale * sqrt(s)] = scale * sqrt(s) * (1 - s) / 2, with z held fixed.
-        dstd = s.sqrt() * (1 - s) * (0.5 * ctx.scale)
-        return grad * active * (1 + z * dstd), None, None
+        z = noise.resample("gaussian", x, ctx.state)  # overwritten with dL/dx
+        lay, scale = blocks.layout(x, False), ctx.scale
+        xv, zv, gv = lay.view(x), lay.view(z), lay.view(grad.contiguous())
+        one = torch.ones((), dtype=x.dtype)
+
+        def block(i: int, j: int) -> None:
+            xb, zb = xv[i:j], zv[i:j]
+            s = torch.sigmoid(xb)
+            root = s.sqrt()
+            pre = _nrelu_pre(xb, root, scale, zb)
+            active = torch.gt(pre, 0.0, out=pre)  # 1.0/0.0 in place: float math beats a bool mask
+            # d/dx [scale * sqrt(s)] = scale * sqrt(s) * (1 - s) / 2, with z held fixed.
+            dstd = torch.addcmul(root, root, s, value=-1.0)
+            local = torch.addcmul(one, dstd, zb, value=0.5 * scale).mul_(active)
+            torch.mul(gv[i:j], local, out=zb)
+
+        blocks.run(block, lay)
+        return z, None, None
 
 
 @register(

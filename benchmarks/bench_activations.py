@@ -91,18 +91,31 @@ def step(unit: nn.Module, x: Tensor, grad: Tensor) -> None:
     unit(x).backward(grad)
 
 
-def time_unit(unit: nn.Module, x: Tensor, grad: Tensor, repeats: int) -> float:
-    """Median seconds of forward+backward after one warmup pass."""
+def time_once(unit: nn.Module, x: Tensor, grad: Tensor) -> float:
+    """Seconds of one forward+backward pass (NaN when the unit cannot run on x's device)."""
     sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
-    step(unit, x, grad)
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+    start = time.perf_counter()
+    try:
         step(unit, x, grad)
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    except RuntimeError:  # the seed's CPU noise cannot be added to a CUDA tensor
+        return float("nan")
+    sync()
+    return time.perf_counter() - start
+
+
+def time_units(units: list[nn.Module], x: Tensor, grad: Tensor, repeats: int) -> list[float]:
+    """Median seconds of forward+backward per unit, after a warmup pass of each.
+
+    The units run in interleaved rounds (one pass of each per round), so a shared machine's
+    changing load hits every unit alike and the ratios stay meaningful.
+    """
+    for unit in units:
+        time_once(unit, x, grad)
+    times: list[list[float]] = [[] for _ in units]
+    for _ in range(repeats):
+        for unit, row in zip(units, times, strict=True):
+            row.append(time_once(unit, x, grad))
+    return [statistics.median(row) for row in times]
 
 
 def fused_opt_in(name: str) -> Callable[[], nn.Module]:
@@ -128,17 +141,22 @@ def bench_size(n: int, device: str, repeats: int) -> None:
     """Print one table for ``n`` float32 elements."""
     x = torch.randn(n, device=device, requires_grad=True)
     grad = torch.ones_like(x)
+    table = UNITS[:2] + CUDA_UNITS + UNITS[2:] if device == "cuda" else UNITS
+    units = [make().to(device).train() for _, make in table]
+    secs = time_units(units, x, grad, repeats)
     rows = []
-    units = UNITS[:2] + CUDA_UNITS + UNITS[2:] if device == "cuda" else UNITS
-    for label, make in units:
-        unit = make().to(device).train()
+    for (label, _), unit, t in zip(table, units, secs, strict=True):
         try:
-            rows.append((label, time_unit(unit, x, grad, repeats), saved_bytes(unit, x) / n))
+            per_el = saved_bytes(unit, x) / n
         except RuntimeError as err:  # the seed's CPU noise cannot be added to a CUDA tensor
-            rows.append((label, float("nan"), float("nan")))
+            per_el = float("nan")
             print(f"  {label}: failed ({str(err).splitlines()[0][:60]})")
+        rows.append((label, t, per_el))
     base, relu = rows[0][1], rows[1][1]
-    print(f"\n{n:,} float32 elements on {device} ({torch.get_num_threads()} threads)")
+    print(
+        f"\n{n:,} float32 elements on {device} ({torch.get_num_threads()} threads, "
+        f"median of {repeats} interleaved rounds)"
+    )
     print(f"{'unit':<36}{'fwd+bwd ms':>11}{'vs seed':>9}{'vs relu':>9}{'saved B/el':>11}")
     for label, secs, per_el in rows:
         vs_seed = base / secs if base == base else float("nan")
@@ -194,7 +212,13 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=["1M", "16M"])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument(
+        "--only", nargs="+", default=None, help="time only units whose label contains one of these"
+    )
     args = parser.parse_args()
+    if args.only:  # the first two rows (the seed code and relu) are the baselines: always kept
+        keep = [u for u in UNITS[2:] if any(w in u[0] for w in args.only)]
+        UNITS[2:] = keep
     print("'vs seed' = seed time / unit time (higher is faster); 'vs relu' = unit / relu time")
     for size in args.sizes:
         bench_size(parse_size(size), args.device, args.repeats)
