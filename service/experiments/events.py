@@ -237,6 +237,7 @@ def respond(
     return EventSourceResponse(
         guarded(),
         ping=KEEPALIVE_SECONDS,
+        sep="\n",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         background=BackgroundTask(ticket.release),
     )
