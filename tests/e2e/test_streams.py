@@ -141,3 +141,24 @@ def test_a_sweep_streams_all_its_experiments_on_one_connection(
     assert {m.data["experiment_id"] for m in messages if m.event == "status"} == set(ids)
     assert sorted(sse_client.points(messages)) == stored
     assert messages[-1].event == "end" and messages[-1].data["counts"] == {"succeeded": 2}
+
+
+def test_stream_caps_are_429s_naming_the_setting_and_streams_end_after_max_duration(
+    settings: Settings, tmp_path: Path
+) -> None:
+    capped = settings.model_copy(update={"max_streams_total": 1, "stream_max_seconds": 2})
+    with (
+        sse_client.running_api(capped, tmp_path / "api.log") as url,
+        httpx.Client(base_url=url) as api,
+    ):
+        exp = api.post("/v1/experiments", json=SPEC).json()  # no worker: stays queued
+        path = f"/v1/experiments/{exp['id']}/events"
+        headers = {"Accept": "text/event-stream"}
+        with api.stream("GET", path, headers=headers) as first:
+            assert first.status_code == 200
+            second = api.get(path, headers=headers)
+            assert second.status_code == 429
+            assert "ACTLAB_MAX_STREAMS_TOTAL" in second.json()["detail"]
+            read = list(sse_client.parse(first.iter_lines()))  # closes after 2 s
+        assert read and all(m.event != "end" for m in read)
+        assert api.get(path, headers=headers).status_code == 200  # the slot was given back
