@@ -14,6 +14,7 @@ from service.experiments.router import router as experiments_router
 from service.health.router import router as health_router
 from service.settings import Settings, get_settings
 from service.store import live
+from service.strict_json import StrictJson
 from service.sweeps.events_router import router as sweep_events_router
 from service.sweeps.router import router as sweeps_router
 
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routers = (catalogue_router, experiments_router, batch_metrics_router, sweeps_router)
     for router in (*routers, sweep_events_router):
         app.include_router(router, responses=problems.PROBLEM_RESPONSES)
+    app.add_middleware(StrictJson)  # inside BodyLimit: only bodies under the cap are read
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(DatabaseGate)
     return app

@@ -45,7 +45,9 @@ class ScheduleSpec(BaseModel):
     start: float = Field(1.0, ge=0.0, le=1e6)
     end: float = Field(0.0, ge=0.0, le=1e6)
     unit: Literal["step", "epoch"] = "step"
-    warmup: int = Field(0, ge=0, description="Units of linear ramp from 0 to `start`.")
+    warmup: int = Field(
+        0, ge=0, le=2**31 - 1, description="Units of linear ramp from 0 to `start`."
+    )
     params: dict[str, Any] = Field(default_factory=dict, description="Kind-specific parameters.")
 
     @field_validator("kind")

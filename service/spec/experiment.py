@@ -62,7 +62,9 @@ class EarlyStoppingSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    metric: str = "val/loss"
+    metric: Literal["val/loss", "val/acc", "train/loss", "train/acc", "test/loss", "test/acc"] = (
+        "val/loss"
+    )
     mode: Literal["min", "max"] = "min"
     patience: int = Field(5, ge=1, le=10_000)
     min_delta: float = Field(0.0, ge=0.0)
@@ -125,6 +127,17 @@ class ExperimentSpec(BaseModel):
                 f"{'.'.join(map(str, path)) or 'spec'}: NUL characters are not allowed"
             )
         return data
+
+    @model_validator(mode="after")
+    def _early_stopping_is_reported(self) -> ExperimentSpec:
+        # The worker would fail after the first epoch; say so at submit instead.
+        rule = self.training.early_stopping
+        if rule is not None and rule.metric.startswith("val/") and not self.dataset.val_fraction:
+            raise ValueError(
+                f"training.early_stopping.metric: {rule.metric} is not reported when "
+                "dataset.val_fraction is 0"
+            )
+        return self
 
     @field_validator("tags")
     @classmethod
