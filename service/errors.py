@@ -39,6 +39,10 @@ class NotFound(ActlabError):
     status, type, title = 404, "not-found", "Not found"
 
 
+class Forbidden(ActlabError):
+    status, type, title = 403, "forbidden", "Forbidden"
+
+
 class InvalidSpec(ActlabError):
     status, type, title = 422, "invalid-request", "Invalid request"
 

@@ -213,11 +213,23 @@ def _train(claim: Claim, callbacks: StoreCallbacks, settings: Settings) -> str:
             claim.experiment_id,
             extra={"experiment_id": claim.experiment_id},
         )
-        message = f"{type(exc).__name__}: {exc}"
+        message = public_message(f"{type(exc).__name__}: {exc}", settings)
         outcome = {"status": Status.failed, "reason": "error", "message": message}
     if outcome.get("status") is None:
         return "lease_lost"
     return _finish(claim, settings, **outcome)
+
+
+def public_message(message: str, settings: Settings) -> str:
+    """`message` with the server's directories replaced by names: clients read it."""
+    places = [
+        (settings.resolved_checkpoint_dir, "<checkpoint_dir>"),
+        (settings.data_dir, "<data_dir>"),
+        (Path.home(), "~"),
+    ]
+    for path, name in sorted(places, key=lambda p: -len(str(p[0]))):
+        message = message.replace(str(path), name)
+    return message
 
 
 def _interrupted(reason: str) -> dict[str, Any]:
