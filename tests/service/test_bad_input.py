@@ -136,3 +136,22 @@ def test_val_early_stopping_without_a_validation_split_is_refused(client: TestCl
     response = client.post("/v1/experiments", json=spec)
     assert response.status_code == 422
     assert "training.early_stopping.metric" in response.json()["detail"]
+
+
+def test_a_run_too_big_for_memory_is_a_422_with_the_estimate_and_its_parts(
+    client: TestClient,
+) -> None:
+    spec = {
+        "dataset": {"name": "adding", "seq_len": 2000, "num_samples": 1_000_000},
+        "model": {"arch": "mlp", "hidden": [16]},
+        "activation": {"name": "relu"},
+    }
+    response = client.post("/v1/experiments", json=spec)
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["setting"] == "ACTLAB_MAX_MEMORY_BYTES"
+    assert problem["parts"]["data"] == 1_000_000 * (2000 * 2 * 4 + 4)  # 14.9 GiB of inputs
+    assert problem["estimate_bytes"] == sum(problem["parts"].values()) > problem["limit"]
+    assert "ACTLAB_MAX_MEMORY_BYTES" in problem["detail"] and "GiB" in problem["detail"]
+    sweep = {"name": "big", "base_spec": spec, "grid": {}, "seeds": [0]}
+    assert client.post("/v1/sweeps", json=sweep).json()["setting"] == "ACTLAB_MAX_MEMORY_BYTES"
