@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -20,6 +20,10 @@ CANONICAL_EXAMPLE: dict[str, Any] = {
     "optimizer": {"name": "adam", "lr": 0.01},
     "training": {"epochs": 20, "batch_size": 100},
 }
+
+
+# A tag: 1 to 64 characters, in the schema as in validation (sweeps use the same type).
+Tag = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class OptimizerSpec(BaseModel):
@@ -109,7 +113,7 @@ class ExperimentSpec(BaseModel):
 
     name: str | None = Field(None, max_length=200)
     seed: int = Field(0, ge=0, le=2**31 - 1)
-    tags: list[str] = Field(default_factory=list, max_length=32)
+    tags: list[Tag] = Field(default_factory=list, max_length=32)
     dataset: DatasetSpec
     model: ModelSpec
     activation: ActivationSpec
@@ -138,14 +142,6 @@ class ExperimentSpec(BaseModel):
                 "dataset.val_fraction is 0"
             )
         return self
-
-    @field_validator("tags")
-    @classmethod
-    def _tags(cls, tags: list[str]) -> list[str]:
-        for tag in tags:
-            if not tag or len(tag) > 64:
-                raise ValueError("each tag must be 1 to 64 characters")
-        return tags
 
 
 def _nul_path(value: Any, path: tuple[Any, ...]) -> tuple[Any, ...] | None:

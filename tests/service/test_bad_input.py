@@ -155,3 +155,20 @@ def test_a_run_too_big_for_memory_is_a_422_with_the_estimate_and_its_parts(
     assert "ACTLAB_MAX_MEMORY_BYTES" in problem["detail"] and "GiB" in problem["detail"]
     sweep = {"name": "big", "base_spec": spec, "grid": {}, "seeds": [0]}
     assert client.post("/v1/sweeps", json=sweep).json()["setting"] == "ACTLAB_MAX_MEMORY_BYTES"
+
+
+@pytest.mark.parametrize("tag", ["", "x" * 65])
+def test_the_tag_rule_is_the_same_in_the_schema_and_on_both_endpoints(
+    client: TestClient, tag: str
+) -> None:
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    for name in ("ExperimentSpec", "SweepCreate"):
+        items = schemas[name]["properties"]["tags"]["items"]
+        assert (items["minLength"], items["maxLength"]) == (1, 64), name
+    spec = canonical_spec(tags=[tag])
+    response = client.post("/v1/experiments", json=spec)
+    assert response.status_code == 422 and response.json()["errors"][0]["path"] == "tags[0]"
+    base = {k: v for k, v in canonical_spec().items() if k not in ("name", "seed")}
+    sweep = {"name": "s", "base_spec": base, "grid": {}, "seeds": [0], "tags": [tag]}
+    response = client.post("/v1/sweeps", json=sweep)
+    assert response.status_code == 422 and response.json()["errors"][0]["path"] == "tags[0]"
