@@ -3,9 +3,10 @@
 Run by hand: python benchmarks/bench_streams.py [--streams 100 1000] [--target experiment]
     [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test] [--broker-url URL]
 
-An API process and one worker process; the benchmark opens N SSE streams on a training
+An API process; the benchmark opens N SSE streams on a training
 experiment (or on a 2-experiment sweep) and, while they are open, times `/healthz` and
-`GET /v1/experiments/{id}`; the baseline is the same requests with no stream open, in
+`GET /v1/experiments/{id}`. A worker process starts once every stream is open, so
+every point is delivered live. The baseline is the same requests with no stream open, in
 the same run. Delivery latency is measured from the moment the worker's post-commit
 message reaches the benchmark's own subscription to the live channel to a point's arrival
 in each stream. At the end, every stream's points are compared with the database:
@@ -29,7 +30,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +153,9 @@ async def probe(api: httpx.AsyncClient, path: str, n: int) -> list[float]:
     return out
 
 
-async def bench(base: str, settings: Settings, n: int, target: str) -> dict[str, Any]:
+async def bench(
+    base: str, settings: Settings, n: int, target: str, log_dir: Path
+) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10)
     timeout = httpx.Timeout(60.0, read=600.0)
     async with (
@@ -178,11 +181,12 @@ async def bench(base: str, settings: Settings, n: int, target: str) -> dict[str,
         await asyncio.gather(*(c.connected.wait() for c in clients))
         opened = time.perf_counter()
         loaded: dict[str, list[float]] = {"healthz": [], "get": []}
-        while not all(c.ended or c.error for c in clients):
-            loaded["healthz"] += await probe(api, "/healthz", 5)
-            loaded["get"] += await probe(api, f"/v1/experiments/{probe_id}", 5)
-            await asyncio.sleep(0.05)
-        await asyncio.gather(*tasks)
+        async with worker_process(settings, log_dir):
+            while not all(c.ended or c.error for c in clients):
+                loaded["healthz"] += await probe(api, "/healthz", 5)
+                loaded["get"] += await probe(api, f"/v1/experiments/{probe_id}", 5)
+                await asyncio.sleep(0.05)
+            await asyncio.gather(*tasks)
         stop.set()
         commit_times = await commits
         stored: set[tuple[Any, ...]] = set()
@@ -230,40 +234,56 @@ def report(
     }
 
 
-@contextlib.contextmanager
-def processes(settings: Settings, log_dir: Path) -> Iterator[str]:
-    """An API and a worker process on `settings`; yields the API's base URL."""
-    port = free_port()
+def child_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ACTLAB_")}
     for name, value in settings.model_dump().items():
         if value is not None:
             env[f"ACTLAB_{name.upper()}"] = str(value)
     env["PYTHONPATH"] = str(ROOT)
-    cli = [sys.executable, "-m", "service.cli"]
-    logs = [(log_dir / f"{n}.log").open("wb") for n in ("api", "worker")]
-    api = subprocess.Popen(
-        [*cli, "api", "--port", str(port)], env=env, stdout=logs[0], stderr=subprocess.STDOUT
-    )
-    worker = subprocess.Popen([*cli, "worker"], env=env, stdout=logs[1], stderr=subprocess.STDOUT)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            time.sleep(0.2)
-        while b" ready." not in (log_dir / "worker.log").read_bytes():
-            assert time.monotonic() < deadline + 60, "worker did not start"
-            time.sleep(0.2)
-        yield base
-    finally:
-        for process in (worker, api):
-            process.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(60)
-        for fh in logs:
-            fh.close()
+    return env
+
+
+CLI = [sys.executable, "-m", "service.cli"]
+
+
+@contextlib.contextmanager
+def api_process(settings: Settings, log_dir: Path) -> Iterator[str]:
+    """An API process on `settings`; yields its base URL."""
+    port = free_port()
+    with (log_dir / "api.log").open("wb") as log:
+        api = subprocess.Popen(
+            [*CLI, "api", "--port", str(port)],
+            env=child_env(settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"{base}/healthz").status_code == 200:
+                        break
+                time.sleep(0.2)
+            yield base
+        finally:
+            api.terminate()
+            api.wait(60)
+
+
+@contextlib.asynccontextmanager
+async def worker_process(settings: Settings, log_dir: Path) -> AsyncIterator[None]:
+    """A worker process, started once every stream is open (so points arrive live)."""
+    log_path = log_dir / f"worker-{uuid.uuid4().hex[:6]}.log"
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen(
+            [*CLI, "worker"], env=child_env(settings), stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            yield
+        finally:
+            worker.terminate()
+            await asyncio.to_thread(worker.wait, 60)
 
 
 def main() -> int:
@@ -291,10 +311,10 @@ def main() -> int:
     )
     rows = []
     try:
-        with processes(settings, work) as base:
+        with api_process(settings, work) as base:
             for target in args.target:
                 for n in args.streams:
-                    rows.append(asyncio.run(bench(base, settings, n, target)))
+                    rows.append(asyncio.run(bench(base, settings, n, target, work)))
                     print(json.dumps(rows[-1], default=str), flush=True)
     finally:
         drop_scratch(url)
