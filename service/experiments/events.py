@@ -5,9 +5,11 @@ after the client's id, then sends what the channel brings. Every message carries
 `E-M`: the largest event id and the largest metric-point id it has sent. A reconnect with
 `Last-Event-ID: E-M` replays events with a larger id than E and points with a larger id
 than M, so nothing is lost or sent twice, whatever happened meanwhile (a worker died, an
-attempt resumed). A message from the channel is trusted as it is only for metric points
-and progress, which one lease holder writes in id order; any event, or a message flagged
-`resync`, makes the stream re-read that experiment from the database instead.
+attempt resumed). A message from the channel is used as it is, except when the database
+may hold rows that were never published: a message flagged `resync` (a publish failed), or
+a status event that sends the experiment back to the queue or starts a later attempt (the
+previous worker may have died between a commit and its publish); then the stream re-reads
+that experiment from the database.
 """
 
 from __future__ import annotations
@@ -131,7 +133,7 @@ class Stream:
             if news is None or sub.overflowed:  # quiet for long, or messages dropped
                 sub.overflowed = False
                 batch_messages = await self._catch_up(self.ids)
-            elif news["events"] or news["resync"]:
+            elif _may_hide_rows(news):
                 batch_messages = await self._catch_up([news["experiment_id"]])
             else:
                 batch_messages = self._render(_from_channel(news))
@@ -166,6 +168,8 @@ class Stream:
                 continue
             self.seen_event[experiment_id] = row["id"]
             self.cursor.event = max(self.cursor.event, row["id"])
+            if row["kind"] == "status" and row["status"]:
+                self.status[experiment_id] = row["status"]
             payload = row if self.tagged else {k: v for k, v in row.items() if k != "experiment_id"}
             out.append(self._sse(row["kind"], payload))
         for experiment_id, progress in batch.progress.items():
@@ -198,11 +202,28 @@ class Stream:
 TERMINAL_VALUES = frozenset(s.value for s in TERMINAL)
 
 
+def _may_hide_rows(news: dict[str, Any]) -> bool:
+    """Whether the database may hold rows of this experiment that were never published.
+
+    A publish failed (`resync`), or the experiment went back to the queue or a new attempt
+    began: the previous attempt's worker may have died between a commit and its publish.
+    """
+    if news["resync"]:
+        return True
+    for row in news["events"]:
+        if row["kind"] != "status":
+            continue
+        attempt = (row.get("data") or {}).get("attempt", 1)
+        if row["status"] == "queued" or (row["status"] == "running" and attempt != 1):
+            return True
+    return False
+
+
 def _from_channel(news: dict[str, Any]) -> _Batch:
     experiment_id = news["experiment_id"]
     points = [[p[0], experiment_id, *p[1:]] for p in news["metrics"]]
     progress = {experiment_id: news["progress"]} if news["progress"] else {}
-    return _Batch(points=points, progress=progress)
+    return _Batch(points=points, events=list(news["events"]), progress=progress)
 
 
 def respond(

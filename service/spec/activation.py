@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 import activations
 from activations import schedules
+from activations.errors import ParamError
 
 
 class ActivationSpec(BaseModel):
@@ -31,6 +40,8 @@ class ActivationSpec(BaseModel):
     def _valid_params(self) -> ActivationSpec:
         try:
             self.params = activations.validate_params(self.name, self.params)
+        except ParamError as exc:
+            raise _at_param(type(self).__name__, exc, self.params) from None
         except (KeyError, ValueError) as exc:
             raise ValueError(_message(exc)) from None
         return self
@@ -78,6 +89,16 @@ class ScheduleSpec(BaseModel):
             "total": total,
             **self.params,
         }
+
+
+def _at_param(title: str, exc: ParamError, params: dict[str, Any]) -> ValidationError:
+    """A validation error located at `params.<name>`, so a 422 names the leaf field."""
+    detail = InitErrorDetails(
+        type=PydanticCustomError("value_error", "{message}", {"message": str(exc)}),
+        loc=("params", exc.param),
+        input=params.get(exc.param),
+    )
+    return ValidationError.from_exception_data(title, [detail])
 
 
 def _message(exc: Exception) -> str:

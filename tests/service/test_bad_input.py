@@ -172,3 +172,16 @@ def test_the_tag_rule_is_the_same_in_the_schema_and_on_both_endpoints(
     sweep = {"name": "s", "base_spec": base, "grid": {}, "seeds": [0], "tags": [tag]}
     response = client.post("/v1/sweeps", json=sweep)
     assert response.status_code == 422 and response.json()["errors"][0]["path"] == "tags[0]"
+
+
+@pytest.mark.parametrize(
+    ("params", "leaf"),
+    [({"sigma": "x"}, "activation.params.sigma"), ({"nope": 1}, "activation.params.nope")],
+)
+def test_a_bad_activation_param_is_named_down_to_the_leaf(
+    client: TestClient, params: dict[str, object], leaf: str
+) -> None:
+    spec = canonical_spec(activation={"name": "noisy_relu", "params": params})
+    response = client.post("/v1/experiments", json=spec)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["path"] == leaf, response.json()
