@@ -27,6 +27,18 @@ def _cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_api(settings: Settings, args: argparse.Namespace) -> int:
+    return _serve(settings, args)
+
+
+def _serve(
+    settings: Settings, args: argparse.Namespace, stop_on: Sequence[signal.Signals] = ()
+) -> int:
+    """Run the API until uvicorn's signals (SIGINT, SIGTERM) or one of `stop_on` stop it.
+
+    uvicorn re-raises the signal that stopped it once it has shut down; the handlers here
+    make that a no-op, so the caller's cleanup runs instead of the default action killing
+    the process (which left `up`'s worker and Redis orphaned).
+    """
     import uvicorn
 
     from service.app import create_app
@@ -34,7 +46,18 @@ def _cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     host = args.host or settings.api_host
     port = args.port or settings.api_port
     print(f"actlab API on http://{host}:{port}  (docs: http://{host}:{port}/docs)", flush=True)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    config = uvicorn.Config(create_app(settings), host=host, port=port, log_level="info")
+    server = uvicorn.Server(config)
+
+    def graceful(*_: object) -> None:
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, graceful) for sig in stop_on}
+    try:
+        server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
 
 
@@ -54,29 +77,48 @@ def _cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     if "ACTLAB_AUTH_ENABLED" not in os.environ:
         # One researcher's laptop: no API keys unless asked for explicitly.
         settings = settings.model_copy(update={"auth_enabled": False})
-    broker = None
-    if settings.embedded_broker:
-        broker = EmbeddedRedis(settings.data_dir, settings.redis_socket).start()
-        print(f"embedded redis on {settings.redis_socket}", flush=True)
-    upgrade(settings.resolved_database_url)
-    print(f"database ready: {_redact(settings.resolved_database_url)}", flush=True)
-    # Its own session too: Ctrl-C reaches `up` alone, which then stops the worker (SIGTERM:
-    # checkpoint and hand back) before the broker, instead of all three stopping at once.
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "worker"], env=os.environ, start_new_session=True
-    )
+    # SIGTERM (systemd, docker stop, kill) and SIGHUP (a closed terminal) end `up` as Ctrl-C
+    # does: the worker hands its experiment back, then the broker stops. Until the API
+    # runs, they interrupt startup; then they stop the API gracefully.
+    stops = (signal.SIGTERM, signal.SIGHUP)
+    for sig in stops:
+        signal.signal(sig, _interrupt)
+    broker, worker = None, None
     try:
-        return _cmd_api(settings, args)
+        if settings.embedded_broker:
+            broker = EmbeddedRedis(settings.data_dir, settings.redis_socket).start()
+            print(f"embedded redis on {settings.redis_socket}", flush=True)
+        upgrade(settings.resolved_database_url)
+        print(f"database ready: {_redact(settings.resolved_database_url)}", flush=True)
+        # Its own session too: Ctrl-C reaches `up` alone, which then stops the worker
+        # (SIGTERM: checkpoint and hand back) before the broker, not all three at once.
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "worker"], env=os.environ, start_new_session=True
+        )
+        return _serve(settings, args, stop_on=stops)
     finally:
-        # SIGTERM lets the worker checkpoint a running experiment and hand it back.
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        for sig in stops:  # a second signal must not cut the cleanup short
+            signal.signal(sig, signal.SIG_IGN)
+        _stop_worker(worker)
         if broker:
             broker.stop()
         print("actlab stopped", flush=True)
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_worker(worker: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM lets the worker checkpoint a running experiment and hand it back."""
+    if worker is None or worker.poll() is not None:
+        return
+    worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
 
 
 def _cmd_keys(settings: Settings, args: argparse.Namespace) -> int:

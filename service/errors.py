@@ -39,6 +39,10 @@ class NotFound(ActlabError):
     status, type, title = 404, "not-found", "Not found"
 
 
+class Forbidden(ActlabError):
+    status, type, title = 403, "forbidden", "Forbidden"
+
+
 class InvalidSpec(ActlabError):
     status, type, title = 422, "invalid-request", "Invalid request"
 
@@ -56,8 +60,13 @@ class LimitExceeded(ActlabError):
 
     status, type, title = 422, "limit-exceeded", "Limit exceeded"
 
-    def __init__(self, detail: str, *, setting: str, limit: int, status: int = 422) -> None:
+    def __init__(
+        self, detail: str, *, setting: str, limit: int, status: int = 422, **extra: Any
+    ) -> None:
         super().__init__(
-            f"{detail} (limit {limit}; raise it with {setting})", setting=setting, limit=limit
+            f"{detail} (limit {limit}; raise it with {setting})",
+            setting=setting,
+            limit=limit,
+            **extra,
         )
         self.status = status

@@ -51,6 +51,32 @@ def check_spec(spec: ExperimentSpec, settings: Settings) -> None:
             setting="ACTLAB_MAX_MODEL_PARAMETERS",
             limit=settings.max_model_parameters,
         )
+    check_memory(spec, settings)
+
+
+def check_memory(spec: ExperimentSpec, settings: Settings) -> None:
+    """Raise LimitExceeded if the worker would need more memory than the server allows.
+
+    The estimate comes from the engine's own dataset registry and model builder (on the
+    meta device): see worker/engine/estimate.py.
+    """
+    from worker.engine.estimate import estimate
+
+    parts = estimate(spec)
+    total = sum(parts.values())
+    if total > settings.max_memory_bytes:
+        shown = ", ".join(f"{name} {_gib(size)}" for name, size in parts.items())
+        raise LimitExceeded(
+            f"the run needs about {_gib(total)} of memory ({shown})",
+            setting="ACTLAB_MAX_MEMORY_BYTES",
+            limit=settings.max_memory_bytes,
+            estimate_bytes=total,
+            parts=parts,
+        )
+
+
+def _gib(size: int) -> str:
+    return f"{size / 2**30:.2f} GiB"
 
 
 def check_queue(queued: int, new: int, settings: Settings) -> None:

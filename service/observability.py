@@ -12,6 +12,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from sqlalchemy import func, select
 
+from service.auth import PrincipalDep
+from service.deps import SessionDep
+from service.errors import Forbidden
 from service.queue import broker_client
 from service.settings import Settings
 from service.store.db import session_scope
@@ -101,8 +104,14 @@ def install(app: FastAPI, settings: Settings) -> None:
     router = APIRouter(tags=["health"])
 
     @router.get("/metrics", response_class=Response)
-    def metrics() -> Response:
-        """Prometheus exposition."""
+    def metrics(principal: PrincipalDep, session: SessionDep) -> Response:
+        """Prometheus exposition; with auth on, for admin keys only (it counts every owner's
+        experiments)."""
+        if not principal.admin:
+            raise Forbidden("/metrics needs an admin key (`actlab keys create NAME --admin`)")
+        # End the key lookup's transaction: on SQLite it holds the write lock, which the
+        # collector's own session would wait for.
+        session.commit()
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(router)

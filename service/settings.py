@@ -49,6 +49,15 @@ class Settings(BaseSettings):
     max_sweep_size: int = Field(500, ge=1)
     max_queued_per_owner: int = Field(1_000, ge=1)
     max_body_bytes: int = Field(1_000_000, ge=1024)
+    # What one worker may need for a run (data, model, optimizer, a batch): a third of a
+    # shared 24 GiB box, so a few workers and the system fit beside it.
+    max_memory_bytes: int = Field(8 * 2**30, ge=2**20)
+    # Live streams (SSE), per API process: a 429 past a cap; a stream longer than
+    # stream_max_seconds ends without `end` and the client reconnects with Last-Event-ID.
+    max_streams_total: int = Field(2_000, ge=1)
+    max_streams_per_owner: int = Field(100, ge=1)
+    stream_max_seconds: float = Field(3600.0, gt=0)
+    stream_recheck_seconds: float = Field(30.0, gt=0, description="Re-read the db when quiet.")
 
     @model_validator(mode="after")
     def _lease_fits(self) -> Settings:

@@ -10,6 +10,7 @@ from typing import Any
 from celery import signals
 
 from service.settings import Settings
+from service.store import live
 from worker import reaper, runner
 
 
@@ -24,6 +25,7 @@ def run_worker(settings: Settings, *, name: str | None = None, loglevel: str | N
     from worker.celery_app import app
 
     signals.worker_shutting_down.connect(_on_shutdown, weak=False)
+    live.enable(settings)  # committed events, points and progress reach the live streams
     stop = threading.Event()
     reaper.start_reaper_thread(settings, stop)
     try:

@@ -105,4 +105,8 @@ def _end(
             return end(claim, settings, succeeded(claim, settings, outcome, started))
         except Exception as exc:  # exporting the weights failed
             outcome = exc
-    return end(claim, settings, failure(claim, outcome, checkpoint_at=callbacks.checkpoint_at))
+    return end(
+        claim,
+        settings,
+        failure(claim, outcome, settings=settings, checkpoint_at=callbacks.checkpoint_at),
+    )

@@ -230,7 +230,7 @@ def _train(claim: Claim, callbacks: StoreCallbacks, settings: Settings) -> str:
         )
         outcome = succeeded(claim, settings, result, started)
     except Exception as exc:
-        outcome = failure(claim, exc, checkpoint_at=callbacks.checkpoint_at)
+        outcome = failure(claim, exc, settings=settings, checkpoint_at=callbacks.checkpoint_at)
     return end(claim, settings, outcome)
 
 
@@ -247,7 +247,11 @@ def succeeded(
 
 
 def failure(
-    claim: Claim, exc: BaseException, *, checkpoint_at: tuple[int, int] | None = None
+    claim: Claim,
+    exc: BaseException,
+    *,
+    settings: Settings,
+    checkpoint_at: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """The outcome of a run that ended with `exc` (a stop request is not a failure).
 
@@ -269,7 +273,8 @@ def failure(
         exc_info=exc,
         extra={"experiment_id": claim.experiment_id},
     )
-    return {"status": Status.failed, "reason": "error", "message": f"{type(exc).__name__}: {exc}"}
+    message = public_message(f"{type(exc).__name__}: {exc}", settings)
+    return {"status": Status.failed, "reason": "error", "message": message}
 
 
 def end(claim: Claim, settings: Settings, outcome: dict[str, Any]) -> str:
@@ -277,6 +282,18 @@ def end(claim: Claim, settings: Settings, outcome: dict[str, Any]) -> str:
     if outcome.get("status") is None:
         return "lease_lost"
     return _finish(claim, settings, **outcome)
+
+
+def public_message(message: str, settings: Settings) -> str:
+    """`message` with the server's directories replaced by names: clients read it."""
+    places = [
+        (settings.resolved_checkpoint_dir, "<checkpoint_dir>"),
+        (settings.data_dir, "<data_dir>"),
+        (Path.home(), "~"),
+    ]
+    for path, name in sorted(places, key=lambda p: -len(str(p[0]))):
+        message = message.replace(str(path), name)
+    return message
 
 
 def _interrupted(reason: str) -> dict[str, Any]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request, status
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi import APIRouter, Body, Header, Query, Request, status
+from fastapi.responses import FileResponse
 
 from service.auth import PrincipalDep
 from service.deps import SessionDep, SettingsDep
@@ -143,26 +143,24 @@ def get_events(
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     stream: Annotated[bool, Query(description="Server-Sent Events (or Accept).")] = False,
+    last_event_id: Annotated[
+        str | None,
+        Header(max_length=48, description="Resume a stream after this id (`E-M`)."),
+    ] = None,
 ) -> Any:
     """Status transitions and log lines; as SSE (with progress and new metric points) until
     the experiment ends when `stream=true` or `Accept: text/event-stream`."""
-    if stream or "text/event-stream" in request.headers.get("accept", ""):
-        # The stream outlives the request: check access in the request's session, then end
-        # its transaction and give its connection back now (the dependency's own commit
-        # comes only after the stream ends). The stream opens a short session per poll.
-        # With auth on, the key lookup has begun a transaction, which on SQLite holds the
-        # write lock: left open, every poll waited 30 s on it and failed.
-        service.get(session=session, principal=principal, experiment_id=experiment_id)
-        session.commit()
-        session.close()
-        last = request.headers.get("last-event-id", "")
-        start = int(last) if last.isdigit() else after
-        return StreamingResponse(
-            events.stream(settings, experiment_id, after=start),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
     service.get(session=session, principal=principal, experiment_id=experiment_id)
+    if stream or "text/event-stream" in request.headers.get("accept", ""):
+        return events.respond(
+            request,
+            session,
+            settings,
+            principal,
+            [experiment_id],
+            events.Cursor.parse(last_event_id, after),
+            tagged=False,
+        )
     rows = repo.events_after(session, experiment_id, after, limit)
     items = [events.event_json(e) for e in rows]
     return EventList(events=items, next_after=items[-1]["id"] if items else after)  # type: ignore[arg-type]

@@ -99,6 +99,7 @@ class EventRead(BaseModel):
     status: str | None
     message: str | None
     data: dict[str, Any] | None
+    experiment_id: str | None = Field(None, description="Set on a sweep's events.")
 
 
 class EventList(BaseModel):

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 import activations
 from activations import schedules
+from activations.errors import ParamError
 
 
 class ActivationSpec(BaseModel):
@@ -31,6 +40,8 @@ class ActivationSpec(BaseModel):
     def _valid_params(self) -> ActivationSpec:
         try:
             self.params = activations.validate_params(self.name, self.params)
+        except ParamError as exc:
+            raise _at_param(type(self).__name__, exc, self.params) from None
         except (KeyError, ValueError) as exc:
             raise ValueError(_message(exc)) from None
         return self
@@ -45,7 +56,9 @@ class ScheduleSpec(BaseModel):
     start: float = Field(1.0, ge=0.0, le=1e6)
     end: float = Field(0.0, ge=0.0, le=1e6)
     unit: Literal["step", "epoch"] = "step"
-    warmup: int = Field(0, ge=0, description="Units of linear ramp from 0 to `start`.")
+    warmup: int = Field(
+        0, ge=0, le=2**31 - 1, description="Units of linear ramp from 0 to `start`."
+    )
     params: dict[str, Any] = Field(default_factory=dict, description="Kind-specific parameters.")
 
     @field_validator("kind")
@@ -76,6 +89,16 @@ class ScheduleSpec(BaseModel):
             "total": total,
             **self.params,
         }
+
+
+def _at_param(title: str, exc: ParamError, params: dict[str, Any]) -> ValidationError:
+    """A validation error located at `params.<name>`, so a 422 names the leaf field."""
+    detail = InitErrorDetails(
+        type=PydanticCustomError("value_error", "{message}", {"message": str(exc)}),
+        loc=("params", exc.param),
+        input=params.get(exc.param),
+    )
+    return ValidationError.from_exception_data(title, [detail])
 
 
 def _message(exc: Exception) -> str:

@@ -33,7 +33,9 @@ class MNIST1D(_Dataset):
     train_split: float = Field(
         0.8, gt=0.0, lt=1.0, description="Train share before the test split."
     )
-    data_seed: int = Field(42, ge=0, description="Generation seed (42 = the published data set).")
+    data_seed: int = Field(
+        42, ge=0, le=2**32 - 1, description="Generation seed (42 = the published data set)."
+    )
 
 
 class Digits(_Dataset):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -20,6 +20,10 @@ CANONICAL_EXAMPLE: dict[str, Any] = {
     "optimizer": {"name": "adam", "lr": 0.01},
     "training": {"epochs": 20, "batch_size": 100},
 }
+
+
+# A tag: 1 to 64 characters, in the schema as in validation (sweeps use the same type).
+Tag = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class OptimizerSpec(BaseModel):
@@ -62,7 +66,9 @@ class EarlyStoppingSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    metric: str = "val/loss"
+    metric: Literal["val/loss", "val/acc", "train/loss", "train/acc", "test/loss", "test/acc"] = (
+        "val/loss"
+    )
     mode: Literal["min", "max"] = "min"
     patience: int = Field(5, ge=1, le=10_000)
     min_delta: float = Field(0.0, ge=0.0)
@@ -111,7 +117,7 @@ class ExperimentSpec(BaseModel):
 
     name: str | None = Field(None, max_length=200)
     seed: int = Field(0, ge=0, le=2**31 - 1)
-    tags: list[str] = Field(default_factory=list, max_length=32)
+    tags: list[Tag] = Field(default_factory=list, max_length=32)
     dataset: DatasetSpec
     model: ModelSpec
     activation: ActivationSpec
@@ -130,13 +136,16 @@ class ExperimentSpec(BaseModel):
             )
         return data
 
-    @field_validator("tags")
-    @classmethod
-    def _tags(cls, tags: list[str]) -> list[str]:
-        for tag in tags:
-            if not tag or len(tag) > 64:
-                raise ValueError("each tag must be 1 to 64 characters")
-        return tags
+    @model_validator(mode="after")
+    def _early_stopping_is_reported(self) -> ExperimentSpec:
+        # The worker would fail after the first epoch; say so at submit instead.
+        rule = self.training.early_stopping
+        if rule is not None and rule.metric.startswith("val/") and not self.dataset.val_fraction:
+            raise ValueError(
+                f"training.early_stopping.metric: {rule.metric} is not reported when "
+                "dataset.val_fraction is 0"
+            )
+        return self
 
 
 def _nul_path(value: Any, path: tuple[Any, ...]) -> tuple[Any, ...] | None:

@@ -11,6 +11,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.spec import ExperimentSpec
+from service.store import live
 from service.store.models import (
     TERMINAL,
     Event,
@@ -181,9 +182,18 @@ def renew(session: Session, claim: Claim, *, lease_seconds: float, **values: Any
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise LeaseLost(f"experiment {claim.experiment_id}: token {claim.token} is stale")
-    status: str = session.execute(
-        select(Experiment.status).where(Experiment.id == claim.experiment_id)
-    ).scalar_one()
+    row = session.execute(
+        select(
+            Experiment.status,
+            Experiment.progress_epoch,
+            Experiment.progress_step,
+            Experiment.progress_total,
+        ).where(Experiment.id == claim.experiment_id)
+    ).one()
+    if any(key.startswith("progress_") for key in values):
+        progress = {"status": row[0], "epoch": row[1], "step": row[2], "total": row[3]}
+        live.note_progress(session, claim.experiment_id, progress)
+    status: str = row[0]
     return status
 
 
@@ -400,3 +410,31 @@ def sweep_labels(session: Session, experiment_ids: Sequence[str]) -> dict[str, d
         ).where(Experiment.id.in_(list(experiment_ids)))
     )
     return {i: {"sweep_id": s, "arm": a, "seed": seed} for i, s, a, seed in rows}
+
+
+def events_after_many(
+    session: Session, experiment_ids: Sequence[str], after: int, limit: int
+) -> Sequence[Event]:
+    """Events of several experiments with an id above `after`, in id order."""
+    query = (
+        select(Event)
+        .where(Event.experiment_id.in_(list(experiment_ids)), Event.id > after)
+        .order_by(Event.id)
+        .limit(limit)
+    )
+    return session.scalars(query).all()
+
+
+def progress_of(session: Session, experiment_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """`{status, epoch, step, total}` of each experiment (missing ones are left out)."""
+    query = select(
+        Experiment.id,
+        Experiment.status,
+        Experiment.progress_epoch,
+        Experiment.progress_step,
+        Experiment.progress_total,
+    ).where(Experiment.id.in_(list(experiment_ids)))
+    return {
+        row[0]: {"status": row[1], "epoch": row[2], "step": row[3], "total": row[4]}
+        for row in session.execute(query)
+    }

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from service.store import live
 from service.store.models import Metric
 
 Row = tuple[int, int, float]  # step, epoch, value
@@ -44,8 +45,12 @@ def insert_points(
         insert(Metric)
         .values(rows)
         .on_conflict_do_nothing(index_elements=["experiment_id", "name", "step"])
+        .returning(Metric.id, Metric.name, Metric.step, Metric.epoch, Metric.value)
     )
-    session.execute(stmt)
+    # Only the rows inserted come back: a re-reported point is neither stored nor sent twice.
+    inserted = sorted([list(row) for row in session.execute(stmt)])
+    if inserted:
+        live.note_points(session, experiment_id, inserted)
 
 
 def series(
@@ -138,3 +143,18 @@ def names(session: Session, experiment_ids: Iterable[str]) -> list[str]:
         return []
     query = select(Metric.name).where(Metric.experiment_id.in_(ids)).distinct()
     return sorted(session.scalars(query))
+
+
+def points_after_id_many(
+    session: Session, experiment_ids: list[str], after_id: int, limit: int = 1000
+) -> list[list[Any]]:
+    """New points of several experiments in id order: [id, experiment, name, step, epoch, value]."""
+    query = (
+        select(
+            Metric.id, Metric.experiment_id, Metric.name, Metric.step, Metric.epoch, Metric.value
+        )
+        .where(Metric.experiment_id.in_(experiment_ids), Metric.id > after_id)
+        .order_by(Metric.id)
+        .limit(limit)
+    )
+    return [list(row) for row in session.execute(query)]

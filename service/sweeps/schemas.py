@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from service.spec.experiment import CANONICAL_EXAMPLE
+from service.spec.experiment import CANONICAL_EXAMPLE, Tag
 
 PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 # Set per experiment by the sweep itself, never by the grid.
@@ -71,7 +71,7 @@ class SweepCreate(BaseModel):
     baseline: dict[str, Any] | None = Field(
         None, description="The grid point others are compared with; default the first point."
     )
-    tags: list[str] = Field(default_factory=list, max_length=32)
+    tags: list[Tag] = Field(default_factory=list, max_length=32)
     packing: PackingSpec | None = Field(
         None,
         description=(

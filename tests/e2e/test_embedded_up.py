@@ -103,3 +103,34 @@ def test_ctrl_c_during_a_run_hands_it_back_and_the_next_up_resumes_it(tmp_path: 
     finally:
         up.stop(signal.SIGINT)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_end_up_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
+    from service.store import experiments as repo
+    from service.store.db import session_scope
+
+    data_dir = Path(f"/tmp/actlab-up-{sig.name.lower()}-{os.getpid()}")
+    port = _free_port()
+    up = _up(data_dir, port, tmp_path / "up.log")
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as api:
+            spec = canonical_spec(training={"epochs": 400, "checkpoint_interval_s": 0})
+            exp = api.post("/v1/experiments", json=spec).json()
+            wait_for_status(api, exp["id"], {"running"}, timeout=120)
+            while api.get(f"/v1/experiments/{exp['id']}").json()["progress"]["epoch"] < 1:
+                time.sleep(0.2)
+            events = api.get(f"/v1/experiments/{exp['id']}/events").json()["events"]
+        worker_pid = int(next(e["data"]["worker"] for e in events if e["data"]).split(":")[-1])
+        up.proc.send_signal(sig)  # to `up` alone, as systemd, docker stop or kill do
+        up.proc.wait(timeout=120)
+        assert "actlab stopped" in up.output(), up.output()[-3000:]
+        assert not EmbeddedRedis(data_dir).running()
+        with pytest.raises(ProcessLookupError):
+            os.kill(worker_pid, 0)  # the worker is gone, not orphaned
+        with session_scope(f"sqlite:///{data_dir / 'actlab.db'}") as session:
+            row = repo.get(session, exp["id"])
+            assert row is not None and row.status == "queued"  # handed back, resumes later
+    finally:
+        up.stop(signal.SIGKILL)
+        shutil.rmtree(data_dir, ignore_errors=True)

@@ -150,3 +150,26 @@ def test_the_queue_cap_is_per_owner(settings: Settings) -> None:
             client.post("/v1/experiments", json=canonical_spec(), headers=alice).status_code == 429
         )
         assert client.post("/v1/experiments", json=canonical_spec(), headers=bob).status_code == 201
+
+
+def test_prometheus_metrics_need_an_admin_key_with_auth_on(
+    secured: tuple[TestClient, Settings],
+) -> None:
+    client, settings = secured
+    assert client.get("/metrics").status_code == 401
+    forbidden = client.get("/metrics", headers=_key(settings, "dave"))
+    assert forbidden.status_code == 403
+    assert "admin" in forbidden.json()["detail"]
+    allowed = client.get("/metrics", headers=_key(settings, "ops", admin=True))
+    assert allowed.status_code == 200
+    assert "actlab_experiments" in allowed.text
+
+
+def test_a_failure_message_shows_no_server_path(settings: Settings) -> None:
+    from worker.runner import public_message
+
+    data, checkpoints = settings.data_dir, settings.resolved_checkpoint_dir
+    raw = f"FileNotFoundError: {data}/datasets/mnist/x and {checkpoints}/e"
+    message = public_message(raw, settings)
+    assert str(settings.data_dir) not in message
+    assert "<data_dir>/datasets/mnist/x" in message and "<checkpoint_dir>/e" in message

@@ -121,7 +121,10 @@ def test_a_bad_grid_point_is_named_and_nothing_is_created(api: TestClient) -> No
 def test_a_bad_param_value_names_point_and_field(api: TestClient) -> None:
     grid = {"activation.params.sigma": [0.3, -1.0]}
     body = _problem(api.post("/v1/sweeps", json=sweep_body(grid=grid)))
-    assert [e["path"] for e in body["errors"]] == ["grid[activation.params.sigma=-1.0].activation"]
+    # The path reaches the leaf parameter inside the failing point.
+    assert [e["path"] for e in body["errors"]] == [
+        "grid[activation.params.sigma=-1.0].activation.params.sigma"
+    ]
     assert "sigma" in body["errors"][0]["message"]
     assert api.get("/v1/experiments").json()["items"] == []
 

@@ -46,6 +46,13 @@ def fetch(url: str, dest: Path, *, md5: str, extract_to: Path | None = None) -> 
             os.unlink(tmp)
 
 
+def _shown(folder: Path) -> str:
+    """`<data_dir>/datasets/...`: the folder without the server's own path."""
+    parts = folder.parts
+    inner = parts[parts.index("datasets") :] if "datasets" in parts else parts[-1:]
+    return "<data_dir>/" + "/".join(inner)
+
+
 def require(
     name: str, folder: Path, paths: Sequence[Path | None], expected: Sequence[str]
 ) -> list[Path]:
@@ -53,7 +60,9 @@ def require(
     missing = [e for p, e in zip(paths, expected, strict=False) if p is None]
     if missing:
         raise DatasetUnavailable(
-            f"dataset {name!r} is not available: missing {', '.join(missing)} in {folder} "
+            # Relative to the data directory: a message reaches API clients, a path must not.
+            f"dataset {name!r} is not available: missing {', '.join(missing)} in "
+            f"{_shown(folder)} "
             "(place the files there, or set download: true on a machine that is online)"
         )
     return [p for p in paths if p is not None]

@@ -59,7 +59,7 @@ def read_idx(path: Path) -> np.ndarray:
         raw = fh.read()
     zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
     if zero != 0 or dtype_code != 0x08:
-        raise DatasetUnavailable(f"{path}: not an unsigned-byte IDX file")
+        raise DatasetUnavailable(f"{path.name}: not an unsigned-byte IDX file")
     dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     return data.reshape(dims)

@@ -1,0 +1,153 @@
+"""Input that JSON parsers disagree on is a 422 naming where it is, before any endpoint runs.
+
+Python's json module accepts `NaN` and `Infinity`, lets the last of two equal keys win,
+and passes lone surrogates (`"\\udfff"`) that no database can encode; a syntax error names
+a character offset. Here each of these is a 422 with the field's path (or the line and
+column), and a NUL in a query parameter is one naming the parameter, on every database.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+from urllib.parse import parse_qsl
+
+from service.errors import PROBLEM_BASE, PROBLEM_JSON
+
+JSON_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """A JSON object as written: its pairs in order, duplicates kept."""
+
+
+class _NonFinite:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def problem_in(body: bytes) -> tuple[str, str] | None:
+    """(path, message) of the first thing in `body` that is not strict JSON, else None."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return "body", f"not UTF-8 (byte {exc.start})"
+    try:
+        doc = json.loads(text, object_pairs_hook=_Pairs, parse_constant=_NonFinite)
+    except json.JSONDecodeError as exc:
+        return "body", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+    return _walk(doc, "")
+
+
+def _walk(node: Any, path: str) -> tuple[str, str] | None:
+    where = path or "body"
+    if isinstance(node, _NonFinite):
+        return where, f"{node.text} is not a JSON number; use a finite value"
+    if isinstance(node, float) and not math.isfinite(node):
+        return where, "number out of range"
+    if isinstance(node, str):
+        return _string_problem(node, where)
+    if isinstance(node, list) and not isinstance(node, _Pairs):
+        for index, item in enumerate(node):
+            found = _walk(item, f"{path}[{index}]")
+            if found:
+                return found
+        return None
+    if isinstance(node, _Pairs):
+        seen: set[str] = set()
+        for key, value in node:
+            child = f"{path}.{key}" if path else key
+            bad_key = _string_problem(key, child)
+            if bad_key:
+                return bad_key
+            if key in seen:
+                return child, "duplicate key"
+            seen.add(key)
+            found = _walk(value, child)
+            if found:
+                return found
+    return None
+
+
+def _string_problem(text: str, where: str) -> tuple[str, str] | None:
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):
+        return where, "lone surrogate (\\ud800-\\udfff) in a string: not valid Unicode"
+    if "\x00" in text:
+        return where, "NUL character not allowed"
+    return None
+
+
+def query_problem(query_string: bytes) -> tuple[str, str] | None:
+    """(query.<name>, message) for a NUL or a lone surrogate in a query parameter."""
+    text = query_string.decode("latin-1")
+    for key, value in parse_qsl(text, keep_blank_values=True, errors="surrogateescape"):
+        found = _string_problem(key, f"query.{key}") or _string_problem(value, f"query.{key}")
+        if found:
+            return found
+    return None
+
+
+def _is_json(scope: dict[str, Any]) -> bool:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-type":
+            media = value.decode("latin-1").split(";")[0].strip().lower()
+            return media == "application/json" or media.endswith("+json")
+    return False
+
+
+class StrictJson:
+    """ASGI middleware: 422 for non-strict JSON bodies and NUL in query parameters."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        found = query_problem(scope.get("query_string", b""))
+        if found is None and scope["method"] in JSON_METHODS and _is_json(scope):
+            body, receive = await _buffer(receive)
+            found = problem_in(body) if body else None
+        if found is not None:
+            await _reject(send, *found)
+            return
+        await self.app(scope, receive, send)
+
+
+async def _buffer(receive: Any) -> tuple[bytes, Any]:
+    """The whole body, and a `receive` that hands it to the app again."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    body = b"".join(chunks)
+    sent = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return body, replay
+
+
+async def _reject(send: Any, path: str, message: str) -> None:
+    problem = {
+        "type": PROBLEM_BASE + "invalid-request",
+        "title": "Invalid request",
+        "status": 422,
+        "detail": f"{path}: {message}",
+        "errors": [{"path": path, "message": message, "type": "strict_json"}],
+    }
+    payload = json.dumps(problem).encode()
+    headers = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", b"%d" % len(payload))]
+    await send({"type": "http.response.start", "status": 422, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
