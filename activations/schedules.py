@@ -148,15 +148,25 @@ def _cosine(p: Mapping[str, Any], t: float) -> float:
     return p["end"] + (p["start"] - p["end"]) * (1 + math.cos(math.pi * _fraction(p, t))) / 2
 
 
+def _scaled_power(start: float, base: float, exponent: float) -> float:
+    """start * base**exponent, saturating at ±inf where the power overflows a float."""
+    if start == 0:
+        return 0.0
+    try:
+        return start * base**exponent
+    except OverflowError:
+        return math.copysign(math.inf, start)
+
+
 def _exponential(p: Mapping[str, Any], t: float) -> float:
     if p["rate"] is not None:
-        return _bounded(p, p["start"] * p["rate"] ** (t - p["warmup"]))
+        return _bounded(p, _scaled_power(p["start"], p["rate"], t - p["warmup"]))
     return p["start"] * (p["end"] / p["start"]) ** _fraction(p, t)
 
 
 def _step(p: Mapping[str, Any], t: float) -> float:
     size = p["step_size"] or max(1, (p["total"] - p["warmup"]) // 4)
-    return _bounded(p, p["start"] * p["gamma"] ** ((t - p["warmup"]) // size))
+    return _bounded(p, _scaled_power(p["start"], p["gamma"], (t - p["warmup"]) // size))
 
 
 def _inverse_sqrt(p: Mapping[str, Any], t: float) -> float:

@@ -68,6 +68,7 @@ class Event(_Read):
     status: str | None
     message: str | None
     data: dict[str, Any] | None
+    experiment_id: str | None = None  # set on a sweep's events
 
 
 class EventList(_Read):
@@ -83,6 +84,7 @@ class SweepExperiment(_Read):
     status: str
     status_reason: str | None
     value: float | None
+    pack_id: str | None = None  # the pack it trains in (packed sweeps); None when alone
 
 
 class ArmRow(_Read):
@@ -121,6 +123,7 @@ class SweepSummary(_Read):
     baseline: dict[str, Any] | None
     size: int
     status_counts: dict[str, int]
+    packing: dict[str, Any] | None = None  # {"max_members": K} for a packed sweep
 
     @property
     def done(self) -> bool:

@@ -93,3 +93,10 @@ def test_drives_noise_scale():
     sched = schedules.create("exponential", end=0.01, total=100)
     activations.set_noise_scale(model, sched.value(50))
     assert model.noise_scale == pytest.approx(math.sqrt(0.01))
+
+
+def test_a_power_past_float_range_saturates_at_the_bound_instead_of_raising():
+    growing = schedules.create("exponential", start=0.5, end=2.0, rate=10.0, total=None)
+    assert growing.value(10**6) == 2.0  # 0.5 * 10**1e6 overflows a float: bounded by end
+    shrinking = schedules.create("step", start=1.0, end=0.0, step_size=1, gamma=1e-300)
+    assert shrinking.value(10**6) == 0.0
