@@ -196,7 +196,7 @@ class Stream:
 
     def _sse(self, kind: str, data: Any) -> ServerSentEvent:
         text = json.dumps(data, separators=(",", ":"), default=str)
-        return ServerSentEvent(data=text, event=kind, id=str(self.cursor))
+        return ServerSentEvent(data=text, event=kind, id=str(self.cursor), sep="\n")
 
 
 TERMINAL_VALUES = frozenset(s.value for s in TERMINAL)

@@ -71,7 +71,8 @@ export async function stream(path, onEvent, signal) {
   for (;;) {
     const { value, done } = await reader.read();
     if (done) return;
-    buffer += value;
+    // SSE allows CRLF line ends; a CR at a chunk's end waits in the buffer for its LF.
+    buffer = (buffer + value).replace(/\r\n/g, "\n");
     let cut;
     while ((cut = buffer.indexOf("\n\n")) >= 0) {
       const frame = buffer.slice(0, cut);
