@@ -10,7 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.store.experiments import Claim, claim
-from service.store.models import Experiment
+from service.store.models import Experiment, Status, utcnow
+
+# A member in one of these states with a lease not yet expired is held by a worker.
+_HELD = (Status.running.value, Status.cancelling.value)
 
 
 def pack_of(session: Session, experiment_id: str) -> str | None:
@@ -20,7 +23,15 @@ def pack_of(session: Session, experiment_id: str) -> str | None:
 
 
 def claim_pack(session: Session, pack_id: str, *, worker: str, lease_seconds: float) -> list[Claim]:
-    """Claim every claimable member of the pack (queued, or running with an expired lease).
+    """Claim every claimable member of the pack (queued, or running with an expired lease),
+    or none while any member is still held under a live lease.
+
+    All or nothing: after a worker dies, its members' leases expire one by one (each was
+    last renewed at a slightly different moment), and the reaper re-queues them in
+    different passes. Claiming the members already re-queued would split the pack into
+    packs of other sizes, or a member trained alone, whose curves are no longer the packed
+    run's. So a pack is claimed only once no member is held; the reaper re-queues the
+    last one and its message claims them all.
 
     On Postgres the members' rows are locked first, in id order: of two workers racing for a
     pack, the second waits, then finds nothing left to claim, so no pack is ever split.
@@ -32,5 +43,14 @@ def claim_pack(session: Session, pack_id: str, *, worker: str, lease_seconds: fl
         .order_by(Experiment.id)
         .with_for_update()
     ).all()
+    held = session.scalars(
+        select(Experiment.id).where(
+            Experiment.pack_id == pack_id,
+            Experiment.status.in_(_HELD),
+            Experiment.lease_expires_at >= utcnow(),
+        )
+    ).first()
+    if held is not None:
+        return []
     claims = [claim(session, i, worker=worker, lease_seconds=lease_seconds) for i in ids]
     return [c for c in claims if c is not None]

@@ -5,15 +5,20 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from service.app import create_app
 from service.settings import Settings
 from service.spec import ExperimentSpec
+from service.store import packs
+from service.store.db import session_scope
+from service.store.models import Experiment, Status, utcnow
 from tests.support import canonical_spec, start_worker, wait_for_status
 from tests.worker.engine.engine_factories import Recorder
 from worker import engine
@@ -169,3 +174,44 @@ def test_killed_worker_pack_resumes_with_the_uninterrupted_curves(
         for name in ("val/acc", "val/loss", "train/loss"):
             got = [(p["step"], p["value"]) for p in _series(api, experiment_id, name)]
             assert got == [(s, v[name]) for s, _, v in rec.metrics], name
+
+
+def test_a_dead_workers_pack_is_claimed_again_whole_not_as_its_leases_expire(
+    api: TestClient, fast: Settings
+) -> None:
+    # A dead worker's members were last renewed at slightly different moments, so their
+    # leases expire (and the reaper re-queues them) one pass apart. Claiming the ones
+    # already expired would split the pack: a part, or a member alone, would train
+    # differently from the packed run (the killed-worker test above failed so, 1 in 3).
+    created = _sweep(api, _base(1), {"activation.params.sigma": [0.1, 0.5]}, [0, 1])
+    pack_id = created["experiments"][0]["pack_id"]
+    ids = sorted(row["id"] for row in created["experiments"])
+    url = fast.resolved_database_url
+
+    def claim() -> list[str]:
+        with session_scope(url) as session:
+            claims = packs.claim_pack(session, pack_id, worker="w", lease_seconds=60)
+            return sorted(c.experiment_id for c in claims)
+
+    def expire(members: list[str], *, requeue: bool) -> None:
+        values: dict[str, Any] = {"lease_expires_at": utcnow() - timedelta(seconds=1)}
+        if requeue:
+            values["status"] = Status.queued.value
+        with session_scope(url) as session:
+            session.execute(update(Experiment).where(Experiment.id.in_(members)).values(values))
+
+    assert claim() == ids
+    expire(ids[:1], requeue=True)  # re-queued by the reaper; the other three still held
+    expire(ids[1:2], requeue=False)  # expired, not yet re-queued
+    assert claim() == []
+    expire(ids[2:], requeue=False)  # the last leases expire: the pack is claimed whole
+    assert claim() == ids
+    assert claim() == []
+    with session_scope(url) as session:  # a member that ended does not hold its pack back
+        session.execute(
+            update(Experiment)
+            .where(Experiment.id == ids[0])
+            .values(status=Status.succeeded.value, lease_expires_at=None)
+        )
+    expire(ids[1:], requeue=False)
+    assert claim() == ids[1:]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -158,6 +159,41 @@ def test_stopped_pack_resumes_with_the_uninterrupted_curves(data_dir: Path, tmp_
     assert all(r.started[0]["resumed_from_step"] == 22 for r in again)
     for k in range(3):
         assert recs[k].metrics + again[k].metrics == full[k].metrics  # exact, not approx
+
+
+class Snapshots(Recorder):
+    """Keeps a copy of every checkpoint this member writes, by step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.files: dict[int, Path] = {}
+
+    def on_checkpoint(self, *, path: Path, step: int, epoch: int) -> None:
+        super().on_checkpoint(path=path, step=step, epoch=epoch)
+        self.files[step] = shutil.copy(path, path.with_suffix(f".{step}.pt"))
+
+
+def test_pack_killed_between_member_checkpoints_resumes_with_the_uninterrupted_curves(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    # A kill between the members' checkpoint writes of one epoch end: member 0 already
+    # wrote epoch 2's, members 1 and 2 still hold epoch 1's. Each continues from its own
+    # step, and every curve is the uninterrupted pack's, exactly.
+    specs = _specs(training={"epochs": 4, "checkpoint_interval_s": 0})
+    _, full = _pack(specs, data_dir)
+    snaps = [Snapshots() for _ in specs]
+    _pack(specs, data_dir, snaps, [tmp_path / f"a{i}.pt" for i in range(3)])
+    at = [2 * STEPS_PER_EPOCH, STEPS_PER_EPOCH, STEPS_PER_EPOCH]
+    again = [Recorder() for _ in specs]
+    members = [
+        PackMember(spec, rec, tmp_path / f"b{i}.pt", snap.files[step])
+        for i, (spec, rec, snap, step) in enumerate(zip(specs, again, snaps, at, strict=True))
+    ]
+    outcomes = train_pack(members, data_dir=data_dir)
+    assert all(isinstance(o, engine.TrainResult) for o in outcomes)
+    for k in range(3):
+        assert again[k].started[0]["resumed_from_step"] == at[k]
+        assert again[k].metrics == [m for m in full[k].metrics if m[0] > at[k]]
 
 
 def test_members_that_cannot_stack_train_alone(data_dir: Path) -> None:
