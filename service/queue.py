@@ -88,7 +88,13 @@ def pending_runs(settings: Settings) -> set[str]:
     finally:
         client.close()
     ids = {_run_id(json.loads(raw)) for raw in waiting}  # type: ignore[union-attr]
-    ids |= {_run_id(json.loads(raw)[0]) for raw in delivered}  # type: ignore[union-attr]
+    # `unacked` is one hash for the whole Redis database: [message, exchange, routing key]
+    # of every queue's deliveries. Only this queue's count (another deployment, or another
+    # test, may share the database).
+    for raw in delivered:  # type: ignore[union-attr]
+        message, _exchange, routing_key = json.loads(raw)
+        if routing_key == settings.queue:
+            ids.add(_run_id(message))
     ids.discard(None)
     return ids  # type: ignore[return-value]
 

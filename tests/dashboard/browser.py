@@ -77,7 +77,9 @@ def stop_up(server: Server) -> None:
     drop_scratch(server.database_url)
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an event loop running in the
+# main thread while it lives, and later tests call asyncio.run().
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     executable = chromium_or_skip()
     from playwright.sync_api import sync_playwright

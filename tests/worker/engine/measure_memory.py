@@ -16,6 +16,17 @@ from worker.engine.setup import build_run
 
 
 def _peak() -> int:
+    """This process's peak RSS in bytes.
+
+    VmHWM, not getrusage's ru_maxrss: Linux keeps ru_maxrss across fork and execve, so a
+    child of a large parent (pytest after the rest of the suite) starts at the parent's peak
+    and would measure no growth at all.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # kB
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 

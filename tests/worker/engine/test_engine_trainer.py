@@ -6,6 +6,7 @@ import copy
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 import torch
 
 from service.spec import ExperimentSpec
@@ -125,7 +126,12 @@ def test_early_stopping_stops_cleanly(data_dir: Path, tmp_path: Path) -> None:
 
 
 def test_early_stopping_on_unknown_metric_is_an_error(data_dir: Path) -> None:
-    spec = make_spec(training={"early_stopping": {"metric": "val/nope"}})
+    # The spec refuses an unknown metric at submit; a spec built around validation (an old
+    # stored row) still fails clearly in the engine instead of training on.
+    with pytest.raises(ValidationError, match="early_stopping"):
+        make_spec(training={"early_stopping": {"metric": "val/nope"}})
+    spec = make_spec(training={"early_stopping": {"metric": "val/loss"}})
+    spec.training.early_stopping.metric = "val/nope"  # type: ignore[union-attr,assignment]
     with pytest.raises(TrainingError, match="val/loss"):
         engine.train(spec, callbacks=engine.Callbacks(), data_dir=data_dir)
 
