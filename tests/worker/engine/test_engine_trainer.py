@@ -6,8 +6,8 @@ import copy
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 import torch
+from pydantic import ValidationError
 
 from service.spec import ExperimentSpec
 from service.spec.experiment import CANONICAL_EXAMPLE
