@@ -15,7 +15,6 @@ from celery import Celery
 from service.settings import Settings
 
 RUN_EXPERIMENT = "actlab.run_experiment"
-REAP = "actlab.reap"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

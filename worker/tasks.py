@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from service.queue import REAP, RUN_EXPERIMENT
+from service.queue import RUN_EXPERIMENT
 from service.settings import get_settings
-from worker import reaper, runner
+from worker import runner
 from worker.celery_app import app
 
 
@@ -12,9 +12,3 @@ from worker.celery_app import app
 def run_experiment(experiment_id: str) -> str:
     """Train one experiment to its end (or until it is stopped); returns the final status."""
     return runner.run(experiment_id, get_settings())
-
-
-@app.task(name=REAP, ignore_result=True)
-def reap() -> int:
-    """Re-queue experiments whose worker died or whose message was lost."""
-    return reaper.reap_once(get_settings())

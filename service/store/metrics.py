@@ -112,12 +112,6 @@ def series_rows(
     return {i: dict(points) for i, points in out.items()}
 
 
-def final_values(session: Session, experiment_id: str) -> dict[str, float]:
-    """The last point of every metric name."""
-    points = series(session, experiment_id)
-    return {name: pts[-1]["value"] for name, pts in points.items() if pts}
-
-
 def points_after_id(
     session: Session, experiment_id: str, after_id: int, limit: int = 1000
 ) -> list[tuple[int, str, int, int, float]]:

@@ -56,9 +56,3 @@ def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database at `url` to `revision`."""
     check_encoding(url)
     command.upgrade(alembic_config(url), revision)
-
-
-def current_head() -> str | None:
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
