@@ -63,7 +63,7 @@ def _accepted(section: str, name: Any) -> set[str] | None:
     """Parameter names the chosen unit or schedule kind takes; None when the name is unknown."""
     if section == "activation":
         try:
-            return {p.name for p in activations.registry.entry(str(name)).params}
+            return set(activations.registry.param_names(str(name)))
         except (KeyError, ValueError):
             return None
     for row in schedules.catalogue():
