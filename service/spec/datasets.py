@@ -8,12 +8,14 @@ the memory estimate uses, and its loader. Plugins add classes through the
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, ClassVar, Literal, Union
 
+import numpy as np
 from pydantic import Field
 
 from service.spec import plugins
-from service.spec.base import Dataset
+from service.spec.base import Dataset, RawData, fixed_test_split
 from service.spec.registry import SpecRegistry
 
 DATASETS: SpecRegistry[Dataset] = SpecRegistry("dataset", "name", Dataset)
@@ -125,6 +127,31 @@ class Parity(Dataset):
 
     def input_shape(self) -> tuple[int, ...]:
         return (self.seq_len, 1)
+
+
+@DATASETS.register
+class Wine(Dataset):
+    """scikit-learn's bundled wine recognition data (UCI): 178 wines, 13 chemical
+    measurements, 3 cultivars (tabular, no download)."""
+
+    classes = 3
+
+    name: Literal["wine"]
+    test_fraction: float = Field(0.2, gt=0.0, lt=0.9)
+
+    def input_shape(self) -> tuple[int, ...]:
+        return (13,)
+
+    def sample_count(self) -> int:
+        return 178
+
+    def load(self, data_dir: Path) -> RawData:
+        from sklearn.datasets import load_wine
+
+        bunch = load_wine()
+        parts = fixed_test_split(bunch.data.astype(np.float32), bunch.target, self.test_fraction)
+        # Measurements span 0.1 to 1,680: scaled per feature, by training statistics.
+        return RawData(*parts, normalise="feature")
 
 
 class _Images(Dataset):
