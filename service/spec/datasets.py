@@ -18,7 +18,14 @@ from service.spec import plugins
 from service.spec.base import Dataset, RawData, fixed_test_split
 from service.spec.registry import SpecRegistry
 
-DATASETS: SpecRegistry[Dataset] = SpecRegistry("dataset", "name", Dataset)
+
+def _complete(default: Dataset) -> None:
+    """What validation, the estimate and the catalogue ask of every dataset, without data."""
+    default.info()
+    default.sample_count()
+
+
+DATASETS: SpecRegistry[Dataset] = SpecRegistry("dataset", "name", Dataset, _complete)
 _SYNTHETIC = "worker.engine.datasets.synthetic"
 _FILES = "worker.engine.datasets.files"
 # A prediction of the adding problem counts as correct within this distance of the target.

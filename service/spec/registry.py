@@ -8,6 +8,7 @@ Validation, limits, the catalogue, sweeps and the engine all read these registri
 from __future__ import annotations
 
 import typing
+from collections.abc import Callable
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -22,25 +23,38 @@ S = TypeVar("S", bound=BaseModel)
 class SpecRegistry(Generic[S]):
     """Spec classes of one kind by the value of their discriminator field (`name`, `arch`)."""
 
-    def __init__(self, kind: Kind, key: str, base: type[S]) -> None:
-        self.kind, self.key, self.base = kind, key, base
+    def __init__(
+        self, kind: Kind, key: str, base: type[S], check: Callable[[S], object] = id
+    ) -> None:
+        self.kind, self.key, self.base, self._check = kind, key, base, check
         self._classes: dict[str, type[S]] = {}
         self._sources: dict[str, str] = {}
 
     def register(self, cls: type[S], *, source: str = "builtin") -> type[S]:
         """Add `cls` under the literal value of its key field; usable as a class decorator.
 
-        Refuses a class that is not a spec of this kind, a name already taken, and a class
-        whose defaults do not validate (a plugin declaring bad parameters).
+        Refuses a class that is not a spec of this kind, a name already taken, a class
+        whose defaults do not validate (a plugin declaring bad parameters), and one whose
+        default instance fails `check` (e.g. a dataset without its input shape).
         """
         name = self.name_of(cls)
         if name in self._classes:
             taken = self._sources[name]
             raise ValueError(f"{self.kind} {name!r} is already registered (by {taken})")
+        # pydantic does not check defaults: pass each one in, so a bad one is refused here.
+        given = {
+            field: info.get_default(call_default_factory=True)
+            for field, info in cls.model_fields.items()
+            if not info.is_required()
+        }
         try:
-            cls.model_validate({self.key: name})
+            default = cls.model_validate({**given, self.key: name})
         except ValidationError as exc:
             raise ValueError(f"{self.kind} {name!r}: its defaults do not validate: {exc}") from None
+        try:
+            self._check(default)
+        except Exception as exc:
+            raise ValueError(f"{self.kind} {name!r} is incomplete: {exc!r}") from None
         self._classes[name] = cls
         self._sources[name] = source
         return cls
