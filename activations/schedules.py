@@ -56,6 +56,11 @@ def _kind(name: str) -> Kind:
     return _KINDS[name]
 
 
+def param_names(kind: str) -> frozenset[str]:
+    """The parameter names ``kind`` takes; UnknownNameError if unknown."""
+    return frozenset(p.name for p in _COMMON + _kind(kind).params)
+
+
 def catalogue() -> list[dict[str, Any]]:
     """JSON-serialisable description of every schedule kind."""
     return [
