@@ -138,3 +138,8 @@ def get_activation(name_or_class: str | type[nn.Module] | None) -> type[nn.Modul
 def entry(name: str) -> Entry:
     """The registry entry for ``name`` (aliases resolved)."""
     return _entry(name)
+
+
+def param_names(name: str) -> frozenset[str]:
+    """The parameter names ``name`` takes (aliases resolved); UnknownNameError if unknown."""
+    return frozenset(p.name for p in _entry(name).params)

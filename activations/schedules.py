@@ -1,9 +1,13 @@
-"""Noise-scale schedules: small stateless objects with ``value(t)``, like timm's schedulers."""
+"""Noise-scale schedules: small stateless objects with ``value(t)``, like timm's schedulers.
+
+Each kind is one registration (`Kind`): description, parameters, shape, needs.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import ParamError, UnknownNameError
@@ -15,69 +19,70 @@ _COMMON = (
     Param("total", "int", None, 1, None, description="horizon in steps or epochs"),
     Param("warmup", "int", 0, 0, None, description="linear ramp from 0 to start first"),
 )
-_EXTRA: dict[str, tuple[Param, ...]] = {
-    "constant": (),
-    "linear": (),
-    "cosine": (),
-    "exponential": (
-        Param("rate", "float", None, 0.0, None, min_open=True, description="factor per unit t"),
-    ),
-    "step": (
-        Param(
-            "step_size",
-            "int",
-            None,
-            1,
-            None,
-            description="units of t between drops (default: a quarter of total - warmup)",
-        ),
-        Param("gamma", "float", 0.5, 0.0, None, description="factor per drop"),
-    ),
-    "inverse_sqrt": (),
-}
-_DESCRIPTIONS = {
-    "constant": "start (end and total are ignored).",
-    "linear": "start + (end - start) * f, f = (t - warmup) / (total - warmup).",
-    "cosine": "end + (start - end) * (1 + cos(pi f)) / 2.",
-    "exponential": "start * (end / start)^f (end > 0); or start * rate^(t - warmup) with rate.",
-    "step": "start * gamma^floor((t - warmup) / step_size), never past end; step_size"
-    " defaults to (total - warmup) / 4: three drops over the run.",
-    "inverse_sqrt": "start * sqrt(max(warmup, 1) / max(t, warmup, 1)), never past end.",
-}
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One schedule kind: its catalogue text, its own parameters, its shape after warmup,
+    and when it needs `total`; `check` refuses combinations a range cannot express."""
+
+    name: str
+    description: str
+    shape: Callable[[Mapping[str, Any], float], float]
+    params: tuple[Param, ...] = ()
+    needs_total: Callable[[Mapping[str, Any]], bool] = lambda p: False
+    check: Callable[[Mapping[str, Any]], None] = lambda p: None
+
+
+_KINDS: dict[str, Kind] = {}
+
+
+def register(kind: Kind) -> Kind:
+    """Add a schedule kind; refuses a name already taken."""
+    if kind.name in _KINDS:
+        raise ValueError(f"schedule kind {kind.name!r} is already registered")
+    _KINDS[kind.name] = kind
+    return kind
 
 
 def names() -> list[str]:
     """Sorted schedule kinds."""
-    return sorted(_EXTRA)
+    return sorted(_KINDS)
 
 
-def _specs(kind: str) -> tuple[Param, ...]:
-    if kind not in _EXTRA:
-        raise UnknownNameError(kind, names(), what="schedule")
-    return _COMMON + _EXTRA[kind]
+def _kind(name: str) -> Kind:
+    if name not in _KINDS:
+        raise UnknownNameError(name, names(), what="schedule")
+    return _KINDS[name]
+
+
+def param_names(kind: str) -> frozenset[str]:
+    """The parameter names ``kind`` takes; UnknownNameError if unknown."""
+    return frozenset(p.name for p in _COMMON + _kind(kind).params)
 
 
 def catalogue() -> list[dict[str, Any]]:
     """JSON-serialisable description of every schedule kind."""
     return [
-        {"name": k, "description": _DESCRIPTIONS[k], "params": [p.as_dict() for p in _specs(k)]}
-        for k in names()
+        {
+            "name": k.name,
+            "description": k.description,
+            "params": [p.as_dict() for p in _COMMON + k.params],
+        }
+        for k in map(_kind, names())
     ]
 
 
 def validate_params(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """Normalised params for ``kind`` (defaults filled) or ParamError naming the param."""
-    clean = validate(kind, _specs(kind), params)
+    entry = _kind(kind)
+    clean = validate(kind, _COMMON + entry.params, params)
     total, warmup = clean["total"], clean["warmup"]
-    needs_total = kind in ("linear", "cosine") or (kind == "exponential" and clean["rate"] is None)
-    needs_total = needs_total or (kind == "step" and clean["step_size"] is None)
-    if needs_total and total is None:
+    if entry.needs_total(clean) and total is None:
         raise ParamError("total", f"{kind}: param 'total' is required")
     if total is not None and kind != "constant" and total <= warmup:
         raise ParamError("total", f"{kind}: param 'total' must exceed 'warmup' ({warmup})")
-    geometric = kind == "exponential" and clean["rate"] is None
-    if geometric and (clean["end"] <= 0 or clean["start"] <= 0):
-        raise ParamError("end", "exponential: params 'start' and 'end' must be > 0 (or give rate)")
+    entry.check(clean)
     return clean
 
 
@@ -108,7 +113,7 @@ class Schedule:
             return start
         if total is not None and t >= total:
             return end
-        return _SHAPES[self.kind](p, t)
+        return _kind(self.kind).shape(p, t)
 
     def state_dict(self) -> dict[str, Any]:
         """Kind, params and last position: everything needed to resume."""
@@ -174,13 +179,65 @@ def _inverse_sqrt(p: Mapping[str, Any], t: float) -> float:
     return _bounded(p, p["start"] * math.sqrt(w / max(t, w)))
 
 
-_SHAPES = {
-    "linear": _linear,
-    "cosine": _cosine,
-    "exponential": _exponential,
-    "step": _step,
-    "inverse_sqrt": _inverse_sqrt,
-}
+def _geometric_needs_positive_ends(p: Mapping[str, Any]) -> None:
+    if p["rate"] is None and (p["end"] <= 0 or p["start"] <= 0):
+        raise ParamError("end", "exponential: params 'start' and 'end' must be > 0 (or give rate)")
+
+
+register(Kind("constant", "start (end and total are ignored).", lambda p, t: p["start"]))
+register(
+    Kind(
+        "linear",
+        "start + (end - start) * f, f = (t - warmup) / (total - warmup).",
+        _linear,
+        needs_total=lambda p: True,
+    )
+)
+register(
+    Kind(
+        "cosine",
+        "end + (start - end) * (1 + cos(pi f)) / 2.",
+        _cosine,
+        needs_total=lambda p: True,
+    )
+)
+register(
+    Kind(
+        "exponential",
+        "start * (end / start)^f (end > 0); or start * rate^(t - warmup) with rate.",
+        _exponential,
+        (Param("rate", "float", None, 0.0, None, min_open=True, description="factor per unit t"),),
+        needs_total=lambda p: p["rate"] is None,
+        check=_geometric_needs_positive_ends,
+    )
+)
+register(
+    Kind(
+        "step",
+        "start * gamma^floor((t - warmup) / step_size), never past end; step_size"
+        " defaults to (total - warmup) / 4: three drops over the run.",
+        _step,
+        (
+            Param(
+                "step_size",
+                "int",
+                None,
+                1,
+                None,
+                description="units of t between drops (default: a quarter of total - warmup)",
+            ),
+            Param("gamma", "float", 0.5, 0.0, None, description="factor per drop"),
+        ),
+        needs_total=lambda p: p["step_size"] is None,
+    )
+)
+register(
+    Kind(
+        "inverse_sqrt",
+        "start * sqrt(max(warmup, 1) / max(t, warmup, 1)), never past end.",
+        _inverse_sqrt,
+    )
+)
 
 
 def create(kind: str, **params: Any) -> Schedule:

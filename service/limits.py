@@ -2,31 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
-
 from service.errors import LimitExceeded
 from service.settings import Settings
 from service.spec import ExperimentSpec
-from service.spec.models import CNN, MLP
-
-
-def parameter_count(spec: ExperimentSpec) -> int:
-    """Trainable parameters of the spec's model, from its widths (an upper-bound estimate)."""
-    features, outputs = spec.dataset.features, spec.dataset.outputs
-    model = spec.model
-    if isinstance(model, MLP):
-        widths = [features, *model.hidden, outputs]
-        return sum((a + 1) * b for a, b in itertools.pairwise(widths))
-    if isinstance(model, CNN):
-        channels = [3 if features == 3072 else 1, *model.channels]
-        convs = sum((a * model.kernel_size**2 + 1) * b for a, b in itertools.pairwise(channels))
-        return convs + (channels[-1] + 1) * outputs
-    gates = 4 if model.arch == "lstm" else 3
-    h, total, width = model.hidden_size, 0, features
-    for _ in range(model.num_layers):
-        total += gates * (width * h + h * h + 2 * h)
-        width = h
-    return total + (h + 1) * outputs
+from service.spec.estimate import Footprint, footprint
 
 
 def check_spec(spec: ExperimentSpec, settings: Settings) -> None:
@@ -44,26 +23,21 @@ def check_spec(spec: ExperimentSpec, settings: Settings) -> None:
             setting="ACTLAB_MAX_STEPS",
             limit=settings.max_steps,
         )
-    params = parameter_count(spec)
-    if params > settings.max_model_parameters:
+    # Both from the model the registration's builder makes on the meta device: exact.
+    size = footprint(spec)
+    if size.parameters > settings.max_model_parameters:
         raise LimitExceeded(
-            f"the model has about {params} parameters",
+            f"the model has {size.parameters} parameters",
             setting="ACTLAB_MAX_MODEL_PARAMETERS",
             limit=settings.max_model_parameters,
         )
-    check_memory(spec, settings)
+    check_memory(size, settings)
 
 
-def check_memory(spec: ExperimentSpec, settings: Settings) -> None:
-    """Raise LimitExceeded if the worker would need more memory than the server allows.
-
-    The estimate comes from the engine's own dataset registry and model builder (on the
-    meta device): see worker/engine/estimate.py.
-    """
-    from worker.engine.estimate import estimate
-
-    parts = estimate(spec)
-    total = sum(parts.values())
+def check_memory(size: Footprint, settings: Settings) -> None:
+    """Raise LimitExceeded if the worker would need more memory than the server allows
+    (service/spec/estimate.py)."""
+    parts, total = size.parts, size.total_bytes
     if total > settings.max_memory_bytes:
         shown = ", ".join(f"{name} {_gib(size)}" for name, size in parts.items())
         raise LimitExceeded(

@@ -11,7 +11,7 @@ import pytest
 from tests.support import ROOT
 
 PACKAGES = ["activations", "service", "worker", "actlab"]
-PYTHON_TREES = [*PACKAGES, "tests", "benchmarks", "docs/studies"]
+PYTHON_TREES = [*PACKAGES, "tests", "benchmarks", "docs/studies", "examples"]
 
 
 def _run(*args: str) -> None:

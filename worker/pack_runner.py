@@ -12,7 +12,7 @@ import threading
 import time
 
 from service.settings import Settings
-from service.spec import ExperimentSpec
+from service.spec import ExperimentSpec, plugins
 from service.store.experiments import Claim
 from worker import engine
 from worker.engine.packed import Outcome, PackMember, train_pack
@@ -72,6 +72,8 @@ def run_pack(claims: list[Claim], settings: Settings) -> dict[str, str]:
 
     beat.start()
     try:
+        for c in claims:
+            plugins.require(c.spec)
         members = [
             PackMember(
                 ExperimentSpec.model_validate(c.spec),

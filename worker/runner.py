@@ -16,7 +16,7 @@ from typing import Any
 
 from service.queue import send_run
 from service.settings import Settings
-from service.spec import ExperimentSpec
+from service.spec import ExperimentSpec, plugins
 from service.store import experiments as repo
 from service.store import metrics as metrics_repo
 from service.store import packs
@@ -220,6 +220,7 @@ def _claim(experiment_id: str, settings: Settings) -> list[Claim]:
 def _train(claim: Claim, callbacks: StoreCallbacks, settings: Settings) -> str:
     started = time.monotonic()
     try:
+        plugins.require(claim.spec)  # a plugin this worker lacks: say which, not a 422 text
         spec = ExperimentSpec.model_validate(claim.spec)
         result = engine.train(
             spec,
@@ -266,6 +267,10 @@ def failure(
         return {**_interrupted(exc.reason), "progress_at": checkpoint_at}
     if isinstance(exc, LeaseLost):
         return _interrupted("lease_lost")
+    if isinstance(exc, plugins.MissingPlugin):
+        message = f"worker {WORKER_NAME}: {exc}"
+        log.error("experiment %s: %s", claim.experiment_id, message)
+        return {"status": Status.failed, "reason": "missing_plugin", "message": message}
     # Any other failure is the experiment's, not the worker's.
     log.error(
         "experiment %s failed",

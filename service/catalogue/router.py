@@ -11,52 +11,28 @@ from pydantic import BaseModel, ValidationError
 import activations
 from activations import schedules
 from service.errors import InvalidSpec
+from service.spec import catalogue, plugins
 from service.spec.activation import ScheduleSpec
-from service.spec.datasets import DATASET_SPECS
-from service.spec.models import MODEL_SPECS
 
 router = APIRouter(prefix="/v1", tags=["catalogue"])
 ScheduleKind = Enum("ScheduleKind", {name: name for name in schedules.names()}, type=str)  # type: ignore[misc]
 
 
-def _fields(model: type[BaseModel], skip: str) -> list[dict[str, Any]]:
-    """Each field of a spec class: name, type, default, range, description."""
-    schema = model.model_json_schema()
-    out = []
-    for name, prop in schema.get("properties", {}).items():
-        if name == skip:
-            continue
-        out.append(
-            {
-                "name": name,
-                "type": prop.get("type") or "object",
-                "default": _default(model, name),
-                "min": prop.get("minimum", prop.get("exclusiveMinimum")),
-                "max": prop.get("maximum", prop.get("exclusiveMaximum")),
-                "min_open": "exclusiveMinimum" in prop,
-                "max_open": "exclusiveMaximum" in prop,
-                "description": prop.get("description"),
-            }
-        )
-    return out
-
-
-def _default(model: type[BaseModel], name: str) -> Any:
-    value = model.model_fields[name].get_default(call_default_factory=True)
-    return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
-
-
-def _entries(specs: dict[str, type[BaseModel]], key: str) -> list[dict[str, Any]]:
+@router.get("/activations")
+def list_activations() -> list[dict[str, Any]]:
+    """Every registered unit: aliases, description, source (builtin or the plugin's
+    distribution), parameters with defaults and ranges."""
     return [
-        {"name": name, "description": (cls.__doc__ or "").strip(), "params": _fields(cls, key)}
-        for name, cls in specs.items()
+        {**row, "source": plugins.source("activation", row["name"])}
+        for row in activations.catalogue()
     ]
 
 
-@router.get("/activations")
-def list_activations() -> list[dict[str, Any]]:
-    """Every registered unit: aliases, description, parameters with defaults and ranges."""
-    return activations.catalogue()
+@router.get("/plugins")
+def list_plugins() -> list[dict[str, Any]]:
+    """Every plugin entry point found at start-up: what it registers, from which
+    distribution, and `error` when it was skipped (failed import, name taken, bad params)."""
+    return [p.as_dict() for p in plugins.loaded()]
 
 
 @router.get("/schedules")
@@ -68,13 +44,13 @@ def list_schedules() -> list[dict[str, Any]]:
 @router.get("/datasets")
 def list_datasets() -> list[dict[str, Any]]:
     """Every data set a spec may name, with its options."""
-    return _entries(DATASET_SPECS, "name")  # type: ignore[arg-type]
+    return catalogue.datasets()
 
 
 @router.get("/models")
 def list_models() -> list[dict[str, Any]]:
     """Every model architecture a spec may name, with its options."""
-    return _entries(MODEL_SPECS, "arch")  # type: ignore[arg-type]
+    return catalogue.models()
 
 
 class SchedulePoint(BaseModel):

@@ -10,15 +10,19 @@ from sqlalchemy import text
 
 from service.deps import SettingsDep
 from service.queue import ping_broker
+from service.spec import plugins
 from service.store.db import get_engine
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-def healthz() -> dict[str, str]:
-    """The process is up."""
-    return {"status": "ok"}
+def healthz() -> dict[str, Any]:
+    """The process is up; `plugin_problems` lists plugins skipped at start-up, if any."""
+    body: dict[str, Any] = {"status": "ok"}
+    if skipped := plugins.problems():
+        body["plugin_problems"] = skipped
+    return body
 
 
 @router.get("/readyz")

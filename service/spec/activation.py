@@ -13,10 +13,15 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
+from torch import nn
 
 import activations
 from activations import schedules
 from activations.errors import ParamError
+from service.spec import plugins
+
+# Parameters that mean "how many units/channels this layer has": the builder sets them.
+SIZE_PARAMS = frozenset({"num_units", "num_channels", "num_features", "num_parameters"})
 
 
 class ActivationSpec(BaseModel):
@@ -45,6 +50,14 @@ class ActivationSpec(BaseModel):
         except (KeyError, ValueError) as exc:
             raise ValueError(_message(exc)) from None
         return self
+
+    def build(self, width: int) -> nn.Module:
+        """The unit for a layer of `width`; unset size parameters (SIZE_PARAMS) get `width`."""
+        params: dict[str, Any] = dict(self.params)
+        for key in SIZE_PARAMS & activations.registry.param_names(self.name):
+            if params.get(key) is None:
+                params[key] = width
+        return activations.create(self.name, **params)
 
 
 class ScheduleSpec(BaseModel):
@@ -106,3 +119,7 @@ def _message(exc: Exception) -> str:
     if type(exc) is KeyError and exc.args:
         return f"unknown name {exc.args[0]!r}"
     return str(exc)
+
+
+# Activation plugins register themselves with `activations.register` when imported.
+plugins.load("activation")

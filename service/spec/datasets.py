@@ -1,32 +1,44 @@
-"""Dataset specs: one pydantic model per dataset, discriminated by `name`.
+"""Dataset registrations: one spec class per dataset, discriminated by `name`.
 
-The worker's dataset registry implements a loader for each of these names; a
-test checks that the two agree.
+Each class is the whole registration (service/spec/base.py): fields and their ranges, the
+catalogue description (its docstring), task, classes and input shape, the sample count
+the memory estimate uses, and its loader. Plugins add classes through the
+`actlab.datasets` entry-point group (service/spec/plugins.py).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal, Union
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+import numpy as np
+from pydantic import Field
 
-
-class _Dataset(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    # Input width per position and output size: what the model-size limit is computed from.
-    features: ClassVar[int] = 1
-    outputs: ClassVar[int] = 2
-
-    val_fraction: float = Field(
-        0.1, ge=0.0, le=0.5, description="Share of the training split held out for validation."
-    )
+from service.spec import plugins
+from service.spec.base import Dataset, RawData, fixed_test_split
+from service.spec.registry import SpecRegistry
 
 
-class MNIST1D(_Dataset):
-    """MNIST-1D (Greydanus 2020), generated offline with mnist1d's make_dataset."""
+def _complete(default: Dataset) -> None:
+    """What validation, the estimate and the catalogue ask of every dataset, without data."""
+    default.info()
+    default.sample_count()
 
-    features, outputs = 40, 10
+
+DATASETS: SpecRegistry[Dataset] = SpecRegistry("dataset", "name", Dataset, _complete)
+_SYNTHETIC = "worker.engine.datasets.synthetic"
+_FILES = "worker.engine.datasets.files"
+# A prediction of the adding problem counts as correct within this distance of the target.
+ADDING_TOLERANCE = 0.04
+
+
+@DATASETS.register
+class MNIST1D(Dataset):
+    """MNIST-1D (Greydanus 2020): 40-sample 1-D digits, generated offline with mnist1d."""
+
+    classes, loader = 10, "worker.engine.datasets.mnist1d:load_mnist1d"
+    # MNIST-1D's generator keeps several float64 copies of every example while it builds them.
+    staging_factor = 4.0
 
     name: Literal["mnist1d"]
     num_samples: int = Field(5000, ge=100, le=200_000)
@@ -37,32 +49,47 @@ class MNIST1D(_Dataset):
         42, ge=0, le=2**32 - 1, description="Generation seed (42 = the published data set)."
     )
 
+    def input_shape(self) -> tuple[int, ...]:
+        return (40,)
 
-class Digits(_Dataset):
+
+@DATASETS.register
+class Digits(Dataset):
     """scikit-learn's bundled 8x8 handwritten digits (1,797 images)."""
 
-    features, outputs = 64, 10
+    classes, loader = 10, f"{_SYNTHETIC}:load_digits"
 
     name: Literal["digits"]
     test_fraction: float = Field(0.2, gt=0.0, lt=0.9)
     as_image: bool = Field(False, description="Shape (1, 8, 8) for CNNs instead of 64 features.")
 
+    def input_shape(self) -> tuple[int, ...]:
+        return (1, 8, 8) if self.as_image else (64,)
 
-class Moons(_Dataset):
+    def sample_count(self) -> int:
+        return 1797
+
+
+@DATASETS.register
+class Moons(Dataset):
     """Two interleaving half circles (synthetic, 2 features, 2 classes)."""
 
-    features, outputs = 2, 2
+    classes, loader = 2, f"{_SYNTHETIC}:load_moons"
 
     name: Literal["moons"]
     num_samples: int = Field(2000, ge=20, le=1_000_000)
     noise: float = Field(0.2, ge=0.0, le=5.0)
     test_fraction: float = Field(0.2, gt=0.0, lt=0.9)
 
+    def input_shape(self) -> tuple[int, ...]:
+        return (2,)
 
-class Spirals(_Dataset):
+
+@DATASETS.register
+class Spirals(Dataset):
     """Interleaved spirals (synthetic, 2 features, one class per arm)."""
 
-    features, outputs = 2, 10
+    loader = f"{_SYNTHETIC}:load_spirals"
 
     name: Literal["spirals"]
     num_samples: int = Field(2000, ge=20, le=1_000_000)
@@ -71,72 +98,122 @@ class Spirals(_Dataset):
     noise: float = Field(0.1, ge=0.0, le=5.0)
     test_fraction: float = Field(0.2, gt=0.0, lt=0.9)
 
+    def input_shape(self) -> tuple[int, ...]:
+        return (2,)
 
-class Adding(_Dataset):
-    """The adding problem: sum the two marked values of a sequence (regression)."""
+    def num_classes(self) -> int:
+        return self.arms
 
-    features, outputs = 2, 1
+
+@DATASETS.register
+class Adding(Dataset):
+    """The adding problem: sum the two marked values of a sequence (regression; MSE, acc =
+    |error| < 0.04; predicting the mean gives MSE 0.167)."""
+
+    task, is_sequence, loader = "regression", True, f"{_SYNTHETIC}:load_adding"
 
     name: Literal["adding"]
     seq_len: int = Field(50, ge=2, le=2000)
     num_samples: int = Field(10_000, ge=20, le=1_000_000)
     test_fraction: float = Field(0.2, gt=0.0, lt=0.9)
 
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.seq_len, 2)
 
-class Parity(_Dataset):
+
+@DATASETS.register
+class Parity(Dataset):
     """Parity of a binary sequence (classification, 2 classes)."""
 
-    features, outputs = 1, 2
+    classes, is_sequence, loader = 2, True, f"{_SYNTHETIC}:load_parity"
 
     name: Literal["parity"]
     seq_len: int = Field(16, ge=2, le=2000)
     num_samples: int = Field(10_000, ge=20, le=1_000_000)
     test_fraction: float = Field(0.2, gt=0.0, lt=0.9)
 
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.seq_len, 1)
 
-class MNIST(_Dataset):
-    """MNIST from IDX files in the data directory (fetched with checksums when online)."""
 
-    features, outputs = 784, 10
+@DATASETS.register
+class Wine(Dataset):
+    """scikit-learn's bundled wine recognition data (UCI): 178 wines, 13 chemical
+    measurements, 3 cultivars (tabular, no download)."""
+
+    classes = 3
+
+    name: Literal["wine"]
+    test_fraction: float = Field(0.2, gt=0.0, lt=0.9)
+
+    def input_shape(self) -> tuple[int, ...]:
+        return (13,)
+
+    def sample_count(self) -> int:
+        return 178
+
+    def load(self, data_dir: Path) -> RawData:
+        from sklearn.datasets import load_wine
+
+        bunch = load_wine()
+        parts = fixed_test_split(bunch.data.astype(np.float32), bunch.target, self.test_fraction)
+        # Measurements span 0.1 to 1,680: scaled per feature, by training statistics.
+        return RawData(*parts, normalise="feature")
+
+
+class _Images(Dataset):
+    """Image sets read from files in the data directory: (C, H, W), or flattened."""
+
+    classes: ClassVar[int] = 10
+    image: ClassVar[tuple[int, int, int]] = (1, 28, 28)
+    samples: ClassVar[int] = 70_000
+
+    download: bool = Field(True, description="Fetch missing files (checksum-verified) if online.")
+    flatten: bool = Field(False, description="One feature vector instead of (C, H, W) images.")
+
+    def input_shape(self) -> tuple[int, ...]:
+        c, h, w = self.image
+        return (c * h * w,) if self.flatten else (c, h, w)
+
+    def sample_count(self) -> int:
+        return self.samples
+
+
+@DATASETS.register
+class MNIST(_Images):
+    """MNIST handwritten digits from IDX files in the data directory (fetched with checksums
+    when online)."""
+
+    loader = f"{_FILES}:load_mnist"
 
     name: Literal["mnist"]
-    download: bool = Field(True, description="Fetch missing files (checksum-verified) if online.")
-    flatten: bool = Field(False, description="784 features instead of (1, 28, 28) images.")
 
 
-class FashionMNIST(_Dataset):
-    """Fashion-MNIST from IDX files in the data directory."""
+@DATASETS.register
+class FashionMNIST(_Images):
+    """Fashion-MNIST clothing images from IDX files in the data directory."""
 
-    features, outputs = 784, 10
+    loader = f"{_FILES}:load_fashion_mnist"
 
     name: Literal["fashion_mnist"]
-    download: bool = True
-    flatten: bool = False
 
 
-class CIFAR10(_Dataset):
-    """CIFAR-10 from the python pickle batches in the data directory."""
+@DATASETS.register
+class CIFAR10(_Images):
+    """CIFAR-10 colour images from the python pickle batches in the data directory."""
 
-    features, outputs = 3072, 10
+    image, samples, loader = (3, 32, 32), 60_000, f"{_FILES}:load_cifar10"
 
     name: Literal["cifar10"]
-    download: bool = True
-    flatten: bool = False
 
 
-DatasetSpec = Annotated[
-    Union[MNIST1D, Digits, Moons, Spirals, Adding, Parity, MNIST, FashionMNIST, CIFAR10],
-    Field(discriminator="name"),
-]
+plugins.load("dataset", DATASETS)
 
-DATASET_SPECS: dict[str, type[_Dataset]] = {
-    "mnist1d": MNIST1D,
-    "digits": Digits,
-    "moons": Moons,
-    "spirals": Spirals,
-    "adding": Adding,
-    "parity": Parity,
-    "mnist": MNIST,
-    "fashion_mnist": FashionMNIST,
-    "cifar10": CIFAR10,
-}
+# Built from the registry after the plugins joined it: validation and the OpenAPI schema
+# see every registered dataset.
+if TYPE_CHECKING:  # the type checker sees the base; pydantic sees every registered class
+    DatasetSpec = Dataset
+else:
+    DatasetSpec = Annotated[Union[tuple(DATASETS.classes())], Field(discriminator="name")]
+
+DATASET_SPECS: dict[str, type[Dataset]] = {n: DATASETS.get(n) for n in DATASETS.names()}

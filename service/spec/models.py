@@ -1,22 +1,31 @@
-"""Model specs, discriminated by `arch`. Every architecture takes any registered activation."""
+"""Model registrations, discriminated by `arch`. Every architecture takes any activation.
+
+Each class is the whole registration (service/spec/base.py): fields and their ranges, the
+catalogue description (its docstring) and its builder, which the engine calls and the
+submit-time estimate calls on the meta device. Plugins add classes through the
+`actlab.models` entry-point group (service/spec/plugins.py).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from service.spec import plugins
 from service.spec.activation import ActivationSpec
+from service.spec.base import Model
+from service.spec.registry import SpecRegistry
 
+MODELS: SpecRegistry[Model] = SpecRegistry("model", "arch", Model)
 Width = Annotated[int, Field(ge=1, le=65_536)]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class MLP(_Model):
+@MODELS.register
+class MLP(Model):
     """Fully connected: Linear -> [BatchNorm] -> activation -> [Dropout] per hidden layer."""
+
+    builder = "worker.engine.models.mlp:build"
 
     arch: Literal["mlp"]
     hidden: list[Width] = Field(default_factory=lambda: [100, 100], min_length=1, max_length=64)
@@ -27,8 +36,11 @@ class MLP(_Model):
     )
 
 
-class CNN(_Model):
+@MODELS.register
+class CNN(Model):
     """Convolutional network: 1-D for sequences (mnist1d), 2-D for images; global pooling head."""
+
+    builder = "worker.engine.models.cnn:build"
 
     arch: Literal["cnn"]
     channels: list[Width] = Field(default_factory=lambda: [25, 25, 25], min_length=1, max_length=32)
@@ -38,7 +50,9 @@ class CNN(_Model):
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
 
 
-class _Recurrent(_Model):
+class _Recurrent(Model):
+    builder = "worker.engine.models.recurrent:build"
+
     hidden_size: int = Field(128, ge=1, le=8192)
     num_layers: int = Field(1, ge=1, le=8)
     gate_activation: ActivationSpec = Field(
@@ -47,18 +61,26 @@ class _Recurrent(_Model):
     )
 
 
+@MODELS.register
 class GRU(_Recurrent):
     """GRU whose gate and candidate nonlinearities are pluggable (Gulcehre et al. 2016 setting)."""
 
     arch: Literal["gru"]
 
 
+@MODELS.register
 class LSTM(_Recurrent):
     """LSTM whose gate and cell nonlinearities are pluggable (Gulcehre et al. 2016 setting)."""
 
     arch: Literal["lstm"]
 
 
-ModelSpec = Annotated[Union[MLP, CNN, GRU, LSTM], Field(discriminator="arch")]
+plugins.load("model", MODELS)
 
-MODEL_SPECS: dict[str, type[_Model]] = {"mlp": MLP, "cnn": CNN, "gru": GRU, "lstm": LSTM}
+# Built from the registry after the plugins joined it (see service/spec/datasets.py).
+if TYPE_CHECKING:  # the type checker sees the base; pydantic sees every registered class
+    ModelSpec = Model
+else:
+    ModelSpec = Annotated[Union[tuple(MODELS.classes())], Field(discriminator="arch")]
+
+MODEL_SPECS: dict[str, type[Model]] = {n: MODELS.get(n) for n in MODELS.names()}

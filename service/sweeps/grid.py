@@ -61,15 +61,11 @@ def _set_path(doc: dict[str, Any], path: str, value: Any) -> None:
 
 def _accepted(section: str, name: Any) -> set[str] | None:
     """Parameter names the chosen unit or schedule kind takes; None when the name is unknown."""
-    if section == "activation":
-        try:
-            return {p.name for p in activations.registry.entry(str(name)).params}
-        except (KeyError, ValueError):
-            return None
-    for row in schedules.catalogue():
-        if row["name"] == name:
-            return {p["name"] for p in row["params"]}
-    return None
+    lookup = activations.registry.param_names if section == "activation" else schedules.param_names
+    try:
+        return set(lookup(str(name)))
+    except (KeyError, ValueError):
+        return None
 
 
 def _drop_foreign_params(spec: dict[str, Any], point: Point) -> None:

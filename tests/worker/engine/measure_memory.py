@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from service.spec import ExperimentSpec
-from worker.engine.estimate import estimate
+from service.spec.estimate import estimate
 from worker.engine.setup import build_run
 
 

@@ -97,12 +97,11 @@ def test_diagnostics_names_and_no_hooks_left() -> None:
 def test_learned_sigma_gets_the_layer_width() -> None:
     from service.spec import ExperimentSpec
     from tests.support import canonical_spec
-    from worker.engine.models.activation import make_activation
 
     spec = ExperimentSpec.model_validate(
         canonical_spec(activation={"name": "noisy_relu", "params": {"learn_sigma": True}})
     )
-    unit = make_activation(spec.activation, 37)
+    unit = spec.activation.build(37)
     assert unit.raw_sigma is not None and unit.raw_sigma.shape == (37,)
 
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from service.spec import ExperimentSpec
+from service.spec.estimate import estimate
 from tests.support import ROOT
-from worker.engine.estimate import estimate
 
 MEASURE = ROOT / "tests" / "worker" / "engine" / "measure_memory.py"
 CASES = {

@@ -1,50 +1,35 @@
-"""Data containers and the split/normalisation steps every dataset goes through."""
+"""The split/normalisation steps every dataset goes through, and the splits they give."""
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
 
 import numpy as np
 
-Task = Literal["classification", "regression"]
-# How inputs are standardised, always with training-split statistics only:
-# global = one mean/std; feature = per input feature; channel = per axis-1 channel; none.
-Normalise = Literal["global", "feature", "channel", "none"]
+# The loader's side of the contract lives with the registrations (service/spec/base.py).
+from service.spec.base import (
+    SYNTHETIC_SEED,
+    DatasetInfo,
+    Normalise,
+    RawData,
+    Task,
+    fixed_test_split,
+)
 
-# Synthetic sets are generated from a fixed seed so that every experiment seed sees the same
-# data (like MNIST-1D's data_seed); the experiment seed only picks the validation split.
-SYNTHETIC_SEED = 20160303
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What a model needs to know about a dataset."""
-
-    name: str
-    task: Task
-    input_shape: tuple[int, ...]
-    num_classes: int  # 0 for regression
-    is_sequence: bool = False  # [seq, features] inputs, read step by step by recurrent models
-
-    @property
-    def output_dim(self) -> int:
-        return self.num_classes if self.task == "classification" else 1
-
-
-@dataclass
-class RawData:
-    """A loader's output: a training pool and a test split, before val split and scaling."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    normalise: Normalise = "feature"
+__all__ = [
+    "SYNTHETIC_SEED",
+    "DatasetInfo",
+    "Normalise",
+    "RawData",
+    "Splits",
+    "Task",
+    "atomic_save_npz",
+    "fixed_test_split",
+    "split_and_normalise",
+]
 
 
 @dataclass
@@ -65,19 +50,6 @@ class Splits:
             "val": (self.x_val, self.y_val),
             "test": (self.x_test, self.y_test),
         }
-
-
-@dataclass(frozen=True)
-class DatasetEntry:
-    """A registered dataset: catalogue metadata and its loader."""
-
-    name: str
-    description: str
-    task: Task
-    num_classes: int
-    load: Callable[[Any, Path], RawData]
-    shape: Callable[[Any], tuple[int, ...]]
-    is_sequence: bool = False
 
 
 def split_and_normalise(
@@ -119,16 +91,6 @@ def _statistics(x: np.ndarray, mode: Normalise) -> tuple[np.ndarray, np.ndarray]
         mean, std = x.mean(axis=axes, keepdims=True), x.std(axis=axes, keepdims=True)
     # Constant features (digits' blank border pixels) keep their scale: never divide by 0.
     return mean, np.where(std < 1e-8, 1.0, std)
-
-
-def fixed_test_split(
-    x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int = SYNTHETIC_SEED
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Split a generated pool into train and test with a fixed seed (same test set for all)."""
-    order = np.random.default_rng(seed).permutation(len(x))
-    n_test = max(1, round(test_fraction * len(x)))
-    test, train = order[:n_test], order[n_test:]
-    return x[train], y[train], x[test], y[test]
 
 
 def atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:

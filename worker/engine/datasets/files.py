@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from worker.engine.datasets.base import RawData
+from service.spec.base import RawData
 from worker.engine.datasets.download import fetch, require
 from worker.engine.errors import DatasetUnavailable
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from worker.engine.datasets.base import SYNTHETIC_SEED, RawData, fixed_test_split
+from service.spec.base import SYNTHETIC_SEED, RawData, fixed_test_split
+from service.spec.datasets import ADDING_TOLERANCE
 
-# A prediction of the adding problem counts as correct within this distance of the target.
-ADDING_TOLERANCE = 0.04
+__all__ = ["ADDING_TOLERANCE", "load_adding", "load_digits", "load_moons", "load_parity"]
 
 
 def load_digits(spec: Any, data_dir: Path) -> RawData:

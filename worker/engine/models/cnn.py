@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
+
+from service.spec.base import DatasetInfo
 
 
 @dataclass(frozen=True)
@@ -78,3 +81,18 @@ def _to_conv_layout(x: torch.Tensor, cfg: CNNConfig) -> torch.Tensor:
     if x.dim() == 3 and cfg.is_sequence:  # [batch, seq, features] -> [batch, features, seq]
         return x.transpose(1, 2)
     return x
+
+
+def build(spec: Any, info: DatasetInfo, act: Callable[[int], nn.Module]) -> CNN:
+    """The builder of the `cnn` registration (service/spec/models.py)."""
+    cfg = CNNConfig(
+        info.input_shape,
+        tuple(spec.channels),
+        info.output_dim,
+        spec.kernel_size,
+        spec.stride,
+        spec.batch_norm,
+        spec.dropout,
+        info.is_sequence,
+    )
+    return CNN(cfg, act)

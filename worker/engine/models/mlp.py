@@ -6,9 +6,12 @@ import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
+
+from service.spec.base import DatasetInfo
 
 ActFactory = Callable[[int], nn.Module]
 
@@ -58,3 +61,16 @@ class MLP(nn.Module):
 
 def flat_size(shape: tuple[int, ...]) -> int:
     return math.prod(shape)
+
+
+def build(spec: Any, info: DatasetInfo, act: ActFactory) -> MLP:
+    """The builder of the `mlp` registration (service/spec/models.py)."""
+    cfg = MLPConfig(
+        flat_size(info.input_shape),
+        tuple(spec.hidden),
+        info.output_dim,
+        spec.dropout,
+        spec.batch_norm,
+        spec.residual,
+    )
+    return MLP(cfg, act)

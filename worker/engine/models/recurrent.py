@@ -11,9 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
+
+from service.spec.base import DatasetInfo
 
 ActFactory = Callable[[int], nn.Module]
 
@@ -126,3 +129,9 @@ def _as_sequence(x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         return x.permute(0, 2, 1, 3).reshape(b, h, c * w)
     return x
+
+
+def build(spec: Any, info: DatasetInfo, act: ActFactory) -> RecurrentNet:
+    """The builder of the `gru` and `lstm` registrations (service/spec/models.py)."""
+    cfg = RNNConfig(info.input_shape, spec.hidden_size, spec.num_layers, info.output_dim, spec.arch)
+    return RecurrentNet(cfg, spec.gate_activation.build, act)

@@ -1,7 +1,7 @@
 """What a run will hold in memory, derived from the code that builds it.
 
-The dataset's shape and task come from the registry (`info_for`), the model is built by
-`build_model` on the `meta` device (no memory, exact parameter shapes), and one batch's
+The dataset's shape, task and size come from its registration, the model is built by its
+registration's builder on the `meta` device (no memory, exact parameter shapes), and one batch's
 activations are what autograd saves for backward in a meta forward pass: every unit,
 the noisy ones' masks and noise included. Nothing here is a second formula of a model.
 """
@@ -9,25 +9,10 @@ the noisy ones' masks and noise included. Nothing here is a second formula of a 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-
-from worker.engine.datasets import info_for
-from worker.engine.models import build_model
-
-# Data sets whose size is fixed by their files rather than by a spec field.
-FIXED_SAMPLES = {"digits": 1797, "mnist": 70_000, "fashion_mnist": 70_000, "cifar10": 60_000}
-# While the splits are made, the loader's arrays and the float64 statistics copy of the
-# training split live beside the final float32 tensors: about twice their size again.
-# MNIST-1D's generator keeps several float64 copies of every example while it builds them.
-STAGING_FACTOR = 2.0
-STAGING_FACTORS = {"mnist1d": 4.0}
-
-
-def sample_count(dataset: Any) -> int:
-    """Examples over every split (train, validation and test together)."""
-    return FIXED_SAMPLES.get(dataset.name) or int(dataset.num_samples)
 
 
 def _optimizer_slots(optimizer: Any) -> int:
@@ -71,29 +56,48 @@ def _eval_bytes(model: torch.nn.Module, shape: tuple[int, ...]) -> int:
     return sum(sorted(sizes)[-2:])
 
 
-def estimate(spec: Any) -> dict[str, int]:
-    """Bytes by part: data (every split), staging, parameters, gradients, optimizer,
-    activations (the larger of one training batch and one evaluation batch)."""
-    info = info_for(spec.dataset)
-    n = sample_count(spec.dataset)
+@dataclass(frozen=True)
+class Footprint:
+    """What a run holds: its parameter count and its memory in bytes, by part."""
+
+    parameters: int
+    parts: dict[str, int]
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(self.parts.values())
+
+
+def footprint(spec: Any) -> Footprint:
+    """Parameters, and bytes by part: data (every split), staging, parameters, gradients,
+    optimizer, activations (the larger of one training batch and one evaluation batch)."""
+    dataset = spec.dataset
+    info = dataset.info()
+    n = dataset.sample_count()
     label_bytes = 8 if info.task == "classification" else 4
     data = n * (math.prod(info.input_shape) * 4 + label_bytes)
     with torch.device("meta"):
-        model = build_model(spec, info)
-    params = sum(p.numel() * p.element_size() for p in model.parameters())
-    trainable = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+        model = spec.model.build(info, spec.activation.build)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    trainable_bytes = sum(p.numel() * p.element_size() for p in trainable)
     t = spec.training
-    n_train = max(1, round(n * (1 - getattr(spec.dataset, "test_fraction", 0.2))))
+    n_train = max(1, round(n * (1 - getattr(dataset, "test_fraction", 0.2))))
     batch = min(t.batch_size, n_train)
     activations = max(
         _saved_bytes(model, (batch, *info.input_shape)),
         _eval_bytes(model, (min(t.eval_batch_size, n), *info.input_shape)),
     )
-    return {
+    parts = {
         "data": data,
-        "data_staging": int(data * STAGING_FACTORS.get(info.name, STAGING_FACTOR)),
-        "parameters": params,
-        "gradients": trainable,
-        "optimizer": trainable * _optimizer_slots(spec.optimizer),
+        "data_staging": int(data * dataset.staging_factor),
+        "parameters": sum(p.numel() * p.element_size() for p in model.parameters()),
+        "gradients": trainable_bytes,
+        "optimizer": trainable_bytes * _optimizer_slots(spec.optimizer),
         "activations": activations,
     }
+    return Footprint(sum(p.numel() for p in trainable), parts)
+
+
+def estimate(spec: Any) -> dict[str, int]:
+    """Bytes by part (see `footprint`)."""
+    return footprint(spec).parts

@@ -1,0 +1,144 @@
+"""Plugins that fail to import, take a built-in's name or declare bad parameters are
+skipped and reported; the API and the worker start anyway. A good model plugin from the
+same distribution still registers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from service.settings import Settings
+from tests.plugins.conftest import with_path
+from tests.support import ROOT, Process, settings_env
+
+pytestmark = pytest.mark.integration
+
+ENTRY_POINTS = """\
+[actlab.activations]
+explodes = broken_plugins.explodes
+relu = broken_plugins.collides
+wobbly = broken_plugins.bad_params
+[actlab.datasets]
+moons = broken_plugins.datasets:Moons
+[actlab.models]
+tiny = broken_plugins.models:Tiny
+"""
+MODULES = {
+    "explodes": "raise RuntimeError('boom at import')",
+    "collides": """
+        from torch import nn
+        from activations import register
+
+        @register("relu", description="a second relu", reference="none")
+        class Relu(nn.ReLU):
+            pass
+    """,
+    "bad_params": """
+        from torch import nn
+        from activations import Param, register
+
+        @register("wobbly", description="w", reference="none",
+                  params=(Param("p", "float", 5.0, 0.0, 1.0),))
+        class Wobbly(nn.Identity):
+            def __init__(self, p=5.0):
+                super().__init__()
+    """,
+    "datasets": """
+        from typing import Literal
+        from service.spec.base import Dataset
+
+        class Moons(Dataset):
+            name: Literal["moons"]
+    """,
+    "models": """
+        from typing import Literal
+        from service.spec.base import Model
+
+        class Tiny(Model):
+            '''One linear layer and the activation.'''
+            arch: Literal["tiny"]
+
+            def build(self, info, act):
+                import math
+                from torch import nn
+                return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(info.input_shape),
+                                     info.output_dim), act(info.output_dim))
+    """,
+}
+PROBE = """
+import json
+from fastapi.testclient import TestClient
+from service.app import create_app
+from service.settings import Settings
+from service.spec import ExperimentSpec
+from service.spec.estimate import footprint
+
+with TestClient(create_app(Settings())) as client:
+    out = {"healthz": client.get("/healthz").json(),
+           "plugins": client.get("/v1/plugins").json(),
+           "models": [m["name"] for m in client.get("/v1/models").json()]}
+spec = ExperimentSpec.model_validate({"dataset": {"name": "moons"}, "model": {"arch": "tiny"},
+                                      "activation": {"name": "relu"}})
+out["tiny_parameters"] = footprint(spec).parameters
+print(json.dumps(out))
+"""
+
+
+def _broken_site(root: Path) -> Path:
+    info = root / "broken_plugins-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugins\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(ENTRY_POINTS)
+    package = root / "broken_plugins"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    for name, source in MODULES.items():
+        (package / f"{name}.py").write_text(textwrap.dedent(source))
+    return root
+
+
+def test_broken_plugins_are_reported_and_do_not_stop_the_api(
+    settings: Settings, tmp_path: Path
+) -> None:
+    env = with_path(settings_env(settings), _broken_site(tmp_path / "site"))
+    run = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout.splitlines()[-1])
+    problems = {p["name"]: p for p in out["healthz"]["plugin_problems"]}
+    assert set(problems) == {"explodes", "relu", "wobbly", "moons"}
+    assert "boom at import" in problems["explodes"]["error"]
+    assert "already registered" in problems["relu"]["error"]
+    assert (
+        "bad parameters" in problems["wobbly"]["error"]
+        and "[0.0, 1.0]" in problems["wobbly"]["error"]
+    )
+    assert "already registered" in problems["moons"]["error"]
+    assert all(p["distribution"] == "broken-plugins 0.1" for p in problems.values())
+    # Every failure is logged at start-up, naming the plugin and its distribution.
+    assert "plugin activation 'explodes' from broken-plugins 0.1" in run.stderr
+    listed = {p["name"]: p["error"] for p in out["plugins"]}
+    assert listed["tiny"] is None and out["models"][-1] == "tiny"
+    assert out["tiny_parameters"] == 2 * 2 + 2  # Linear(2, 2) from the registration's build
+
+
+def test_a_worker_starts_with_broken_plugins(settings: Settings, tmp_path: Path) -> None:
+    env = with_path(settings_env(settings), _broken_site(tmp_path / "site"))
+    args = [sys.executable, "-m", "service.cli", "worker", "--name", "broken@test"]
+    worker = Process(args, env, tmp_path / "worker.log")
+    try:
+        worker.wait_for(" ready.", timeout=90)
+        assert "plugin activation 'explodes' from broken-plugins 0.1" in worker.output()
+    finally:
+        worker.stop()
