@@ -240,10 +240,11 @@ CLI = [sys.executable, "-m", "service.cli"]
 def api_process(settings: Settings, log_dir: Path, profile: str | None) -> Iterator[str]:
     """An API process on `settings` (under cProfile, writing `profile`); yields its URL."""
     port = free_port()
-    python = [sys.executable, "-m", "cProfile", "-o", profile] if profile else [sys.executable]
+    wrapper = [str(Path(__file__).with_name("profile_api.py")), profile] if profile else []
+    command = wrapper or ["-m", "service.cli"]
     with (log_dir / "api.log").open("wb") as log:
         api = subprocess.Popen(
-            [*python, "-m", "service.cli", "api", "--port", str(port)],
+            [sys.executable, *command, "api", "--port", str(port)],
             env=child_env(settings),
             stdout=log,
             stderr=subprocess.STDOUT,
