@@ -149,8 +149,14 @@ def client_results(clients: list[tuple[asyncio.subprocess.Process, Path]]) -> li
     return streams
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def bench(
-    base: str, settings: Settings, n: int, target: str, log_dir: Path
+    base: str, pid: int, settings: Settings, n: int, target: str, log_dir: Path
 ) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=base, timeout=60) as api:
         if target == "sweep":
@@ -168,13 +174,14 @@ async def bench(
         stop = asyncio.Event()
         commits = asyncio.create_task(committed_at(settings, stop))
         clients = await open_clients(base, path, n, log_dir)
-        opened = time.monotonic()
+        opened, cpu_before = time.monotonic(), cpu_seconds(pid)
         loaded: dict[str, list[float]] = {"healthz": [], "get": []}
         async with worker_process(settings, log_dir):
             while any(p.returncode is None for p, _ in clients):
                 loaded["healthz"] += await probe(api, "/healthz", 5)
                 loaded["get"] += await probe(api, f"/v1/experiments/{probe_id}", 5)
                 await asyncio.sleep(0.05)
+        live = {"seconds": time.monotonic() - opened, "api_cpu": cpu_seconds(pid) - cpu_before}
         stop.set()
         commit_times = await commits
         stored: set[tuple[Any, ...]] = set()
@@ -183,7 +190,8 @@ async def bench(
             key = i if target == "sweep" else None
             stored |= {(key, name, p["step"]) for name, pts in series.items() for p in pts}
     streams = client_results(clients)
-    return report(n, target, opened, baseline, loaded, streams, stored, commit_times)
+    row = report(n, target, opened, baseline, loaded, streams, stored, commit_times)
+    return {**row, "live_s": live["seconds"], "api_cpu_s": live["api_cpu"]}
 
 
 def report(
@@ -237,8 +245,11 @@ CLI = [sys.executable, "-m", "service.cli"]
 
 
 @contextlib.contextmanager
-def api_process(settings: Settings, log_dir: Path, profile: str | None) -> Iterator[str]:
-    """An API process on `settings` (under cProfile, writing `profile`); yields its URL."""
+def api_process(
+    settings: Settings, log_dir: Path, profile: str | None
+) -> Iterator[tuple[str, int]]:
+    """An API process on `settings` (under cProfile, writing `profile`); yields its URL
+    and pid."""
     port = free_port()
     wrapper = [str(Path(__file__).with_name("profile_api.py")), profile] if profile else []
     command = wrapper or ["-m", "service.cli"]
@@ -257,7 +268,7 @@ def api_process(settings: Settings, log_dir: Path, profile: str | None) -> Itera
                     if httpx.get(f"{base}/healthz").status_code == 200:
                         break
                 time.sleep(0.2)
-            yield base
+            yield base, api.pid
         finally:
             api.terminate()
             api.wait(60)
@@ -287,7 +298,9 @@ def main() -> int:
     parser.add_argument("--database-url", nargs="+", default=["sqlite"])
     parser.add_argument("--broker-url", default=None, help="Redis for non-SQLite databases")
     parser.add_argument("--profile-api", default=None, help="cProfile output of the API")
+    parser.add_argument("--epochs", type=int, default=SPEC["training"]["epochs"])
     args = parser.parse_args()
+    SPEC["training"]["epochs"] = args.epochs  # fewer: a shorter run on a loaded machine
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     print(f"load: {os.getloadavg()}, cores: {os.cpu_count()}", flush=True)
@@ -320,10 +333,10 @@ def run_database(
     )
     rows = []
     try:
-        with api_process(settings, work, args.profile_api) as base:
+        with api_process(settings, work, args.profile_api) as (base, pid):
             for target in args.target:
                 for n in args.streams:
-                    rows.append(asyncio.run(bench(base, settings, n, target, work)))
+                    rows.append(asyncio.run(bench(base, pid, settings, n, target, work)))
                     print(json.dumps(rows[-1], default=str), flush=True)
     finally:
         drop_scratch(url)
@@ -342,9 +355,9 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     print(
         "\n| db | target | streams | points | /healthz p50/p99 ms (no streams) "
         "| GET experiment p50/p99 ms (no streams) | delivery p50/p99 ms | lost | dup "
-        "| reconnects | errors |"
+        "| reconnects | errors | live s (API CPU s) |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         cells = [
             r["db"],
@@ -358,6 +371,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             str(r["duplicates"]),
             str(r["reconnects"]),
             str(dict(r["errors"])),
+            f"{r['live_s']:.0f} ({r['api_cpu_s']:.1f})",
         ]
         print("| " + " | ".join(cells) + " |")
 
