@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from fastapi import Request
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse
 from starlette.background import BackgroundTask
@@ -42,6 +44,7 @@ from service.store import metrics as metrics_repo
 from service.store.db import session_scope
 from service.store.models import TERMINAL, Event
 
+log = logging.getLogger("actlab.live")
 KEEPALIVE_SECONDS = 15.0
 SEND_TIMEOUT_SECONDS = 30.0  # a write blocked this long (a client that stopped reading) ends it
 BATCH = 1000  # rows per table per database read; a longer backlog takes several reads
@@ -100,6 +103,15 @@ class Stream:
             self.hub.unsubscribe(sub)
 
     async def _run(self, sub: Subscription) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._live(sub):
+                yield chunk
+        except SQLAlchemyError as exc:  # a database read failed (busy, restarting): the
+            # client reconnects with its id, instead of a connection reset mid-body
+            log.warning("stream read failed: %s", type(exc).__name__)
+            yield frames.comment(f"closed: database read failed ({type(exc).__name__})")
+
+    async def _live(self, sub: Subscription) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.stream_max_seconds
         yield b"".join(await self._catch_up(self.ids, sub.tick))
