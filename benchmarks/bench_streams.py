@@ -1,17 +1,23 @@
 """N concurrent live streams on a training experiment (or a sweep) against real processes.
 
-Run by hand: python benchmarks/bench_streams.py [--streams 100 1000] [--target experiment]
-    [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test] [--broker-url URL]
+Run by hand (the full matrix, both databases, in a few minutes):
 
-An API process; the benchmark opens N SSE streams on a training
-experiment (or on a 2-experiment sweep) and, while they are open, times `/healthz` and
-`GET /v1/experiments/{id}`. A worker process starts once every stream is open, so
-every point is delivered live. The baseline is the same requests with no stream open, in
-the same run. Delivery latency is measured from the moment the worker's post-commit
-message reaches the benchmark's own subscription to the live channel to a point's arrival
-in each stream. At the end, every stream's points are compared with the database:
-lost and duplicate points are counted. Default: a temporary SQLite file and an embedded
-Redis; with --database-url (Postgres) a scratch schema is created and dropped.
+    python benchmarks/bench_streams.py --streams 100 1000 --target experiment sweep \
+        --database-url sqlite postgresql+psycopg://postgres@127.0.0.1:5432/test \
+        --broker-url redis://127.0.0.1:6379/0
+
+`sqlite` is a temporary SQLite file with an embedded Redis; a Postgres URL gets a scratch
+schema (created and dropped) and the --broker-url Redis (embedded when not given). Per
+database: one API process; per row, N SSE streams on a training experiment (or on a
+2-experiment sweep) opened by lean client processes (benchmarks/stream_client.py, one per
+core, raw sockets: the client shares the machine, so it is kept cheap and off the API's
+event loop). While they are open, `/healthz` and `GET /v1/experiments/{id}` are timed; the
+baseline is the same requests with no stream open, in the same run. A worker process
+starts once every stream is open, so every point is delivered live. Delivery latency is
+from the moment the worker's post-commit message reaches the benchmark's own subscription
+to the live channel to a point's arrival in a client. At the end every stream's points are
+compared with the database: lost and duplicate points are counted. `--profile-api FILE`
+runs the API under cProfile (slower; for finding hot spots, not for the table).
 """
 
 from __future__ import annotations
@@ -70,57 +76,6 @@ def _ms(values: list[float]) -> tuple[float, float]:
     return pct(values, 0.5) * 1e3, pct(values, 0.99) * 1e3
 
 
-class Stream:
-    """One SSE client: the points it got, when, and how many times."""
-
-    def __init__(self) -> None:
-        self.arrivals: dict[tuple[Any, ...], float] = {}
-        self.duplicates = 0
-        self.ended = False
-        self.error: str | None = None
-        self.connected = asyncio.Event()
-
-    async def run(self, api: httpx.AsyncClient, path: str) -> None:
-        last_id = None
-        try:
-            while not self.ended:
-                headers = {"Accept": "text/event-stream"}
-                if last_id:
-                    headers["Last-Event-ID"] = last_id
-                async with api.stream("GET", path, headers=headers) as response:
-                    if response.status_code != 200:
-                        self.error = f"HTTP {response.status_code}"
-                        return
-                    self.connected.set()
-                    last_id = await self._read(response, last_id)
-        except (httpx.HTTPError, OSError) as exc:
-            self.error = type(exc).__name__
-        finally:
-            self.connected.set()
-
-    async def _read(self, response: httpx.Response, last_id: str | None) -> str | None:
-        fields: dict[str, str] = {}
-        async for line in response.aiter_lines():
-            if line:
-                if not line.startswith(":"):
-                    key, _, value = line.partition(":")
-                    fields[key] = value.removeprefix(" ")
-                continue
-            last_id = fields.get("id", last_id)
-            if fields.get("event") == "metrics":
-                now = time.perf_counter()
-                for p in json.loads(fields["data"]):
-                    key = (p.get("experiment_id"), p["name"], p["step"])
-                    if key in self.arrivals:
-                        self.duplicates += 1
-                    self.arrivals[key] = now
-            elif fields.get("event") == "end":
-                self.ended = True
-                return last_id
-            fields = {}
-        return last_id
-
-
 async def committed_at(settings: Settings, stop: asyncio.Event) -> dict[tuple[Any, ...], float]:
     """When each point's post-commit message reached a subscriber (the delivery baseline)."""
     seen: dict[tuple[Any, ...], float] = {}
@@ -137,7 +92,7 @@ async def committed_at(settings: Settings, stop: asyncio.Event) -> dict[tuple[An
         if message:
             body = json.loads(message["data"])
             for row in body["metrics"]:
-                seen.setdefault((body["experiment_id"], row[1], row[2]), time.perf_counter())
+                seen.setdefault((body["experiment_id"], row[1], row[2]), time.monotonic())
     await client.aclose()
     return seen
 
@@ -153,15 +108,57 @@ async def probe(api: httpx.AsyncClient, path: str, n: int) -> list[float]:
     return out
 
 
+CLIENT = Path(__file__).with_name("stream_client.py")
+
+
+async def open_clients(
+    base: str, path: str, n: int, log_dir: Path
+) -> list[tuple[asyncio.subprocess.Process, Path]]:
+    """Client processes (one per core) holding `n` streams in all, once all are open."""
+    port = base.rsplit(":", 1)[1]
+    count = max(1, min(os.cpu_count() or 1, n // 50 or 1))
+    clients = []
+    for k in range(count):
+        share = n // count + (1 if k < n % count else 0)
+        out = log_dir / f"client-{uuid.uuid4().hex[:6]}.json"
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, str(CLIENT), "--port", port, "--path", path,
+            "--streams", str(share), "--out", str(out), stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        clients.append((process, out))
+    for process, _ in clients:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), timeout=300)
+        if line.strip() != b"connected":
+            raise RuntimeError(f"a stream client failed to connect: {line!r}")
+    return clients
+
+
+def client_results(clients: list[tuple[asyncio.subprocess.Process, Path]]) -> list[Any]:
+    """Per stream: {points: [(key, arrival)], ended, reconnects, closed, error}."""
+    streams = []
+    for _, out in clients:
+        body = json.loads(out.read_text())
+        frames = [
+            [(p.get("experiment_id"), p["name"], p["step"]) for p in points]
+            for points in body["frames"]
+        ]
+        for stream in body["streams"]:
+            stream["points"] = [(k, t) for i, t in stream["arrivals"] for k in frames[i]]
+            streams.append(stream)
+    return streams
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def bench(
-    base: str, settings: Settings, n: int, target: str, log_dir: Path
+    base: str, pid: int, settings: Settings, n: int, target: str, log_dir: Path
 ) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10)
-    timeout = httpx.Timeout(60.0, read=600.0)
-    async with (
-        httpx.AsyncClient(base_url=base, timeout=timeout, limits=limits) as streams_api,
-        httpx.AsyncClient(base_url=base, timeout=60) as api,
-    ):
+    async with httpx.AsyncClient(base_url=base, timeout=60) as api:
         if target == "sweep":
             body = {"name": "bench", "base_spec": SPEC, "grid": {}, "seeds": [0, 1]}
             sweep = (await api.post("/v1/sweeps", json=body)).raise_for_status().json()
@@ -176,17 +173,15 @@ async def bench(
         }
         stop = asyncio.Event()
         commits = asyncio.create_task(committed_at(settings, stop))
-        clients = [Stream() for _ in range(n)]
-        tasks = [asyncio.create_task(c.run(streams_api, path)) for c in clients]
-        await asyncio.gather(*(c.connected.wait() for c in clients))
-        opened = time.perf_counter()
+        clients = await open_clients(base, path, n, log_dir)
+        opened, cpu_before = time.monotonic(), cpu_seconds(pid)
         loaded: dict[str, list[float]] = {"healthz": [], "get": []}
         async with worker_process(settings, log_dir):
-            while not all(c.ended or c.error for c in clients):
+            while any(p.returncode is None for p, _ in clients):
                 loaded["healthz"] += await probe(api, "/healthz", 5)
                 loaded["get"] += await probe(api, f"/v1/experiments/{probe_id}", 5)
                 await asyncio.sleep(0.05)
-            await asyncio.gather(*tasks)
+        live = {"seconds": time.monotonic() - opened, "api_cpu": cpu_seconds(pid) - cpu_before}
         stop.set()
         commit_times = await commits
         stored: set[tuple[Any, ...]] = set()
@@ -194,7 +189,9 @@ async def bench(
             series = (await api.get(f"/v1/experiments/{i}/metrics")).json()["series"]
             key = i if target == "sweep" else None
             stored |= {(key, name, p["step"]) for name, pts in series.items() for p in pts}
-    return report(n, target, opened, baseline, loaded, clients, stored, commit_times)
+    streams = client_results(clients)
+    row = report(n, target, opened, baseline, loaded, streams, stored, commit_times)
+    return {**row, "live_s": live["seconds"], "api_cpu_s": live["api_cpu"]}
 
 
 def report(
@@ -203,34 +200,35 @@ def report(
     opened: float,
     baseline: dict[str, list[float]],
     loaded: dict[str, list[float]],
-    clients: list[Stream],
+    streams: list[Any],
     stored: set[tuple[Any, ...]],
     commit_times: dict[tuple[Any, ...], float],
 ) -> dict[str, Any]:
-    lost = sum(len(stored - set(c.arrivals)) for c in clients)
+    lost = duplicates = 0
+    latencies = []
     # Points committed before every stream was open arrive by replay: not delivery latency.
     by_key = {k if target == "sweep" else (None, *k[1:]): v for k, v in commit_times.items()}
-    latencies = [
-        at - by_key[key]
-        for c in clients
-        for key, at in c.arrivals.items()
-        if key in by_key and by_key[key] > opened
-    ]
+    for stream in streams:
+        got = Counter(tuple(k) for k, _ in stream["points"])
+        lost += len(stored - set(got))
+        duplicates += sum(c - 1 for c in got.values())
+        for key, at in stream["points"]:
+            committed = by_key.get(tuple(key))
+            if committed is not None and committed > opened:
+                latencies.append(at - committed)
     return {
         "streams": n,
         "target": target,
         "points": len(stored),
-        "healthz_base_ms": (
-            pct(baseline["healthz"], 0.5) * 1e3,
-            pct(baseline["healthz"], 0.99) * 1e3,
-        ),
-        "healthz_ms": (pct(loaded["healthz"], 0.5) * 1e3, pct(loaded["healthz"], 0.99) * 1e3),
-        "get_base_ms": (pct(baseline["get"], 0.5) * 1e3, pct(baseline["get"], 0.99) * 1e3),
-        "get_ms": (pct(loaded["get"], 0.5) * 1e3, pct(loaded["get"], 0.99) * 1e3),
-        "delivery_ms": (pct(latencies, 0.5) * 1e3, pct(latencies, 0.99) * 1e3),
+        "healthz_base_ms": _ms(baseline["healthz"]),
+        "healthz_ms": _ms(loaded["healthz"]),
+        "get_base_ms": _ms(baseline["get"]),
+        "get_ms": _ms(loaded["get"]),
+        "delivery_ms": _ms(latencies),
         "lost": lost,
-        "duplicates": sum(c.duplicates for c in clients),
-        "errors": Counter(c.error for c in clients if c.error),
+        "duplicates": duplicates,
+        "reconnects": sum(s["reconnects"] for s in streams),
+        "errors": Counter(s["error"] for s in streams if s["error"]),
     }
 
 
@@ -247,12 +245,17 @@ CLI = [sys.executable, "-m", "service.cli"]
 
 
 @contextlib.contextmanager
-def api_process(settings: Settings, log_dir: Path) -> Iterator[str]:
-    """An API process on `settings`; yields its base URL."""
+def api_process(
+    settings: Settings, log_dir: Path, profile: str | None
+) -> Iterator[tuple[str, int]]:
+    """An API process on `settings` (under cProfile, writing `profile`); yields its URL
+    and pid."""
     port = free_port()
+    wrapper = [str(Path(__file__).with_name("profile_api.py")), profile] if profile else []
+    command = wrapper or ["-m", "service.cli"]
     with (log_dir / "api.log").open("wb") as log:
         api = subprocess.Popen(
-            [*CLI, "api", "--port", str(port)],
+            [sys.executable, *command, "api", "--port", str(port)],
             env=child_env(settings),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -265,7 +268,7 @@ def api_process(settings: Settings, log_dir: Path) -> Iterator[str]:
                     if httpx.get(f"{base}/healthz").status_code == 200:
                         break
                 time.sleep(0.2)
-            yield base
+            yield base, api.pid
         finally:
             api.terminate()
             api.wait(60)
@@ -292,29 +295,48 @@ def main() -> int:
     parser.add_argument(
         "--target", choices=["experiment", "sweep"], nargs="+", default=["experiment", "sweep"]
     )
-    parser.add_argument("--database-url", default=None)
-    parser.add_argument("--broker-url", default=None)
+    parser.add_argument("--database-url", nargs="+", default=["sqlite"])
+    parser.add_argument("--broker-url", default=None, help="Redis for non-SQLite databases")
+    parser.add_argument("--profile-api", default=None, help="cProfile output of the API")
+    parser.add_argument("--epochs", type=int, default=SPEC["training"]["epochs"])
     args = parser.parse_args()
+    SPEC["training"]["epochs"] = args.epochs  # fewer: a shorter run on a loaded machine
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    print(f"load: {os.getloadavg()}, cores: {os.cpu_count()}", flush=True)
+    rows = []
+    for database in args.database_url:
+        broker = None if database == "sqlite" else args.broker_url
+        db = "sqlite" if database == "sqlite" else database.split(":", 1)[0].split("+")[0]
+        for row in run_database(None if database == "sqlite" else database, broker, args):
+            rows.append({"db": db, **row})
+    print_table(rows)
+    print(f"load: {os.getloadavg()}", flush=True)
+    return 1 if any(r["lost"] or r["duplicates"] or r["errors"] for r in rows) else 0
+
+
+def run_database(
+    database_url: str | None, broker_url: str | None, args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """Every (target, streams) row on one database, against one API process."""
     work = Path(tempfile.mkdtemp(prefix="bench-streams-"))
     redis_dir = Path(f"/tmp/bs-{uuid.uuid4().hex[:6]}")
-    broker = None if args.broker_url else EmbeddedRedis(redis_dir).start()
-    url = scratch_database(args.database_url, work)
+    broker = None if broker_url else EmbeddedRedis(redis_dir).start()
+    url = scratch_database(database_url, work)
     settings = Settings(
         data_dir=work,
         database_url=url,
-        broker_url=args.broker_url or f"redis+socket://{broker.socket}",  # type: ignore[union-attr]
+        broker_url=broker_url or f"redis+socket://{broker.socket}",  # type: ignore[union-attr]
         queue=f"bench-{uuid.uuid4().hex[:8]}",
         auth_enabled=False,
         max_streams_total=max(args.streams) + 10,
     )
     rows = []
     try:
-        with api_process(settings, work) as base:
+        with api_process(settings, work, args.profile_api) as (base, pid):
             for target in args.target:
                 for n in args.streams:
-                    rows.append(asyncio.run(bench(base, settings, n, target, work)))
+                    rows.append(asyncio.run(bench(base, pid, settings, n, target, work)))
                     print(json.dumps(rows[-1], default=str), flush=True)
     finally:
         drop_scratch(url)
@@ -322,23 +344,23 @@ def main() -> int:
             broker.stop()
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(redis_dir, ignore_errors=True)
-    print_table(rows, "postgres" if args.database_url else "sqlite")
-    return 1 if any(r["lost"] or r["duplicates"] or r["errors"] for r in rows) else 0
+    return rows
 
 
 def _pair(values: tuple[float, float], digits: int = 1) -> str:
     return f"{values[0]:.{digits}f}/{values[1]:.{digits}f}"
 
 
-def print_table(rows: list[dict[str, Any]], db: str) -> None:
+def print_table(rows: list[dict[str, Any]]) -> None:
     print(
         "\n| db | target | streams | points | /healthz p50/p99 ms (no streams) "
-        "| GET experiment p50/p99 ms (no streams) | delivery p50/p99 ms | lost | dup | errors |"
+        "| GET experiment p50/p99 ms (no streams) | delivery p50/p99 ms | lost | dup "
+        "| reconnects | errors | live s (API CPU s) |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         cells = [
-            db,
+            r["db"],
             r["target"],
             str(r["streams"]),
             str(r["points"]),
@@ -347,7 +369,9 @@ def print_table(rows: list[dict[str, Any]], db: str) -> None:
             _pair(r["delivery_ms"], 0),
             str(r["lost"]),
             str(r["duplicates"]),
+            str(r["reconnects"]),
             str(dict(r["errors"])),
+            f"{r['live_s']:.0f} ({r['api_cpu_s']:.1f})",
         ]
         print("| " + " | ".join(cells) + " |")
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from sqlalchemy import func, select
@@ -79,6 +79,31 @@ def _histogram(name: str, doc: str, values: list[float]) -> HistogramMetricFamil
     return family
 
 
+class Latency:
+    """Time to the response's start, by route (pure ASGI: a stream's body chunks pass
+    straight through, where `@app.middleware("http")` would relay each through a task)."""
+
+    def __init__(self, app: Any, histogram: Histogram) -> None:
+        self.app, self.histogram = app, histogram
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def timed_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                path = getattr(scope.get("route"), "path", "unmatched")
+                elapsed = time.perf_counter() - started
+                self.histogram.labels(scope["method"], path, str(message["status"])).observe(
+                    elapsed
+                )
+            await send(message)
+
+        await self.app(scope, receive, timed_send)
+
+
 def install(app: FastAPI, settings: Settings) -> None:
     """GET /metrics and the HTTP latency middleware, on a registry of this app's own."""
     registry = CollectorRegistry()
@@ -90,16 +115,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         registry=registry,
     )
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next: Any) -> Response:
-        started = time.perf_counter()
-        response: Response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        latency.labels(request.method, path, str(response.status_code)).observe(
-            time.perf_counter() - started
-        )
-        return response
+    app.add_middleware(Latency, histogram=latency)
 
     router = APIRouter(tags=["health"])
 

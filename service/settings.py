@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     max_streams_per_owner: int = Field(100, ge=1)
     stream_max_seconds: float = Field(3600.0, gt=0)
     stream_recheck_seconds: float = Field(30.0, gt=0, description="Re-read the db when quiet.")
+    # A stream this many channel messages behind (its client reads too slowly) is closed;
+    # the client reconnects with its Last-Event-ID and catches up from the database.
+    stream_queue_messages: int = Field(1000, ge=1)
 
     @model_validator(mode="after")
     def _lease_fits(self) -> Settings:

@@ -2,33 +2,41 @@
 
 A stream subscribes to the live channel first, then replays from the database everything
 after the client's id, then sends what the channel brings. Every message carries an id
-`E-M`: the largest event id and the largest metric-point id it has sent. A reconnect with
-`Last-Event-ID: E-M` replays events with a larger id than E and points with a larger id
-than M, so nothing is lost or sent twice, whatever happened meanwhile (a worker died, an
-attempt resumed). A message from the channel is used as it is, except when the database
-may hold rows that were never published: a message flagged `resync` (a publish failed), or
-a status event that sends the experiment back to the queue or starts a later attempt (the
-previous worker may have died between a commit and its publish); then the stream re-reads
-that experiment from the database.
+that says, per experiment, the largest event id and metric-point id sent (`E-M` for one
+experiment; see service/experiments/cursor.py for a sweep's). A reconnect with that
+`Last-Event-ID` replays, per experiment, the rows with larger ids, so nothing is lost or
+sent twice, whatever happened meanwhile (a worker died, an attempt resumed). A message
+from the channel is used as it is, except when the database may hold rows that were never
+published: a message flagged `resync` (a publish failed), or a status event that sends the
+experiment back to the queue or starts a later attempt (the previous worker may have died
+between a commit and its publish); then the stream re-reads that experiment.
+
+The fan-out costs little per stream: the hub parses each message once into a `Batch`
+whose payloads are encoded once (service/experiments/frames.py); a stream filters by its
+cursor, adds its `id:` and writes everything one wakeup brought in one write. Streams that
+need the same database read at the same time share it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import functools
+import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import EventSourceResponse
 from starlette.background import BackgroundTask
 
 from service.auth import Principal
-from service.errors import InvalidSpec
-from service.experiments.live import LOST, Hub, Subscription, hub_of
+from service.experiments import frames
+from service.experiments.cursor import Cursor
+from service.experiments.frames import Batch
+from service.experiments.live import Hub, Subscription, hub_of
 from service.settings import Settings
 from service.store import experiments as repo
 from service.store import live
@@ -36,8 +44,11 @@ from service.store import metrics as metrics_repo
 from service.store.db import session_scope
 from service.store.models import TERMINAL, Event
 
+log = logging.getLogger("actlab.live")
 KEEPALIVE_SECONDS = 15.0
+SEND_TIMEOUT_SECONDS = 30.0  # a write blocked this long (a client that stopped reading) ends it
 BATCH = 1000  # rows per table per database read; a longer backlog takes several reads
+NEVER = 1 << 62  # an experiment not in this stream: no row of it is ever rendered
 
 
 def event_json(event: Event) -> dict[str, Any]:
@@ -46,47 +57,22 @@ def event_json(event: Event) -> dict[str, Any]:
     return row
 
 
-@dataclass
-class Cursor:
-    """What a client has: events up to `event`, metric points up to `metric` (by id)."""
-
-    event: int = 0
-    metric: int = 0
-
-    @classmethod
-    def parse(cls, last_event_id: str | None, after: int) -> Cursor:
-        """`E-M` from a Last-Event-ID header (a bare number is an event id, like `after`)."""
-        if not last_event_id:
-            return cls(after, 0)
-        head, _, tail = last_event_id.strip().partition("-")
-        if not head.isdigit() or not (tail.isdigit() or not tail):
-            raise InvalidSpec(
-                "Last-Event-ID: expected '<event id>-<metric id>' as sent in a stream's id",
-                errors=[{"path": "header.last-event-id", "message": "malformed stream id"}],
-            )
-        return cls(int(head), int(tail or 0))
-
-    def __str__(self) -> str:
-        return f"{self.event}-{self.metric}"
+def _after(cursors: dict[str, int]) -> tuple[tuple[int, tuple[str, ...]], ...]:
+    """{experiment: id} grouped as ((id, experiments), ...), a hashable read key."""
+    groups: dict[int, list[str]] = {}
+    for experiment_id, after in cursors.items():
+        groups.setdefault(after, []).append(experiment_id)
+    return tuple(sorted((after, tuple(sorted(ids))) for after, ids in groups.items()))
 
 
-@dataclass
-class _Batch:
-    """What one database read or one channel message brings."""
-
-    points: list[list[Any]] = field(default_factory=list)  # [id, experiment, name, step, ...]
-    events: list[dict[str, Any]] = field(default_factory=list)
-    progress: dict[str, dict[str, Any]] = field(default_factory=dict)
-    full: bool = False  # a page was full: read again
-
-
-def _read(url: str, ids: list[str], after_event: int, after_metric: int) -> _Batch:
+def _read(url: str, events_after: Any, points_after: Any) -> Batch:
     with session_scope(url) as session:
-        points = metrics_repo.points_after_id_many(session, ids, after_metric, BATCH)
-        rows = repo.events_after_many(session, ids, after_event, BATCH)
+        points = metrics_repo.points_after_ids(session, dict(points_after), BATCH)
+        rows = repo.events_after_ids(session, dict(events_after), BATCH)
         events = [live.event_row(row) for row in rows]
+        ids = sorted({i for _, group in events_after for i in group})
         progress = repo.progress_of(session, ids)
-    return _Batch(points, events, progress, full=len(points) == BATCH or len(rows) == BATCH)
+    return Batch(points, events, progress, full=len(points) == BATCH or len(rows) == BATCH)
 
 
 class Stream:
@@ -102,128 +88,131 @@ class Stream:
         tagged: bool,
     ) -> None:
         self.settings, self.hub, self.ids = settings, hub, list(experiment_ids)
-        self.cursor = cursor
+        self.cursor = cursor  # per experiment: the largest event and point id delivered
         self.tagged = tagged  # a sweep stream: every payload names its experiment
-        self.seen_event = dict.fromkeys(self.ids, cursor.event)
-        self.seen_metric = dict.fromkeys(self.ids, cursor.metric)
         self.sent_progress: dict[str, dict[str, Any]] = {}
         self.status: dict[str, str | None] = dict.fromkeys(self.ids)
 
-    async def events(self) -> AsyncIterator[ServerSentEvent]:
+    async def events(self) -> AsyncIterator[bytes]:
         """Replay, then live, until every experiment ended or the maximum duration passed."""
         sub = await self.hub.subscribe(self.ids)
         try:
-            async for message in self._run(sub):
-                yield message
+            async for chunk in self._run(sub):
+                yield chunk
         finally:
             self.hub.unsubscribe(sub)
 
-    async def _run(self, sub: Subscription) -> AsyncIterator[ServerSentEvent]:
+    async def _run(self, sub: Subscription) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._live(sub):
+                yield chunk
+        except SQLAlchemyError as exc:  # a database read failed (busy, restarting): the
+            # client reconnects with its id, instead of a connection reset mid-body
+            log.warning("stream read failed: %s", type(exc).__name__)
+            yield frames.comment(f"closed: database read failed ({type(exc).__name__})")
+
+    async def _live(self, sub: Subscription) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.stream_max_seconds
-        for message in await self._catch_up(self.ids):
-            yield message
+        yield b"".join(await self._catch_up(self.ids, sub.tick))
         while not self._ended():
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return  # no `end`: the client reconnects with its Last-Event-ID
+            waited_from = self.hub.now()
             news = await sub.get(min(remaining, self.settings.stream_recheck_seconds))
-            if news is LOST:
+            if sub.closed is not None:
+                yield frames.comment(f"closed: {sub.closed}; reconnect with Last-Event-ID")
                 return
-            if news is None or sub.overflowed:  # quiet for long, or messages dropped
-                sub.overflowed = False
-                batch_messages = await self._catch_up(self.ids)
-            elif _may_hide_rows(news):
-                batch_messages = await self._catch_up([news["experiment_id"]])
-            else:
-                batch_messages = self._render(_from_channel(news))
-            for message in batch_messages:
-                yield message
+            out: list[bytes] = []
+            if not news:  # quiet for long: re-read the database once
+                out += await self._catch_up(self.ids, waited_from)
+            for batch in news:
+                if batch.hides_rows:
+                    out += await self._catch_up([batch.experiment_id or ""], batch.tick)
+                else:
+                    out += self._render(batch)
+            if out:
+                yield b"".join(out)  # one write for everything this wakeup brought
         yield self._end()
 
-    async def _catch_up(self, ids: list[str]) -> list[ServerSentEvent]:
-        out: list[ServerSentEvent] = []
+    async def _catch_up(self, ids: list[str], not_before: int) -> list[bytes]:
+        out: list[bytes] = []
+        url = self.settings.resolved_database_url
         while ids:
-            after_event = min(self.seen_event[i] for i in ids)
-            after_metric = min(self.seen_metric[i] for i in ids)
-            url = self.settings.resolved_database_url
-            async with self.hub.db_slots:
-                batch = await asyncio.to_thread(_read, url, ids, after_event, after_metric)
-            out.extend(self._render(batch))
+            events_after = _after({i: self.cursor.events[i] for i in ids})
+            points_after = _after({i: self.cursor.metrics[i] for i in ids})
+            batch = await self.hub.read(
+                (url, events_after, points_after),
+                functools.partial(_read, url, events_after, points_after),
+                not_before=not_before,
+            )
+            out += self._render(batch)
             if not batch.full:
                 break
         return out
 
-    def _render(self, batch: _Batch) -> list[ServerSentEvent]:
-        out: list[ServerSentEvent] = []
-        points = [p for p in batch.points if p[0] > self.seen_metric.get(p[1], 1 << 62)]
-        if points:
-            for point in points:
-                self.seen_metric[point[1]] = point[0]
-            self.cursor.metric = max(self.cursor.metric, points[-1][0])
-            out.append(self._sse("metrics", [self._point(p) for p in points]))
-        for row in batch.events:
+    def _render(self, batch: Batch) -> list[bytes]:
+        out: list[bytes] = []
+        if batch.points:
+            out += self._render_points(batch)
+        metrics = self.cursor.metrics
+        events = self.cursor.events
+        for index, row in enumerate(batch.events):
             experiment_id = row["experiment_id"]
-            if row["id"] <= self.seen_event.get(experiment_id, 1 << 62):
+            if row["id"] <= events.get(experiment_id, NEVER):
                 continue
-            self.seen_event[experiment_id] = row["id"]
-            self.cursor.event = max(self.cursor.event, row["id"])
+            events[experiment_id] = row["id"]
             if row["kind"] == "status" and row["status"]:
                 self.status[experiment_id] = row["status"]
-            payload = row if self.tagged else {k: v for k, v in row.items() if k != "experiment_id"}
-            out.append(self._sse(row["kind"], payload))
+            out.append(frames.frame(row["kind"], self._id(), batch.event_data(index, self.tagged)))
         for experiment_id, progress in batch.progress.items():
+            if experiment_id not in metrics:
+                continue
             self.status[experiment_id] = progress["status"]
             if self.sent_progress.get(experiment_id) != progress:
                 self.sent_progress[experiment_id] = progress
-                payload = {"experiment_id": experiment_id, **progress} if self.tagged else progress
-                out.append(self._sse("progress", payload))
+                data = batch.progress_data(experiment_id, self.tagged)
+                out.append(frames.frame("progress", self._id(), data))
         return out
 
-    def _point(self, point: list[Any]) -> dict[str, Any]:
-        _, experiment_id, name, step, epoch, value = point
-        body = {"name": name, "step": step, "epoch": epoch, "value": value}
-        return {"experiment_id": experiment_id, **body} if self.tagged else body
+    def _render_points(self, batch: Batch) -> list[bytes]:
+        metrics = self.cursor.metrics
+        points = batch.points
+        if batch.experiment_id is not None:  # one experiment, in id order: check the first
+            seen = metrics.get(batch.experiment_id, NEVER)
+            if points[0][0] <= seen:
+                points = [p for p in points if p[0] > seen]
+        else:
+            points = [p for p in points if p[0] > metrics.get(p[1], NEVER)]
+        if not points:
+            return []
+        for point in points:
+            metrics[point[1]] = point[0]
+        if len(points) == len(batch.points):
+            data = batch.points_data(self.tagged)  # the bytes every stream shares
+        else:
+            data = frames.dumps([frames.point_json(p, self.tagged) for p in points])
+        return [frames.frame("metrics", self._id(), data)]
+
+    def _id(self) -> str:
+        if not self.tagged:
+            return self.cursor.single(self.ids[0])
+        return self.cursor.sweep(self.ids, lambda i: self.status[i] in TERMINAL_VALUES)
 
     def _ended(self) -> bool:
         return all(s is None or s in TERMINAL_VALUES for s in self.status.values())
 
-    def _end(self) -> ServerSentEvent:
+    def _end(self) -> bytes:
         if not self.tagged:
-            return self._sse("end", {"status": self.status[self.ids[0]]})
-        counts = Counter(s for s in self.status.values() if s is not None)
-        return self._sse("end", {"experiment_id": None, "status": "ended", "counts": counts})
-
-    def _sse(self, kind: str, data: Any) -> ServerSentEvent:
-        text = json.dumps(data, separators=(",", ":"), default=str)
-        return ServerSentEvent(data=text, event=kind, id=str(self.cursor), sep="\n")
+            data = frames.dumps({"status": self.status[self.ids[0]]})
+        else:
+            counts = Counter(s for s in self.status.values() if s is not None)
+            data = frames.dumps({"experiment_id": None, "status": "ended", "counts": counts})
+        return frames.frame("end", self._id(), data)
 
 
 TERMINAL_VALUES = frozenset(s.value for s in TERMINAL)
-
-
-def _may_hide_rows(news: dict[str, Any]) -> bool:
-    """Whether the database may hold rows of this experiment that were never published.
-
-    A publish failed (`resync`), or the experiment went back to the queue or a new attempt
-    began: the previous attempt's worker may have died between a commit and its publish.
-    """
-    if news["resync"]:
-        return True
-    for row in news["events"]:
-        if row["kind"] != "status":
-            continue
-        attempt = (row.get("data") or {}).get("attempt", 1)
-        if row["status"] == "queued" or (row["status"] == "running" and attempt != 1):
-            return True
-    return False
-
-
-def _from_channel(news: dict[str, Any]) -> _Batch:
-    experiment_id = news["experiment_id"]
-    points = [[p[0], experiment_id, *p[1:]] for p in news["metrics"]]
-    progress = {experiment_id: news["progress"]} if news["progress"] else {}
-    return _Batch(points=points, events=list(news["events"]), progress=progress)
 
 
 def respond(
@@ -248,16 +237,18 @@ def respond(
         settings=settings, hub=hub, experiment_ids=experiment_ids, cursor=cursor, tagged=tagged
     )
 
-    async def guarded() -> AsyncIterator[ServerSentEvent]:
+    async def guarded() -> AsyncIterator[bytes]:
         try:
-            async for message in stream.events():
-                yield message
+            async for chunk in stream.events():
+                if chunk:
+                    yield chunk
         finally:
             ticket.release()
 
     return EventSourceResponse(
         guarded(),
         ping=KEEPALIVE_SECONDS,
+        send_timeout=SEND_TIMEOUT_SECONDS,
         sep="\n",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         background=BackgroundTask(ticket.release),

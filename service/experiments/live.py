@@ -10,45 +10,80 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from service.errors import LimitExceeded, Unavailable
+from service.experiments import frames
+from service.experiments.frames import Batch
 from service.settings import Settings
 from service.store import live
 
 log = logging.getLogger("actlab.live")
 
-QUEUE_SIZE = 1000  # messages a slow stream may lag behind before it re-reads the database
-LOST = {"lost": True}  # the subscription dropped: streams end, clients reconnect and replay
+QUEUE_SIZE = 1000  # messages a stream may lag behind before the hub drops it
+LOST = "the API lost its subscription to the live channel"
 
 
 class Subscription:
-    """The messages of some experiments, for one stream."""
+    """The messages of some experiments, for one stream: a bounded queue the hub fills.
 
-    def __init__(self, experiment_ids: Iterable[str]) -> None:
+    The hub never waits on a stream: a stream that falls `limit` messages behind (a
+    client that reads too slowly) is closed with a reason, and its client reconnects
+    with its Last-Event-ID and catches up from the database.
+    """
+
+    def __init__(self, experiment_ids: Iterable[str], limit: int = QUEUE_SIZE) -> None:
         self.experiment_ids = frozenset(experiment_ids)
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
-        self.overflowed = False  # messages were dropped: re-read the database before going on
+        self.limit = limit
+        self.closed: str | None = None  # why the hub dropped this stream
+        self._pending: list[Batch] = []
+        self._waiter: asyncio.Future[None] | None = None
+        self.tick = 0  # the hub's clock when it subscribed
 
-    def put(self, message: dict[str, Any]) -> None:
-        try:
-            self.queue.put_nowait(message)
-        except asyncio.QueueFull:
-            self.overflowed = True
+    def put(self, batch: Batch) -> None:
+        if self.closed is not None:
+            return
+        if len(self._pending) >= self.limit:
+            self._pending = []
+            self.close(f"more than {self.limit} messages behind: the client reads too slowly")
+            return
+        self._pending.append(batch)
+        self._wake()
 
-    async def get(self, timeout: float) -> dict[str, Any] | None:
-        """The next message, or None after `timeout` seconds."""
-        try:
-            return await asyncio.wait_for(self.queue.get(), timeout)
-        except asyncio.TimeoutError:
-            return None
+    def close(self, reason: str) -> None:
+        self.closed = self.closed or reason
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self, timeout: float) -> list[Batch]:
+        """Every message queued so far (one wakeup, one write), or [] after `timeout` s."""
+        if not self._pending and self.closed is None:
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(timeout, _resolve, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+        pending, self._pending = self._pending, []
+        return pending
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class Ticket:
@@ -75,6 +110,9 @@ class Hub:
         self.open_total = 0
         self._open_by_owner: dict[str, int] = defaultdict(int)
         self.db_slots = asyncio.Semaphore(4)  # streams reading the database at once
+        self._reads: dict[Hashable, tuple[int, asyncio.Task[Batch]]] = {}
+        self._clock = itertools.count()
+        self.queue_limit = settings.stream_queue_messages
 
     # -- admission ---------------------------------------------------------------------------
     def admit(self, owner: str | None) -> Ticket:
@@ -111,7 +149,8 @@ class Hub:
             await asyncio.wait_for(self._ready.wait(), timeout=5.0)
         except asyncio.TimeoutError:
             raise Unavailable("the live channel (Redis pub/sub) is not reachable") from None
-        sub = Subscription(experiment_ids)
+        sub = Subscription(experiment_ids, self.queue_limit)
+        sub.tick = self.now()
         for experiment_id in sub.experiment_ids:
             self._routes[experiment_id].add(sub)
         return sub
@@ -141,7 +180,7 @@ class Hub:
                 self._ready.clear()
                 for subs in list(self._routes.values()):
                     for sub in subs:
-                        sub.put(LOST)
+                        sub.close(LOST)
             await asyncio.sleep(1.0)
 
     async def _listen(self) -> None:
@@ -153,13 +192,45 @@ class Hub:
                 if message["type"] == "subscribe":
                     self._ready.set()
                 elif message["type"] == "message":
-                    self._route(json.loads(message["data"]))
+                    self._route(message["data"])
+                    await asyncio.sleep(0)  # let streams drain a burst as it comes
         finally:
             await client.aclose()
 
-    def _route(self, message: dict[str, Any]) -> None:
-        for sub in list(self._routes.get(message.get("experiment_id", ""), ())):
-            sub.put(message)
+    def _route(self, data: bytes) -> None:
+        """Parse a message once into one batch that every stream of its experiment shares."""
+        news = json.loads(data)
+        subs = self._routes.get(news.get("experiment_id", ""))
+        if subs:
+            batch = frames.from_channel(news)
+            batch.tick = self.now()
+            for sub in list(subs):
+                sub.put(batch)
+
+    def now(self) -> int:
+        """A tick of the hub's clock: orders messages, subscriptions and database reads."""
+        return next(self._clock)
+
+    async def read(self, key: Hashable, fn: Callable[[], Batch], *, not_before: int) -> Batch:
+        """`fn()` in a thread, at most `db_slots` at once. Streams that need the same read
+        (`key`) share one, if it began after the tick they need it to see (their
+        subscription, or the message that asked for it): after one message 1000 streams
+        read the database once."""
+        shared = self._reads.get(key)
+        if shared is None or shared[0] <= not_before:
+            task = asyncio.get_running_loop().create_task(self._read(fn))
+            shared = self._reads[key] = (self.now(), task)
+            task.add_done_callback(lambda _: self._forget(key, task))
+        # Shielded: a client that leaves does not cancel the read its sharers wait for.
+        return await asyncio.shield(shared[1])
+
+    def _forget(self, key: Hashable, task: asyncio.Task[Batch]) -> None:
+        if key in self._reads and self._reads[key][1] is task:
+            del self._reads[key]
+
+    async def _read(self, fn: Callable[[], Batch]) -> Batch:
+        async with self.db_slots:
+            return await asyncio.to_thread(fn)
 
 
 def _too_many(what: str, setting: str, limit: int) -> LimitExceeded:

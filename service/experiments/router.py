@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse
 from service.auth import PrincipalDep
 from service.deps import SessionDep, SettingsDep
 from service.experiments import events, service
+from service.experiments.cursor import Cursor
 from service.experiments.schemas import (
     EventList,
     ExperimentList,
@@ -158,7 +159,7 @@ def get_events(
             settings,
             principal,
             [experiment_id],
-            events.Cursor.parse(last_event_id, after),
+            Cursor.parse(last_event_id, after, [experiment_id]),
             tagged=False,
         )
     rows = repo.events_after(session, experiment_id, after, limit)

@@ -425,6 +425,21 @@ def events_after_many(
     return session.scalars(query).all()
 
 
+def events_after_ids(
+    session: Session, after: dict[int, tuple[str, ...]], limit: int
+) -> Sequence[Event]:
+    """Events, each experiment after its own id (`{id: experiments}`), in id order."""
+    if not after:
+        return []
+    query = (
+        select(Event)
+        .where(or_(*(and_(Event.experiment_id.in_(i), Event.id > a) for a, i in after.items())))
+        .order_by(Event.id)
+        .limit(limit)
+    )
+    return session.scalars(query).all()
+
+
 def progress_of(session: Session, experiment_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     """`{status, epoch, step, total}` of each experiment (missing ones are left out)."""
     query = select(

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -139,15 +139,18 @@ def names(session: Session, experiment_ids: Iterable[str]) -> list[str]:
     return sorted(session.scalars(query))
 
 
-def points_after_id_many(
-    session: Session, experiment_ids: list[str], after_id: int, limit: int = 1000
+def points_after_ids(
+    session: Session, after: dict[int, tuple[str, ...]], limit: int = 1000
 ) -> list[list[Any]]:
-    """New points of several experiments in id order: [id, experiment, name, step, epoch, value]."""
+    """New points, each experiment after its own id (`{id: experiments}`), in id order:
+    [id, experiment, name, step, epoch, value]."""
+    if not after:
+        return []
     query = (
         select(
             Metric.id, Metric.experiment_id, Metric.name, Metric.step, Metric.epoch, Metric.value
         )
-        .where(Metric.experiment_id.in_(experiment_ids), Metric.id > after_id)
+        .where(or_(*(and_(Metric.experiment_id.in_(i), Metric.id > a) for a, i in after.items())))
         .order_by(Metric.id)
         .limit(limit)
     )

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Query, Request
 from service.auth import PrincipalDep
 from service.deps import SessionDep, SettingsDep
 from service.experiments import events
+from service.experiments.cursor import MAX_HEADER, Cursor
 from service.experiments.schemas import EventList
 from service.store import experiments as repo
 from service.store import sweeps as sweeps_repo
@@ -35,7 +36,10 @@ def get_sweep_events(
     stream: Annotated[bool, Query(description="Server-Sent Events (or Accept).")] = False,
     last_event_id: Annotated[
         str | None,
-        Header(max_length=48, description="Resume a stream after this id (`E-M`)."),
+        Header(
+            max_length=MAX_HEADER,
+            description="Resume a stream after this id (`E-M[/k:a-b,...]`, as it sent).",
+        ),
     ] = None,
 ) -> Any:
     """The events of all the sweep's experiments; as SSE (each payload naming its
@@ -43,7 +47,7 @@ def get_sweep_events(
     service.get_sweep(session=session, sweep_id=sweep_id, principal=principal)
     ids = [row.id for row in sweeps_repo.experiments_of(session, sweep_id)]
     if stream or "text/event-stream" in request.headers.get("accept", ""):
-        cursor = events.Cursor.parse(last_event_id, after)
+        cursor = Cursor.parse(last_event_id, after, ids)
         return events.respond(request, session, settings, principal, ids, cursor, tagged=True)
     rows = repo.events_after_many(session, ids, after, limit) if ids else []
     items = [{**events.event_json(e), "experiment_id": e.experiment_id} for e in rows]

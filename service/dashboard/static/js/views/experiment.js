@@ -83,17 +83,22 @@ async function loadHistory(view) {
   redraw(view);
 }
 
-/** Follow the SSE stream; reconnect after `lastEvent` if the connection drops mid-run. */
+/**
+ * Follow the SSE stream until its `end` frame; reconnect after `lastEvent` when the
+ * connection drops or the server closes it early (its maximum duration, a slow reader).
+ */
 async function follow(view, signal) {
+  let ended = false;
+  const onEvent = (k, d) => { if (k === "end") ended = true; onFrame(view, k, d); };
   for (let tries = 0; tries < 20 && !signal.aborted; tries++) {
     try {
       const path = `/v1/experiments/${encodeURIComponent(view.id)}/events`;
-      await stream(path + qs({ stream: "true", after: view.lastEvent }), (k, d) => onFrame(view, k, d), signal);
-      return;
+      await stream(path + qs({ stream: "true", after: view.lastEvent }), onEvent, signal);
+      if (ended) return;
     } catch (err) {
       if (signal.aborted) return;
-      await new Promise((r) => setTimeout(r, 1000));
     }
+    await new Promise((r) => setTimeout(r, 1000));
   }
 }
 

@@ -1,0 +1,35 @@
+"""Run `python -m service.cli ...` under cProfile; write the stats when it stops.
+
+    python benchmarks/profile_api.py OUT.prof api --port 8000
+
+uvicorn re-raises the signal that stopped it after its shutdown, with the handlers it
+found restored: the SIGTERM handler here then writes the stats (cProfile's own `-o` is
+never reached, the default action killing the process first).
+"""
+
+from __future__ import annotations
+
+import cProfile
+import runpy
+import signal
+import sys
+from typing import Any
+
+profile = cProfile.Profile()
+out = sys.argv[1]
+
+
+def dump(*_: Any) -> None:
+    profile.disable()
+    profile.dump_stats(out)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    sys.argv = ["service.cli", *sys.argv[2:]]
+    signal.signal(signal.SIGTERM, dump)
+    profile.enable()
+    try:
+        runpy.run_module("service.cli", run_name="__main__")
+    finally:
+        dump()
