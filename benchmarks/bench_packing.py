@@ -1,19 +1,27 @@
 """Packed training against the same experiments trained one after another by the engine.
 
-Run by hand: `python benchmarks/bench_packing.py [--ks 1 4 16 64] [--steps 8000]`.
+Run by hand: `python benchmarks/bench_packing.py [--ks 1 4 16 64] [--steps 8000]
+[--seq-members 16] [--threads 1]`; a quick run: `--steps 500` (about 2 minutes on 2 cores).
 
 Workload (issue 17): MNIST-1D MLP [100, 100], NoisyReLU with sigma spread over the members
 (0.05 .. 0.5), a cosine noise schedule, Adam lr 1e-2, batch 100, `--steps` steps, the
 engine's default evaluation and diagnostics cadence. For each K the same K experiments run
-sequentially (`engine.train`, one after another) and packed (`train_pack`), in this run, so
-the speed-up is a ratio of two timings taken under the same load. `--vmap` also times one
-training step of the stacked model written with batched matmuls against torch.func.vmap.
+sequentially (`engine.train`, one after another: the engine that trains unpacked
+experiments) and packed (`train_pack`), in this run, so the speed-up is a ratio of two
+timings taken under the same load. Both wall and process CPU time are taken for each leg.
+
+`--seq-members N` trains only N of the K experiments sequentially (evenly spread over the
+sigma range) when K > N, and scales their time by K / N: the experiments are independent and
+alike in cost, so this estimates the full sequential leg; such rows are marked `est.`.
+`--vmap` also times one training step of the stacked model with batched matmuls against
+torch.func.vmap.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import os
 import sys
 import tempfile
 import time
@@ -47,24 +55,37 @@ def member_specs(k: int, steps: int, device: str) -> list[ExperimentSpec]:
     return specs
 
 
-# Wall clock by default; --cpu-time switches to process CPU time, steadier on a shared machine
-# (use it with --threads 1, where CPU time is compute time).
-CLOCK = time.perf_counter
+def _clocks() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
 
 
-def sequential(specs: list[ExperimentSpec], data_dir: Path) -> float:
-    start = CLOCK()
+def _since(start: tuple[float, float]) -> tuple[float, float]:
+    wall, cpu = _clocks()
+    return wall - start[0], cpu - start[1]
+
+
+def sequential(specs: list[ExperimentSpec], data_dir: Path) -> tuple[float, float]:
+    """(wall s, CPU s) of training `specs` one after another with the engine."""
+    start = _clocks()
     for spec in specs:
         engine.train(spec, callbacks=engine.Callbacks(), data_dir=data_dir)
-    return CLOCK() - start
+    return _since(start)
 
 
-def packed(specs: list[ExperimentSpec], data_dir: Path) -> float:
-    start = CLOCK()
+def packed(specs: list[ExperimentSpec], data_dir: Path) -> tuple[float, float]:
+    """(wall s, CPU s) of training `specs` as one pack."""
+    start = _clocks()
     members = [PackMember(spec, engine.Callbacks()) for spec in specs]
     outcomes = train_pack(members, data_dir=data_dir)
     assert all(isinstance(o, engine.TrainResult) for o in outcomes), outcomes
-    return CLOCK() - start
+    return _since(start)
+
+
+def subset(specs: list[ExperimentSpec], n: int) -> list[ExperimentSpec]:
+    """`n` of `specs`, evenly spread (so over the whole sigma range)."""
+    if n >= len(specs):
+        return specs
+    return [specs[round(i * (len(specs) - 1) / max(n - 1, 1))] for i in range(n)]
 
 
 def vmap_vs_bmm(k: int, repeats: int = 200) -> tuple[float, float]:
@@ -115,30 +136,38 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 4, 16, 64])
     parser.add_argument("--steps", type=int, default=8000)
+    parser.add_argument("--seq-members", type=int, default=None, help="cap the sequential leg")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--vmap", action="store_true", help="also time bmm against vmap")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    parser.add_argument("--cpu-time", action="store_true", help="process CPU time, not wall")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.cpu_time:
-        global CLOCK
-        CLOCK = time.process_time
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
         packed(member_specs(2, 10, args.device), data_dir)  # generate the data set once
-        clock = "CPU" if args.cpu_time else "wall"
         threads = torch.get_num_threads()
-        print(f"{args.steps} steps, device {args.device}, torch threads {threads}, {clock} time")
-        print("| K | sequential s | packed s | member-steps/s, seq | packed | speed-up |")
-        print("| --- | --- | --- | --- | --- | --- |")
+        print(f"{args.steps} steps, device {args.device}, torch threads {threads}")
+        print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        print(
+            "| K | sequential s, wall (CPU) | packed s, wall (CPU) | member-steps/s, seq "
+            "| packed | steps/s of each member, packed | speed-up, wall | speed-up, CPU |"
+        )
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
         for k in args.ks:
             specs = member_specs(k, args.steps, args.device)
-            seq, pack = sequential(specs, data_dir), packed(specs, data_dir)
-            rate_seq, rate_pack = k * args.steps / seq, k * args.steps / pack
-            row = (k, f"{seq:.1f}", f"{pack:.1f}", f"{rate_seq:.0f}", f"{rate_pack:.0f}")
-            print("| " + " | ".join(map(str, row)) + f" | {seq / pack:.2f}x |", flush=True)
+            timed = subset(specs, args.seq_members or k)
+            seq_wall, seq_cpu = (t * k / len(timed) for t in sequential(timed, data_dir))
+            pack_wall, pack_cpu = packed(specs, data_dir)
+            est = f" est. from {len(timed)}" if len(timed) < k else ""
+            print(
+                f"| {k} | {seq_wall:.1f} ({seq_cpu:.1f}){est} | {pack_wall:.1f} ({pack_cpu:.1f}) "
+                f"| {k * args.steps / seq_wall:.0f} | {k * args.steps / pack_wall:.0f} "
+                f"| {args.steps / pack_wall:.0f} | {seq_wall / pack_wall:.2f}x "
+                f"| {seq_cpu / pack_cpu:.2f}x |",
+                flush=True,
+            )
+        print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     if args.vmap:
         print("\n| K | bmm ms/step | vmap ms/step | vmap / bmm |\n| --- | --- | --- | --- |")
         for k in args.ks:

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+from torch import Tensor
 
 from worker.engine.diagnostics import run_diagnostics
 from worker.engine.evaluation import evaluate
 from worker.engine.state import LoopState
 
+KnownOutputs = Callable[[str], Tensor | None]  # split -> eval-mode outputs on all of it, or None
 
-def collect(trainer: Any, run: Any, loop: LoopState) -> dict[str, float]:
-    """Metric name -> value for the evaluation at the loop's current position."""
+
+def collect(
+    trainer: Any, run: Any, loop: LoopState, outputs: KnownOutputs | None = None
+) -> dict[str, float]:
+    """Metric name -> value for the evaluation at the loop's current position.
+
+    `outputs(split)`, when given, may return the model's eval-mode output on all of that
+    split (a pack computes every member's at once), so no forward pass of its own is run.
+    """
     t = run.spec.training
     values: dict[str, float] = {}
     if loop.seen:
@@ -30,6 +41,8 @@ def collect(trainer: Any, run: Any, loop: LoopState) -> dict[str, float]:
         x, y = run.data.tensors[split]
         if len(x):
             known = diag_out if split == diag_split and not run.bf16 else None
+            if known is None and outputs is not None:
+                known = outputs(split)
             loss, acc = evaluate(
                 run.forward,
                 x,

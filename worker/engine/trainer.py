@@ -14,7 +14,7 @@ from worker.engine import checkpoint as ckpt
 from worker.engine.callbacks import Callbacks, TrainResult
 from worker.engine.errors import Diverged, Interrupted, TimeLimitExceeded, TrainingError
 from worker.engine.evaluation import compact_predictions, count_hits, task_functions
-from worker.engine.metrics import collect
+from worker.engine.metrics import KnownOutputs, collect
 from worker.engine.setup import Run, build_run
 from worker.engine.state import LoopState
 
@@ -32,8 +32,13 @@ def train(
     """Train `spec` to the end, writing checkpoints to `checkpoint_path`; resume from
     `resume_from` (default: `checkpoint_path`) when that file exists."""
     run = build_run(spec, Path(data_dir))
-    loop, resumed = LoopState(lr=spec.optimizer.lr), False
-    source = resume_from if resume_from is not None else checkpoint_path
+    loop, resumed = start_position(run, resume_from if resume_from is not None else checkpoint_path)
+    return Trainer(run, loop, callbacks, checkpoint_path).fit(resumed=resumed)
+
+
+def start_position(run: Run, source: Path | None) -> tuple[LoopState, bool]:
+    """The loop position to train `run` from: `source`'s checkpoint when it exists and
+    reads, else the start; and whether it resumed."""
     if source is not None and Path(source).exists():
         try:
             payload = ckpt.load(Path(source))
@@ -42,8 +47,8 @@ def train(
             log.warning("%s; starting from scratch", exc)
             run.notes.append(f"unreadable checkpoint ignored, started from scratch: {exc}")
         else:
-            loop, resumed = ckpt.restore(run, payload), True
-    return Trainer(run, loop, callbacks, checkpoint_path).fit(resumed=resumed)
+            return ckpt.restore(run, payload), True
+    return LoopState(lr=run.spec.optimizer.lr), False
 
 
 class Trainer:
@@ -59,6 +64,7 @@ class Trainer:
         self.predict = compact_predictions(run.data.info.task)
         # (prediction, target) of this epoch's steps not yet counted into loop.correct.
         self._pending: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.known_outputs: KnownOutputs | None = None  # eval outputs computed elsewhere
         self.clip, self.params = self.t.grad_clip, list(run.model.parameters())
         self.poll_every = float(callbacks.poll_interval_s)
         self.progress_every = float(callbacks.progress_interval_s)
@@ -74,6 +80,18 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------
     def fit(self, *, resumed: bool) -> TrainResult:
+        self._begin(resumed=resumed)
+        while not self.done:
+            self._train_epoch()
+        return self._conclude()
+
+    @property
+    def done(self) -> bool:
+        loop = self.loop
+        return loop.finished or loop.step >= self.run.total_steps or loop.early.stopped
+
+    def _begin(self, *, resumed: bool) -> None:
+        """What happens once before the first step (of this process)."""
         run, loop = self.run, self.loop
         self.cb.on_start(
             total_steps=run.total_steps,
@@ -84,11 +102,20 @@ class Trainer:
             self._set_lr(run.lr_schedule.at(0))
         if loop.perm is not None:  # resumed mid-epoch: per-epoch schedules hold this epoch's value
             self._apply_epoch_schedules()
-        while not loop.finished and loop.step < run.total_steps and not loop.early.stopped:
-            self._train_epoch()
-        if not loop.finished:
+
+    def _conclude(self) -> TrainResult:
+        """The final evaluation and checkpoint (unless done already), and the result."""
+        if not self.loop.finished:
             self._finish()
         return self._result()
+
+    def _step_schedules(self) -> None:
+        """The schedules' values at the coming step (per-step schedules only)."""
+        run, step = self.run, self.loop.step
+        if self.noise_per_step:
+            self._set_noise(run.noise_schedule.value(step))
+        if self.lr_per_step:
+            self._set_lr(run.lr_schedule.value(step))
 
     def _train_epoch(self) -> None:
         run, loop = self.run, self.loop
@@ -97,11 +124,10 @@ class Trainer:
         assert loop.perm is not None
         x, y = run.data.tensors["train"]
         bs, n = self.t.batch_size, run.data.n_train
+        per_step = self.noise_per_step or self.lr_per_step
         while loop.batch < run.steps_per_epoch and loop.step < run.total_steps:
-            if self.noise_per_step:
-                self._set_noise(run.noise_schedule.value(loop.step))
-            if self.lr_per_step:
-                self._set_lr(run.lr_schedule.value(loop.step))
+            if per_step:
+                self._step_schedules()
             end = n if loop.batch == run.steps_per_epoch - 1 else (loop.batch + 1) * bs
             idx = loop.perm[loop.batch * bs : end]
             self._step(x[idx], y[idx])
@@ -174,27 +200,31 @@ class Trainer:
             self._pending.clear()
 
     def _end_epoch(self) -> None:
+        last = self._close_epoch()
+        if self._checkpoint_due(last, self._last_checkpoint) and not self.loop.early.stopped:
+            # Tiny epochs would otherwise spend more time writing checkpoints than training.
+            self._checkpoint(durable=False)
+
+    def _close_epoch(self) -> bool:
+        """Epoch bookkeeping and the evaluation when due; True if this was the last epoch."""
         loop = self.loop
         loop.epoch += 1
         loop.batch, loop.perm = 0, None
         last = loop.step >= self.run.total_steps
         if loop.epoch % self.t.eval_every == 0 or last:
             self._evaluate()
-        due = time.monotonic() - self._last_checkpoint >= self.t.checkpoint_interval_s
-        if (
-            loop.epoch % self.t.checkpoint_every == 0
-            and due
-            and not last
-            and not loop.early.stopped
-        ):
-            # Tiny epochs would otherwise spend more time writing checkpoints than training.
-            self._checkpoint(durable=False)
+        return last
+
+    def _checkpoint_due(self, last: bool, since: float) -> bool:
+        """Whether the epoch just closed takes a periodic checkpoint (last wrote at `since`)."""
+        due = time.monotonic() - since >= self.t.checkpoint_interval_s
+        return self.loop.epoch % self.t.checkpoint_every == 0 and due and not last
 
     def _evaluate(self) -> None:
         loop = self.loop
         self._count_pending_hits()
         loop.elapsed_s = self._elapsed()
-        values = collect(self, self.run, loop)
+        values = collect(self, self.run, loop, self.known_outputs)
         loop.metrics, loop.evals, loop.last_eval_step = values, loop.evals + 1, loop.step
         self.cb.on_metrics(step=loop.step, epoch=loop.current_epoch, values=dict(values))
         self._track_best(values)

@@ -1,8 +1,12 @@
-"""SGD, Adam and AdamW over a pack's flat parameter buffer, each member with its own lr and
-weight decay; the update is torch.optim's, written once for all members and layers.
+"""SGD, Adam and AdamW over a pack's stacked parameters, each member with its own lr and
+weight decay, applied by torch's fused optimizer kernels (the ones `torch.optim.Adam(...,
+fused=True)` runs): one pass over every member's parameters a step.
 
-Member state converts to and from each member's own torch optimizer, so a member's checkpoint
-is the same file it would be alone (and resumes alone or packed).
+The parameters, gradients and optimizer state are flat buffers laid out alike (see
+`StackedMLP`). Members that share an lr and a weight decay form a group (lr schedules are part
+of the pack key, so their lrs stay equal at every step); a pack of one group is updated as one
+tensor. A member's state converts to and from its own torch optimizer, so its checkpoint is
+the same file it would be alone (and resumes alone or packed).
 """
 
 from __future__ import annotations
@@ -23,76 +27,100 @@ class StackedOptimizer:
     def __init__(self, model: StackedMLP, specs: list[Any]) -> None:
         o = specs[0].optimizer
         self.model, self.name = model, o.name
-        self.momentum, self.nesterov = o.momentum, o.nesterov
+        self.momentum, self.nesterov = float(o.momentum), bool(o.nesterov)
         self.beta1, self.beta2 = float(o.betas[0]), float(o.betas[1])
         self.eps = 1e-8  # torch's default; the spec does not set it
-        self.wd_values = [float(s.optimizer.weight_decay) for s in specs]
-        self._wd: Tensor | None = None
-        self._lr: tuple[list[float], Tensor] | None = (
-            None  # last lrs, spread (lr is often constant)
-        )
+        self.hyper = [(float(s.optimizer.lr), float(s.optimizer.weight_decay)) for s in specs]
         self.steps = 0
         self.state: dict[str, Tensor] = {}
+        self._first = False  # SGD momentum buffers just created: the next step fills them
+        self._groups: list[tuple[int, float, dict[str, list[Tensor]]]] | None = None
 
-    def _per_element(self, values: list[float]) -> Tensor:
-        """Per-member scalars spread over the flat buffer (each element gets its member's)."""
-        flat = self.model.flat
-        return torch.tensor(values, dtype=flat.dtype, device=flat.device)[self.model.member_of]
+    def _keys(self) -> tuple[str, ...]:
+        if self.name != "sgd":
+            return ("exp_avg", "exp_avg_sq")
+        return ("momentum_buffer",) if self.momentum else ()
+
+    def _tensors(self) -> list[tuple[int, float, dict[str, list[Tensor]]]]:
+        """Per group: a member of it, its weight decay, and the tensors the kernel takes."""
+        if self._groups is not None:
+            return self._groups
+        for key in self._keys():
+            if key not in self.state:
+                self.state[key] = torch.zeros_like(self.model.flat)
+                self._first = key == "momentum_buffer"  # the SGD kernel copies the gradient
+        buffers = {"params": self.model.flat, "grads": self.model.grad, **self.state}
+        groups: dict[tuple[float, float], list[int]] = {}
+        for k, hyper in enumerate(self.hyper):
+            groups.setdefault(hyper, []).append(k)
+        self._groups = []
+        for (_, wd), members in groups.items():
+            if len(groups) == 1:  # every member alike: the whole buffer at once
+                lists = {name: [flat] for name, flat in buffers.items()}
+            else:
+                lists = {
+                    name: [view[k] for view in self.model.split(flat) for k in members]
+                    for name, flat in buffers.items()
+                }
+            self._groups.append((members[0], wd, lists))
+        return self._groups
 
     @torch.no_grad()
     def step(self, lrs: list[float]) -> None:
         """One update of every member with member lr `lrs[k]`."""
+        groups = self._tensors()
         self.steps += 1
-        if self._lr is None or self._lr[0] != lrs:
-            self._lr = (list(lrs), self._per_element(lrs))
-        p, grad, lr = self.model.flat, self.model.grad, self._lr[1]
-        wd = None
-        if any(self.wd_values):
-            if self._wd is None:
-                self._wd = self._per_element(self.wd_values)
-            wd = self._wd
         if self.name == "sgd":
-            self._sgd(p, grad, lr, wd)
+            for lead, wd, t in groups:
+                self._sgd(t, lr=lrs[lead], wd=wd)
             return
-        if wd is not None:
-            if self.name == "adamw":
-                p.mul_(1 - lr * wd)
-            else:
-                grad = grad + wd * p
-        exp_avg = self.state.setdefault("exp_avg", torch.zeros_like(p))
-        exp_avg_sq = self.state.setdefault("exp_avg_sq", torch.zeros_like(p))
-        exp_avg.lerp_(grad, 1 - self.beta1)
-        exp_avg_sq.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
-        bias1 = 1 - self.beta1**self.steps
-        bias2_sqrt = (1 - self.beta2**self.steps) ** 0.5
-        denom = (exp_avg_sq.sqrt() / bias2_sqrt).add_(self.eps)
-        p.sub_(exp_avg / denom * (lr / bias1))
+        update = torch._fused_adamw_ if self.name == "adamw" else torch._fused_adam_
+        step = torch.tensor(float(self.steps), device=self.model.flat.device)
+        for lead, wd, t in groups:
+            update(
+                t["params"],
+                t["grads"],
+                t["exp_avg"],
+                t["exp_avg_sq"],
+                [],
+                [step] * len(t["params"]),  # the kernel only reads the step count
+                lr=lrs[lead],
+                beta1=self.beta1,
+                beta2=self.beta2,
+                weight_decay=wd,
+                eps=self.eps,
+                amsgrad=False,
+                maximize=False,
+            )
 
-    def _sgd(self, p: Tensor, grad: Tensor, lr: Tensor, wd: Tensor | None) -> None:
-        if wd is not None:
-            grad = grad + wd * p
-        if self.momentum:
-            buf = self.state.get("momentum_buffer")
-            if buf is None:
-                buf = self.state["momentum_buffer"] = grad.detach().clone()
-            else:
-                buf.mul_(self.momentum).add_(grad)
-            grad = grad.add(buf, alpha=self.momentum) if self.nesterov else buf
-        p.sub_(grad * lr)
+    def _sgd(self, t: dict[str, list[Tensor]], *, lr: float, wd: float) -> None:
+        first, self._first = self._first, False
+        torch._fused_sgd_(
+            t["params"],
+            t["grads"],
+            t.get("momentum_buffer", []),
+            weight_decay=wd,
+            momentum=self.momentum,
+            lr=lr,
+            dampening=0.0,
+            nesterov=self.nesterov,
+            maximize=False,
+            is_first_step=first,
+        )
 
     # -- members --------------------------------------------------------------------------
     def keep(self, index: Tensor) -> None:
         """Only the members at `index` stay; call before the model's own `keep`."""
-        self.wd_values = [self.wd_values[i] for i in index.tolist()]
-        self._wd = self._lr = None
+        self.hyper = [self.hyper[i] for i in index.tolist()]
         self.state = {k: self.model.take(v, index) for k, v in self.state.items()}
+        self._groups = None
 
     def load_members(self, optimizers: list[torch.optim.Optimizer]) -> None:
         """Stack the state of each member's own torch optimizer (fresh or from a checkpoint)."""
         per_member = [[opt.state.get(p, {}) for p in _params(opt)] for opt in optimizers]
         steps = {int(s["step"]) for states in per_member for s in states if "step" in s}
         self.steps = steps.pop() if len(steps) == 1 else 0
-        self.state = {}
+        self.state, self._groups = {}, None
         for key in _STATE_KEYS:
             if not all(s.get(key) is not None for states in per_member for s in states):
                 continue
@@ -102,8 +130,9 @@ class StackedOptimizer:
             self.state[key] = flat
 
     def store_members(self, optimizers: list[torch.optim.Optimizer]) -> None:
-        """Write member k's slice of the state into its own torch optimizer (for checkpoints)."""
-        if not self.state and self.steps == 0:
+        """Write member k's slice of the state into its own torch optimizer (for checkpoints):
+        what torch's optimizer alone holds after as many steps."""
+        if self.steps == 0:
             return
         views = {key: self.model.split(flat) for key, flat in self.state.items()}
         for k, opt in enumerate(optimizers):
@@ -111,9 +140,8 @@ class StackedOptimizer:
                 entry: dict[str, Any] = {key: v[i][k].clone() for key, v in views.items()}
                 if self.name != "sgd":
                     entry["step"] = torch.tensor(float(self.steps))
-                elif "momentum_buffer" not in entry:
-                    entry["momentum_buffer"] = None
-                opt.state[p] = entry
+                if entry:
+                    opt.state[p] = entry
 
 
 def _params(opt: torch.optim.Optimizer) -> list[Tensor]:

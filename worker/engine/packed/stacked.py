@@ -32,7 +32,7 @@ class StackedMLP:
     """The members' weights stacked; `forward` takes `[K, B, ...]` inputs.
 
     Every parameter `[K, ...]` is a view into one flat buffer (and its gradient into one flat
-    gradient buffer), so the optimizer updates all members and layers in a handful of ops.
+    gradient buffer), so the optimizer updates all members and layers in one fused pass.
     """
 
     def __init__(self, models: list[MLP]) -> None:
@@ -71,9 +71,6 @@ class StackedMLP:
         for p, g in zip(self.params, self.split(self.grad), strict=True):
             p.grad = g  # backward accumulates in place into the flat gradient
         self._index = {n: i for i, n in enumerate(self.names)}
-        sizes = torch.tensor([math.prod(s) for s in self.shapes], device=self.flat.device)
-        rows = torch.arange(self.k, device=self.flat.device)
-        self.member_of = torch.cat([rows.repeat_interleave(int(n)) for n in sizes])
 
     def zero_grad(self) -> None:
         self.grad.zero_()
@@ -95,6 +92,22 @@ class StackedMLP:
             y = _activate(self._linear(prefix, h), units, kind)
             h = h + y if residual else y
         return self._linear("head", h)
+
+    @torch.inference_mode()
+    def eval_outputs(self, x: Tensor, batch_size: int) -> Tensor | None:
+        """Every member's eval-mode output `[K, n, out]` on its own `x` `[K, n, ...]`, in
+        chunks of `batch_size` rows; None if a layer's units are not all ReLU or NoisyReLU
+        (whose eval mode is the ReLU)."""
+        if any(kind == "member" for *_, kind in self.layers):
+            return None
+        chunks = []
+        for start in range(0, x.shape[1], batch_size):
+            h = x[:, start : start + batch_size].flatten(2)
+            for prefix, residual, _, _ in self.layers:
+                y = torch.relu(self._linear(prefix, h))
+                h = h + y if residual else y
+            chunks.append(self._linear("head", h))
+        return torch.cat(chunks, dim=1)
 
     def keep(self, index: Tensor) -> None:
         """Only the members at `index` stay (call the optimizer's `keep` first)."""
@@ -131,16 +144,27 @@ def _noisy_relu(z: Tensor, units: list[nn.Module]) -> Tensor:
         return torch.stack([unit(z[k]) for k, unit in enumerate(units)])
     drawing = [u.noise_on() and u.sigma != 0.0 for u in noisy]
     eps = torch.empty_like(z) if all(drawing) else torch.zeros_like(z)
-    for k, (unit, draws) in enumerate(zip(noisy, drawing, strict=True)):
-        if not draws:
-            continue
+    jobs = [(eps[k], z[k], u) for k, (u, draws) in enumerate(zip(noisy, drawing, strict=True))]
+    jobs = [job for job, draws in zip(jobs, drawing, strict=True) if draws]
+    workers = min(torch.get_num_threads(), len(jobs))
+    if workers > 1 and z.device.type == "cpu" and z[0].numel() < 2 * noise.CHUNK:
+        # Each member's generator is its own, so members draw in parallel (torch releases
+        # the GIL); the slices are small enough that `noise.fill` uses no pool of its own.
+        parts = [jobs[i::workers] for i in range(workers)]
+        list(noise.executor().map(_draw_all, parts))
+    else:
+        _draw_all(jobs)
+    return eps.add_(torch.relu(z))
+
+
+def _draw_all(jobs: list[tuple[Tensor, Tensor, NoisyReLU]]) -> None:
+    for out, z, unit in jobs:
         level = unit.sigma * unit.noise_scale
         if unit.distribution in ("gaussian", "normal"):
-            # What noise.sample does alone, drawn straight into member k's slice.
-            noise.fill(eps[k], partial(_normal, std=level), unit.generator)
+            # What noise.sample does alone, drawn straight into the member's slice.
+            noise.fill(out, partial(_normal, std=level), unit.generator)
         else:
-            eps[k].copy_(noise.sample(unit.distribution, z[k], unit.generator, scale=level))
-    return torch.relu(z) + eps
+            out.copy_(noise.sample(unit.distribution, z, unit.generator, scale=level))
 
 
 def _normal(t: Tensor, g: torch.Generator | None, *, std: float) -> Tensor:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -35,7 +37,7 @@ class PackedTrainer:
         self.opt.load_members([m.run.optimizer for m in members])
         self.x = torch.stack([m.run.data.tensors["train"][0] for m in members])
         self.y = torch.stack([m.run.data.tensors["train"][1] for m in members])
-        self.rows = torch.arange(len(members), device=self.x.device).unsqueeze(1)
+        self._set_offsets()
         self._pending: list[tuple[Tensor, Tensor]] = []
         self.perm: Tensor | None = None
         self.poll_every = min(float(m.cb.poll_interval_s) for m in members)
@@ -80,7 +82,11 @@ class PackedTrainer:
             self._poll()
 
     def _step(self, idx: Tensor) -> None:
-        xb, yb = self.x[self.rows, idx], self.y[self.rows, idx]
+        # Every member's batch in one gather: member k's rows start at k * n in the flat view.
+        rows = (idx + self.offsets).view(-1)
+        shape, features = idx.shape, self.x.shape[2:]
+        xb = self.x.view(-1, *features).index_select(0, rows).view(*shape, *features)
+        yb = self.y.view(-1).index_select(0, rows).view(shape)
         out = self.model.forward(xb)
         losses = self._losses(out, yb)
         values = losses.tolist()  # one host sync a step, as alone: divergence is caught at once
@@ -105,27 +111,25 @@ class PackedTrainer:
         """Each member's mean batch loss, `[K]`."""
         if self.task == "regression":
             return (out.squeeze(-1) - yb).pow(2).mean(dim=1)
-        k, b = yb.shape
-        return F.cross_entropy(out.flatten(0, 1), yb.flatten(), reduction="none").view(k, b).mean(1)
+        # Classes on dim 1 ([K, C, B]): the batch is the inner dimension, which torch's
+        # log-softmax vectorises over (3x faster than over [K * B, C] rows of 10 classes).
+        return F.cross_entropy(out.transpose(1, 2), yb, reduction="none").mean(1)
 
     def _diverged(self, values: list[float], good: list[int]) -> None:
         bad = [(self.members[k], v) for k, v in enumerate(values) if k not in good]
-        for m, value in bad:
-            loop = m.loop
-            self._leave(m, Diverged(step=loop.step + 1, epoch=loop.epoch + 1, loss=value))
+        self._leave(
+            [(m, Diverged(step=m.loop.step + 1, epoch=m.loop.epoch + 1, loss=v)) for m, v in bad]
+        )
 
     # -- epoch ends, checkpoints, members leaving -----------------------------------------
     def _end_epoch(self) -> None:
         self._flush_pending()
         self.model.store_members()
-        for m in self.members:
-            m.end_epoch()
-        lead = self.members[0].loop
-        last = lead.step >= self.members[0].run.total_steps
-        due = time.monotonic() - self._last_checkpoint >= self.t.checkpoint_interval_s
+        with self._shared_evaluation():
+            last = all([m.end_epoch() for m in self.members])  # every member closes its epoch
         stopped = [m for m in self.members if m.loop.early.stopped]
         going = [m for m in self.members if not m.loop.early.stopped]
-        if lead.epoch % self.t.checkpoint_every == 0 and due and not last and going:
+        if going and self.members[0].checkpoint_due(last, self._last_checkpoint):
             self._checkpoint(going, durable=False)
         if stopped:
             self._finish(stopped)
@@ -139,8 +143,30 @@ class PackedTrainer:
 
     def _finish(self, members: list[MemberTrainer]) -> None:
         self._store_members()
-        for m in members:
-            self._leave(m, m.finish())
+        with self._shared_evaluation():
+            self._leave((m, m.finish()) for m in members)  # each reported as it ends
+
+    @contextmanager
+    def _shared_evaluation(self) -> Iterator[None]:
+        """Inside, a member's evaluation takes its val and test outputs from one stacked pass
+        over every member (computed on the first member's request), not from its own."""
+        cache: dict[str, Tensor | None] = {}
+
+        def outputs(split: str, k: int) -> Tensor | None:
+            if split not in cache:
+                x = torch.stack([m.run.data.tensors[split][0] for m in members])
+                cache[split] = self.model.eval_outputs(x, self.t.eval_batch_size)
+            out = cache[split]
+            return None if out is None else out[k]
+
+        members = list(self.members)
+        for k, m in enumerate(members):
+            m.known_outputs = partial(outputs, k=k)
+        try:
+            yield
+        finally:
+            for m in members:
+                m.known_outputs = None
 
     def _store_members(self) -> None:
         self._flush_pending()
@@ -154,22 +180,33 @@ class PackedTrainer:
                 m._pending.append((pred[k], y[k]))
         self._pending.clear()
 
-    def _leave(self, member: MemberTrainer, outcome: Outcome) -> None:
+    def _leave(self, outcomes: Iterable[tuple[MemberTrainer, Outcome]]) -> None:
+        """Each given member leaves with its outcome, reported the moment it is drawn from
+        `outcomes` (which may compute it lazily); the others go on."""
         self._flush_pending()
-        k = self.members.index(member)
-        self.outcomes[self.slot[k]] = outcome
-        if self.on_leave is not None:
-            self.on_leave(self.slot[k], outcome)
-        rest = [i for i in range(len(self.members)) if i != k]
-        index = torch.tensor(rest, dtype=torch.long, device=self.x.device)
+        gone = set()
+        for member, outcome in outcomes:
+            k = self.members.index(member)
+            self.outcomes[self.slot[k]] = outcome
+            if self.on_leave is not None:
+                self.on_leave(self.slot[k], outcome)
+            gone.add(id(member))
+        rest = [i for i, m in enumerate(self.members) if id(m) not in gone]
         self.members = [self.members[i] for i in rest]
         self.slot = [self.slot[i] for i in rest]
+        if not rest:
+            return
+        index = torch.tensor(rest, dtype=torch.long, device=self.x.device)
         self.opt.keep(index)
         self.model.keep(index)
         self.x, self.y = self.x[index], self.y[index]
         if self.perm is not None:
             self.perm = self.perm[index]
-        self.rows = torch.arange(len(rest), device=self.x.device).unsqueeze(1)
+        self._set_offsets()
+
+    def _set_offsets(self) -> None:
+        k, n = self.x.shape[:2]
+        self.offsets = torch.arange(0, k * n, n, device=self.x.device).unsqueeze(1)
 
     # -- wall clock: progress and stop requests -------------------------------------------
     def _poll(self, *, epoch_end: bool = False) -> None:
@@ -188,6 +225,6 @@ class PackedTrainer:
             stops = [(m, r or "shutdown") for m, r in reasons]
         if stops:
             self._checkpoint([m for m, _ in stops])
-            for m, reason in stops:
-                loop = m.loop
-                self._leave(m, Interrupted(reason, step=loop.step, epoch=loop.current_epoch))
+            self._leave(
+                (m, Interrupted(r, step=m.loop.step, epoch=m.loop.current_epoch)) for m, r in stops
+            )
