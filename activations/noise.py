@@ -49,21 +49,6 @@ def sample(
     raise ValueError(f"unknown noise kind {kind!r}; valid: {', '.join(KINDS)}")
 
 
-def sample_at(
-    kind: str, like: Tensor, mask: Tensor, n: int, generator: torch.Generator | None
-) -> Tensor:
-    """Noise shaped like ``like``: a draw of a unit family at the ``n`` True elements of ``mask``
-    (in row-major order), 0 elsewhere.
-
-    Only ``n`` values are drawn, so ``generator`` advances by n draws, not ``like.numel()``:
-    cheaper where the noise is multiplied by 0 outside ``mask`` anyway. ``n`` must be
-    ``mask.sum()``; the same mask, n and generator state give the same bits on any thread count.
-    """
-    draws = sample(kind, like.new_empty(n), generator)
-    out = torch.zeros_like(like, memory_format=torch.contiguous_format)
-    return out.masked_scatter_(mask, draws)
-
-
 def _laplace(like: Tensor, b: float, generator: torch.Generator | None) -> Tensor:
     """Laplace(0, b) by the inverse CDF from one uniform draw (cheaper than two exponentials).
 
@@ -133,10 +118,3 @@ def resample(kind: str, like: Tensor, state: Tensor, scale: float = 1.0) -> Tens
     gen = torch.Generator(device=like.device)
     gen.set_state(state)
     return sample(kind, like, gen, scale)
-
-
-def resample_at(kind: str, like: Tensor, mask: Tensor, n: int, state: Tensor) -> Tensor:
-    """Redraw exactly the noise ``sample_at`` drew from a generator in ``state``."""
-    gen = torch.Generator(device=like.device)
-    gen.set_state(state)
-    return sample_at(kind, like, mask, n, gen)
