@@ -16,12 +16,14 @@ the noise is drawn. Each --saturation case is one table: "init" is the models as
 alike (plain and noisy share their weights) so that a fraction f of the gates' inputs is
 saturated on the first batch. Training the noisy GRU on this task (Adam 3e-3) put 5-7% of
 its gate inputs in the flat region from step 200 on: 0.06 is that case, 0.5 a high one.
-The fractions printed are measured on one batch before and after the timed rounds.
+Every round starts from the case's weights; the fractions printed are measured on one
+batch before the timed rounds and after the last one.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import sys
 import time
@@ -129,10 +131,13 @@ def scale_for(cell: str, args: argparse.Namespace, x: torch.Tensor, target: floa
 def time_variants(models: dict[str, nn.Module], data: Data, args: argparse.Namespace) -> dict:
     """Median steps/s of every model, in interleaved rounds after a warm-up."""
     rates: dict[str, list[float]] = {key: [] for key in models}
+    # Every round starts from the same weights, so the saturated fraction stays the case's.
+    start = {key: copy.deepcopy(model.state_dict()) for key, model in models.items()}
     for model in models.values():
         steps_per_second(model, data, 2)
     for _ in range(args.repeats):
         for key, model in models.items():
+            model.load_state_dict(start[key])
             rates[key].append(steps_per_second(model, data, args.steps))
     return {key: statistics.median(row) for key, row in rates.items()}
 
