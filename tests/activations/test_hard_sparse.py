@@ -134,3 +134,22 @@ def test_small_tensors_do_not_depend_on_the_thread_count(name, shape, every):
         torch.set_num_threads(threads)
     for a, b in zip(many, one, strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(("name", "kind"), UNITS)
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_sparse_path_conv_shape_and_scalar_p(name, kind, per_channel):
+    # A conv layer's [batch, channels, length]: p per channel (dim 1), or one scalar p.
+    unit = activations.create(name, num_units=6 if per_channel else None)
+    x = sparse_input((10, 6, 7), unit.spec.threshold, every=11)
+    assert gulcehre._sparse_index(x, unit.spec) is not None
+    p = torch.linspace(-1, 2, 6, dtype=x.dtype).view(1, -1, 1) if per_channel else torch.tensor(1.3)
+    p = p.to(x.dtype)
+    idx = hard_sparse.saturated_index(x, unit.spec)
+    draws = noise.sample(kind, x.new_empty(idx.numel()), torch.Generator().manual_seed(3))
+    xi = torch.zeros_like(x).view(-1).index_copy_(0, idx, draws).view(x.shape)
+    s, grad = unit._setting(), torch.randn_like(x)
+    mix, d, sig, _ = gulcehre._parts(x, p, s)
+    want = (xi * sig * d + mix, *gulcehre._eager_backward(x, p, s, xi, grad))
+    for a, b in zip(through_fn(unit, x, p, grad, seed=3), want, strict=True):
+        torch.testing.assert_close(a, b.reshape(a.shape))
