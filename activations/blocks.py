@@ -27,6 +27,11 @@ from . import noise
 _GRAIN = 32768
 # Elements per block: under the grain, so each op on a block is serial.
 BLOCK = 1 << 14
+# A tensor under this many elements is one block (a recurrent gate's size): its time is the
+# per-op overhead, so the fewest ops win. Elementwise ops give the same bits however ATen
+# splits them over threads; a caller that reduces a block over more than _GRAIN elements
+# sums it in row chunks under the grain (``row_sum``), in order.
+WHOLE = 1 << 16
 # Blocks per pool task: enough work per task to amortise the hand-off to a thread.
 _PER_TASK = 64
 # Fewer blocks than this run inline: a hand-off to the pool costs more than it saves.
@@ -56,11 +61,21 @@ def layout(x: Tensor, per_channel: bool) -> Layout:
     n = x.numel()
     rows = x.shape[0] if per_channel and n and x.dim() >= 2 else (1 if per_channel else n)
     width = n // rows if rows else 1
-    # One block, the whole tensor, when it is small enough for serial ops anyway (fewest
-    # ops: a recurrent gate's size), and off the CPU (a GPU's kernels are not cache-bound).
-    whole = n < _GRAIN or x.device.type != "cpu"
+    # One block, the whole tensor, when it is small (fewest ops: a recurrent gate's size),
+    # and off the CPU (a GPU's kernels are not cache-bound).
+    whole = n < WHOLE or x.device.type != "cpu"
     step = max(rows, 1) if whole else max(1, BLOCK // width)
     return Layout((rows, width), tuple((i, min(i + step, rows)) for i in range(0, rows, step)))
+
+
+def row_sum(t: Tensor) -> Tensor:
+    """``t.sum(0)`` of a 2-D block, in chunks of rows under ATen's grain added in order: the
+    same bits on one thread or many (a reduction over more elements may be split by threads)."""
+    step = max(1, _GRAIN // max(t.shape[1], 1))
+    total = t[:step].sum(0)
+    for i in range(step, t.shape[0], step):
+        total.add_(t[i : i + step].sum(0))
+    return total
 
 
 def run(fn: Callable[[int, int], T], lay: Layout) -> list[T]:
