@@ -1,7 +1,9 @@
 """Dataset specs: one pydantic model per dataset, discriminated by `name`.
 
 The worker's dataset registry implements a loader for each of these names; a
-test checks that the two agree.
+test checks that the two agree. Each spec also knows its split sizes without loading
+anything (`split_sizes()`, `train_size()`): the loaders split with the same functions and
+check the files against the same constants, so the API's step counts cannot drift from them.
 """
 
 from __future__ import annotations
@@ -9,6 +11,26 @@ from __future__ import annotations
 from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
+
+# Sizes fixed by a data set's files or package: (training pool, test split).
+DIGITS_SAMPLES = 1797
+IDX_SPLITS = (60_000, 10_000)
+CIFAR10_SPLITS = (50_000, 10_000)
+
+
+def held_out_count(n: int, test_fraction: float) -> int:
+    """Examples a generated pool of `n` holds out for test (at least one)."""
+    return max(1, round(test_fraction * n))
+
+
+def validation_count(n_pool: int, val_fraction: float) -> int:
+    """Examples of the training pool held out for validation."""
+    return round(val_fraction * n_pool)
+
+
+def _generated(n: int, test_fraction: float) -> tuple[int, int]:
+    n_test = held_out_count(n, test_fraction)
+    return n - n_test, n_test
 
 
 class _Dataset(BaseModel):
@@ -21,6 +43,15 @@ class _Dataset(BaseModel):
     val_fraction: float = Field(
         0.1, ge=0.0, le=0.5, description="Share of the training split held out for validation."
     )
+
+    def split_sizes(self) -> tuple[int, int]:
+        """(training pool, test) example counts, before the validation hold-out."""
+        raise NotImplementedError
+
+    def train_size(self) -> int:
+        """Examples in the training split the optimizer steps through."""
+        pool = self.split_sizes()[0]
+        return pool - validation_count(pool, self.val_fraction)
 
 
 class MNIST1D(_Dataset):
@@ -37,6 +68,12 @@ class MNIST1D(_Dataset):
         42, ge=0, le=2**32 - 1, description="Generation seed (42 = the published data set)."
     )
 
+    def split_sizes(self) -> tuple[int, int]:
+        # mnist1d's make_dataset: num_samples // 10 per class, then int(n * train_split).
+        n = self.num_samples // self.outputs * self.outputs
+        n_train = int(n * self.train_split)
+        return n_train, n - n_train
+
 
 class Digits(_Dataset):
     """scikit-learn's bundled 8x8 handwritten digits (1,797 images)."""
@@ -46,6 +83,9 @@ class Digits(_Dataset):
     name: Literal["digits"]
     test_fraction: float = Field(0.2, gt=0.0, lt=0.9)
     as_image: bool = Field(False, description="Shape (1, 8, 8) for CNNs instead of 64 features.")
+
+    def split_sizes(self) -> tuple[int, int]:
+        return _generated(DIGITS_SAMPLES, self.test_fraction)
 
 
 class Moons(_Dataset):
@@ -57,6 +97,9 @@ class Moons(_Dataset):
     num_samples: int = Field(2000, ge=20, le=1_000_000)
     noise: float = Field(0.2, ge=0.0, le=5.0)
     test_fraction: float = Field(0.2, gt=0.0, lt=0.9)
+
+    def split_sizes(self) -> tuple[int, int]:
+        return _generated(self.num_samples, self.test_fraction)
 
 
 class Spirals(_Dataset):
@@ -71,6 +114,9 @@ class Spirals(_Dataset):
     noise: float = Field(0.1, ge=0.0, le=5.0)
     test_fraction: float = Field(0.2, gt=0.0, lt=0.9)
 
+    def split_sizes(self) -> tuple[int, int]:
+        return _generated(self.num_samples, self.test_fraction)
+
 
 class Adding(_Dataset):
     """The adding problem: sum the two marked values of a sequence (regression)."""
@@ -81,6 +127,9 @@ class Adding(_Dataset):
     seq_len: int = Field(50, ge=2, le=2000)
     num_samples: int = Field(10_000, ge=20, le=1_000_000)
     test_fraction: float = Field(0.2, gt=0.0, lt=0.9)
+
+    def split_sizes(self) -> tuple[int, int]:
+        return _generated(self.num_samples, self.test_fraction)
 
 
 class Parity(_Dataset):
@@ -93,6 +142,9 @@ class Parity(_Dataset):
     num_samples: int = Field(10_000, ge=20, le=1_000_000)
     test_fraction: float = Field(0.2, gt=0.0, lt=0.9)
 
+    def split_sizes(self) -> tuple[int, int]:
+        return _generated(self.num_samples, self.test_fraction)
+
 
 class MNIST(_Dataset):
     """MNIST from IDX files in the data directory (fetched with checksums when online)."""
@@ -102,6 +154,9 @@ class MNIST(_Dataset):
     name: Literal["mnist"]
     download: bool = Field(True, description="Fetch missing files (checksum-verified) if online.")
     flatten: bool = Field(False, description="784 features instead of (1, 28, 28) images.")
+
+    def split_sizes(self) -> tuple[int, int]:
+        return IDX_SPLITS
 
 
 class FashionMNIST(_Dataset):
@@ -113,6 +168,9 @@ class FashionMNIST(_Dataset):
     download: bool = True
     flatten: bool = False
 
+    def split_sizes(self) -> tuple[int, int]:
+        return IDX_SPLITS
+
 
 class CIFAR10(_Dataset):
     """CIFAR-10 from the python pickle batches in the data directory."""
@@ -122,6 +180,14 @@ class CIFAR10(_Dataset):
     name: Literal["cifar10"]
     download: bool = True
     flatten: bool = False
+
+    def split_sizes(self) -> tuple[int, int]:
+        return CIFAR10_SPLITS
+
+
+def train_size(dataset: _Dataset) -> int:
+    """Examples in a dataset spec's training split, computed without loading it."""
+    return dataset.train_size()
 
 
 DatasetSpec = Annotated[

@@ -16,8 +16,6 @@ import torch
 from worker.engine.datasets import info_for
 from worker.engine.models import build_model
 
-# Data sets whose size is fixed by their files rather than by a spec field.
-FIXED_SAMPLES = {"digits": 1797, "mnist": 70_000, "fashion_mnist": 70_000, "cifar10": 60_000}
 # While the splits are made, the loader's arrays and the float64 statistics copy of the
 # training split live beside the final float32 tensors: about twice their size again.
 # MNIST-1D's generator keeps several float64 copies of every example while it builds them.
@@ -27,7 +25,7 @@ STAGING_FACTORS = {"mnist1d": 4.0}
 
 def sample_count(dataset: Any) -> int:
     """Examples over every split (train, validation and test together)."""
-    return FIXED_SAMPLES.get(dataset.name) or int(dataset.num_samples)
+    return sum(dataset.split_sizes())
 
 
 def _optimizer_slots(optimizer: Any) -> int:
@@ -83,8 +81,7 @@ def estimate(spec: Any) -> dict[str, int]:
     params = sum(p.numel() * p.element_size() for p in model.parameters())
     trainable = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
     t = spec.training
-    n_train = max(1, round(n * (1 - getattr(spec.dataset, "test_fraction", 0.2))))
-    batch = min(t.batch_size, n_train)
+    batch = min(t.batch_size, max(1, spec.dataset.train_size()))
     activations = max(
         _saved_bytes(model, (batch, *info.input_shape)),
         _eval_bytes(model, (min(t.eval_batch_size, n), *info.input_shape)),

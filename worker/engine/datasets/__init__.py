@@ -10,7 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from worker.engine.datasets import files, synthetic
-from worker.engine.datasets.base import DatasetEntry, DatasetInfo, Splits, split_and_normalise
+from worker.engine.datasets.base import (
+    DatasetEntry,
+    DatasetInfo,
+    RawData,
+    Splits,
+    split_and_normalise,
+)
 from worker.engine.datasets.mnist1d import load_mnist1d
 from worker.engine.errors import DatasetUnavailable
 
@@ -117,7 +123,18 @@ def info_for(spec: Any) -> DatasetInfo:
 def load(spec: Any, *, data_dir: Path, seed: int) -> Splits:
     """Load (or generate) the dataset of `spec`; `seed` picks the validation split."""
     raw = _ENTRIES[spec.name].load(spec, Path(data_dir))
+    _check_sizes(spec, raw)
     return split_and_normalise(raw, info_for(spec), val_fraction=spec.val_fraction, seed=seed)
+
+
+def _check_sizes(spec: Any, raw: RawData) -> None:
+    """The loaded pool and test split must have the sizes the spec promises the API."""
+    found, expected = (len(raw.x_train), len(raw.x_test)), spec.split_sizes()
+    if found != tuple(expected):
+        raise DatasetUnavailable(
+            f"{spec.name}: loaded {found[0]} training and {found[1]} test examples, "
+            f"expected {expected[0]} and {expected[1]}"
+        )
 
 
 def catalogue() -> list[dict[str, Any]]:

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from service.spec.datasets import held_out_count, validation_count
+
 Task = Literal["classification", "regression"]
 # How inputs are standardised, always with training-split statistics only:
 # global = one mean/std; feature = per input feature; channel = per axis-1 channel; none.
@@ -86,7 +88,7 @@ def split_and_normalise(
     """Hold out a seeded validation split, then scale every split by training statistics."""
     n = len(raw.x_train)
     order = np.random.default_rng(seed).permutation(n)
-    n_val = round(val_fraction * n)
+    n_val = validation_count(n, val_fraction)
     val_idx, train_idx = order[:n_val], order[n_val:]
     x_train, x_val = raw.x_train[train_idx], raw.x_train[val_idx]
     mean, std = _statistics(x_train, raw.normalise)
@@ -126,7 +128,7 @@ def fixed_test_split(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Split a generated pool into train and test with a fixed seed (same test set for all)."""
     order = np.random.default_rng(seed).permutation(len(x))
-    n_test = max(1, round(test_fraction * len(x)))
+    n_test = held_out_count(len(x), test_fraction)
     test, train = order[:n_test], order[n_test:]
     return x[train], y[train], x[test], y[test]
 
