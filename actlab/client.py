@@ -17,6 +17,8 @@ from actlab.sweeps import Sweeps
 if TYPE_CHECKING:
     import pandas as pd
 
+    from actlab.models import SpecPreview
+
 DEFAULT_URL = "http://127.0.0.1:8000"
 RETRY_STATUS = {502, 503, 504}
 
@@ -92,6 +94,10 @@ class Client:
                     return response.json()
             time.sleep(0.5 * 2**attempt)
         raise AssertionError("unreachable")
+
+    def preview(self, spec: Any, **options: Any) -> SpecPreview:
+        """`experiments.preview`: a spec's length and noise/scale and lr curves, unsubmitted."""
+        return self.experiments.preview(spec, **options)
 
     def metrics(
         self,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from actlab import errors, specs, sse
-from actlab.models import Experiment, ExperimentList, MetricSeries, StreamEvent
+from actlab.models import Experiment, ExperimentList, MetricSeries, SpecPreview, StreamEvent
 
 if TYPE_CHECKING:
     from actlab.client import Client
@@ -35,6 +35,23 @@ class Experiments:
         return Experiment.model_validate(
             self._c.post_idempotent("/v1/experiments", body, idempotency_key)
         )
+
+    def preview(
+        self,
+        spec: specs.SpecLike,
+        *,
+        overrides: Mapping[str, Any] | None = None,
+        evaluations: bool = False,
+        max_points: int | None = None,
+    ) -> SpecPreview:
+        """The spec's steps per epoch, total steps, and `noise/scale` and `lr` by step
+        (only at the steps it evaluates with `evaluations=True`); nothing is submitted."""
+        body = specs.apply(specs.load(spec), overrides)
+        params: dict[str, Any] = {"steps": "evaluations" if evaluations else "all"}
+        if max_points is not None:
+            params["max_points"] = max_points
+        response = self._c.request("POST", "/v1/experiments/preview", json=body, params=params)
+        return SpecPreview.model_validate(response.json())
 
     def get(self, experiment_id: str) -> Experiment:
         return Experiment.model_validate(self._c.get(f"/v1/experiments/{experiment_id}"))

@@ -61,6 +61,21 @@ class MetricSeries(_Read):
     series: dict[str, list[MetricPoint]]
 
 
+class SpecPreview(_Read):
+    """What a spec's run will see, before it runs: its length, and `noise/scale` and `lr`
+    on the axes of the metrics it will store (a point at step s: the s-th step's value)."""
+
+    n_train: int
+    batch_size: int
+    steps_per_epoch: int
+    total_steps: int
+    total_epochs: int
+    steps: str
+    sampled: bool
+    notes: list[str]
+    series: dict[str, list[MetricPoint]]
+
+
 class Event(_Read):
     id: int
     at: datetime
@@ -172,6 +187,7 @@ MIRRORS: dict[type[BaseModel], str] = {
     ExperimentList: "ExperimentList",
     MetricPoint: "MetricPoint",
     MetricSeries: "MetricSeries",
+    SpecPreview: "SpecPreview",
     Event: "EventRead",
     EventList: "EventList",
     SweepExperiment: "SweepExperiment",

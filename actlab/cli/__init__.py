@@ -27,6 +27,7 @@ app = typer.Typer(
 )
 for command in (
     experiments.submit,
+    experiments.preview,
     experiments.ls,
     experiments.show,
     experiments.watch,

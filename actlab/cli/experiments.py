@@ -153,3 +153,29 @@ def retry(
         console.print(f"{exp.id} {exp.status} (attempt {exp.attempts + 1})")
         if wait:
             show_experiment(c.experiments.wait(exp.id, progress=True))
+
+
+def preview(
+    spec: Annotated[
+        Path, typer.Argument(help="A spec as YAML or JSON", exists=True, dir_okay=False)
+    ],
+    set_: Sets = None,
+    points: Annotated[int, typer.Option(help="Points of the curves to print", min=1)] = 5,
+    evaluations: Annotated[
+        bool, typer.Option("--evaluations", help="Only the steps the run evaluates at")
+    ] = False,
+    url: Url = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Steps per epoch, total steps, and the noise/scale and lr a spec's run will see."""
+    with client(url, api_key) as c:
+        p = c.preview(spec, overrides=overrides(set_), evaluations=evaluations, max_points=points)
+    console.print(
+        f"training examples {p.n_train}, batch {p.batch_size}: "
+        f"{p.steps_per_epoch} steps/epoch, {p.total_steps} steps in {p.total_epochs} epochs"
+    )
+    for note in p.notes:
+        console.print(f"note: {note}", markup=False)
+    lr = {q.step: q.value for q in p.series.get("lr", [])}
+    rows = [[q.step, q.epoch, q.value, lr.get(q.step)] for q in p.series.get("noise/scale", [])]
+    console.print(table(None, ["step", "epoch", "noise/scale", "lr"], rows))

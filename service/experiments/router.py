@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse
 
 from service.auth import PrincipalDep
 from service.deps import SessionDep, SettingsDep
-from service.experiments import events, service
+from service.experiments import events, preview, service
 from service.experiments.cursor import Cursor
 from service.experiments.schemas import (
     EventList,
@@ -18,6 +18,8 @@ from service.experiments.schemas import (
     MetricNames,
     MetricSeries,
     MetricSeriesColumns,
+    SpecPreview,
+    SpecPreviewColumns,
 )
 from service.experiments.series_render import FastJSON, SeriesFormat, render
 from service.idempotency import IdempotencyDep
@@ -55,6 +57,34 @@ def create_experiment(
     body = ExperimentRead.from_row(row)
     idempotency.save(status.HTTP_201_CREATED, body)
     return body
+
+
+@router.post("/preview", response_model=SpecPreview | SpecPreviewColumns)
+def preview_spec(
+    spec: SpecBody,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    steps: Annotated[
+        preview.PreviewSteps,
+        Query(description="`evaluations`: only the steps at which the run logs metrics."),
+    ] = preview.PreviewSteps.all,
+    max_points: Annotated[
+        int | None, Query(ge=1, le=100_000, description="Downsample, keeping extremes.")
+    ] = None,
+    format: Annotated[
+        SeriesFormat, Query(description="`columnar`: {step: [...], epoch: [...], value: [...]}.")
+    ] = SeriesFormat.points,
+) -> Any:
+    """The `noise/scale` and `lr` the spec's run will see, step by step, and its length.
+
+    The body is validated as for POST /v1/experiments (the same 422s, limits included);
+    nothing is stored. `steps_per_epoch` and `total_steps` come from the dataset's split
+    sizes, and each value from the schedule code and step -> t mapping the trainer uses:
+    point `step: s` is the value the s-th step trains with, which is what a metric logged
+    at step s reports. Early stopping or a time limit may end the run sooner (see `notes`).
+    """
+    body = preview.build(settings=settings, spec=spec, steps=steps, max_points=max_points)
+    return FastJSON({**body, "series": render(body["series"], format)})
 
 
 @router.get("", response_model=ExperimentList)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -84,6 +84,29 @@ class MetricColumns(BaseModel):
 
 class MetricSeriesColumns(BaseModel):
     experiment_id: str
+    series: dict[str, MetricColumns]
+
+
+class _PreviewBase(BaseModel):
+    n_train: int = Field(description="Examples in the training split.")
+    batch_size: int
+    steps_per_epoch: int = Field(
+        description="The last partial batch counts; a lone last example joins the one before."
+    )
+    total_steps: int = Field(description="training.max_steps, else epochs x steps_per_epoch.")
+    total_epochs: int
+    steps: Literal["all", "evaluations"] = Field(description="Every step, or the evaluations'.")
+    sampled: bool = Field(description="Over 200,000 steps: evaluated at evenly spaced ones.")
+    notes: list[str] = Field(description="What may end the run sooner (early stopping, time).")
+
+
+class SpecPreview(_PreviewBase):
+    """`noise/scale` and `lr` by step, on the axes of the metrics the run will store."""
+
+    series: dict[str, list[MetricPoint]]
+
+
+class SpecPreviewColumns(_PreviewBase):
     series: dict[str, MetricColumns]
 
 

@@ -67,12 +67,22 @@ class RawData:
     normalise: Normalise = "feature"
 
 
+def held_out_count(n: int, test_fraction: float) -> int:
+    """Examples a generated pool of `n` holds out for test (at least one)."""
+    return max(1, round(test_fraction * n))
+
+
+def validation_count(n_pool: int, val_fraction: float) -> int:
+    """Examples of the training pool held out for validation."""
+    return round(val_fraction * n_pool)
+
+
 def fixed_test_split(
     x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int = SYNTHETIC_SEED
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Split a generated pool into train and test with a fixed seed (same test set for all)."""
     order = np.random.default_rng(seed).permutation(len(x))
-    n_test = max(1, round(test_fraction * len(x)))
+    n_test = held_out_count(len(x), test_fraction)
     test, train = order[:n_test], order[n_test:]
     return x[train], y[train], x[test], y[test]
 
@@ -105,6 +115,19 @@ class Dataset(BaseModel):
     def sample_count(self) -> int:
         """Examples over every split (train, validation and test together)."""
         return int(getattr(self, "num_samples"))  # noqa: B009 (declared by subclasses)
+
+    def split_sizes(self) -> tuple[int, int]:
+        """(training pool, test) example counts, before the validation hold-out, without
+        loading anything; the engine checks every load against them. The default is a
+        generated pool of `sample_count()` examples split by the spec's `test_fraction`."""
+        n = self.sample_count()
+        n_test = held_out_count(n, getattr(self, "test_fraction"))  # noqa: B009
+        return n - n_test, n_test
+
+    def train_size(self) -> int:
+        """Examples in the training split the optimizer steps through."""
+        pool = self.split_sizes()[0]
+        return pool - validation_count(pool, self.val_fraction)
 
     def info(self) -> DatasetInfo:
         """Shape, task and classes, without loading anything."""

@@ -52,6 +52,12 @@ class MNIST1D(Dataset):
     def input_shape(self) -> tuple[int, ...]:
         return (40,)
 
+    def split_sizes(self) -> tuple[int, int]:
+        # mnist1d's make_dataset: num_samples // 10 per class, then int(n * train_split).
+        n = self.num_samples // self.classes * self.classes
+        n_train = int(n * self.train_split)
+        return n_train, n - n_train
+
 
 @DATASETS.register
 class Digits(Dataset):
@@ -166,7 +172,7 @@ class _Images(Dataset):
 
     classes: ClassVar[int] = 10
     image: ClassVar[tuple[int, int, int]] = (1, 28, 28)
-    samples: ClassVar[int] = 70_000
+    splits: ClassVar[tuple[int, int]] = (60_000, 10_000)  # (training pool, test) files
 
     download: bool = Field(True, description="Fetch missing files (checksum-verified) if online.")
     flatten: bool = Field(False, description="One feature vector instead of (C, H, W) images.")
@@ -176,7 +182,10 @@ class _Images(Dataset):
         return (c * h * w,) if self.flatten else (c, h, w)
 
     def sample_count(self) -> int:
-        return self.samples
+        return sum(self.splits)
+
+    def split_sizes(self) -> tuple[int, int]:
+        return self.splits
 
 
 @DATASETS.register
@@ -202,7 +211,7 @@ class FashionMNIST(_Images):
 class CIFAR10(_Images):
     """CIFAR-10 colour images from the python pickle batches in the data directory."""
 
-    image, samples, loader = (3, 32, 32), 60_000, f"{_FILES}:load_cifar10"
+    image, splits, loader = (3, 32, 32), (50_000, 10_000), f"{_FILES}:load_cifar10"
 
     name: Literal["cifar10"]
 

@@ -81,8 +81,7 @@ def footprint(spec: Any) -> Footprint:
     trainable = [p for p in model.parameters() if p.requires_grad]
     trainable_bytes = sum(p.numel() * p.element_size() for p in trainable)
     t = spec.training
-    n_train = max(1, round(n * (1 - getattr(dataset, "test_fraction", 0.2))))
-    batch = min(t.batch_size, n_train)
+    batch = min(t.batch_size, max(1, dataset.train_size()))
     activations = max(
         _saved_bytes(model, (batch, *info.input_shape)),
         _eval_bytes(model, (min(t.eval_batch_size, n), *info.input_shape)),

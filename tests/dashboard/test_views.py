@@ -177,3 +177,26 @@ def test_every_response_carries_the_policy(server: Server) -> None:
         for path in ("/", "/docs", "/redoc", "/static/js/main.js", "/v1/experiments"):
             policy = client.get(path).headers["content-security-policy"]
             assert "script-src 'self'" in policy and "default-src 'self'" in policy, path
+
+
+def test_noise_scale_is_drawn_against_the_spec_preview(page: Watched, server: Server) -> None:
+    """The planned curve is the server's spec preview: one point per step of the run."""
+    spec = small_spec(noise_schedule={"kind": "linear", "start": 1.0, "end": 0.0, "warmup": 2})
+    with api(server) as client:
+        planned = client.post("/v1/experiments/preview", json=spec).json()
+        exp = client.post("/v1/experiments", json=spec).json()
+        done = wait_for_status(client, exp["id"], {"succeeded", "failed"}, timeout=300)
+        assert done["status"] == "succeeded", done
+        measured = client.get(
+            f"/v1/experiments/{exp['id']}/metrics", params={"name": "noise/scale"}
+        ).json()["series"]["noise/scale"]
+    total = planned["total_steps"]  # 288 training examples in batches of 50: 6 x 3 = 18
+    assert total == 18 and len(planned["series"]["noise/scale"]) == total
+    p = page.page
+    p.goto(f"/#/experiments/{exp['id']}")
+    chart = '.chart[data-chart="noise/scale"]'
+    p.wait_for_function(
+        f"() => document.querySelector('{chart}')?.dataset.points === '{total + len(measured)}'"
+    )
+    assert "schedule (preview)" in p.inner_text(f"{chart} .legend")
+    page.shot("experiment-noise-preview")

@@ -220,3 +220,27 @@ def test_watch_a_sweep_follows_every_experiment_on_the_sweep_stream(server: str)
     assert events[-1].kind == "end" and events[-1].data["counts"] == {"cancelled": 2}
     last = {e.experiment_id: e.data["status"] for e in events if e.kind == "status"}
     assert last == {exp.id: "cancelled" for exp in sweep.experiments}
+
+
+def test_preview_prints_the_horizon_and_the_client_reads_the_curves(
+    server: str, tmp_path: Path
+) -> None:
+    path = _spec_file(
+        tmp_path, dataset={"name": "moons", "num_samples": 1000}, training={"epochs": 3}
+    )
+    out = cli(server, "preview", str(path), "--set", "noise_schedule.kind=linear", "--points", "3")
+    assert out.returncode == 0, out.stderr
+    assert "training examples 720, batch 100: 8 steps/epoch, 24 steps in 3 epochs" in out.stdout
+    with actlab.Client(server) as client:
+        p = client.preview(path, overrides={"noise_schedule.kind": "linear"}, max_points=3)
+        points = p.series["noise/scale"]
+        assert (p.steps_per_epoch, p.total_steps, len(points)) == (8, 24, 3)
+        assert points[0].step == 1 and points[-1].step == 24
+        assert all(q.value == pytest.approx(1 - (q.step - 1) / 24) for q in points)
+        evals = client.experiments.preview(path, evaluations=True).series["lr"]
+        assert [q.step for q in evals] == [8, 16, 24]
+        with pytest.raises(actlab.InvalidRequest) as info:
+            client.preview(path, overrides={"activation.params.sigma": -1})
+        assert "activation.params.sigma" in str(info.value.errors)
+    bad = cli(server, "preview", str(path), "--set", "training.epochs=0")
+    assert bad.returncode == 1 and "training.epochs" in bad.stderr

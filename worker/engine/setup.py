@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +12,7 @@ import torch
 from torch import nn
 
 import activations
-from activations import schedules
+from service.spec.horizon import build_schedule, horizon
 from worker.engine import datasets
 from worker.engine.datasets.base import DatasetInfo
 from worker.engine.errors import TrainingError
@@ -62,13 +61,6 @@ def resolve_device(choice: str) -> torch.device:
     return torch.device("cpu")
 
 
-def steps_per_epoch(n_train: int, batch_size: int) -> int:
-    """Keep the final partial batch, so every example is seen once an epoch; a remainder of a
-    single example (BatchNorm cannot train on one) joins the last full batch instead."""
-    full, rest = divmod(n_train, batch_size)
-    return max(full + (1 if rest > 1 else 0), 1)
-
-
 def seed_everything(seed: int) -> tuple[int, int]:
     """Seed the global RNGs (init, dropout) and derive independent data-order/noise seeds."""
     random.seed(seed)
@@ -98,12 +90,6 @@ def build_optimizer(spec: Any, model: nn.Module) -> torch.optim.Optimizer:
     return cls(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
 
 
-def build_schedule(schedule_spec: Any, *, total_steps: int, total_epochs: int) -> Any:
-    """A schedule over the run's horizon in its unit (steps or epochs)."""
-    total = total_steps if schedule_spec.unit == "step" else total_epochs
-    return schedules.create(schedule_spec.kind, **schedule_spec.build_params(total=total))
-
-
 def build_run(spec: Any, data_dir: Path) -> Run:
     t = spec.training
     device = resolve_device(t.device)
@@ -116,9 +102,8 @@ def build_run(spec: Any, data_dir: Path) -> Run:
     noisy = activations.noisy_modules(model)
     for unit in noisy:
         unit.generator = noise_gen
-    spe = steps_per_epoch(data.n_train, t.batch_size)
-    total_steps = t.max_steps if t.max_steps is not None else t.epochs * spe
-    total_epochs = math.ceil(total_steps / spe)
+    # The same horizon the API's spec preview computes (from the spec's split sizes).
+    h = horizon(spec, n_train=data.n_train)
     run = Run(
         spec,
         device,
@@ -126,15 +111,13 @@ def build_run(spec: Any, data_dir: Path) -> Run:
         model,
         model,
         build_optimizer(spec, model),
-        build_schedule(spec.noise_schedule, total_steps=total_steps, total_epochs=total_epochs),
-        build_schedule(
-            spec.optimizer.lr_schedule, total_steps=total_steps, total_epochs=total_epochs
-        ),
+        build_schedule(spec.noise_schedule, h),
+        build_schedule(spec.optimizer.lr_schedule, h),
         data_gen,
         noise_gen,
-        spe,
-        total_steps,
-        total_epochs,
+        h.steps_per_epoch,
+        h.total_steps,
+        h.total_epochs,
         noisy_units=list(noisy),
     )
     _apply_device_options(run)

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from service.spec.horizon import position
 from worker.engine import checkpoint as ckpt
 from worker.engine.callbacks import Callbacks, TrainResult
 from worker.engine.errors import Diverged, Interrupted, TimeLimitExceeded, TrainingError
@@ -180,10 +181,11 @@ class Trainer:
 
     def noise_scale_now(self) -> float:
         """The noise schedule's value at the last step taken (or the epoch just trained)."""
-        run, loop = self.run, self.loop
-        if run.spec.noise_schedule.unit == "step":
-            return float(run.noise_schedule.at(max(loop.step - 1, 0)))
-        return float(run.noise_schedule.at(max(loop.current_epoch - 1, 0)))
+        run, unit = self.run, self.run.spec.noise_schedule.unit
+        # The API's spec preview maps steps to t with the same function.
+        return float(
+            run.noise_schedule.at(position(unit, max(self.loop.step - 1, 0), run.steps_per_epoch))
+        )
 
     def _set_lr(self, multiplier: float) -> None:
         lr = self.run.spec.optimizer.lr * multiplier

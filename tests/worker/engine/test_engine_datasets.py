@@ -47,6 +47,38 @@ def test_offline_datasets_load_with_declared_shapes(name: str, data_dir: Path) -
         assert set(np.unique(splits.y_train)) <= set(range(info.num_classes))
     n_pool = len(splits.x_train) + len(splits.x_val)
     assert len(splits.x_val) == round(spec.val_fraction * n_pool)
+    # What the API computes without loading (the spec preview's steps per epoch).
+    assert len(splits.x_train) == spec.train_size()
+    assert (n_pool, len(splits.x_test)) == spec.split_sizes()
+
+
+@pytest.mark.parametrize(
+    ("name", "fields"),
+    [
+        ("mnist1d", {"num_samples": 1234, "train_split": 0.7, "val_fraction": 0.15}),
+        ("digits", {"test_fraction": 0.33, "val_fraction": 0.0}),
+        ("moons", {"num_samples": 101, "test_fraction": 0.25, "val_fraction": 0.05}),
+        ("spirals", {"num_samples": 333, "arms": 3}),
+        ("adding", {"num_samples": 99, "seq_len": 4, "test_fraction": 0.5}),
+        ("parity", {"num_samples": 77, "seq_len": 3, "val_fraction": 0.5}),
+    ],
+)
+def test_train_size_matches_the_loaded_split(name: str, fields: dict, data_dir: Path) -> None:
+    spec = _spec(name, **fields)
+    splits = datasets.load(spec, data_dir=data_dir, seed=3)
+    assert len(splits.x_train) == spec.train_size()
+    assert len(splits.x_test) == spec.split_sizes()[1]
+
+
+def test_files_of_another_size_are_refused(tmp_path: Path) -> None:
+    """A file set whose sizes differ from the spec's would make the preview wrong: refuse it."""
+    folder = tmp_path / "datasets" / "mnist"
+    folder.mkdir(parents=True)
+    for prefix, n in (("train", 50), ("t10k", 20)):
+        _write_idx(folder / f"{prefix}-images-idx3-ubyte", np.zeros((n, 28, 28)), False)
+        _write_idx(folder / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10, False)
+    with pytest.raises(DatasetUnavailable, match="loaded 50 training and 20 test examples"):
+        datasets.load(_spec("mnist", download=False), data_dir=tmp_path, seed=0)
 
 
 def test_splits_are_disjoint_and_seeded() -> None:
@@ -97,8 +129,14 @@ def _write_idx(path: Path, array: np.ndarray, gz: bool) -> None:
         path.write_bytes(data)
 
 
+def _small_files(monkeypatch: pytest.MonkeyPatch, name: str, sizes: tuple[int, int]) -> None:
+    """Tiny fixture files: the spec's expected sizes follow them (real files are checked)."""
+    monkeypatch.setattr(DATASET_SPECS[name], "split_sizes", lambda self: sizes)
+
+
 @pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
-def test_idx_files(tmp_path: Path, name: str) -> None:
+def test_idx_files(tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    _small_files(monkeypatch, name, (50, 20))
     folder = tmp_path / "datasets" / name
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -112,7 +150,8 @@ def test_idx_files(tmp_path: Path, name: str) -> None:
     assert flat.x_train.shape == (45, 784)
 
 
-def test_cifar_pickles(tmp_path: Path) -> None:
+def test_cifar_pickles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _small_files(monkeypatch, "cifar10", (40, 8))
     folder = tmp_path / "datasets" / "cifar10" / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)

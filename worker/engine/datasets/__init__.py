@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from worker.engine.datasets.base import DatasetInfo, Splits, split_and_normalise
+from worker.engine.datasets.base import DatasetInfo, RawData, Splits, split_and_normalise
 from worker.engine.errors import DatasetUnavailable
 
 __all__ = ["DatasetInfo", "DatasetUnavailable", "Splits", "info_for", "load"]
@@ -25,4 +25,15 @@ def info_for(spec: Any) -> DatasetInfo:
 def load(spec: Any, *, data_dir: Path, seed: int) -> Splits:
     """Load (or generate) the dataset of `spec`; `seed` picks the validation split."""
     raw = spec.load(Path(data_dir))
+    _check_sizes(spec, raw)
     return split_and_normalise(raw, spec.info(), val_fraction=spec.val_fraction, seed=seed)
+
+
+def _check_sizes(spec: Any, raw: RawData) -> None:
+    """The loaded pool and test split must have the sizes the spec promises the API."""
+    found, expected = (len(raw.x_train), len(raw.x_test)), tuple(spec.split_sizes())
+    if found != expected:
+        raise DatasetUnavailable(
+            f"{spec.name}: loaded {found[0]} training and {found[1]} test examples, "
+            f"expected {expected[0]} and {expected[1]}"
+        )

@@ -17,6 +17,7 @@ from service.spec.base import (
     RawData,
     Task,
     fixed_test_split,
+    validation_count,
 )
 
 __all__ = [
@@ -58,7 +59,7 @@ def split_and_normalise(
     """Hold out a seeded validation split, then scale every split by training statistics."""
     n = len(raw.x_train)
     order = np.random.default_rng(seed).permutation(n)
-    n_val = round(val_fraction * n)
+    n_val = validation_count(n, val_fraction)
     val_idx, train_idx = order[:n_val], order[n_val:]
     x_train, x_val = raw.x_train[train_idx], raw.x_train[val_idx]
     mean, std = _statistics(x_train, raw.normalise)

@@ -142,18 +142,16 @@ function addEvent(view, ev) {
   clear(view.els.events, table(cols, view.events.slice(-200).reverse(), { class: "events" }));
 }
 
-/** The schedule's planned multiplier, drawn beside the measured `noise/scale`. */
+/** The noise/scale the spec's run sees at each step (the server's spec preview, computed by
+ * the trainer's own schedule code), drawn beside the measured `noise/scale`. */
 async function loadPreview(view) {
-  const s = view.exp.spec?.noise_schedule;
-  const total = view.exp.progress?.total;
-  if (!s || !total || view.preview) return;
-  const epochs = view.exp.spec?.training?.epochs || 1;
-  const horizon = s.unit === "epoch" ? epochs : total;
+  const spec = view.exp.spec;
+  if (!spec?.noise_schedule || view.preview) return;
   try {
-    const body = await api(`/v1/schedules/${encodeURIComponent(s.kind)}/preview` +
-      qs({ total: horizon, points: 200, start: s.start, end: s.end, warmup: s.warmup }));
-    const scale = s.unit === "epoch" ? total / epochs : 1;
-    view.preview = { xs: body.points.map((p) => p.t * scale), ys: body.points.map((p) => p.value) };
+    const body = await api(`/v1/experiments/preview${qs({ max_points: 400, format: "columnar" })}`,
+      { method: "POST", body: spec });
+    const curve = body.series["noise/scale"];
+    view.preview = { xs: curve.step, ys: curve.value };
   } catch {
     view.preview = { xs: [], ys: [] };
   }
