@@ -154,7 +154,6 @@ def get_events(
     if stream or "text/event-stream" in request.headers.get("accept", ""):
         return events.respond(
             request,
-            session,
             settings,
             principal,
             [experiment_id],

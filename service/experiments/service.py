@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session
 
 from service import limits
 from service.auth import Principal
-from service.deps import after_commit
 from service.errors import Conflict, InvalidSpec, NotFound
 from service.experiments.downsample import downsample
 from service.queue import send_run
@@ -17,6 +16,7 @@ from service.settings import Settings
 from service.spec import ExperimentSpec
 from service.store import experiments as repo
 from service.store import metrics as metrics_repo
+from service.store.db import after_commit
 from service.store.metrics import Row
 from service.store.models import TERMINAL, Experiment, Status
 

@@ -44,7 +44,7 @@ def get_sweep_events(
     ids = [row.id for row in sweeps_repo.experiments_of(session, sweep_id)]
     if stream or "text/event-stream" in request.headers.get("accept", ""):
         cursor = events.Cursor.parse(last_event_id, after)
-        return events.respond(request, session, settings, principal, ids, cursor, tagged=True)
+        return events.respond(request, settings, principal, ids, cursor, tagged=True)
     rows = repo.events_after_many(session, ids, after, limit) if ids else []
     items = [{**events.event_json(e), "experiment_id": e.experiment_id} for e in rows]
     return EventList(events=items, next_after=items[-1]["id"] if items else after)  # type: ignore[arg-type]

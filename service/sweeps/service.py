@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 
 from service import limits
 from service.auth import Principal
-from service.deps import after_commit
 from service.errors import InvalidSpec, LimitExceeded, NotFound
 from service.experiments.service import check_names
 from service.queue import send_run
@@ -21,6 +20,7 @@ from service.settings import Settings
 from service.store import experiments as experiments_repo
 from service.store import metrics as metrics_repo
 from service.store import sweeps as repo
+from service.store.db import after_commit
 from service.store.models import TERMINAL, Experiment, Status, Sweep
 from service.sweeps import packing, stats
 from service.sweeps.grid import Point, dropped_params, expand, experiment_name, label, points
