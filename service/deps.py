@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
 from service.settings import Settings
@@ -34,3 +35,14 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+@dataclass(frozen=True)
+class PageQuery:
+    """`limit` and `cursor` of a list that pages newest first (`store.pages.newest_first`)."""
+
+    limit: Annotated[int, Query(ge=1, le=500)] = 50
+    cursor: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_]+$")] = None
+
+
+PageDep = Annotated[PageQuery, Depends()]

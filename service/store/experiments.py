@@ -11,7 +11,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.spec import ExperimentSpec
-from service.store import live
+from service.store import live, pages
 from service.store.models import (
     TERMINAL,
     Event,
@@ -94,11 +94,9 @@ def list_page(
     activation: str | None = None,
     tag: str | None = None,
     owner_id: str | None = None,
-) -> Sequence[Experiment]:
-    """Newest first; `cursor` is the last id of the previous page."""
-    query = select(Experiment).order_by(Experiment.id.desc()).limit(limit)
-    if cursor:
-        query = query.where(Experiment.id < cursor)
+) -> tuple[list[Experiment], str | None]:
+    """One page, newest first, and the cursor of the next (see `pages.newest_first`)."""
+    query = select(Experiment)
     if status:
         query = query.where(Experiment.status == status)
     if sweep_id:
@@ -109,7 +107,15 @@ def list_page(
         query = query.where(Experiment.owner_id == owner_id)
     if tag:
         query = query.join(ExperimentTag).where(ExperimentTag.tag == tag)
-    return session.scalars(query).all()
+    return pages.newest_first(session, query, limit=limit, cursor=cursor)
+
+
+def ids_of_sweep(session: Session, sweep_id: str, owner_id: str | None) -> list[str]:
+    """The ids of a sweep's experiments, newest first (only `owner_id`'s, when given)."""
+    query = select(Experiment.id).where(Experiment.sweep_id == sweep_id)
+    if owner_id:
+        query = query.where(Experiment.owner_id == owner_id)
+    return list(session.scalars(query.order_by(Experiment.id.desc())))
 
 
 def mark_enqueued(session: Session, experiment_id: str) -> None:

@@ -6,13 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 
+from service.access import SweepDep
 from service.auth import PrincipalDep
 from service.deps import SessionDep, SettingsDep
 from service.experiments import events
 from service.experiments.schemas import EventList
 from service.store import experiments as repo
 from service.store import sweeps as sweeps_repo
-from service.sweeps import service
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
 
@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
     responses={200: {"content": {"text/event-stream": {}}}},
 )
 def get_sweep_events(
-    sweep_id: str,
+    sweep: SweepDep,
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
@@ -40,8 +40,7 @@ def get_sweep_events(
 ) -> Any:
     """The events of all the sweep's experiments; as SSE (each payload naming its
     `experiment_id`, with progress and metric points) until every experiment ended."""
-    service.get_sweep(session=session, sweep_id=sweep_id, principal=principal)
-    ids = [row.id for row in sweeps_repo.experiments_of(session, sweep_id)]
+    ids = [row.id for row in sweeps_repo.experiments_of(session, sweep.id)]
     if stream or "text/event-stream" in request.headers.get("accept", ""):
         cursor = events.Cursor.parse(last_event_id, after)
         return events.respond(request, settings, principal, ids, cursor, tagged=True)
