@@ -53,7 +53,7 @@ def create_experiment(
     response and creates nothing; the same key with another body is a 422.
     """
     row = service.create(session=session, settings=settings, principal=principal, spec=spec)
-    body = ExperimentRead.from_row(row)
+    body = ExperimentRead.model_validate(row)
     idempotency.save(status.HTTP_201_CREATED, body)
     return body
 
@@ -79,13 +79,15 @@ def list_experiments(
         activation=activation,
         tag=tag,
     )
-    return ExperimentList(items=[ExperimentRead.from_row(r) for r in rows], next_cursor=next_cursor)
+    return ExperimentList(
+        items=[ExperimentRead.model_validate(r) for r in rows], next_cursor=next_cursor
+    )
 
 
 @router.get("/{experiment_id}", response_model=ExperimentRead)
 def get_experiment(experiment: ExperimentDep) -> Any:
     """Status, progress, summary, attempts and timestamps of one experiment."""
-    return ExperimentRead.from_row(experiment)
+    return ExperimentRead.model_validate(experiment)
 
 
 @router.get("/{experiment_id}/metrics", response_model=MetricSeries | MetricSeriesColumns)
@@ -165,7 +167,7 @@ def get_events(
 @router.post("/{experiment_id}/cancel", response_model=ExperimentRead)
 def cancel_experiment(experiment: ExperimentDep, session: SessionDep) -> Any:
     """Queued → cancelled at once; running → cancelling, then cancelled within seconds."""
-    return ExperimentRead.from_row(service.cancel(session=session, experiment=experiment))
+    return ExperimentRead.model_validate(service.cancel(session=session, experiment=experiment))
 
 
 @router.post("/{experiment_id}/retry", response_model=ExperimentRead)
@@ -176,7 +178,7 @@ def retry_experiment(
     row = service.retry(
         session=session, settings=settings, principal=principal, experiment=experiment
     )
-    return ExperimentRead.from_row(row)
+    return ExperimentRead.model_validate(row)
 
 
 @router.get(
