@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Header, Query, Request
 from sqlalchemy.orm import Session
 
 from service.settings import Settings
@@ -46,3 +46,32 @@ class PageQuery:
 
 
 PageDep = Annotated[PageQuery, Depends()]
+
+
+@dataclass(frozen=True)
+class EventsQuery:
+    """What the experiment and sweep `/events` routes take: a page, or a stream to resume."""
+
+    after: int
+    limit: int
+    stream: bool
+    last_event_id: str | None
+
+
+def get_events_query(
+    request: Request,
+    after: Annotated[
+        int, Query(ge=0, le=2**63 - 1, description="Only events with a larger id.")
+    ] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    stream: Annotated[bool, Query(description="Server-Sent Events (or Accept).")] = False,
+    last_event_id: Annotated[
+        str | None,
+        Header(max_length=48, description="Resume a stream after this id (`E-M`)."),
+    ] = None,
+) -> EventsQuery:
+    streamed = stream or "text/event-stream" in request.headers.get("accept", "")
+    return EventsQuery(after=after, limit=limit, stream=streamed, last_event_id=last_event_id)
+
+
+EventsDep = Annotated[EventsQuery, Depends(get_events_query)]

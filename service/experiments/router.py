@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Request, status
+from fastapi import APIRouter, Body, Query, Request, status
 from fastapi.responses import FileResponse
 
 from service.access import ExperimentDep
 from service.auth import PrincipalDep
-from service.deps import PageDep, SessionDep, SettingsDep
+from service.deps import EventsDep, PageDep, SessionDep, SettingsDep
 from service.experiments import events, service
 from service.experiments.schemas import (
     EventList,
@@ -134,34 +134,20 @@ def get_metric_names(experiment: ExperimentDep, session: SessionDep) -> Any:
 )
 def get_events(
     experiment: ExperimentDep,
+    query: EventsDep,
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
     principal: PrincipalDep,
-    after: Annotated[
-        int, Query(ge=0, le=2**63 - 1, description="Only events with a larger id.")
-    ] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    stream: Annotated[bool, Query(description="Server-Sent Events (or Accept).")] = False,
-    last_event_id: Annotated[
-        str | None,
-        Header(max_length=48, description="Resume a stream after this id (`E-M`)."),
-    ] = None,
 ) -> Any:
     """Status transitions and log lines; as SSE (with progress and new metric points) until
     the experiment ends when `stream=true` or `Accept: text/event-stream`."""
-    if stream or "text/event-stream" in request.headers.get("accept", ""):
-        return events.respond(
-            request,
-            settings,
-            principal,
-            [experiment.id],
-            events.Cursor.parse(last_event_id, after),
-            tagged=False,
-        )
-    rows = repo.events_after(session, experiment.id, after, limit)
+    if query.stream:
+        cursor = events.Cursor.parse(query.last_event_id, query.after)
+        return events.respond(request, settings, principal, [experiment.id], cursor, tagged=False)
+    rows = repo.events_after(session, experiment.id, query.after, query.limit)
     items = [events.event_json(e) for e in rows]
-    return EventList(events=items, next_after=items[-1]["id"] if items else after)  # type: ignore[arg-type]
+    return EventList(events=items, next_after=items[-1]["id"] if items else query.after)  # type: ignore[arg-type]
 
 
 @router.post("/{experiment_id}/cancel", response_model=ExperimentRead)
