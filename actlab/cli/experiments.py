@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import itertools
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from actlab.cli.common import (
     ApiKey,
+    Document,
     Sets,
     Url,
+    Wait,
     client,
     console,
     fmt,
@@ -26,11 +27,9 @@ if TYPE_CHECKING:
 
 
 def submit(
-    spec: Annotated[
-        Path, typer.Argument(help="A spec as YAML or JSON", exists=True, dir_okay=False)
-    ],
+    spec: Document,
     set_: Sets = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Show progress until it ends")] = False,
+    wait: Wait = False,
     url: Url = None,
     api_key: ApiKey = None,
 ) -> None:
@@ -143,7 +142,7 @@ def cancel(
 
 def retry(
     experiment_id: Annotated[str, typer.Argument(help="Experiment id")],
-    wait: Annotated[bool, typer.Option("--wait", help="Show progress until it ends")] = False,
+    wait: Wait = False,
     url: Url = None,
     api_key: ApiKey = None,
 ) -> None:
