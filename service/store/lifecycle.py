@@ -127,18 +127,15 @@ def finish(
     `progress_at` (epoch, step): the checkpoint an interrupted attempt left, which a retry
     resumes from, so that progress and the retry's "resumed at step" agree.
     """
-    now = utcnow()
     values: dict[str, Any] = {
         "status": status.value,
         "status_reason": reason,
         "status_message": message,
         "lease_expires_at": None,
         "lease_owner": None,
+        **({"finished_at": utcnow()} if status in TERMINAL else {}),
+        **({"summary": summary} if summary is not None else {}),
     }
-    if status in TERMINAL:
-        values["finished_at"] = now
-    if summary is not None:
-        values["summary"] = summary
     if progress_at is not None:
         values["progress_epoch"], values["progress_step"] = progress_at
     result = session.execute(
@@ -177,15 +174,10 @@ def requeue_expired(session: Session, experiment_id: str, *, max_attempts: int) 
     now = utcnow()
     if row is None or row.lease_expires_at is None or row.lease_expires_at >= now:
         return None
-    if row.status == Status.cancelling.value:
-        new, reason, message = Status.cancelled, "cancelled", "cancelled (worker lost)"
-    elif row.attempts - row.attempts_at_retry >= max_attempts:
-        new, reason = Status.failed, "worker_lost"
-        message = f"worker lost; {row.attempts} attempts of {max_attempts} used"
-    elif row.status == Status.running.value:
-        new, reason, message = Status.queued, "requeued", "lease expired; re-queued"
-    else:
+    outcome = _recovery(row, max_attempts)
+    if outcome is None:
         return None
+    new, reason, message = outcome
     result = session.execute(
         update(Experiment)
         .where(
@@ -216,6 +208,18 @@ def requeue_expired(session: Session, experiment_id: str, *, max_attempts: int) 
         data={"reason": reason, "attempts": row.attempts},
     )
     return new.value
+
+
+def _recovery(row: Experiment, max_attempts: int) -> tuple[Status, str, str] | None:
+    """Where an experiment whose worker was lost goes: (status, reason, message)."""
+    if row.status == Status.cancelling.value:
+        return Status.cancelled, "cancelled", "cancelled (worker lost)"
+    if row.attempts - row.attempts_at_retry >= max_attempts:
+        used = f"worker lost; {row.attempts} attempts of {max_attempts} used"
+        return Status.failed, "worker_lost", used
+    if row.status == Status.running.value:
+        return Status.queued, "requeued", "lease expired; re-queued"
+    return None
 
 
 def stale_queued(session: Session, before: datetime) -> Sequence[str]:
