@@ -12,6 +12,7 @@ import httpx
 
 from actlab import errors, specs, sse
 from actlab.models import Experiment, ExperimentList, MetricSeries, SpecPreview, StreamEvent
+from actlab.resource import Resource
 
 if TYPE_CHECKING:
     from actlab.client import Client
@@ -19,10 +20,7 @@ if TYPE_CHECKING:
 Update = Callable[[Experiment], None]
 
 
-class Experiments:
-    def __init__(self, client: Client) -> None:
-        self._c = client
-
+class Experiments(Resource):
     def submit(
         self,
         spec: specs.SpecLike,
@@ -31,10 +29,8 @@ class Experiments:
         idempotency_key: str | None = None,
     ) -> Experiment:
         """Submit a spec (dict or YAML/JSON path), with dotted-path `overrides`."""
-        body = specs.apply(specs.load(spec), overrides)
-        return Experiment.model_validate(
-            self._c.post_idempotent("/v1/experiments", body, idempotency_key)
-        )
+        created = self._submit("/v1/experiments", spec, overrides, idempotency_key)
+        return Experiment.model_validate(created)
 
     def preview(
         self,
@@ -66,23 +62,9 @@ class Experiments:
         page_size: int = 100,
     ) -> Iterator[Experiment]:
         """Every matching experiment, newest first, following cursors page by page."""
-        cursor = None
-        while True:
-            page = ExperimentList.model_validate(
-                self._c.get(
-                    "/v1/experiments",
-                    status=status,
-                    sweep_id=sweep,
-                    activation=activation,
-                    tag=tag,
-                    limit=page_size,
-                    cursor=cursor,
-                )
-            )
-            yield from page.items
-            if not page.next_cursor:
-                return
-            cursor = page.next_cursor
+        filters = {"status": status, "sweep_id": sweep, "activation": activation, "tag": tag}
+        for page in self._pages("/v1/experiments", **filters, limit=page_size):
+            yield from ExperimentList.model_validate(page).items
 
     def series(self, experiment_id: str, names: Sequence[str] | None = None) -> MetricSeries:
         """One experiment's series by name."""

@@ -9,17 +9,13 @@ from typing import TYPE_CHECKING, Any
 from actlab import errors, specs
 from actlab.experiments import follow
 from actlab.models import TERMINAL, StreamEvent, Sweep, SweepList, SweepSummary
+from actlab.resource import Resource
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from actlab.client import Client
 
-
-class Sweeps:
-    def __init__(self, client: Client) -> None:
-        self._c = client
-
+class Sweeps(Resource):
     def create(
         self,
         sweep: specs.SpecLike,
@@ -28,8 +24,7 @@ class Sweeps:
         idempotency_key: str | None = None,
     ) -> Sweep:
         """Create a sweep (dict or YAML/JSON path); `overrides` set dotted paths in it."""
-        body = specs.apply(specs.load(sweep), overrides)
-        return Sweep.model_validate(self._c.post_idempotent("/v1/sweeps", body, idempotency_key))
+        return Sweep.model_validate(self._submit("/v1/sweeps", sweep, overrides, idempotency_key))
 
     def get(
         self, sweep_id: str, *, metric: str | None = None, baseline: str | None = None
@@ -40,15 +35,8 @@ class Sweeps:
 
     def list(self, *, page_size: int = 100) -> Iterator[SweepSummary]:
         """Every sweep, newest first."""
-        cursor = None
-        while True:
-            page = SweepList.model_validate(
-                self._c.get("/v1/sweeps", limit=page_size, cursor=cursor)
-            )
-            yield from page.items
-            if not page.next_cursor:
-                return
-            cursor = page.next_cursor
+        for page in self._pages("/v1/sweeps", limit=page_size):
+            yield from SweepList.model_validate(page).items
 
     def wait(
         self,

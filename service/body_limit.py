@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from service.errors import PROBLEM_BASE
+from service import problems
+from service.errors import LimitExceeded
 
 Scope = dict[str, Any]
 
@@ -25,7 +25,7 @@ class BodyLimit:
         length = headers.get(b"content-length", b"")
         if length.isdigit():  # the server holds a client to its declared length
             if int(length) > self.max_bytes:
-                await self._reject(send)
+                await self._reject(scope, send)
                 return
             await self.app(scope, receive, send)
             return
@@ -38,7 +38,7 @@ class BodyLimit:
             messages.append(message)
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
-                await self._reject(send)
+                await self._reject(scope, send)
                 return
             if message["type"] != "http.request" or not message.get("more_body"):
                 break
@@ -49,26 +49,11 @@ class BodyLimit:
 
         await self.app(scope, replayed, send)
 
-    async def _reject(self, send: Any) -> None:
-        body = json.dumps(
-            {
-                "type": PROBLEM_BASE + "body-too-large",
-                "title": "Request body too large",
-                "status": 413,
-                "detail": f"request body over {self.max_bytes} bytes "
-                "(raise it with ACTLAB_MAX_BODY_BYTES)",
-                "setting": "ACTLAB_MAX_BODY_BYTES",
-                "limit": self.max_bytes,
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
+    async def _reject(self, scope: Scope, send: Any) -> None:
+        error = LimitExceeded(
+            "request body too large (bytes)",
+            setting="ACTLAB_MAX_BODY_BYTES",
+            limit=self.max_bytes,
+            status=413,
         )
-        await send({"type": "http.response.body", "body": body})
+        await problems.send(error, scope, send)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Query, Request
 from sqlalchemy.orm import Session
 
+from service.experiments.cursor import MAX_HEADER
 from service.settings import Settings
-from service.store.db import get_sessionmaker
-
-log = logging.getLogger("actlab.api")
+from service.store.db import session_scope
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -23,32 +22,60 @@ def get_app_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
-def after_commit(session: Session, action: Callable[[], None]) -> None:
-    """Run `action` once the request's transaction has committed (e.g. enqueue a task)."""
-    session.info.setdefault("after_commit", []).append(action)
-
-
 def get_session(settings: SettingsDep) -> Iterator[Session]:
-    """Commit when the endpoint returns, roll back when it raises; then run after-commit hooks.
+    """The request's unit of work (`session_scope`): commits when the endpoint returns, rolls
+    back when it raises, then runs the after-commit actions (sending tasks).
 
     `scope="function"` runs this exit code when the endpoint returns, before the response
     is sent, so a client that gets 201 can read what it created. (The default scope runs it
-    after the response has gone out: a GET right after a 201 could then find nothing.)
+    after the response has gone out: a GET right after a 201 could then find nothing.) A
+    streamed response therefore never holds the request's session: streams open their own.
     """
-    session = get_sessionmaker(settings.resolved_database_url)()
-    try:
+    with session_scope(settings.resolved_database_url) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
-    for action in session.info.pop("after_commit", []):
-        try:
-            action()
-        except Exception:  # the row is committed; the reaper re-sends lost messages
-            log.exception("after-commit action failed")
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+@dataclass(frozen=True)
+class PageQuery:
+    """`limit` and `cursor` of a list that pages newest first (`store.pages.newest_first`)."""
+
+    limit: Annotated[int, Query(ge=1, le=500)] = 50
+    cursor: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_]+$")] = None
+
+
+PageDep = Annotated[PageQuery, Depends()]
+
+
+@dataclass(frozen=True)
+class EventsQuery:
+    """What the experiment and sweep `/events` routes take: a page, or a stream to resume."""
+
+    after: int
+    limit: int
+    stream: bool
+    last_event_id: str | None
+
+
+def get_events_query(
+    request: Request,
+    after: Annotated[
+        int, Query(ge=0, le=2**63 - 1, description="Only events with a larger id.")
+    ] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    stream: Annotated[bool, Query(description="Server-Sent Events (or Accept).")] = False,
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            max_length=MAX_HEADER,
+            description="Resume a stream after this id (`E-M[/k:a-b,...]`, as it sent).",
+        ),
+    ] = None,
+) -> EventsQuery:
+    streamed = stream or "text/event-stream" in request.headers.get("accept", "")
+    return EventsQuery(after=after, limit=limit, stream=streamed, last_event_id=last_event_id)
+
+
+EventsDep = Annotated[EventsQuery, Depends(get_events_query)]

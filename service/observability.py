@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Response
+from fastapi.responses import StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from sqlalchemy import func, select
 
 from service.auth import PrincipalDep
-from service.deps import SessionDep
 from service.errors import Forbidden
 from service.queue import broker_client
 from service.settings import Settings
@@ -120,14 +120,17 @@ def install(app: FastAPI, settings: Settings) -> None:
     router = APIRouter(tags=["health"])
 
     @router.get("/metrics", response_class=Response)
-    def metrics(principal: PrincipalDep, session: SessionDep) -> Response:
+    def metrics(principal: PrincipalDep) -> Response:
         """Prometheus exposition; with auth on, for admin keys only (it counts every owner's
         experiments)."""
         if not principal.admin:
             raise Forbidden("/metrics needs an admin key (`actlab keys create NAME --admin`)")
-        # End the key lookup's transaction: on SQLite it holds the write lock, which the
-        # collector's own session would wait for.
-        session.commit()
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+        def exposition() -> Iterator[bytes]:
+            yield generate_latest(registry)
+
+        # Rendered as the response is sent, once the request's session has ended: on SQLite
+        # the key lookup's transaction holds the write lock the collector's session needs.
+        return StreamingResponse(exposition(), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(router)

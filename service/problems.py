@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -12,35 +13,41 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from service.errors import PROBLEM_BASE, PROBLEM_JSON, ActlabError
+from service.errors import PROBLEM_JSON, ActlabError, InvalidSpec
+from service.spec.paths import field_errors
 
 log = logging.getLogger("actlab.api")
 
 
-def field_path(loc: tuple[Any, ...], body: Any) -> str:
-    """A dotted path into the request as the client wrote it.
+class HTTPProblem(ActlabError):
+    """Starlette's own HTTP errors (unknown route, wrong method, malformed body)."""
 
-    pydantic inserts union tags and branch names into `loc` (`dataset.mnist1d.num_samples`);
-    walking the submitted body drops the segments the client never wrote.
-    """
-    source, *rest = loc if loc else ("body",)
-    parts: list[str] = [] if source == "body" else [str(source)]
-    node = body if source == "body" else None
-    for segment in rest:
-        if _contains(node, segment):
-            node = node[segment]  # type: ignore[index]
-        elif isinstance(node, dict) and (segment in node.values() or "[" in str(segment)):
-            continue  # the discriminator's value or a union branch: not in the document
-        else:
-            node = None
-        parts.append(f"[{segment}]" if isinstance(segment, int) else str(segment))
-    return ".".join(parts).replace(".[", "[") or "body"
+    TITLES = {400: "Bad request", 404: "Not found", 405: "Method not allowed"}
+
+    def __init__(self, exc: HTTPException) -> None:
+        super().__init__(str(exc.detail), headers=dict(exc.headers or {}))
+        self.status = exc.status_code
+        self.title = self.TITLES.get(exc.status_code, "HTTP error")
+        self.type = self.title.lower().replace(" ", "-")
 
 
-def _contains(node: Any, segment: Any) -> bool:
-    if isinstance(node, dict):
-        return segment in node
-    return isinstance(node, list) and isinstance(segment, int) and 0 <= segment < len(node)
+def render(error: ActlabError, instance: str) -> JSONResponse:
+    """The one place an error becomes a problem+json response."""
+    return JSONResponse(
+        error.problem(instance),
+        status_code=error.status,
+        media_type=error.media_type,
+        headers=error.headers,
+    )
+
+
+async def send(error: ActlabError, scope: dict[str, Any], asgi_send: Any) -> None:
+    """`render` for pure ASGI middleware (body limits, strict JSON) that runs before routing."""
+    await render(error, scope.get("path", ""))(scope, _no_receive, asgi_send)
+
+
+async def _no_receive() -> dict[str, Any]:
+    return {"type": "http.disconnect"}
 
 
 def _allowed_methods(request: Request) -> list[str]:
@@ -52,72 +59,47 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
-def _problem(status: int, type_: str, title: str, detail: str, **extra: Any) -> JSONResponse:
-    body = {"type": PROBLEM_BASE + type_, "title": title, "status": status, "detail": detail}
-    body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+def _invalid(exc: RequestValidationError) -> InvalidSpec:
+    errors = field_errors(exc.errors(), getattr(exc, "body", None))
+    detail = "; ".join(f"{e['path']}: {e['message']}" for e in errors[:5])
+    return InvalidSpec(detail, errors=errors)
 
 
-def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    body = getattr(exc, "body", None)
-    errors = []
-    for err in exc.errors():
-        message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
-        errors.append(
-            {
-                "path": field_path(tuple(err.get("loc", ())), body),
-                "message": message,
-                "type": err.get("type"),
-            }
-        )
-    return errors
+def _unstorable(request: Request, exc: DataError) -> InvalidSpec:
+    # The database refused a value the schema let through (e.g. a NUL character, which
+    # Postgres text cannot hold): the client's input, so a 422, never a 500.
+    log.warning("database rejected a value on %s: %s", request.url.path, exc.orig)
+    return InvalidSpec(f"a value cannot be stored: {str(exc.orig).splitlines()[0]}")
+
+
+def _http(request: Request, exc: HTTPException) -> HTTPProblem:
+    error = HTTPProblem(exc)
+    if exc.status_code == 405:
+        # Starlette lists only the first route matching the path; a path served by
+        # several routes (GET and POST) allows all of their methods.
+        error.headers["Allow"] = ", ".join(_allowed_methods(request))
+    return error
+
+
+def _crash(request: Request, exc: Exception) -> ActlabError:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return ActlabError("an unexpected error occurred")
+
+
+def _handler(convert: Callable[[Request, Any], ActlabError]) -> Any:
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        return render(convert(request, exc), str(request.url.path))
+
+    return handler
 
 
 def install(app: FastAPI) -> None:
-    """Register the handlers on `app`."""
-
-    @app.exception_handler(ActlabError)
-    async def actlab_error(request: Request, exc: ActlabError) -> JSONResponse:
-        return JSONResponse(
-            exc.problem(str(request.url.path)),
-            status_code=exc.status,
-            media_type=exc.media_type,
-            headers=exc.headers,
-        )
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = _validation_errors(exc)
-        detail = "; ".join(f"{e['path']}: {e['message']}" for e in errors[:5])
-        return _problem(422, "invalid-request", "Invalid request", detail, errors=errors)
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        title = {400: "Bad request", 404: "Not found", 405: "Method not allowed"}.get(
-            exc.status_code, "HTTP error"
-        )
-        slug = title.lower().replace(" ", "-")
-        response = _problem(exc.status_code, slug, title, str(exc.detail))
-        if exc.headers:
-            response.headers.update(exc.headers)
-        if exc.status_code == 405:
-            # Starlette lists only the first route matching the path; a path served by
-            # several routes (GET and POST) allows all of their methods.
-            response.headers["Allow"] = ", ".join(_allowed_methods(request))
-        return response
-
-    @app.exception_handler(DataError)
-    async def unstorable(request: Request, exc: DataError) -> JSONResponse:
-        # The database refused a value the schema let through (e.g. a NUL character, which
-        # Postgres text cannot hold): the client's input, so a 422, never a 500.
-        log.warning("database rejected a value on %s: %s", request.url.path, exc.orig)
-        detail = f"a value cannot be stored: {str(exc.orig).splitlines()[0]}"
-        return _problem(422, "invalid-request", "Invalid request", detail)
-
-    @app.exception_handler(Exception)
-    async def crash(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _problem(500, "internal", "Internal error", "an unexpected error occurred")
+    """Register the handlers on `app`: each turns its exception into an ActlabError."""
+    app.add_exception_handler(ActlabError, _handler(lambda _request, exc: exc))
+    app.add_exception_handler(RequestValidationError, _handler(lambda _r, exc: _invalid(exc)))
+    app.add_exception_handler(HTTPException, _handler(_http))
+    app.add_exception_handler(DataError, _handler(_unstorable))
+    app.add_exception_handler(Exception, _handler(_crash))
 
 
 PROBLEM_SCHEMA: dict[str, Any] = {

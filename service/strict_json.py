@@ -13,7 +13,8 @@ import math
 from typing import Any
 from urllib.parse import parse_qsl
 
-from service.errors import PROBLEM_BASE, PROBLEM_JSON
+from service import problems
+from service.errors import InvalidSpec
 
 JSON_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -111,7 +112,7 @@ class StrictJson:
             body, receive = await _buffer(receive)
             found = problem_in(body) if body else None
         if found is not None:
-            await _reject(send, *found)
+            await problems.send(_invalid(*found), scope, send)
             return
         await self.app(scope, receive, send)
 
@@ -139,15 +140,6 @@ async def _buffer(receive: Any) -> tuple[bytes, Any]:
     return body, replay
 
 
-async def _reject(send: Any, path: str, message: str) -> None:
-    problem = {
-        "type": PROBLEM_BASE + "invalid-request",
-        "title": "Invalid request",
-        "status": 422,
-        "detail": f"{path}: {message}",
-        "errors": [{"path": path, "message": message, "type": "strict_json"}],
-    }
-    payload = json.dumps(problem).encode()
-    headers = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", b"%d" % len(payload))]
-    await send({"type": "http.response.start", "status": 422, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
+def _invalid(path: str, message: str) -> InvalidSpec:
+    errors = [{"path": path, "message": message, "type": "strict_json"}]
+    return InvalidSpec(f"{path}: {message}", errors=errors)

@@ -13,7 +13,7 @@ import time
 
 from service.settings import Settings
 from service.spec import ExperimentSpec, plugins
-from service.store.experiments import Claim
+from service.store.lifecycle import Claim
 from worker import engine
 from worker.engine.packed import Outcome, PackMember, train_pack
 from worker.runner import (

@@ -13,7 +13,7 @@ from datetime import timedelta
 from service.queue import pending_runs, send_run
 from service.settings import Settings
 from service.store import experiments as repo
-from service.store import idempotency
+from service.store import idempotency, lifecycle
 from service.store.db import session_scope
 from service.store.models import Status, utcnow
 
@@ -25,14 +25,16 @@ def reap_once(settings: Settings) -> int:
     url = settings.resolved_database_url
     resend: list[str] = []
     with session_scope(url) as session:
-        for experiment_id in repo.expired_leases(session, utcnow()):
-            new = repo.requeue_expired(session, experiment_id, max_attempts=settings.max_attempts)
+        for experiment_id in lifecycle.expired_leases(session, utcnow()):
+            new = lifecycle.requeue_expired(
+                session, experiment_id, max_attempts=settings.max_attempts
+            )
             if new == Status.queued.value:
                 resend.append(experiment_id)
             if new:
                 log.warning("experiment %s: lease expired -> %s", experiment_id, new)
         before = utcnow() - timedelta(seconds=settings.queued_grace_seconds)
-        stale = repo.stale_queued(session, before)
+        stale = lifecycle.stale_queued(session, before)
         in_broker = _pending_runs(settings) if stale else set()
         for experiment_id in stale:
             # Long-queued behind a backlog is not lost: re-send only what has no message.

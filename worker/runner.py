@@ -18,10 +18,10 @@ from service.queue import send_run
 from service.settings import Settings
 from service.spec import ExperimentSpec, plugins
 from service.store import experiments as repo
+from service.store import lifecycle, packs
 from service.store import metrics as metrics_repo
-from service.store import packs
 from service.store.db import session_scope
-from service.store.experiments import Claim, LeaseLost
+from service.store.lifecycle import Claim, LeaseLost
 from service.store.models import Status
 from worker import engine
 
@@ -71,7 +71,7 @@ class StoreCallbacks(engine.Callbacks):
             self._progress = {}
         try:
             with session_scope(self.url) as session:
-                status = repo.renew(
+                status = lifecycle.renew(
                     session, self.claim, lease_seconds=self.settings.lease_seconds, **values
                 )
         except LeaseLost:
@@ -110,7 +110,9 @@ class StoreCallbacks(engine.Callbacks):
             self._progress = {}
         with session_scope(self.url) as session:
             # The fenced renew and the inserts share a transaction: a stale token writes nothing.
-            repo.renew(session, self.claim, lease_seconds=self.settings.lease_seconds, **progress)
+            lifecycle.renew(
+                session, self.claim, lease_seconds=self.settings.lease_seconds, **progress
+            )
             metrics_repo.insert_points(
                 session, self.claim.experiment_id, step=step, epoch=epoch, values=values
             )
@@ -122,7 +124,7 @@ class StoreCallbacks(engine.Callbacks):
         with self._lock:
             self._progress = {}  # older than the checkpoint: never written after it
         with session_scope(self.url) as session:
-            repo.renew(
+            lifecycle.renew(
                 session,
                 self.claim,
                 lease_seconds=self.settings.lease_seconds,
@@ -211,7 +213,7 @@ def _claim(experiment_id: str, settings: Settings) -> list[Claim]:
             return packs.claim_pack(
                 session, pack_id, worker=WORKER_NAME, lease_seconds=settings.lease_seconds
             )
-        claim = repo.claim(
+        claim = lifecycle.claim(
             session, experiment_id, worker=WORKER_NAME, lease_seconds=settings.lease_seconds
         )
     return [claim] if claim is not None else []
@@ -316,7 +318,7 @@ def _interrupted(reason: str) -> dict[str, Any]:
 def _finish(claim: Claim, settings: Settings, *, status: Status, **kwargs: Any) -> str:
     try:
         with session_scope(settings.resolved_database_url) as session:
-            repo.finish(session, claim, status=status, **kwargs)
+            lifecycle.finish(session, claim, status=status, **kwargs)
     except LeaseLost:
         log.warning("experiment %s: lease lost before finishing", claim.experiment_id)
         return "lease_lost"

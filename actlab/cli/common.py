@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -24,6 +25,11 @@ ApiKey = Annotated[
     str | None,
     typer.Option("--api-key", envvar="ACTLAB_API_KEY", help="API key (Bearer)", show_default=False),
 ]
+Document = Annotated[
+    Path,
+    typer.Argument(help="A spec (or a sweep) as YAML or JSON", exists=True, dir_okay=False),
+]
+Wait = Annotated[bool, typer.Option("--wait", help="Show progress until it ends, then the result")]
 Sets = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a dotted path: --set training.epochs=5 (repeatable)"),

@@ -11,8 +11,10 @@ import typer
 
 from actlab.cli.common import (
     ApiKey,
+    Document,
     Sets,
     Url,
+    Wait,
     client,
     console,
     fmt,
@@ -26,11 +28,9 @@ if TYPE_CHECKING:
 
 
 def submit(
-    spec: Annotated[
-        Path, typer.Argument(help="A spec as YAML or JSON", exists=True, dir_okay=False)
-    ],
+    spec: Document,
     set_: Sets = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Show progress until it ends")] = False,
+    wait: Wait = False,
     url: Url = None,
     api_key: ApiKey = None,
 ) -> None:
@@ -143,7 +143,7 @@ def cancel(
 
 def retry(
     experiment_id: Annotated[str, typer.Argument(help="Experiment id")],
-    wait: Annotated[bool, typer.Option("--wait", help="Show progress until it ends")] = False,
+    wait: Wait = False,
     url: Url = None,
     api_key: ApiKey = None,
 ) -> None:

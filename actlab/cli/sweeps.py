@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from actlab.cli.common import ApiKey, Sets, Url, client, console, overrides, table
+from actlab.cli.common import (
+    ApiKey,
+    Document,
+    Sets,
+    Url,
+    Wait,
+    client,
+    console,
+    overrides,
+    table,
+)
 
 if TYPE_CHECKING:
     from actlab.models import Sweep
@@ -40,11 +49,9 @@ def render(sweep: Sweep) -> None:
 
 @app.command("create")
 def create(
-    file: Annotated[
-        Path, typer.Argument(help="A sweep as YAML or JSON", exists=True, dir_okay=False)
-    ],
+    file: Document,
     set_: Sets = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Show progress, then the table")] = False,
+    wait: Wait = False,
     url: Url = None,
     api_key: ApiKey = None,
 ) -> None:

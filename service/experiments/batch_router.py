@@ -32,8 +32,7 @@ def batch_metrics(
     """Series of every listed experiment (and/or every experiment of `sweep_id`)."""
     ids = list(dict.fromkeys(experiment_id or []))
     if sweep_id:
-        rows = repo.list_page(session, limit=10_000, sweep_id=sweep_id, owner_id=principal.scope)
-        ids += [row.id for row in rows if row.id not in ids]
+        ids += [i for i in repo.ids_of_sweep(session, sweep_id, principal.scope) if i not in ids]
     found = service.many_series(
         session=session,
         principal=principal,

@@ -28,7 +28,6 @@ from typing import Any
 
 from fastapi import Request
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse
 from starlette.background import BackgroundTask
 
@@ -217,7 +216,6 @@ TERMINAL_VALUES = frozenset(s.value for s in TERMINAL)
 
 def respond(
     request: Request,
-    session: Session,
     settings: Settings,
     principal: Principal,
     experiment_ids: Sequence[str],
@@ -228,11 +226,9 @@ def respond(
     """A stream over these experiments (access already checked), admitted under the caps."""
     hub = hub_of(request.app)
     ticket = hub.admit(principal.owner_id)
-    # The stream outlives the request: end the request's transaction and give its
-    # connection back now (with auth on, the key lookup began one, which on SQLite holds
-    # the write lock). The stream reads the database in short sessions of its own.
-    session.commit()
-    session.close()
+    # The stream outlives the request: the request's session (`SessionDep`) has ended by the
+    # time the first frame is sent, and the stream reads the database in short sessions of
+    # its own.
     stream = Stream(
         settings=settings, hub=hub, experiment_ids=experiment_ids, cursor=cursor, tagged=tagged
     )

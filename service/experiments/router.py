@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Request, status
+from fastapi import APIRouter, Body, Query, Request, status
 from fastapi.responses import FileResponse
 
+from service.access import ExperimentDep
 from service.auth import PrincipalDep
-from service.deps import SessionDep, SettingsDep
+from service.deps import EventsDep, PageDep, SessionDep, SettingsDep
 from service.experiments import events, preview, service
 from service.experiments.cursor import Cursor
 from service.experiments.schemas import (
@@ -26,6 +27,7 @@ from service.idempotency import IdempotencyDep
 from service.spec import ExperimentSpec
 from service.spec.experiment import CANONICAL_EXAMPLE
 from service.store import experiments as repo
+from service.store import metrics as metrics_repo
 from service.store.models import Status
 
 router = APIRouter(prefix="/v1/experiments", tags=["experiments"])
@@ -54,7 +56,7 @@ def create_experiment(
     response and creates nothing; the same key with another body is a 422.
     """
     row = service.create(session=session, settings=settings, principal=principal, spec=spec)
-    body = ExperimentRead.from_row(row)
+    body = ExperimentRead.model_validate(row)
     idempotency.save(status.HTTP_201_CREATED, body)
     return body
 
@@ -91,39 +93,38 @@ def preview_spec(
 def list_experiments(
     session: SessionDep,
     principal: PrincipalDep,
+    page: PageDep,
     status: Status | None = None,
     sweep_id: Annotated[str | None, Query(max_length=64)] = None,
     activation: Annotated[str | None, Query(max_length=64)] = None,
     tag: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_]+$")] = None,
 ) -> Any:
     """Newest first, filtered; follow `next_cursor` for more."""
     rows, next_cursor = service.list_page(
         session=session,
         principal=principal,
-        limit=limit,
-        cursor=cursor,
+        limit=page.limit,
+        cursor=page.cursor,
         status=status.value if status else None,
         sweep_id=sweep_id,
         activation=activation,
         tag=tag,
     )
-    return ExperimentList(items=[ExperimentRead.from_row(r) for r in rows], next_cursor=next_cursor)
+    return ExperimentList(
+        items=[ExperimentRead.model_validate(r) for r in rows], next_cursor=next_cursor
+    )
 
 
 @router.get("/{experiment_id}", response_model=ExperimentRead)
-def get_experiment(experiment_id: str, session: SessionDep, principal: PrincipalDep) -> Any:
+def get_experiment(experiment: ExperimentDep) -> Any:
     """Status, progress, summary, attempts and timestamps of one experiment."""
-    row = service.get(session=session, principal=principal, experiment_id=experiment_id)
-    return ExperimentRead.from_row(row)
+    return ExperimentRead.model_validate(experiment)
 
 
 @router.get("/{experiment_id}/metrics", response_model=MetricSeries | MetricSeriesColumns)
 def get_metrics(
-    experiment_id: str,
+    experiment: ExperimentDep,
     session: SessionDep,
-    principal: PrincipalDep,
     name: Annotated[list[str] | None, Query(description="Repeat for several names.")] = None,
     after_step: Annotated[int | None, Query(ge=-1, le=2**31 - 1)] = None,
     max_points: Annotated[
@@ -142,20 +143,19 @@ def get_metrics(
     """
     series = service.metric_series(
         session=session,
-        principal=principal,
-        experiment_id=experiment_id,
+        experiment=experiment,
         names=name,
         after_step=after_step,
         max_points=max_points,
     )
-    return FastJSON({"experiment_id": experiment_id, "series": render(series, format)})
+    return FastJSON({"experiment_id": experiment.id, "series": render(series, format)})
 
 
 @router.get("/{experiment_id}/metric-names", response_model=MetricNames)
-def get_metric_names(experiment_id: str, session: SessionDep, principal: PrincipalDep) -> Any:
+def get_metric_names(experiment: ExperimentDep, session: SessionDep) -> Any:
     """The names of every metric the experiment has reported (what `name=` accepts)."""
-    found = service.metric_names(session=session, principal=principal, experiment_id=experiment_id)
-    return MetricNames(experiment_id=experiment_id, names=found)
+    names = metrics_repo.names(session, [experiment.id])
+    return MetricNames(experiment_id=experiment.id, names=names)
 
 
 @router.get(
@@ -164,55 +164,38 @@ def get_metric_names(experiment_id: str, session: SessionDep, principal: Princip
     responses={200: {"content": {"text/event-stream": {}}}},
 )
 def get_events(
-    experiment_id: str,
+    experiment: ExperimentDep,
+    query: EventsDep,
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
     principal: PrincipalDep,
-    after: Annotated[
-        int, Query(ge=0, le=2**63 - 1, description="Only events with a larger id.")
-    ] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    stream: Annotated[bool, Query(description="Server-Sent Events (or Accept).")] = False,
-    last_event_id: Annotated[
-        str | None,
-        Header(max_length=48, description="Resume a stream after this id (`E-M`)."),
-    ] = None,
 ) -> Any:
     """Status transitions and log lines; as SSE (with progress and new metric points) until
     the experiment ends when `stream=true` or `Accept: text/event-stream`."""
-    service.get(session=session, principal=principal, experiment_id=experiment_id)
-    if stream or "text/event-stream" in request.headers.get("accept", ""):
-        return events.respond(
-            request,
-            session,
-            settings,
-            principal,
-            [experiment_id],
-            Cursor.parse(last_event_id, after, [experiment_id]),
-            tagged=False,
-        )
-    rows = repo.events_after(session, experiment_id, after, limit)
+    if query.stream:
+        cursor = Cursor.parse(query.last_event_id, query.after, [experiment.id])
+        return events.respond(request, settings, principal, [experiment.id], cursor, tagged=False)
+    rows = repo.events_after(session, experiment.id, query.after, query.limit)
     items = [events.event_json(e) for e in rows]
-    return EventList(events=items, next_after=items[-1]["id"] if items else after)  # type: ignore[arg-type]
+    return EventList(events=items, next_after=items[-1]["id"] if items else query.after)  # type: ignore[arg-type]
 
 
 @router.post("/{experiment_id}/cancel", response_model=ExperimentRead)
-def cancel_experiment(experiment_id: str, session: SessionDep, principal: PrincipalDep) -> Any:
+def cancel_experiment(experiment: ExperimentDep, session: SessionDep) -> Any:
     """Queued → cancelled at once; running → cancelling, then cancelled within seconds."""
-    row = service.cancel(session=session, principal=principal, experiment_id=experiment_id)
-    return ExperimentRead.from_row(row)
+    return ExperimentRead.model_validate(service.cancel(session=session, experiment=experiment))
 
 
 @router.post("/{experiment_id}/retry", response_model=ExperimentRead)
 def retry_experiment(
-    experiment_id: str, session: SessionDep, settings: SettingsDep, principal: PrincipalDep
+    experiment: ExperimentDep, session: SessionDep, settings: SettingsDep, principal: PrincipalDep
 ) -> Any:
     """Failed or cancelled → queued again; the next attempt resumes from its checkpoint."""
     row = service.retry(
-        session=session, settings=settings, principal=principal, experiment_id=experiment_id
+        session=session, settings=settings, principal=principal, experiment=experiment
     )
-    return ExperimentRead.from_row(row)
+    return ExperimentRead.model_validate(row)
 
 
 @router.get(
@@ -220,12 +203,9 @@ def retry_experiment(
     response_class=FileResponse,
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
-def get_weights(
-    experiment_id: str, session: SessionDep, settings: SettingsDep, principal: PrincipalDep
-) -> Any:
+def get_weights(experiment: ExperimentDep, settings: SettingsDep) -> Any:
     """The final weights as safetensors (the spec is in the file's metadata)."""
-    row = service.get(session=session, principal=principal, experiment_id=experiment_id)
-    path = service.weights_file(settings=settings, experiment=row)
+    path = service.weights_file(settings=settings, experiment=experiment)
     return FileResponse(
-        path, media_type="application/octet-stream", filename=f"{experiment_id}.safetensors"
+        path, media_type="application/octet-stream", filename=f"{experiment.id}.safetensors"
     )

@@ -5,9 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
-
-from service.store.models import Experiment
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Progress(BaseModel):
@@ -17,6 +15,10 @@ class Progress(BaseModel):
 
 
 class ExperimentRead(BaseModel):
+    """Read from an `Experiment` row (`model_validate(row)`)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     name: str | None
     status: str
@@ -33,29 +35,6 @@ class ExperimentRead(BaseModel):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-
-    @classmethod
-    def from_row(cls, row: Experiment) -> ExperimentRead:
-        return cls(
-            id=row.id,
-            name=row.name,
-            status=row.status,
-            status_reason=row.status_reason,
-            status_message=row.status_message,
-            sweep_id=row.sweep_id,
-            activation=row.activation,
-            tags=row.tags or [],
-            spec=row.spec,
-            progress=Progress(
-                epoch=row.progress_epoch, step=row.progress_step, total=row.progress_total
-            ),
-            summary=row.summary,
-            attempts=row.attempts,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-        )
 
 
 class ExperimentList(BaseModel):

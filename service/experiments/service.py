@@ -8,8 +8,8 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from service import limits
+from service.access import get_visible
 from service.auth import Principal
-from service.deps import after_commit
 from service.errors import Conflict, InvalidSpec, NotFound
 from service.experiments.downsample import downsample
 from service.queue import send_run
@@ -17,6 +17,7 @@ from service.settings import Settings
 from service.spec import ExperimentSpec
 from service.store import experiments as repo
 from service.store import metrics as metrics_repo
+from service.store.db import after_commit
 from service.store.metrics import Row
 from service.store.models import TERMINAL, Experiment, Status
 
@@ -42,49 +43,34 @@ def enqueue_after_commit(session: Session, settings: Settings, ids: list[str]) -
 
 
 def get(*, session: Session, principal: Principal, experiment_id: str) -> Experiment:
-    """The experiment, or 404 — also when it belongs to someone else (no hint it exists)."""
-    experiment = repo.get(session, experiment_id)
-    if experiment is None or not principal.can_see(experiment.owner_id):
-        raise NotFound(f"experiment {experiment_id!r} not found")
-    return experiment
+    """The experiment, or 404 (also when it belongs to someone else)."""
+    return get_visible(session, Experiment, experiment_id, principal)
 
 
 def list_page(
-    *,
-    session: Session,
-    principal: Principal,
-    limit: int,
-    cursor: str | None,
-    **filters: str | None,
-) -> tuple[Sequence[Experiment], str | None]:
-    """One page and the cursor of the next (None on the last page)."""
-    rows = repo.list_page(
-        session, limit=limit + 1, cursor=cursor, owner_id=principal.scope, **filters
-    )
-    if len(rows) > limit:
-        return rows[:limit], rows[limit - 1].id
-    return rows, None
+    *, session: Session, principal: Principal, limit: int, cursor: str | None, **filters: str | None
+) -> tuple[list[Experiment], str | None]:
+    """One page, newest first, and the cursor of the next (None on the last page)."""
+    return repo.list_page(session, limit=limit, cursor=cursor, owner_id=principal.scope, **filters)
 
 
-def cancel(*, session: Session, principal: Principal, experiment_id: str) -> Experiment:
-    experiment = get(session=session, principal=principal, experiment_id=experiment_id)
+def cancel(*, session: Session, experiment: Experiment) -> Experiment:
     if not repo.request_cancel(session, experiment):
-        raise Conflict(f"experiment {experiment_id!r} already ended ({experiment.status})")
+        raise Conflict(f"experiment {experiment.id!r} already ended ({experiment.status})")
     return experiment
 
 
 def retry(
-    *, session: Session, settings: Settings, principal: Principal, experiment_id: str
+    *, session: Session, settings: Settings, principal: Principal, experiment: Experiment
 ) -> Experiment:
-    experiment = get(session=session, principal=principal, experiment_id=experiment_id)
     if experiment.status not in (Status.failed.value, Status.cancelled.value):
         raise Conflict(
             f"only failed or cancelled experiments can be retried; "
-            f"{experiment_id!r} is {experiment.status}"
+            f"{experiment.id!r} is {experiment.status}"
         )
     limits.check_queue(repo.count_queued(session, principal.owner_id), 1, settings)
     if not repo.retry(session, experiment):
-        raise Conflict(f"experiment {experiment_id!r} changed status; try again")
+        raise Conflict(f"experiment {experiment.id!r} changed status; try again")
     enqueue_after_commit(session, settings, [experiment.id])
     return experiment
 
@@ -92,8 +78,7 @@ def retry(
 def metric_series(
     *,
     session: Session,
-    principal: Principal,
-    experiment_id: str,
+    experiment: Experiment,
     names: list[str] | None,
     after_step: int | None,
     max_points: int | None,
@@ -102,17 +87,10 @@ def metric_series(
 
     Once the experiment has ended, an unknown name is a 422 that lists the names it has.
     """
-    experiment = get(session=session, principal=principal, experiment_id=experiment_id)
     if names and Status(experiment.status) in TERMINAL:
-        check_names(names, metrics_repo.names(session, [experiment_id]), field="name")
-    found = _rows(session, [experiment_id], names, after_step, max_points)
-    return found.get(experiment_id, {})
-
-
-def metric_names(*, session: Session, principal: Principal, experiment_id: str) -> list[str]:
-    """The names of the metrics an experiment has reported."""
-    get(session=session, principal=principal, experiment_id=experiment_id)
-    return metrics_repo.names(session, [experiment_id])
+        check_names(names, metrics_repo.names(session, [experiment.id]), field="name")
+    found = _rows(session, [experiment.id], names, after_step, max_points)
+    return found.get(experiment.id, {})
 
 
 def check_names(wanted: Sequence[str], have: Sequence[str], *, field: str) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
@@ -11,6 +12,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+_AFTER_COMMIT = "actlab.after_commit"
+log = logging.getLogger("actlab.store")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -61,9 +64,19 @@ def get_sessionmaker(url: str) -> sessionmaker[Session]:
     return sessionmaker(bind=get_engine(url), expire_on_commit=False)
 
 
+def after_commit(session: Session, action: Callable[[], None]) -> None:
+    """Run `action` once `session`'s unit of work has committed (e.g. send a task).
+
+    A message sent before the commit could reach a worker before its row exists; one sent
+    from a transaction that then rolls back would name a row that never will.
+    """
+    session.info.setdefault(_AFTER_COMMIT, []).append(action)
+
+
 @contextmanager
 def session_scope(url: str) -> Iterator[Session]:
-    """The worker's unit of work: commit on success, roll back on error."""
+    """The one unit of work (a request's, a worker step's): commit on success, roll back on
+    error, and after a commit run the `after_commit` actions."""
     session = get_sessionmaker(url)()
     try:
         yield session
@@ -72,4 +85,10 @@ def session_scope(url: str) -> Iterator[Session]:
         session.rollback()
         raise
     finally:
+        actions = session.info.pop(_AFTER_COMMIT, [])
         session.close()
+    for action in actions:
+        try:
+            action()
+        except Exception:  # the row is committed; the reaper re-sends lost messages
+            log.exception("after-commit action failed")

@@ -112,6 +112,15 @@ class Experiment(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
+    @property
+    def progress(self) -> dict[str, int | None]:
+        """`{epoch, step, total}`: how far the current (or last) attempt got."""
+        return {
+            "epoch": self.progress_epoch,
+            "step": self.progress_step,
+            "total": self.progress_total,
+        }
+
 
 class ExperimentTag(Base):
     __tablename__ = "experiment_tags"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.store.experiments import Claim, claim
+from service.store.lifecycle import Claim, claim
 from service.store.models import Experiment, Status, utcnow
 
 # A member in one of these states with a lease not yet expired is held by a worker.

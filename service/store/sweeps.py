@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from service.store import pages
 from service.store.models import Experiment, Metric, Sweep, new_id
 
 
@@ -44,14 +45,12 @@ def get(session: Session, sweep_id: str) -> Sweep | None:
 
 def list_page(
     session: Session, *, limit: int, cursor: str | None = None, owner_id: str | None = None
-) -> Sequence[Sweep]:
-    """Newest first; `cursor` is the last id of the previous page."""
-    query = select(Sweep).order_by(Sweep.id.desc()).limit(limit)
-    if cursor:
-        query = query.where(Sweep.id < cursor)
+) -> tuple[list[Sweep], str | None]:
+    """One page, newest first, and the cursor of the next (see `pages.newest_first`)."""
+    query = select(Sweep)
     if owner_id:
         query = query.where(Sweep.owner_id == owner_id)
-    return session.scalars(query).all()
+    return pages.newest_first(session, query, limit=limit, cursor=cursor)
 
 
 def experiments_of(session: Session, sweep_id: str) -> Sequence[Experiment]:

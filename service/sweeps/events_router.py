@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Request
 
+from service.access import SweepDep
 from service.auth import PrincipalDep
-from service.deps import SessionDep, SettingsDep
+from service.deps import EventsDep, SessionDep, SettingsDep
 from service.experiments import events
-from service.experiments.cursor import MAX_HEADER, Cursor
+from service.experiments.cursor import Cursor
 from service.experiments.schemas import EventList
 from service.store import experiments as repo
 from service.store import sweeps as sweeps_repo
-from service.sweeps import service
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
 
@@ -24,31 +24,19 @@ router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
     responses={200: {"content": {"text/event-stream": {}}}},
 )
 def get_sweep_events(
-    sweep_id: str,
+    sweep: SweepDep,
+    query: EventsDep,
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
     principal: PrincipalDep,
-    after: Annotated[
-        int, Query(ge=0, le=2**63 - 1, description="Only events with a larger id.")
-    ] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    stream: Annotated[bool, Query(description="Server-Sent Events (or Accept).")] = False,
-    last_event_id: Annotated[
-        str | None,
-        Header(
-            max_length=MAX_HEADER,
-            description="Resume a stream after this id (`E-M[/k:a-b,...]`, as it sent).",
-        ),
-    ] = None,
 ) -> Any:
     """The events of all the sweep's experiments; as SSE (each payload naming its
     `experiment_id`, with progress and metric points) until every experiment ended."""
-    service.get_sweep(session=session, sweep_id=sweep_id, principal=principal)
-    ids = [row.id for row in sweeps_repo.experiments_of(session, sweep_id)]
-    if stream or "text/event-stream" in request.headers.get("accept", ""):
-        cursor = Cursor.parse(last_event_id, after, ids)
-        return events.respond(request, session, settings, principal, ids, cursor, tagged=True)
-    rows = repo.events_after_many(session, ids, after, limit) if ids else []
+    ids = [row.id for row in sweeps_repo.experiments_of(session, sweep.id)]
+    if query.stream:
+        cursor = Cursor.parse(query.last_event_id, query.after, ids)
+        return events.respond(request, settings, principal, ids, cursor, tagged=True)
+    rows = repo.events_after_many(session, ids, query.after, query.limit) if ids else []
     items = [{**events.event_json(e), "experiment_id": e.experiment_id} for e in rows]
-    return EventList(events=items, next_after=items[-1]["id"] if items else after)  # type: ignore[arg-type]
+    return EventList(events=items, next_after=items[-1]["id"] if items else query.after)  # type: ignore[arg-type]

@@ -12,8 +12,8 @@ from pydantic import ValidationError
 import activations
 from activations import schedules
 from service.errors import InvalidSpec
-from service.problems import field_path
 from service.spec import ExperimentSpec
+from service.spec.paths import field_errors
 from service.sweeps.schemas import SweepCreate, canonical
 
 Point = dict[str, Any]
@@ -101,14 +101,7 @@ def point_spec(body: SweepCreate, index: int, point: Point, seed: int) -> dict[s
 def _point_errors(where: str, spec: dict[str, Any] | None, exc: Exception) -> list[dict]:
     if not isinstance(exc, ValidationError):
         return [{"path": where, "message": str(exc), "type": "value_error"}]
-    return [
-        {
-            "path": f"{where}.{field_path(('body', *err['loc']), spec)}",
-            "message": str(err["msg"]).removeprefix("Value error, "),
-            "type": err["type"],
-        }
-        for err in exc.errors()
-    ]
+    return field_errors(exc.errors(), spec, within=where)
 
 
 def expand(body: SweepCreate) -> list[tuple[Point, list[ExperimentSpec]]]:

@@ -6,8 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, status
 
+from service.access import SweepDep
 from service.auth import PrincipalDep
-from service.deps import SessionDep, SettingsDep
+from service.deps import PageDep, SessionDep, SettingsDep
 from service.idempotency import IdempotencyDep
 from service.sweeps import service
 from service.sweeps.schemas import EXAMPLE, SweepCreate, SweepList, SweepRead
@@ -42,24 +43,18 @@ def create_sweep(
 
 
 @router.get("", response_model=SweepList)
-def list_sweeps(
-    session: SessionDep,
-    principal: PrincipalDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_]+$")] = None,
-) -> Any:
+def list_sweeps(session: SessionDep, principal: PrincipalDep, page: PageDep) -> Any:
     """Newest first; follow `next_cursor` for more."""
     items, next_cursor = service.list_page(
-        session=session, limit=limit, cursor=cursor, owner_id=principal.scope
+        session=session, limit=page.limit, cursor=page.cursor, owner_id=principal.scope
     )
     return SweepList(items=items, next_cursor=next_cursor)
 
 
 @router.get("/{sweep_id}", response_model=SweepRead)
 def get_sweep(
-    sweep_id: str,
+    sweep: SweepDep,
     session: SessionDep,
-    principal: PrincipalDep,
     metric: Annotated[
         str | None, Query(max_length=128, description="Default: the sweep's (test/acc).")
     ] = None,
@@ -69,6 +64,4 @@ def get_sweep(
     ] = None,
 ) -> Any:
     """Status counts, experiments, per-point mean/std/95% CI, and paired tests vs the baseline."""
-    return service.get(
-        session=session, sweep_id=sweep_id, principal=principal, metric=metric, baseline=baseline
-    )
+    return service.view(session=session, sweep=sweep, metric=metric, baseline=baseline)

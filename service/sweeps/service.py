@@ -12,15 +12,14 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from service import limits
-from service.auth import Principal
-from service.deps import after_commit
-from service.errors import InvalidSpec, LimitExceeded, NotFound
+from service.errors import InvalidSpec, LimitExceeded
 from service.experiments.service import check_names
 from service.queue import send_run
 from service.settings import Settings
 from service.store import experiments as experiments_repo
 from service.store import metrics as metrics_repo
 from service.store import sweeps as repo
+from service.store.db import after_commit
 from service.store.models import TERMINAL, Experiment, Status, Sweep
 from service.sweeps import packing, stats
 from service.sweeps.grid import Point, dropped_params, expand, experiment_name, label, points
@@ -85,33 +84,11 @@ def create(
     return view(session=session, sweep=sweep, metric=None, baseline=None)
 
 
-def get_sweep(*, session: Session, sweep_id: str, principal: Principal) -> Sweep:
-    """The sweep, or NotFound (also for another owner's: its existence is not disclosed)."""
-    sweep = repo.get(session, sweep_id)
-    if sweep is None or not principal.can_see(sweep.owner_id):
-        raise NotFound(f"sweep {sweep_id!r} not found")
-    return sweep
-
-
-def get(
-    *,
-    session: Session,
-    sweep_id: str,
-    principal: Principal,
-    metric: str | None,
-    baseline: str | None,
-) -> SweepRead:
-    sweep = get_sweep(session=session, sweep_id=sweep_id, principal=principal)
-    return view(session=session, sweep=sweep, metric=metric, baseline=baseline)
-
-
 def list_page(
     *, session: Session, limit: int, cursor: str | None, owner_id: str | None
 ) -> tuple[list[SweepSummary], str | None]:
     """One page, newest first, and the cursor of the next (None on the last page)."""
-    rows = list(repo.list_page(session, limit=limit + 1, cursor=cursor, owner_id=owner_id))
-    next_cursor = rows[limit - 1].id if len(rows) > limit else None
-    rows = rows[:limit]
+    rows, next_cursor = repo.list_page(session, limit=limit, cursor=cursor, owner_id=owner_id)
     counts = repo.status_counts(session, [r.id for r in rows])
     return [_summary(r, counts[r.id]) for r in rows], next_cursor
 

@@ -45,8 +45,11 @@ def _finite(x: float) -> float | None:
 def _t_interval(
     mean: float, std: float, n: int, confidence: float
 ) -> tuple[float | None, float | None]:
-    half = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
-    return _finite(mean - half), _finite(mean + half)
+    """Student's t interval of the mean of `n` values (scipy.stats.t.interval)."""
+    if std == 0.0:  # every value equal: scipy needs a positive scale; the interval is a point
+        return _finite(mean), _finite(mean)
+    low, high = sps.t.interval(confidence, n - 1, loc=mean, scale=std / math.sqrt(n))
+    return _finite(float(low)), _finite(float(high))
 
 
 @np.errstate(all="ignore")  # overflow gives inf, reported as None

@@ -167,5 +167,6 @@ def test_values_the_database_cannot_store_are_422(client: TestClient) -> None:
         "/v1/experiments", json=canonical_spec(activation={"name": "noisy_relu", "params": params})
     )
     assert nested.status_code == 422 and "activation.params.distribution: NUL" in nested.text
-    huge = client.get("/v1/experiments/exp_x/events", params={"after": 2**64})
+    exp_id = client.post("/v1/experiments", json=canonical_spec()).json()["id"]
+    huge = client.get(f"/v1/experiments/{exp_id}/events", params={"after": 2**64})
     assert huge.status_code == 422

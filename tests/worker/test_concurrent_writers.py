@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from service.settings import Settings
 from service.spec import ExperimentSpec
 from service.store import experiments as repo
+from service.store import lifecycle
 from service.store import metrics as metrics_repo
 from service.store.db import session_scope
 from service.store.models import Metric
@@ -45,7 +46,7 @@ def _write(settings_json: str, experiment_id: str) -> tuple[str, list[str]]:
     logging.getLogger("actlab").addHandler(errors)
     settings = Settings.model_validate_json(settings_json)
     with session_scope(settings.resolved_database_url) as session:
-        claim = repo.claim(session, experiment_id, worker="writer", lease_seconds=60)
+        claim = lifecycle.claim(session, experiment_id, worker="writer", lease_seconds=60)
     assert claim is not None
     callbacks = StoreCallbacks(claim, settings)
     for step in range(1, EVALS + 1):

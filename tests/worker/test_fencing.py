@@ -11,6 +11,7 @@ from sqlalchemy import update
 from service.settings import Settings
 from service.spec import ExperimentSpec
 from service.store import experiments as repo
+from service.store import lifecycle
 from service.store.db import session_scope
 from service.store.models import Experiment, utcnow
 from tests.support import canonical_spec
@@ -18,9 +19,9 @@ from worker.reaper import reap_once
 from worker.runner import StoreCallbacks, checkpoint_path
 
 
-def _claim(settings: Settings, experiment_id: str) -> repo.Claim:
+def _claim(settings: Settings, experiment_id: str) -> lifecycle.Claim:
     with session_scope(settings.resolved_database_url) as session:
-        claim = repo.claim(session, experiment_id, worker="w", lease_seconds=60)
+        claim = lifecycle.claim(session, experiment_id, worker="w", lease_seconds=60)
         assert claim is not None
         return claim
 
@@ -59,7 +60,7 @@ def test_a_stale_attempt_cannot_repoint_the_checkpoint(settings: Settings) -> No
     assert second_file != first_file
 
     # The stale first attempt wakes up: its checkpoint record is refused ...
-    with pytest.raises(repo.LeaseLost):
+    with pytest.raises(lifecycle.LeaseLost):
         StoreCallbacks(first, settings).on_checkpoint(path=first_file, step=20, epoch=2)
     second_cb.on_checkpoint(path=second_file, step=30, epoch=3)
     stored = _stored_checkpoint(settings, experiment_id)

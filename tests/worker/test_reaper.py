@@ -12,6 +12,7 @@ from service.queue import pending_runs, send_run
 from service.settings import Settings
 from service.spec import ExperimentSpec
 from service.store import experiments as repo
+from service.store import lifecycle
 from service.store.db import session_scope
 from service.store.models import Experiment, utcnow
 from tests.support import canonical_spec
@@ -35,10 +36,10 @@ def _create(settings: Settings) -> str:
         return row.id
 
 
-def _claim_and_expire(settings: Settings, experiment_id: str) -> repo.Claim:
+def _claim_and_expire(settings: Settings, experiment_id: str) -> lifecycle.Claim:
     url = settings.resolved_database_url
     with session_scope(url) as session:
-        claim = repo.claim(session, experiment_id, worker="dead", lease_seconds=60)
+        claim = lifecycle.claim(session, experiment_id, worker="dead", lease_seconds=60)
         assert claim is not None
         session.execute(update(Experiment).values(lease_expires_at=utcnow() - timedelta(1)))
     return claim
@@ -55,8 +56,8 @@ def test_expired_lease_is_requeued_then_fails_as_worker_lost(settings: Settings)
         row = repo.get(session, experiment_id)
         assert row is not None and row.status == "queued" and row.attempts == 1
         # The presumed-dead worker's token no longer writes.
-        with pytest.raises(repo.LeaseLost):
-            repo.renew(session, first, lease_seconds=60)
+        with pytest.raises(lifecycle.LeaseLost):
+            lifecycle.renew(session, first, lease_seconds=60)
     _claim_and_expire(settings, experiment_id)
     reap_once(settings)
     with session_scope(url) as session:
