@@ -112,7 +112,7 @@ def test_broken_plugins_are_reported_and_do_not_stop_the_api(
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=400,
     )
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout.splitlines()[-1])
