@@ -51,6 +51,13 @@ def names() -> list[str]:
     return sorted(_EXTRA)
 
 
+def extra_params(kind: str) -> tuple[Param, ...]:
+    """The parameters ``kind`` takes beyond start, end, total and warmup."""
+    if kind not in _EXTRA:
+        raise UnknownNameError(kind, names(), what="schedule")
+    return _EXTRA[kind]
+
+
 def _specs(kind: str) -> tuple[Param, ...]:
     if kind not in _EXTRA:
         raise UnknownNameError(kind, names(), what="schedule")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import itertools
 
-from service.errors import LimitExceeded
+from activations import ParamError
+from service.errors import InvalidSpec, LimitExceeded
 from service.settings import Settings
 from service.spec import ExperimentSpec
 from service.spec.models import CNN, MLP
@@ -62,7 +63,11 @@ def check_memory(spec: ExperimentSpec, settings: Settings) -> None:
     """
     from worker.engine.estimate import estimate
 
-    parts = estimate(spec)
+    try:
+        parts = estimate(spec)
+    except ParamError as exc:  # a unit that cannot be built at its layer's width
+        path = f"{_unit_path(spec, exc.param)}.params.{exc.param}"
+        raise InvalidSpec(f"{path}: {exc}", errors=[{"path": path, "message": str(exc)}]) from None
     total = sum(parts.values())
     if total > settings.max_memory_bytes:
         shown = ", ".join(f"{name} {_gib(size)}" for name, size in parts.items())
@@ -73,6 +78,13 @@ def check_memory(spec: ExperimentSpec, settings: Settings) -> None:
             estimate_bytes=total,
             parts=parts,
         )
+
+
+def _unit_path(spec: ExperimentSpec, param: str) -> str:
+    """Which of the spec's units set `param`: the activation, else the recurrent gates'."""
+    if spec.activation.params.get(param) not in (None, 1):
+        return "activation"
+    return "model.gate_activation"
 
 
 def _gib(size: int) -> str:

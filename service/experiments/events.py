@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,12 @@ def event_json(event: Event) -> dict[str, Any]:
     return row
 
 
+# A stream id as sent (`E-M`, or a bare event id; empty: none), ASCII digits that fit a
+# bigint column. The header's schema carries the same pattern.
+STREAM_ID_PATTERN = r"^([0-9]{1,18}(-[0-9]{0,18})?)?$"
+STREAM_ID = re.compile(STREAM_ID_PATTERN)
+
+
 @dataclass
 class Cursor:
     """What a client has: events up to `event`, metric points up to `metric` (by id)."""
@@ -58,12 +65,12 @@ class Cursor:
         """`E-M` from a Last-Event-ID header (a bare number is an event id, like `after`)."""
         if not last_event_id:
             return cls(after, 0)
-        head, _, tail = last_event_id.strip().partition("-")
-        if not head.isdigit() or not (tail.isdigit() or not tail):
+        if STREAM_ID.fullmatch(last_event_id.strip()) is None:
             raise InvalidSpec(
                 "Last-Event-ID: expected '<event id>-<metric id>' as sent in a stream's id",
                 errors=[{"path": "header.last-event-id", "message": "malformed stream id"}],
             )
+        head, _, tail = last_event_id.strip().partition("-")
         return cls(int(head), int(tail or 0))
 
     def __str__(self) -> str:

@@ -144,9 +144,13 @@ def get_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     stream: Annotated[bool, Query(description="Server-Sent Events (or Accept).")] = False,
     last_event_id: Annotated[
-        str | None,
-        Header(max_length=48, description="Resume a stream after this id (`E-M`)."),
-    ] = None,
+        str,
+        Header(
+            max_length=48,
+            pattern=events.STREAM_ID_PATTERN,
+            description="Resume a stream after this id (`E-M`).",
+        ),
+    ] = "",
 ) -> Any:
     """Status transitions and log lines; as SSE (with progress and new metric points) until
     the experiment ends when `stream=true` or `Accept: text/event-stream`."""

@@ -10,6 +10,8 @@ from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.spec.numbers import Int
+
 
 class _Dataset(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -29,11 +31,11 @@ class MNIST1D(_Dataset):
     features, outputs = 40, 10
 
     name: Literal["mnist1d"]
-    num_samples: int = Field(5000, ge=100, le=200_000)
+    num_samples: Int = Field(5000, ge=100, le=200_000)
     train_split: float = Field(
         0.8, gt=0.0, lt=1.0, description="Train share before the test split."
     )
-    data_seed: int = Field(
+    data_seed: Int = Field(
         42, ge=0, le=2**32 - 1, description="Generation seed (42 = the published data set)."
     )
 
@@ -54,7 +56,7 @@ class Moons(_Dataset):
     features, outputs = 2, 2
 
     name: Literal["moons"]
-    num_samples: int = Field(2000, ge=20, le=1_000_000)
+    num_samples: Int = Field(2000, ge=20, le=1_000_000)
     noise: float = Field(0.2, ge=0.0, le=5.0)
     test_fraction: float = Field(0.2, gt=0.0, lt=0.9)
 
@@ -65,8 +67,8 @@ class Spirals(_Dataset):
     features, outputs = 2, 10
 
     name: Literal["spirals"]
-    num_samples: int = Field(2000, ge=20, le=1_000_000)
-    arms: int = Field(2, ge=2, le=10)
+    num_samples: Int = Field(2000, ge=20, le=1_000_000)
+    arms: Int = Field(2, ge=2, le=10)
     turns: float = Field(1.5, gt=0.0, le=10.0)
     noise: float = Field(0.1, ge=0.0, le=5.0)
     test_fraction: float = Field(0.2, gt=0.0, lt=0.9)
@@ -78,8 +80,8 @@ class Adding(_Dataset):
     features, outputs = 2, 1
 
     name: Literal["adding"]
-    seq_len: int = Field(50, ge=2, le=2000)
-    num_samples: int = Field(10_000, ge=20, le=1_000_000)
+    seq_len: Int = Field(50, ge=2, le=2000)
+    num_samples: Int = Field(10_000, ge=20, le=1_000_000)
     test_fraction: float = Field(0.2, gt=0.0, lt=0.9)
 
 
@@ -89,8 +91,8 @@ class Parity(_Dataset):
     features, outputs = 1, 2
 
     name: Literal["parity"]
-    seq_len: int = Field(16, ge=2, le=2000)
-    num_samples: int = Field(10_000, ge=20, le=1_000_000)
+    seq_len: Int = Field(16, ge=2, le=2000)
+    num_samples: Int = Field(10_000, ge=20, le=1_000_000)
     test_fraction: float = Field(0.2, gt=0.0, lt=0.9)
 
 

@@ -34,9 +34,13 @@ def get_sweep_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     stream: Annotated[bool, Query(description="Server-Sent Events (or Accept).")] = False,
     last_event_id: Annotated[
-        str | None,
-        Header(max_length=48, description="Resume a stream after this id (`E-M`)."),
-    ] = None,
+        str,
+        Header(
+            max_length=48,
+            pattern=events.STREAM_ID_PATTERN,
+            description="Resume a stream after this id (`E-M`).",
+        ),
+    ] = "",
 ) -> Any:
     """The events of all the sweep's experiments; as SSE (each payload naming its
     `experiment_id`, with progress and metric points) until every experiment ended."""

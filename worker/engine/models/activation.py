@@ -27,6 +27,13 @@ def make_activation(spec: Any, width: int) -> nn.Module:
 
     params: dict[str, Any] = dict(spec.params)
     for key in SIZE_PARAMS:
-        if key in _param_names(spec.name) and params.get(key) is None:
+        if key not in _param_names(spec.name):
+            continue
+        if params.get(key) is None:
             params[key] = width
+        elif params[key] not in (1, width):
+            # A size that is neither scalar (1) nor the layer's width cannot broadcast.
+            raise activations.ParamError(
+                key, f"{spec.name}: param {key!r} must be 1 or the layer width {width}"
+            )
     return activations.create(spec.name, **params)
