@@ -59,7 +59,9 @@ def _schemathesis(url: str, key: str, report: Path) -> subprocess.CompletedProce
 
 
 def test_schemathesis_checks_all_find_no_failure(settings: Settings, tmp_path: Path) -> None:
-    env = settings_env(settings.model_copy(update={"auth_enabled": True}))
+    # Streams of queued experiments would stay open until a request timeout; 2 s ends them.
+    update = {"auth_enabled": True, "stream_max_seconds": 2.0}
+    env = settings_env(settings.model_copy(update=update))
     key = _api_key(env)
     port = _free_port()
     api = Process(
