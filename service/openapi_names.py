@@ -21,6 +21,7 @@ from activations.params import Param
 
 _JSON_TYPES = {"float": "number", "int": "integer", "bool": "boolean", "str": "string"}
 _REF = "#/components/schemas/"
+NO_NUL = "^[^\\x00]*$"
 
 
 def install(app: FastAPI) -> None:
@@ -42,7 +43,22 @@ def complete(openapi: dict[str, Any]) -> dict[str, Any]:
         components.update(activation_components())
     if "ScheduleSpec" in components:
         components.update(schedule_components(components["ScheduleSpec"]))
+    for item in openapi.get("paths", {}).values():
+        for operation in item.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query":
+                    _no_nul(parameter.get("schema", {}))
     return openapi
+
+
+def _no_nul(schema: dict[str, Any]) -> None:
+    """A NUL in any query parameter is a 422 (service/strict_json.py): say so in the schema."""
+    if schema.get("type") == "string" and "pattern" not in schema and "enum" not in schema:
+        schema["pattern"] = NO_NUL
+    for branch in schema.get("anyOf", []):
+        _no_nul(branch)
+    if isinstance(schema.get("items"), dict):
+        _no_nul(schema["items"])
 
 
 def param_schema(param: Param) -> dict[str, Any]:
