@@ -109,6 +109,8 @@ def default_generator(device: torch.device) -> torch.Generator:
 
 def rng_state(generator: torch.Generator | None, device: torch.device) -> Tensor:
     """Snapshot of the generator that the next ``sample`` on ``device`` will use."""
+    if device.type == "meta":  # shapes only (the memory estimate): no values, no state
+        return torch.empty(0, dtype=torch.uint8)
     gen = generator if generator is not None else default_generator(device)
     return gen.get_state()
 

@@ -53,6 +53,9 @@ class Param:
         if value is None:
             if self.required:
                 raise ParamError(self.name, f"{owner}: param {self.name!r} is required")
+            if self.default is not None:
+                # null means "unset" only where unset is the default (e.g. num_channels).
+                raise ParamError(self.name, f"{owner}: param {self.name!r} cannot be null")
             return None
         value = _coerce(owner, self, value)
         _check_range(owner, self, value)
@@ -68,6 +71,9 @@ def _coerce(owner: str, spec: Param, value: Any) -> Any:
             raise ParamError(spec.name, f"{where} must be a bool, got {type(value).__name__}")
         return value
     if kind == "int":
+        # JSON Schema calls 1.0 an integer; so does the catalogue's schema of these params.
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ParamError(spec.name, f"{where} must be an int, got {type(value).__name__}")
         return value

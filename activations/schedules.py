@@ -61,6 +61,11 @@ def param_names(kind: str) -> frozenset[str]:
     return frozenset(p.name for p in _COMMON + _kind(kind).params)
 
 
+def extra_params(kind: str) -> tuple[Param, ...]:
+    """The parameters ``kind`` takes beyond start, end, total and warmup."""
+    return _kind(kind).params
+
+
 def catalogue() -> list[dict[str, Any]]:
     """JSON-serialisable description of every schedule kind."""
     return [

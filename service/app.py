@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from service import observability, problems
+from service import observability, openapi_names, problems
 from service.body_limit import BodyLimit
 from service.catalogue.router import router as catalogue_router
 from service.dashboard import router as dashboard
@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=live_streams.lifespan,
     )
     app.state.settings = settings
+    openapi_names.install(app)  # names and unit params from the registries, as validated
     live.enable(settings)  # what this process commits reaches the live streams
     problems.install(app)
     observability.install(app, settings)

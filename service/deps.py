@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Query, Request
 from sqlalchemy.orm import Session
 
-from service.experiments.cursor import MAX_HEADER
+from service.experiments.cursor import MAX_HEADER, STREAM_ID_PATTERN
 from service.settings import Settings
 from service.store.db import session_scope
 
@@ -56,7 +56,7 @@ class EventsQuery:
     after: int
     limit: int
     stream: bool
-    last_event_id: str | None
+    last_event_id: str
 
 
 def get_events_query(
@@ -67,12 +67,13 @@ def get_events_query(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     stream: Annotated[bool, Query(description="Server-Sent Events (or Accept).")] = False,
     last_event_id: Annotated[
-        str | None,
+        str,
         Header(
             max_length=MAX_HEADER,
+            pattern=STREAM_ID_PATTERN,
             description="Resume a stream after this id (`E-M[/k:a-b,...]`, as it sent).",
         ),
-    ] = None,
+    ] = "",
 ) -> EventsQuery:
     streamed = stream or "text/event-stream" in request.headers.get("accept", "")
     return EventsQuery(after=after, limit=limit, stream=streamed, last_event_id=last_event_id)

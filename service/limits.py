@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from service.errors import LimitExceeded
+from activations import ParamError
+from service.errors import InvalidSpec, LimitExceeded
 from service.settings import Settings
 from service.spec import ExperimentSpec
 from service.spec.estimate import Footprint, footprint
@@ -24,7 +25,11 @@ def check_spec(spec: ExperimentSpec, settings: Settings) -> None:
             limit=settings.max_steps,
         )
     # Both from the model the registration's builder makes on the meta device: exact.
-    size = footprint(spec)
+    try:
+        size = footprint(spec)
+    except ParamError as exc:  # a unit that cannot be built at its layer's width
+        path = f"{_unit_path(spec, exc.param)}.params.{exc.param}"
+        raise InvalidSpec(f"{path}: {exc}", errors=[{"path": path, "message": str(exc)}]) from None
     if size.parameters > settings.max_model_parameters:
         raise LimitExceeded(
             f"the model has {size.parameters} parameters",
@@ -47,6 +52,20 @@ def check_memory(size: Footprint, settings: Settings) -> None:
             estimate_bytes=total,
             parts=parts,
         )
+
+
+def _unit_path(spec: ExperimentSpec, param: str) -> str:
+    """Which of the spec's units set `param`: the activation, else the recurrent gates'."""
+    if spec.activation.params.get(param) not in (None, 1):
+        return "activation"
+    return "model.gate_activation"
+
+
+def _unit_path(spec: ExperimentSpec, param: str) -> str:
+    """Which of the spec's units set `param`: the activation, else the recurrent gates'."""
+    if spec.activation.params.get(param) not in (None, 1):
+        return "activation"
+    return "model.gate_activation"
 
 
 def _gib(size: int) -> str:

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from service.auth import PrincipalDep
 from service.errors import Forbidden
+from service.problems import PROBLEM_JSON, PROBLEM_RESPONSES, PROBLEM_SCHEMA
 from service.queue import broker_client
 from service.settings import Settings
 from service.store.db import session_scope
@@ -22,6 +23,13 @@ from service.store.models import TERMINAL, Experiment, Status
 
 log = logging.getLogger("actlab.metrics")
 DURATION_BUCKETS = (10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 24 * 3600.0)
+
+
+# With auth on: 401 without a valid key, 403 for a key that is not an admin's.
+_METRICS_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: PROBLEM_RESPONSES[401],
+    403: {"description": "Not an admin key", "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}},
+}
 
 
 def queue_depth(settings: Settings) -> int:
@@ -119,7 +127,7 @@ def install(app: FastAPI, settings: Settings) -> None:
 
     router = APIRouter(tags=["health"])
 
-    @router.get("/metrics", response_class=Response)
+    @router.get("/metrics", response_class=Response, responses=_METRICS_ERRORS)
     def metrics(principal: PrincipalDep) -> Response:
         """Prometheus exposition; with auth on, for admin keys only (it counts every owner's
         experiments)."""

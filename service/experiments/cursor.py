@@ -30,6 +30,10 @@ MAX_ID = 2**63 - 1
 _ENTRY = r"\d{1,6}:\d{1,19}-\d{1,19}"
 _FORMAT = re.compile(rf"(\d{{1,19}})(?:-(\d{{1,19}}))?(?:/({_ENTRY}(?:,{_ENTRY})*))?")
 MAX_HEADER = 16_384  # a sweep of the largest size, every experiment listed, fits
+# The header's schema: the same form, at most 18 digits per number (every id fits a bigint
+# column); empty means none.
+_ENTRY_18 = "[0-9]{1,6}:[0-9]{1,18}-[0-9]{1,18}"
+STREAM_ID_PATTERN = rf"^([0-9]{{1,18}}(-[0-9]{{1,18}})?(/{_ENTRY_18}(,{_ENTRY_18})*)?)?$"
 
 
 def _invalid(message: str) -> InvalidSpec:

@@ -142,8 +142,11 @@ def _rows(
 def weights_file(*, settings: Settings, experiment: Experiment) -> Path:
     """The exported weights of a succeeded experiment (in the shared checkpoint directory)."""
     path = settings.resolved_checkpoint_dir / experiment.id / "final.safetensors"
-    if experiment.status != Status.succeeded.value or not path.exists():
-        raise NotFound(
+    if experiment.status != Status.succeeded.value:
+        # The experiment exists; its status has no weights (yet): a conflict, not a 404.
+        raise Conflict(
             f"experiment {experiment.id!r} has no final weights (status {experiment.status})"
         )
+    if not path.exists():
+        raise NotFound(f"experiment {experiment.id!r}: its final weights file is gone")
     return path

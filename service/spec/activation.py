@@ -19,6 +19,7 @@ import activations
 from activations import schedules
 from activations.errors import ParamError
 from service.spec import plugins
+from service.spec.numbers import Int
 
 # Parameters that mean "how many units/channels this layer has": the builder sets them.
 SIZE_PARAMS = frozenset({"num_units", "num_channels", "num_features", "num_parameters"})
@@ -35,11 +36,16 @@ class ActivationSpec(BaseModel):
     @field_validator("name")
     @classmethod
     def _known_name(cls, name: str) -> str:
-        # Aliases are normalised so stored specs, filters and sweeps see one name per unit.
+        # The schema's enum: a canonical name or an alias, spelled exactly (the Python API's
+        # looser matching, "Leaky-ReLU", is not part of the HTTP contract). Aliases are
+        # normalised so stored specs, filters and sweeps see one name per unit.
         try:
-            return activations.registry.entry(name).name
+            entry = activations.registry.entry(name)
         except (KeyError, ValueError) as exc:
             raise ValueError(_message(exc)) from None
+        if name != entry.name and name not in entry.aliases:
+            raise ValueError(str(activations.UnknownNameError(name, activations.names())))
+        return entry.name
 
     @model_validator(mode="after")
     def _valid_params(self) -> ActivationSpec:
@@ -57,6 +63,11 @@ class ActivationSpec(BaseModel):
         for key in SIZE_PARAMS & activations.registry.param_names(self.name):
             if params.get(key) is None:
                 params[key] = width
+            elif params[key] not in (1, width):
+                # A size that is neither scalar (1) nor the layer's width cannot broadcast.
+                raise ParamError(
+                    key, f"{self.name}: param {key!r} must be 1 or the layer width {width}"
+                )
         return activations.create(self.name, **params)
 
 
@@ -69,7 +80,7 @@ class ScheduleSpec(BaseModel):
     start: float = Field(1.0, ge=0.0, le=1e6)
     end: float = Field(0.0, ge=0.0, le=1e6)
     unit: Literal["step", "epoch"] = "step"
-    warmup: int = Field(
+    warmup: Int = Field(
         0, ge=0, le=2**31 - 1, description="Units of linear ramp from 0 to `start`."
     )
     params: dict[str, Any] = Field(default_factory=dict, description="Kind-specific parameters.")
@@ -87,6 +98,13 @@ class ScheduleSpec(BaseModel):
 
     @model_validator(mode="after")
     def _valid_params(self) -> ScheduleSpec:
+        # `params` holds the kind's own parameters only; start, end and warmup are fields.
+        allowed = sorted(p.name for p in schedules.extra_params(self.kind))
+        for key in self.params:
+            if key not in allowed:
+                valid = ", ".join(allowed) or "(none)"
+                message = f"{self.kind}: unknown param {key!r}; valid params: {valid}"
+                raise _at_param(type(self).__name__, ParamError(key, message), self.params)
         try:
             schedules.validate_params(self.kind, self.build_params(total=self.warmup + 1))
         except (KeyError, ValueError) as exc:

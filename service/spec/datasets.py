@@ -16,6 +16,7 @@ from pydantic import Field
 
 from service.spec import plugins
 from service.spec.base import Dataset, RawData, fixed_test_split
+from service.spec.numbers import Int
 from service.spec.registry import SpecRegistry
 
 
@@ -41,11 +42,11 @@ class MNIST1D(Dataset):
     staging_factor = 4.0
 
     name: Literal["mnist1d"]
-    num_samples: int = Field(5000, ge=100, le=200_000)
+    num_samples: Int = Field(5000, ge=100, le=200_000)
     train_split: float = Field(
         0.8, gt=0.0, lt=1.0, description="Train share before the test split."
     )
-    data_seed: int = Field(
+    data_seed: Int = Field(
         42, ge=0, le=2**32 - 1, description="Generation seed (42 = the published data set)."
     )
 
@@ -83,7 +84,7 @@ class Moons(Dataset):
     classes, loader = 2, f"{_SYNTHETIC}:load_moons"
 
     name: Literal["moons"]
-    num_samples: int = Field(2000, ge=20, le=1_000_000)
+    num_samples: Int = Field(2000, ge=20, le=1_000_000)
     noise: float = Field(0.2, ge=0.0, le=5.0)
     test_fraction: float = Field(0.2, gt=0.0, lt=0.9)
 
@@ -98,8 +99,8 @@ class Spirals(Dataset):
     loader = f"{_SYNTHETIC}:load_spirals"
 
     name: Literal["spirals"]
-    num_samples: int = Field(2000, ge=20, le=1_000_000)
-    arms: int = Field(2, ge=2, le=10)
+    num_samples: Int = Field(2000, ge=20, le=1_000_000)
+    arms: Int = Field(2, ge=2, le=10)
     turns: float = Field(1.5, gt=0.0, le=10.0)
     noise: float = Field(0.1, ge=0.0, le=5.0)
     test_fraction: float = Field(0.2, gt=0.0, lt=0.9)
@@ -119,8 +120,8 @@ class Adding(Dataset):
     task, is_sequence, loader = "regression", True, f"{_SYNTHETIC}:load_adding"
 
     name: Literal["adding"]
-    seq_len: int = Field(50, ge=2, le=2000)
-    num_samples: int = Field(10_000, ge=20, le=1_000_000)
+    seq_len: Int = Field(50, ge=2, le=2000)
+    num_samples: Int = Field(10_000, ge=20, le=1_000_000)
     test_fraction: float = Field(0.2, gt=0.0, lt=0.9)
 
     def input_shape(self) -> tuple[int, ...]:
@@ -134,8 +135,8 @@ class Parity(Dataset):
     classes, is_sequence, loader = 2, True, f"{_SYNTHETIC}:load_parity"
 
     name: Literal["parity"]
-    seq_len: int = Field(16, ge=2, le=2000)
-    num_samples: int = Field(10_000, ge=20, le=1_000_000)
+    seq_len: Int = Field(16, ge=2, le=2000)
+    num_samples: Int = Field(10_000, ge=20, le=1_000_000)
     test_fraction: float = Field(0.2, gt=0.0, lt=0.9)
 
     def input_shape(self) -> tuple[int, ...]:

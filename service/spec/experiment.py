@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from service.spec.activation import ActivationSpec, ScheduleSpec
 from service.spec.datasets import DatasetSpec
 from service.spec.models import ModelSpec
+from service.spec.numbers import Int
 
 CANONICAL_EXAMPLE: dict[str, Any] = {
     "name": "noisy-relu-sigma-0.3",
@@ -70,7 +71,7 @@ class EarlyStoppingSpec(BaseModel):
         "val/loss"
     )
     mode: Literal["min", "max"] = "min"
-    patience: int = Field(5, ge=1, le=10_000)
+    patience: Int = Field(5, ge=1, le=10_000)
     min_delta: float = Field(0.0, ge=0.0)
 
 
@@ -79,12 +80,12 @@ class TrainingSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    epochs: int = Field(10, ge=1, le=100_000)
-    max_steps: int | None = Field(
+    epochs: Int = Field(10, ge=1, le=100_000)
+    max_steps: Int | None = Field(
         None, ge=1, description="Stop after this many optimizer steps (overrides epochs)."
     )
-    batch_size: int = Field(100, ge=1, le=65_536)
-    eval_batch_size: int = Field(1000, ge=1, le=65_536)
+    batch_size: Int = Field(100, ge=1, le=65_536)
+    eval_batch_size: Int = Field(1000, ge=1, le=65_536)
     grad_clip: float | None = Field(None, gt=0.0, description="Clip the global gradient norm.")
     early_stopping: EarlyStoppingSpec | None = None
     best_metric: str = Field(
@@ -92,11 +93,11 @@ class TrainingSpec(BaseModel):
     )
     best_mode: Literal["min", "max"] = Field("max", description="Whether less or more is better.")
     time_limit_s: float | None = Field(None, gt=0.0, description="Wall-time limit; then `timeout`.")
-    eval_every: int = Field(1, ge=1, description="Evaluate every N epochs.")
-    diagnostics_every: int = Field(
+    eval_every: Int = Field(1, ge=1, description="Evaluate every N epochs.")
+    diagnostics_every: Int = Field(
         5, ge=0, description="Diagnostics every N evals (and at the last); 0 = off."
     )
-    checkpoint_every: int = Field(1, ge=1, description="Checkpoint every N epochs and at the end.")
+    checkpoint_every: Int = Field(1, ge=1, description="Checkpoint every N epochs and at the end.")
     checkpoint_interval_s: float = Field(
         30.0,
         ge=0.0,
@@ -116,7 +117,7 @@ class ExperimentSpec(BaseModel):
     )
 
     name: str | None = Field(None, max_length=200)
-    seed: int = Field(0, ge=0, le=2**31 - 1)
+    seed: Int = Field(0, ge=0, le=2**31 - 1)
     tags: list[Tag] = Field(default_factory=list, max_length=32)
     dataset: DatasetSpec
     model: ModelSpec

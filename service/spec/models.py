@@ -15,10 +15,11 @@ from pydantic import Field
 from service.spec import plugins
 from service.spec.activation import ActivationSpec
 from service.spec.base import Model
+from service.spec.numbers import Int
 from service.spec.registry import SpecRegistry
 
 MODELS: SpecRegistry[Model] = SpecRegistry("model", "arch", Model)
-Width = Annotated[int, Field(ge=1, le=65_536)]
+Width = Annotated[Int, Field(ge=1, le=65_536)]
 
 
 @MODELS.register
@@ -44,8 +45,8 @@ class CNN(Model):
 
     arch: Literal["cnn"]
     channels: list[Width] = Field(default_factory=lambda: [25, 25, 25], min_length=1, max_length=32)
-    kernel_size: int = Field(5, ge=1, le=31)
-    stride: int = Field(2, ge=1, le=8)
+    kernel_size: Int = Field(5, ge=1, le=31)
+    stride: Int = Field(2, ge=1, le=8)
     batch_norm: bool = False
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
 
@@ -53,8 +54,8 @@ class CNN(Model):
 class _Recurrent(Model):
     builder = "worker.engine.models.recurrent:build"
 
-    hidden_size: int = Field(128, ge=1, le=8192)
-    num_layers: int = Field(1, ge=1, le=8)
+    hidden_size: Int = Field(128, ge=1, le=8192)
+    num_layers: Int = Field(1, ge=1, le=8)
     gate_activation: ActivationSpec = Field(
         default_factory=lambda: ActivationSpec(name="sigmoid"),
         description="Replaces the sigmoid gates; the spec's `activation` replaces the tanh.",

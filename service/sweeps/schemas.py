@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from service.spec.experiment import CANONICAL_EXAMPLE, Tag
+from service.spec.numbers import Int
 
 PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 # Set per experiment by the sweep itself, never by the grid.
@@ -29,7 +30,7 @@ EXAMPLE: dict[str, Any] = {
     "tags": ["noise-study"],
 }
 
-Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]
+Seed = Annotated[Int, Field(ge=0, le=2**31 - 1)]
 
 
 def canonical(value: Any) -> str:
@@ -42,7 +43,7 @@ class PackingSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    max_members: int = Field(
+    max_members: Int = Field(
         16, ge=1, le=256, description="Most experiments per pack (1 packs nothing)."
     )
 

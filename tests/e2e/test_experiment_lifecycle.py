@@ -79,4 +79,4 @@ def test_an_error_fails_with_its_message(client: TestClient, worker: Process) ->
     assert done["status"] == "failed"
     assert done["status_reason"] == "error"
     assert "train-images-idx3-ubyte" in done["status_message"]
-    assert client.get(f"/v1/experiments/{exp['id']}/weights").status_code == 404
+    assert client.get(f"/v1/experiments/{exp['id']}/weights").status_code == 409
