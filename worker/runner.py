@@ -95,6 +95,10 @@ class StoreCallbacks(engine.Callbacks):
                     f"resumed from checkpoint at step {resumed_from_step}",
                 )
 
+    def on_note(self, message: str) -> None:
+        with session_scope(self.url) as session:
+            repo.add_event(session, self.claim.experiment_id, "log", message)
+
     def on_progress(self, *, epoch: int, step: int, total_steps: int) -> None:
         # Cheap: remembered here, written by the next heartbeat or metrics write.
         with self._lock:

@@ -80,3 +80,18 @@ def test_an_error_fails_with_its_message(client: TestClient, worker: Process) ->
     assert done["status_reason"] == "error"
     assert "train-images-idx3-ubyte" in done["status_message"]
     assert client.get(f"/v1/experiments/{exp['id']}/weights").status_code == 409
+
+
+def test_what_the_run_changed_from_its_spec_reaches_the_events(
+    client: TestClient, worker: Process
+) -> None:
+    """The engine's notes (here: CUDA-only options on a CPU worker) are experiment events."""
+    spec = canonical_spec(
+        training={"epochs": 1, "batch_size": 100, "device": "cpu", "precision": "bf16"}
+    )
+    exp = client.post("/v1/experiments", json=spec).json()
+    done = wait_for_status(client, exp["id"], {"succeeded", "failed"})
+    assert done["status"] == "succeeded", done
+    events = client.get(f"/v1/experiments/{exp['id']}/events").json()["events"]
+    logs = [e["message"] for e in events if e["kind"] == "log"]
+    assert any("precision bf16 ignored" in m for m in logs), logs

@@ -21,6 +21,10 @@ class Callbacks:
     def on_start(self, *, total_steps: int, total_epochs: int, resumed_from_step: int) -> None:
         """Called once, after data and model are built (and a checkpoint was loaded)."""
 
+    def on_note(self, message: str) -> None:
+        """Called after on_start for each thing the run did differently from its spec (a
+        setting ignored on this device, an unreadable checkpoint it started over from)."""
+
     def on_progress(self, *, epoch: int, step: int, total_steps: int) -> None:
         """Called every `progress_interval_s` of wall time and at every epoch end."""
 
@@ -49,4 +53,3 @@ class TrainResult:
     steps: int = 0
     epochs: int = 0
     checkpoint_path: Path | None = None
-    notes: list[str] = field(default_factory=list)

@@ -99,6 +99,8 @@ class Trainer:
             total_epochs=run.total_epochs,
             resumed_from_step=loop.step if resumed else 0,
         )
+        for note in run.notes:
+            self.cb.on_note(note)
         if self.lr_constant:
             self._set_lr(run.lr_schedule.at(0))
         if loop.perm is not None:  # resumed mid-epoch: per-epoch schedules hold this epoch's value
@@ -318,5 +320,4 @@ class Trainer:
             steps=loop.step,
             epochs=loop.epoch,
             checkpoint_path=self.path,
-            notes=list(self.run.notes),
         )

@@ -49,6 +49,7 @@ class Recorder(Callbacks):
         self.metrics: list[tuple[int, int, dict[str, float]]] = []
         self.checkpoints: list[tuple[int, int]] = []
         self.progress: list[tuple[int, int]] = []
+        self.notes: list[str] = []
         self.step = 0
 
     def on_start(self, *, total_steps: int, total_epochs: int, resumed_from_step: int) -> None:
@@ -59,6 +60,9 @@ class Recorder(Callbacks):
                 "resumed_from_step": resumed_from_step,
             }
         )
+
+    def on_note(self, message: str) -> None:
+        self.notes.append(message)
 
     def on_progress(self, *, epoch: int, step: int, total_steps: int) -> None:
         self.progress.append((epoch, step))

@@ -119,6 +119,6 @@ def test_unreadable_checkpoint_starts_over_with_the_same_curve(
     clean = _run(spec, data_dir, None)
     path.write_bytes(b"torn by a crash")
     rec = Recorder()
-    result = engine.train(spec, callbacks=rec, data_dir=data_dir, checkpoint_path=path)
+    engine.train(spec, callbacks=rec, data_dir=data_dir, checkpoint_path=path)
     assert rec.metrics == clean.metrics and rec.started[0]["resumed_from_step"] == 0
-    assert any("unreadable checkpoint" in note for note in result.notes)
+    assert any("unreadable checkpoint" in note for note in rec.notes)
