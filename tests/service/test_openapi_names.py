@@ -120,8 +120,9 @@ def test_schedule_variants_agree_with_validation(openapi: dict[str, Any], kind: 
             _validation_says(ScheduleSpec, body),
         )
         geometric = kind == "exponential" and body.get("params", {}).get("rate") is None
-        if geometric and verdicts == (True, False):  # needs start and end > 0: a rule between
-            assert min(body.get("start", 1.0), body.get("end", 0.0)) <= 0  # fields
+        if geometric and verdicts == (True, False):
+            # Without rate, start and end must be > 0: a rule between fields.
+            assert min(body.get("start", 1.0), body.get("end", 0.0)) <= 0
             continue
         assert verdicts[0] == verdicts[1], (body, verdicts)
     assert _schema_says(openapi, "ScheduleSpec", {}) and _validation_says(ScheduleSpec, {})
