@@ -47,6 +47,12 @@ class InvalidSpec(ActlabError):
     status, type, title = 422, "invalid-request", "Invalid request"
 
 
+def not_finite(path: str, at: float, value: float) -> InvalidSpec:
+    """A schedule whose value leaves the float range (a growth rate over a long horizon)."""
+    message = f"{path}: the value is {value} at {at:g}, past the float range; lower its rate"
+    return InvalidSpec(message, errors=[{"path": path, "message": message}])
+
+
 class Conflict(ActlabError):
     status, type, title = 409, "conflict", "Conflict"
 

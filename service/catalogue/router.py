@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from enum import Enum
 from typing import Annotated, Any
 
@@ -10,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 import activations
 from activations import schedules
-from service.errors import InvalidSpec
+from service.errors import InvalidSpec, not_finite
 from service.spec import catalogue, plugins
 from service.spec.activation import ScheduleSpec
 
@@ -95,6 +96,10 @@ def preview_schedule(
         raise InvalidSpec(detail) from None
     except ValueError as exc:
         raise InvalidSpec(str(exc)) from None
-    values = [SchedulePoint(t=t, value=v) for t, v in schedule.preview(points, total=total)]
+    values = []
+    for t, v in schedule.preview(points, total=total):
+        if not math.isfinite(v):
+            raise not_finite("query.rate", t, v)
+        values.append(SchedulePoint(t=t, value=v))
     horizon = int(values[-1].t) if values else 0
     return SchedulePreview(kind=spec.kind, total=horizon, points=values)

@@ -11,10 +11,12 @@ and `epoch` is that step's 1-based epoch, so a preview compares point for point 
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Callable
 from typing import Any
 
 from service import limits
+from service.errors import not_finite
 from service.experiments.downsample import downsample
 from service.settings import Settings
 from service.spec import ExperimentSpec
@@ -41,8 +43,17 @@ def build(
     counts, step_at = _steps(spec, h, steps)
     indices = _sampled(counts)
     series = {
-        "noise/scale": _rows(spec.noise_schedule, h, indices, step_at, scale=1.0),
-        "lr": _rows(spec.optimizer.lr_schedule, h, indices, step_at, scale=spec.optimizer.lr),
+        "noise/scale": _rows(
+            spec.noise_schedule, h, indices, step_at, scale=1.0, path="noise_schedule"
+        ),
+        "lr": _rows(
+            spec.optimizer.lr_schedule,
+            h,
+            indices,
+            step_at,
+            scale=spec.optimizer.lr,
+            path="optimizer.lr_schedule",
+        ),
     }
     if max_points is not None:
         series = {name: downsample(rows, max_points) for name, rows in series.items()}
@@ -81,6 +92,7 @@ def _rows(
     step_at: Callable,
     *,
     scale: float,
+    path: str,
 ) -> list[Row]:
     """(step, epoch, value): what the trainer sets for that step (1.0 * x is exactly x)."""
     schedule, unit, spe = build_schedule(schedule_spec, h), schedule_spec.unit, h.steps_per_epoch
@@ -88,8 +100,10 @@ def _rows(
     for i in indices:
         step = step_at(i)
         t = position(unit, step - 1, spe)
-        value = float(schedule.at(t))
-        rows.append((step, (step - 1) // spe + 1, scale * value))  # as Trainer._set_lr
+        value = scale * float(schedule.at(t))  # as Trainer._set_lr
+        if not math.isfinite(value):
+            raise not_finite(path, step, value)
+        rows.append((step, (step - 1) // spe + 1, value))
     return rows
 
 

@@ -159,3 +159,15 @@ def test_bad_query_parameters(client: TestClient) -> None:
     for params in ({"steps": "some"}, {"max_points": 0}, {"format": "csv"}):
         response = client.post("/v1/experiments/preview", json=_spec(), params=params)
         assert response.status_code == 422, params
+
+
+def test_a_schedule_past_the_float_range_is_a_422_not_a_null(client: TestClient) -> None:
+    """rate**t overflows: JSON has no inf, so the preview refuses instead of sending null."""
+    kind = client.get(
+        "/v1/schedules/exponential/preview", params={"rate": 621102.0, "points": 50, "total": 30000}
+    )
+    assert kind.status_code == 422 and "query.rate" in kind.text
+    spec = canonical_spec(noise_schedule={"kind": "exponential", "params": {"rate": 1e6}})
+    response = client.post("/v1/experiments/preview", json=spec)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["path"] == "noise_schedule"
