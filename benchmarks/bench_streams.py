@@ -244,6 +244,12 @@ def child_env(settings: Settings) -> dict[str, str]:
 CLI = [sys.executable, "-m", "service.cli"]
 
 
+def _healthy(base: str) -> bool:
+    with contextlib.suppress(httpx.HTTPError):
+        return httpx.get(f"{base}/healthz").status_code == 200
+    return False
+
+
 @contextlib.contextmanager
 def api_process(
     settings: Settings, log_dir: Path, profile: str | None
@@ -262,11 +268,11 @@ def api_process(
         )
         try:
             base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{base}/healthz").status_code == 200:
-                        break
+            deadline = time.monotonic() + 120
+            while not _healthy(base):
+                if time.monotonic() > deadline or api.poll() is not None:
+                    tail = (log_dir / "api.log").read_text()[-2000:]
+                    raise RuntimeError(f"the API did not start:\n{tail}")
                 time.sleep(0.2)
             yield base, api.pid
         finally:
