@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from service.store import live
+from service.store import live, metric_writes
+from service.store.metric_writes import Row
 from service.store.models import Metric
-
-Row = tuple[int, int, float]  # step, epoch, value
 
 
 def insert_points(
@@ -25,30 +22,15 @@ def insert_points(
     A resumed or duplicated attempt re-reports steps it already reported: the unique key
     makes that a no-op instead of an error or a second row.
     """
-    # JSON cannot carry NaN or infinity; a non-finite value is a failure, reported as status.
-    rows = [
-        {
-            "experiment_id": experiment_id,
-            "name": name,
-            "step": step,
-            "epoch": epoch,
-            "value": float(value),
-        }
-        for name, value in values.items()
-        if math.isfinite(value)
-    ]
-    if not rows:
-        return
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = (
-        insert(Metric)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["experiment_id", "name", "step"])
-        .returning(Metric.id, Metric.name, Metric.step, Metric.epoch, Metric.value)
+    write_series(
+        session, experiment_id, {name: [(step, epoch, value)] for name, value in values.items()}
     )
+
+
+def write_series(session: Session, experiment_id: str, points: Mapping[str, Iterable[Row]]) -> None:
+    """Insert many (step, epoch, value) points by name (a bulk load), as insert_points."""
     # Only the rows inserted come back: a re-reported point is neither stored nor sent twice.
-    inserted = sorted([list(row) for row in session.execute(stmt)])
+    inserted = metric_writes.write_points(session, experiment_id, points)
     if inserted:
         live.note_points(session, experiment_id, inserted)
 

@@ -1,0 +1,230 @@
+"""Writing metric points, with their seqs, series counts and rollup kept exact.
+
+A point stored at (name, step) already is left as it is: a resumed or duplicated attempt
+re-reports steps it reported, and the unique key makes that a no-op. Points after the
+series' last step (every write of a training run) are appended: seqs count on, and the
+rollup blocks they complete are written (service/store/rollup.py). A point *before* the
+last step that was not stored yet would shift every later seq: that series is renumbered
+and its rollup rebuilt, O(its length), which no training run does.
+
+Writers of one experiment are serialized: on Postgres by a row lock on the experiment
+(the worker's fenced lease renewal in the same transaction takes it anyway), on SQLite by
+BEGIN IMMEDIATE (service/store/db.py).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from service.store import rollup
+from service.store.models import Experiment, Metric, MetricRollup, MetricSeries
+
+Row = tuple[int, int, float]  # step, epoch, value
+CHUNK = 2000  # rows per INSERT: under SQLite's 32766 bound parameters
+OUT_OF_ORDER = 2**31 - 1  # temporary seqs count down from here until the renumbering
+
+
+def write_points(
+    session: Session, experiment_id: str, points: Mapping[str, Iterable[Row]]
+) -> list[list[Any]]:
+    """Store (step, epoch, value) points by name; return those inserted, as
+    [id, name, step, epoch, value] in id order. Non-finite values are dropped."""
+    clean = {name: _clean(rows) for name, rows in points.items()}
+    clean = {name: rows for name, rows in clean.items() if rows}
+    if not clean:
+        return []
+    _lock(session, experiment_id)
+    state = _state(session, experiment_id, list(clean))
+    rows: list[dict[str, Any]] = []
+    for name, pts in clean.items():
+        count, last = state.get(name, (0, None))
+        late = 0
+        for step, epoch, value in pts:
+            if last is None or step > last:
+                seq = count
+                count += 1
+            else:
+                seq, late = OUT_OF_ORDER - late, late + 1
+            rows.append(_row(experiment_id, name, step, seq, epoch, value))
+    inserted = _insert(session, rows)
+    _maintain(session, experiment_id, state, inserted)
+    return sorted([i, name, step, epoch, value] for i, name, step, _, epoch, value in inserted)
+
+
+def _clean(rows: Iterable[Row]) -> list[Row]:
+    """Finite points by step, the first of any repeated step (as DO NOTHING keeps it)."""
+    by_step: dict[int, Row] = {}
+    for step, epoch, value in rows:
+        # JSON cannot carry NaN or infinity; a non-finite value is a failure, as status.
+        if math.isfinite(value) and step not in by_step:
+            by_step[int(step)] = (int(step), int(epoch), float(value))
+    return [by_step[s] for s in sorted(by_step)]
+
+
+def _row(
+    experiment_id: str, name: str, step: int, seq: int, epoch: int, value: float
+) -> dict[str, Any]:
+    return {"experiment_id": experiment_id, "name": name, "step": step, "seq": seq} | {
+        "epoch": epoch,
+        "value": value,
+    }
+
+
+def _lock(session: Session, experiment_id: str) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        query = select(Experiment.id).where(Experiment.id == experiment_id).with_for_update()
+        session.execute(query)
+
+
+def _state(session: Session, experiment_id: str, names: list[str]) -> dict[str, tuple[int, int]]:
+    query = select(MetricSeries.name, MetricSeries.count, MetricSeries.last_step).where(
+        MetricSeries.experiment_id == experiment_id, MetricSeries.name.in_(names)
+    )
+    return {name: (count, last) for name, count, last in session.execute(query)}
+
+
+def _insert_stmt(session: Session) -> Any:
+    dialect = session.get_bind().dialect.name
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+def _insert(session: Session, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Insert, skipping points already stored; the rows inserted come back."""
+    insert = _insert_stmt(session)
+    cols = (Metric.id, Metric.name, Metric.step, Metric.seq, Metric.epoch, Metric.value)
+    out: list[tuple[Any, ...]] = []
+    for start in range(0, len(rows), CHUNK):
+        stmt = (
+            insert(Metric)
+            .values(rows[start : start + CHUNK])
+            .on_conflict_do_nothing(index_elements=["experiment_id", "name", "step"])
+            .returning(*cols)
+        )
+        out += [tuple(r) for r in session.execute(stmt)]
+    return out
+
+
+def _maintain(
+    session: Session,
+    experiment_id: str,
+    state: Mapping[str, tuple[int, int]],
+    inserted: list[tuple[Any, ...]],
+) -> None:
+    """Extend (or rebuild) each written series' rollup and save its count and last step."""
+    by_name: dict[str, list[tuple[int, int, float]]] = defaultdict(list)
+    for _, name, step, seq, _, value in inserted:
+        by_name[name].append((seq, step, value))
+    saved: list[dict[str, Any]] = []
+    for name, got in by_name.items():
+        count, last = state.get(name, (0, None))
+        got.sort()
+        if [g[0] for g in got] == list(range(count, count + len(got))):  # appended only
+            _extend(session, experiment_id, name, count, [v for _, _, v in got])
+            count, last = count + len(got), got[-1][1]
+        else:
+            count, last = rebuild(session, experiment_id, name)
+        saved.append({"experiment_id": experiment_id, "name": name} | {"count": count})
+        saved[-1]["last_step"] = last
+    if not saved:  # every point was stored already
+        return
+    stmt = _insert_stmt(session)(MetricSeries).values(saved)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["experiment_id", "name"],
+        set_={"count": stmt.excluded.count, "last_step": stmt.excluded.last_step},
+    )
+    session.execute(stmt)
+
+
+def _extend(
+    session: Session, experiment_id: str, name: str, start: int, values: list[float]
+) -> None:
+    """Write the rollup blocks that appending `values` at seq `start` completes."""
+    end = start + len(values)
+    raw, nodes = rollup.old_nodes(start, end)
+    old_values: dict[int, float] = {}
+    if raw:
+        query = select(Metric.seq, Metric.value).where(
+            Metric.experiment_id == experiment_id,
+            Metric.name == name,
+            Metric.seq >= raw.start,
+            Metric.seq < raw.stop,
+        )
+        old_values = dict(session.execute(query).tuples().all())
+    old = blocks(session, experiment_id, name, nodes)
+
+    def value_at(seq: int) -> float:
+        return values[seq - start] if seq >= start else old_values[seq]
+
+    _save_blocks(
+        session, experiment_id, name, rollup.new_blocks(start, end, value_at, old.__getitem__)
+    )
+
+
+def blocks(
+    session: Session, experiment_id: str, name: str, nodes: list[int]
+) -> dict[int, rollup.Extremes]:
+    """Stored rollup blocks by node."""
+    cols = (MetricRollup.node, MetricRollup.min_seq, MetricRollup.min_value)
+    cols += (MetricRollup.max_seq, MetricRollup.max_value)
+    out: dict[int, rollup.Extremes] = {}
+    for start in range(0, len(nodes), CHUNK * 4):
+        query = select(*cols).where(
+            MetricRollup.experiment_id == experiment_id,
+            MetricRollup.name == name,
+            MetricRollup.node.in_(nodes[start : start + CHUNK * 4]),
+        )
+        out.update((n, (a, b, c, d)) for n, a, b, c, d in session.execute(query))
+    return out
+
+
+def _save_blocks(
+    session: Session, experiment_id: str, name: str, new: list[tuple[int, rollup.Extremes]]
+) -> None:
+    rows = [
+        {"experiment_id": experiment_id, "name": name, "node": n, "min_seq": e[0]}
+        | {"min_value": e[1], "max_seq": e[2], "max_value": e[3]}
+        for n, e in new
+    ]
+    table = MetricRollup.__table__
+    for start in range(0, len(rows), CHUNK):
+        session.execute(table.insert(), rows[start : start + CHUNK])
+
+
+def rebuild(session: Session, experiment_id: str, name: str) -> tuple[int, int]:
+    """Renumber a series' seqs by step and rebuild its rollup: (count, last step)."""
+    where = (Metric.experiment_id == experiment_id, Metric.name == name)
+    query = select(Metric.id, Metric.value).where(*where).order_by(Metric.step)
+    ids_values = session.execute(query).tuples().all()
+    last = session.execute(select(Metric.step).where(*where).order_by(Metric.step.desc()))
+    last_step = int(last.scalars().first() or 0)
+    table = Metric.__table__
+    # Negate first, so no new seq ever meets an old one under the unique key.
+    session.execute(update(table).where(*where).values(seq=-1 - table.c.seq))
+    renumber = update(table).where(table.c.id == bindparam("row_id"))
+    params = [{"row_id": i, "new_seq": seq} for seq, (i, _) in enumerate(ids_values)]
+    for start in range(0, len(params), CHUNK):
+        session.execute(renumber.values(seq=bindparam("new_seq")), params[start : start + CHUNK])
+    session.execute(
+        delete(MetricRollup).where(
+            MetricRollup.experiment_id == experiment_id, MetricRollup.name == name
+        )
+    )
+    values = [v for _, v in ids_values]
+
+    def nothing_older(n: int) -> rollup.Extremes:
+        raise KeyError(n)
+
+    _save_blocks(
+        session,
+        experiment_id,
+        name,
+        rollup.new_blocks(0, len(values), values.__getitem__, nothing_older),
+    )
+    return len(values), last_step
