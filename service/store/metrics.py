@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.store import live, metric_writes
+from service.store import live, metric_writes, series_read
 from service.store.metric_writes import Row
-from service.store.models import Metric
+from service.store.models import Metric, MetricSeries
 
 
 def insert_points(
@@ -75,23 +74,31 @@ def series_rows(
 ) -> dict[str, dict[str, list[Row]]]:
     """{experiment: {name: [(step, epoch, value) by step]}}, as plain tuples (no dicts).
 
-    Ordered by the unique (experiment_id, name, step) index, so it is read in index order.
+    One query per series (listed from metric_series), each a range of the unique
+    (experiment_id, name, step) index, run on the driver's cursor: SQLAlchemy's row
+    objects cost more than the read on long series.
     """
     ids = list(experiment_ids)
-    query = select(Metric.experiment_id, Metric.name, Metric.step, Metric.epoch, Metric.value)
-    query = query.where(
-        Metric.experiment_id.in_(ids) if len(ids) > 1 else Metric.experiment_id == ids[0]
-    )
-    wanted = list(names or [])
-    if wanted:
-        query = query.where(Metric.name.in_(wanted))
+    out: dict[str, dict[str, list[Row]]] = {i: {} for i in ids}
+    pairs = sorted(series_read.counts(session, ids, names))
+    if not pairs:
+        return out
+    connection = session.connection()
+    mark = "?" if connection.dialect.paramstyle in ("qmark", "numeric") else "%s"
+    sql = f"SELECT step, epoch, value FROM metrics WHERE experiment_id = {mark} AND name = {mark}"
+    extra: tuple[int, ...] = ()
     if after_step is not None:
-        query = query.where(Metric.step > after_step)
-    query = query.order_by(Metric.experiment_id, Metric.name, Metric.step)
-    out: dict[str, dict[str, list[Row]]] = {i: defaultdict(list) for i in ids}
-    for experiment_id, name, step, epoch, value in session.execute(query).tuples():
-        out[experiment_id][name].append((step, epoch, value))
-    return {i: dict(points) for i, points in out.items()}
+        sql, extra = sql + f" AND step > {mark}", (after_step,)
+    cursor = connection.connection.cursor()
+    try:
+        for experiment_id, name in pairs:
+            cursor.execute(sql + " ORDER BY step", (experiment_id, name, *extra))
+            rows = cursor.fetchall()
+            if rows:
+                out[experiment_id][name] = rows
+    finally:
+        cursor.close()
+    return out
 
 
 def final_values(session: Session, experiment_id: str) -> dict[str, float]:
@@ -123,7 +130,7 @@ def names(session: Session, experiment_ids: Iterable[str]) -> list[str]:
     ids = list(experiment_ids)
     if not ids:
         return []
-    query = select(Metric.name).where(Metric.experiment_id.in_(ids)).distinct()
+    query = select(MetricSeries.name).where(MetricSeries.experiment_id.in_(ids)).distinct()
     return sorted(session.scalars(query))
 
 
