@@ -31,13 +31,16 @@ def downsample(rows: list[Row], max_points: int) -> list[Row]:
 
 
 def _extremes(values: list[float], buckets: int) -> set[int]:
-    """Indices of each equal-count bucket's first, last, lowest and highest point."""
+    """Indices of each equal-count bucket's first, last, lowest and highest point.
+
+    min() then index() on a slice: the first lowest (highest) point, as min(span, key=...)
+    gives it, at C speed.
+    """
     n = len(values)
     keep: set[int] = set()
-    at = values.__getitem__
     for b in range(buckets):
         lo, hi = b * n // buckets, (b + 1) * n // buckets
         if lo < hi:
-            span = range(lo, hi)
-            keep.update((lo, hi - 1, min(span, key=at), max(span, key=at)))
+            span = values[lo:hi]
+            keep.update((lo, hi - 1, lo + span.index(min(span)), lo + span.index(max(span))))
     return keep
