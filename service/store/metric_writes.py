@@ -123,16 +123,19 @@ def _maintain(
     for _, name, step, seq, _, value in inserted:
         by_name[name].append((seq, step, value))
     saved: list[dict[str, Any]] = []
+    appends: dict[tuple[int, int], dict[str, list[float]]] = defaultdict(dict)
     for name, got in by_name.items():
         count, last = state.get(name, (0, None))
         got.sort()
         if [g[0] for g in got] == list(range(count, count + len(got))):  # appended only
-            _extend(session, experiment_id, name, count, [v for _, _, v in got])
+            appends[count, len(got)][name] = [v for _, _, v in got]
             count, last = count + len(got), got[-1][1]
         else:
             count, last = rebuild(session, experiment_id, name)
         saved.append({"experiment_id": experiment_id, "name": name} | {"count": count})
         saved[-1]["last_step"] = last
+    for (start, _), values in appends.items():  # names written at the same seqs: together
+        _extend(session, experiment_id, start, values)
     if not saved:  # every point was stored already
         return
     stmt = _insert_stmt(session)(MetricSeries).values(saved)
@@ -144,55 +147,66 @@ def _maintain(
 
 
 def _extend(
-    session: Session, experiment_id: str, name: str, start: int, values: list[float]
+    session: Session, experiment_id: str, start: int, values: Mapping[str, list[float]]
 ) -> None:
-    """Write the rollup blocks that appending `values` at seq `start` completes."""
-    end = start + len(values)
+    """Write the rollup blocks that appending `values` (by name, all at seq `start` on)
+    completes; what they need of the points and blocks before `start` is read at once."""
+    end = start + len(next(iter(values.values())))
     raw, nodes = rollup.old_nodes(start, end)
-    old_values: dict[int, float] = {}
+    if start >> rollup.MIN_LEVEL == end >> rollup.MIN_LEVEL:
+        return  # no block completes
+    names = list(values)
+    old_values: dict[tuple[str, int], float] = {}
     if raw:
-        query = select(Metric.seq, Metric.value).where(
+        query = select(Metric.name, Metric.seq, Metric.value).where(
             Metric.experiment_id == experiment_id,
-            Metric.name == name,
+            Metric.name.in_(names),
             Metric.seq >= raw.start,
             Metric.seq < raw.stop,
         )
-        old_values = dict(session.execute(query).tuples().all())
-    old = blocks(session, experiment_id, name, nodes)
+        old_values = {(n, q): v for n, q, v in session.execute(query)}
+    old = blocks(session, experiment_id, names, nodes) if nodes else {}
+    new: list[dict[str, Any]] = []
+    for name, vals in values.items():
 
-    def value_at(seq: int) -> float:
-        return values[seq - start] if seq >= start else old_values[seq]
+        def value_at(seq: int, name: str = name, vals: list[float] = vals) -> float:
+            return vals[seq - start] if seq >= start else old_values[name, seq]
 
-    _save_blocks(
-        session, experiment_id, name, rollup.new_blocks(start, end, value_at, old.__getitem__)
-    )
+        def old_block(node: int, name: str = name) -> rollup.Extremes:
+            return old[name, node]
+
+        new += _block_rows(experiment_id, name, rollup.new_blocks(start, end, value_at, old_block))
+    _save_blocks(session, new)
 
 
 def blocks(
-    session: Session, experiment_id: str, name: str, nodes: list[int]
-) -> dict[int, rollup.Extremes]:
-    """Stored rollup blocks by node."""
-    cols = (MetricRollup.node, MetricRollup.min_seq, MetricRollup.min_value)
+    session: Session, experiment_id: str, names: list[str], nodes: list[int]
+) -> dict[tuple[str, int], rollup.Extremes]:
+    """Stored rollup blocks of these series, by (name, node)."""
+    cols = (MetricRollup.name, MetricRollup.node, MetricRollup.min_seq, MetricRollup.min_value)
     cols += (MetricRollup.max_seq, MetricRollup.max_value)
-    out: dict[int, rollup.Extremes] = {}
+    out: dict[tuple[str, int], rollup.Extremes] = {}
     for start in range(0, len(nodes), CHUNK * 4):
         query = select(*cols).where(
             MetricRollup.experiment_id == experiment_id,
-            MetricRollup.name == name,
+            MetricRollup.name.in_(names),
             MetricRollup.node.in_(nodes[start : start + CHUNK * 4]),
         )
-        out.update((n, (a, b, c, d)) for n, a, b, c, d in session.execute(query))
+        out.update(((n, node), (a, b, c, d)) for n, node, a, b, c, d in session.execute(query))
     return out
 
 
-def _save_blocks(
-    session: Session, experiment_id: str, name: str, new: list[tuple[int, rollup.Extremes]]
-) -> None:
-    rows = [
+def _block_rows(
+    experiment_id: str, name: str, new: list[tuple[int, rollup.Extremes]]
+) -> list[dict[str, Any]]:
+    return [
         {"experiment_id": experiment_id, "name": name, "node": n, "min_seq": e[0]}
         | {"min_value": e[1], "max_seq": e[2], "max_value": e[3]}
         for n, e in new
     ]
+
+
+def _save_blocks(session: Session, rows: list[dict[str, Any]]) -> None:
     if rows:
         session.connection().execute(MetricRollup.__table__.insert(), rows)
 
@@ -221,10 +235,6 @@ def rebuild(session: Session, experiment_id: str, name: str) -> tuple[int, int]:
     def nothing_older(n: int) -> rollup.Extremes:
         raise KeyError(n)
 
-    _save_blocks(
-        session,
-        experiment_id,
-        name,
-        rollup.new_blocks(0, len(values), values.__getitem__, nothing_older),
-    )
+    built = rollup.new_blocks(0, len(values), values.__getitem__, nothing_older)
+    _save_blocks(session, _block_rows(experiment_id, name, built))
     return len(values), last_step

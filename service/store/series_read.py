@@ -50,7 +50,9 @@ def sampled(
     seqs = plan.direct()
     if seqs is None:
         nodes, raw = plan.needs()
-        stored = blocks(session, experiment_id, name, nodes)
+        stored = {
+            node: ext for (_, node), ext in blocks(session, experiment_id, [name], nodes).items()
+        }
         seqs = plan.select(stored, dict(_at(session, experiment_id, name, raw, values=True)))
     return [row for _, *row in _at(session, experiment_id, name, seqs, values=False)]  # type: ignore[misc]
 
