@@ -167,8 +167,8 @@ def _rows(
     for (experiment_id, name), count in sorted(series_read.counts(session, ids, names).items()):
         lo = 0
         if after_step is not None and count > WHOLE_READ_FACTOR * max_points:
-            lo = series_read.first_seq_after(session, experiment_id, name, after_step)
-            lo = count if lo is None else lo
+            first = series_read.first_seq_after(session, experiment_id, name, after_step)
+            lo = count if first is None else first
         if count - lo <= WHOLE_READ_FACTOR * max_points:
             whole[experiment_id].append(name)
         else:

@@ -17,9 +17,9 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -29,6 +29,8 @@ from service.store.models import Experiment, Metric, MetricRollup, MetricSeries
 Row = tuple[int, int, float]  # step, epoch, value
 CHUNK = 2000  # rows per INSERT: under SQLite's 32766 bound parameters
 OUT_OF_ORDER = 2**31 - 1  # temporary seqs count down from here until the renumbering
+METRICS = cast(Table, Metric.__table__)
+ROLLUPS = cast(Table, MetricRollup.__table__)
 
 
 def write_points(
@@ -102,7 +104,7 @@ def _insert(session: Session, rows: list[dict[str, Any]]) -> list[tuple[Any, ...
     INSERT ... RETURNING), through Core: compiling a VALUES list per call cost more than
     the inserts on bulk loads.
     """
-    table = Metric.__table__
+    table = METRICS
     cols = (table.c.id, table.c.name, table.c.step, table.c.seq, table.c.epoch, table.c.value)
     stmt = (
         _insert_stmt(session)(table)
@@ -183,8 +185,8 @@ def blocks(
     session: Session, experiment_id: str, names: list[str], nodes: list[int]
 ) -> dict[tuple[str, int], rollup.Extremes]:
     """Stored rollup blocks of these series, by (name, node)."""
-    cols = (MetricRollup.name, MetricRollup.node, MetricRollup.min_seq, MetricRollup.min_value)
-    cols += (MetricRollup.max_seq, MetricRollup.max_value)
+    cols: tuple[Any, ...] = (MetricRollup.name, MetricRollup.node, MetricRollup.min_seq)
+    cols += (MetricRollup.min_value, MetricRollup.max_seq, MetricRollup.max_value)
     out: dict[tuple[str, int], rollup.Extremes] = {}
     for start in range(0, len(nodes), CHUNK * 4):
         query = select(*cols).where(
@@ -208,7 +210,7 @@ def _block_rows(
 
 def _save_blocks(session: Session, rows: list[dict[str, Any]]) -> None:
     if rows:
-        session.connection().execute(MetricRollup.__table__.insert(), rows)
+        session.connection().execute(ROLLUPS.insert(), rows)
 
 
 def rebuild(session: Session, experiment_id: str, name: str) -> tuple[int, int]:
@@ -218,7 +220,7 @@ def rebuild(session: Session, experiment_id: str, name: str) -> tuple[int, int]:
     ids_values = session.execute(query).tuples().all()
     last = session.execute(select(Metric.step).where(*where).order_by(Metric.step.desc()))
     last_step = int(last.scalars().first() or 0)
-    table = Metric.__table__
+    table = METRICS
     # Negate first, so no new seq ever meets an old one under the unique key.
     session.execute(update(table).where(*where).values(seq=-1 - table.c.seq))
     renumber = update(table).where(table.c.id == bindparam("row_id"))

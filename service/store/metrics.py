@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -93,7 +93,7 @@ def series_rows(
     try:
         for experiment_id, name in pairs:
             cursor.execute(sql + " ORDER BY step", (experiment_id, name, *extra))
-            rows = cursor.fetchall()
+            rows = cast(list[Row], cursor.fetchall())
             if rows:
                 out[experiment_id][name] = rows
     finally:
