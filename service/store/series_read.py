@@ -54,7 +54,10 @@ def sampled(
             node: ext for (_, node), ext in blocks(session, experiment_id, [name], nodes).items()
         }
         seqs = plan.select(stored, dict(_at(session, experiment_id, name, raw, values=True)))
-    return [row for _, *row in _at(session, experiment_id, name, seqs, values=False)]  # type: ignore[misc]
+    return [
+        (step, epoch, value)
+        for _, step, epoch, value in _at(session, experiment_id, name, seqs, values=False)
+    ]
 
 
 def _at(

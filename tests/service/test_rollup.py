@@ -14,6 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from service.auth import ANONYMOUS
+from service.experiments import service
 from service.experiments.downsample import downsample
 from service.experiments.service import WHOLE_READ_FACTOR
 from service.settings import Settings
@@ -163,6 +165,16 @@ def test_database_downsampling_equals_downsample(client: TestClient, settings: S
             out = list(zip(series["step"], series["epoch"], series["value"], strict=True))
             assert out == downsample(full, k), (name, k, after)
             _assert_extremes(full, out, k)
+    with session_scope(settings.resolved_database_url) as session:  # rows, not only JSON
+        got_rows = service.metric_series(
+            session=session,
+            principal=ANONYMOUS,
+            experiment_id=exp,
+            names=["a"],
+            after_step=None,
+            max_points=40,
+        )["a"]
+    assert got_rows == downsample(rows["a"], 40)
 
 
 def _assert_extremes(full: list[Any], out: list[Any], k: int) -> None:
