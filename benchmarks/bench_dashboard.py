@@ -41,8 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from service.embedded import EmbeddedRedis
 from service.spec.experiment import CANONICAL_EXAMPLE
-from service.store.db import get_engine
-from service.store.models import Experiment, Metric, new_id
+from service.store import metrics
+from service.store.db import get_engine, session_scope
+from service.store.models import Experiment, new_id
 from service.store.scratch import scratch_database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,20 +91,18 @@ def api_server(tmp: Path, url: str, broker: str) -> Iterator[str]:
 
 
 def insert_points(url: str, ids: list[str], names: list[str], points: int) -> None:
-    engine = get_engine(url)
-    with engine.begin() as conn:
-        rows: list[dict[str, Any]] = []
-        for e, exp_id in enumerate(ids):
-            for n, name in enumerate(names):
-                for s in range(points):
-                    v = math.exp(-s / points * 3) + 0.05 * math.sin(s / 7 + e + n)
-                    rows.append({"experiment_id": exp_id, "name": name, "step": s})
-                    rows[-1] |= {"epoch": s // 100, "value": v}
-                if len(rows) >= 50_000:
-                    conn.execute(insert(Metric), rows)
-                    rows = []
-        if rows:
-            conn.execute(insert(Metric), rows)
+    """Through the store's writer (seqs, per-series counts, rollup), one experiment a
+    transaction."""
+    for e, exp_id in enumerate(ids):
+        series = {
+            name: [
+                (s, s // 100, math.exp(-s / points * 3) + 0.05 * math.sin(s / 7 + e + n))
+                for s in range(points)
+            ]
+            for n, name in enumerate(names)
+        }
+        with session_scope(url) as session:
+            metrics.write_series(session, exp_id, series)
 
 
 def make_sweep(client: httpx.Client, url: str, experiments: int, points: int) -> str:

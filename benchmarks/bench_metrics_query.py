@@ -32,8 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from service.app import create_app
 from service.settings import Settings
 from service.spec.experiment import CANONICAL_EXAMPLE
-from service.store.db import get_engine
-from service.store.models import Experiment, Metric, new_id
+from service.store import metrics
+from service.store.db import get_engine, session_scope
+from service.store.models import Experiment, new_id
 from service.store.scratch import drop_scratch, scratch_database
 
 SERIES_SQL = (
@@ -58,21 +59,16 @@ def fill(url: str, experiments: int, names: int, steps: int) -> list[str]:
                 for n, i in enumerate(ids)
             ],
         )
-    rows: list[dict[str, Any]] = []
-    with engine.begin() as conn:
-        for e, exp_id in enumerate(ids):
-            for n, name in enumerate(metric_names):
-                for step in range(steps):
-                    value = math.sin(0.01 * step + n + e)
-                    rows.append(
-                        {"experiment_id": exp_id, "name": name, "step": step}
-                        | {"epoch": step // 25, "value": value}
-                    )
-            if len(rows) >= CHUNK:
-                conn.execute(insert(Metric), rows)
-                rows = []
-        if rows:
-            conn.execute(insert(Metric), rows)
+    for e, exp_id in enumerate(ids):  # through the store's writer: seqs, counts, rollup
+        with session_scope(url) as session:
+            metrics.write_series(
+                session,
+                exp_id,
+                {
+                    name: [(s, s // 25, math.sin(0.01 * s + n + e)) for s in range(steps)]
+                    for n, name in enumerate(metric_names)
+                },
+            )
     with engine.begin() as conn:  # fresh statistics, as a long-lived database has
         conn.execute(text("ANALYZE" if url.startswith("sqlite") else "ANALYZE metrics"))
     return ids

@@ -35,8 +35,9 @@ from sqlalchemy import insert
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from service.spec.experiment import CANONICAL_EXAMPLE
-from service.store.db import get_engine
-from service.store.models import Experiment, Metric, new_id
+from service.store import metrics
+from service.store.db import get_engine, session_scope
+from service.store.models import Experiment, new_id
 from service.store.scratch import scratch_database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,15 +146,9 @@ def fill_actlab(url: str, points: int) -> str:
     with engine.begin() as conn:
         row = {"id": exp_id, "name": "bench", "activation": "relu", "tags": []}
         conn.execute(insert(Experiment), [row | {"spec": CANONICAL_EXAMPLE, "status": "succeeded"}])
-        for start in range(0, points, 50_000):
-            conn.execute(
-                insert(Metric),
-                [
-                    {"experiment_id": exp_id, "name": NAME, "step": s, "epoch": s // 1000}
-                    | {"value": value(s)}
-                    for s in range(start, min(start + 50_000, points))
-                ],
-            )
+    with session_scope(url) as session:  # the store's writer: seqs, counts, rollup
+        series = [(s, s // 1000, value(s)) for s in range(points)]
+        metrics.write_series(session, exp_id, {NAME: series})
     engine.dispose()
     return exp_id
 

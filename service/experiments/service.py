@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from service.settings import Settings
 from service.spec import ExperimentSpec
 from service.store import experiments as repo
 from service.store import metrics as metrics_repo
+from service.store import series_read
 from service.store.db import after_commit
 from service.store.metrics import Row
 from service.store.models import TERMINAL, Experiment, Status
@@ -123,6 +125,11 @@ def many_series(
     return _rows(session, experiment_ids, names, after_step, max_points)
 
 
+# A series at most this many times max_points long is read whole and downsampled here;
+# a longer one from the rollup, reading O(max_points * log) rows (service/store/rollup.py).
+WHOLE_READ_FACTOR = 8
+
+
 def _rows(
     session: Session,
     ids: list[str],
@@ -130,13 +137,36 @@ def _rows(
     after_step: int | None,
     max_points: int | None,
 ) -> dict[str, dict[str, list[Row]]]:
-    found = metrics_repo.series_rows(session, ids, names=names, after_step=after_step)
-    if max_points:
-        found = {
-            i: {name: downsample(rows, max_points) for name, rows in by_name.items()}
-            for i, by_name in found.items()
-        }
-    return {i: found.get(i, {}) for i in ids}
+    if not max_points:
+        found = metrics_repo.series_rows(session, ids, names=names, after_step=after_step)
+        return {i: found.get(i, {}) for i in ids}
+    out: dict[str, dict[str, list[Row]]] = {i: {} for i in ids}
+    whole: dict[str, list[str]] = defaultdict(list)
+    for (experiment_id, name), count in sorted(series_read.counts(session, ids, names).items()):
+        lo = 0
+        if after_step is not None and count > WHOLE_READ_FACTOR * max_points:
+            first = series_read.first_seq_after(session, experiment_id, name, after_step)
+            lo = count if first is None else first
+        if count - lo <= WHOLE_READ_FACTOR * max_points:
+            whole[experiment_id].append(name)
+        else:
+            out[experiment_id][name] = series_read.sampled(
+                session, experiment_id, name, lo=lo, n=count - lo, max_points=max_points
+            )
+    for group, names_ in _by_names(whole).items():
+        found = metrics_repo.series_rows(session, group, names=names_, after_step=after_step)
+        for experiment_id, by_name in found.items():
+            for name, rows in by_name.items():
+                out[experiment_id][name] = downsample(rows, max_points)
+    return {i: dict(sorted(series.items())) for i, series in out.items()}
+
+
+def _by_names(whole: dict[str, list[str]]) -> dict[tuple[str, ...], list[str]]:
+    """Experiments grouped by the names to read whole: one query per group."""
+    groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for experiment_id, names in whole.items():
+        groups[tuple(names)].append(experiment_id)
+    return {tuple(ids): list(names) for names, ids in groups.items()}
 
 
 def weights_file(*, settings: Settings, experiment: Experiment) -> Path:

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import math
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import and_, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from service.store import live
-from service.store.models import Metric
-
-Row = tuple[int, int, float]  # step, epoch, value
+from service.store import live, metric_writes, series_read
+from service.store.metric_writes import Row
+from service.store.models import Metric, MetricSeries
 
 
 def insert_points(
@@ -25,30 +21,15 @@ def insert_points(
     A resumed or duplicated attempt re-reports steps it already reported: the unique key
     makes that a no-op instead of an error or a second row.
     """
-    # JSON cannot carry NaN or infinity; a non-finite value is a failure, reported as status.
-    rows = [
-        {
-            "experiment_id": experiment_id,
-            "name": name,
-            "step": step,
-            "epoch": epoch,
-            "value": float(value),
-        }
-        for name, value in values.items()
-        if math.isfinite(value)
-    ]
-    if not rows:
-        return
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = (
-        insert(Metric)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["experiment_id", "name", "step"])
-        .returning(Metric.id, Metric.name, Metric.step, Metric.epoch, Metric.value)
+    write_series(
+        session, experiment_id, {name: [(step, epoch, value)] for name, value in values.items()}
     )
+
+
+def write_series(session: Session, experiment_id: str, points: Mapping[str, Iterable[Row]]) -> None:
+    """Insert many (step, epoch, value) points by name (a bulk load), as insert_points."""
     # Only the rows inserted come back: a re-reported point is neither stored nor sent twice.
-    inserted = sorted([list(row) for row in session.execute(stmt)])
+    inserted = metric_writes.write_points(session, experiment_id, points)
     if inserted:
         live.note_points(session, experiment_id, inserted)
 
@@ -93,23 +74,31 @@ def series_rows(
 ) -> dict[str, dict[str, list[Row]]]:
     """{experiment: {name: [(step, epoch, value) by step]}}, as plain tuples (no dicts).
 
-    Ordered by the unique (experiment_id, name, step) index, so it is read in index order.
+    One query per series (listed from metric_series), each a range of the unique
+    (experiment_id, name, step) index, run on the driver's cursor: SQLAlchemy's row
+    objects cost more than the read on long series.
     """
     ids = list(experiment_ids)
-    query = select(Metric.experiment_id, Metric.name, Metric.step, Metric.epoch, Metric.value)
-    query = query.where(
-        Metric.experiment_id.in_(ids) if len(ids) > 1 else Metric.experiment_id == ids[0]
-    )
-    wanted = list(names or [])
-    if wanted:
-        query = query.where(Metric.name.in_(wanted))
+    out: dict[str, dict[str, list[Row]]] = {i: {} for i in ids}
+    pairs = sorted(series_read.counts(session, ids, names))
+    if not pairs:
+        return out
+    connection = session.connection()
+    mark = "?" if connection.dialect.paramstyle in ("qmark", "numeric") else "%s"
+    sql = f"SELECT step, epoch, value FROM metrics WHERE experiment_id = {mark} AND name = {mark}"
+    extra: tuple[int, ...] = ()
     if after_step is not None:
-        query = query.where(Metric.step > after_step)
-    query = query.order_by(Metric.experiment_id, Metric.name, Metric.step)
-    out: dict[str, dict[str, list[Row]]] = {i: defaultdict(list) for i in ids}
-    for experiment_id, name, step, epoch, value in session.execute(query).tuples():
-        out[experiment_id][name].append((step, epoch, value))
-    return {i: dict(points) for i, points in out.items()}
+        sql, extra = sql + f" AND step > {mark}", (after_step,)
+    cursor = connection.connection.cursor()
+    try:
+        for experiment_id, name in pairs:
+            cursor.execute(sql + " ORDER BY step", (experiment_id, name, *extra))
+            rows = cast(list[Row], cursor.fetchall())
+            if rows:
+                out[experiment_id][name] = rows
+    finally:
+        cursor.close()
+    return out
 
 
 def points_after_id(
@@ -135,7 +124,7 @@ def names(session: Session, experiment_ids: Iterable[str]) -> list[str]:
     ids = list(experiment_ids)
     if not ids:
         return []
-    query = select(Metric.name).where(Metric.experiment_id.in_(ids)).distinct()
+    query = select(MetricSeries.name).where(MetricSeries.experiment_id.in_(ids)).distinct()
     return sorted(session.scalars(query))
 
 

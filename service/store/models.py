@@ -133,15 +133,49 @@ class ExperimentTag(Base):
 
 class Metric(Base):
     __tablename__ = "metrics"
-    # The unique constraint doubles as the index behind every series query.
-    __table_args__ = (UniqueConstraint("experiment_id", "name", "step", name="uq_metrics_key"),)
+    # The unique constraints double as the indexes behind every series query: by step for
+    # whole reads, by seq (the point's 0-based position by step) for downsampled ones.
+    __table_args__ = (
+        UniqueConstraint("experiment_id", "name", "step", name="uq_metrics_key"),
+        UniqueConstraint("experiment_id", "name", "seq", name="uq_metrics_seq"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(128))
     step: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(Integer)
     epoch: Mapped[int] = mapped_column(Integer)
     value: Mapped[float] = mapped_column(Float)
+
+
+class MetricSeries(Base):
+    """One row per (experiment, name): how many points it has and its last step."""
+
+    __tablename__ = "metric_series"
+
+    experiment_id: Mapped[str] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    last_step: Mapped[int] = mapped_column(Integer)
+
+
+class MetricRollup(Base):
+    """Each complete aligned block's lowest and highest point (see service/store/rollup.py)."""
+
+    __tablename__ = "metric_rollups"
+
+    experiment_id: Mapped[str] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    node: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    min_seq: Mapped[int] = mapped_column(Integer)
+    min_value: Mapped[float] = mapped_column(Float)
+    max_seq: Mapped[int] = mapped_column(Integer)
+    max_value: Mapped[float] = mapped_column(Float)
 
 
 class Event(Base):

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.store import pages
-from service.store.models import Experiment, Metric, Sweep, new_id
+from service.store.models import Experiment, Metric, MetricSeries, Sweep, new_id
 
 
 def create(
@@ -80,15 +80,16 @@ def last_values(session: Session, experiment_ids: Iterable[str], metric: str) ->
     ids = list(experiment_ids)
     if not ids:
         return {}
-    last_step = (
-        select(Metric.experiment_id, func.max(Metric.step).label("step"))
-        .where(Metric.experiment_id.in_(ids), Metric.name == metric)
-        .group_by(Metric.experiment_id)
-        .subquery()
+    # metric_series knows each series' last step: one index seek per experiment, where a
+    # max(step) per experiment read every point of the metric.
+    query = (
+        select(Metric.experiment_id, Metric.value)
+        .join(
+            MetricSeries,
+            (Metric.experiment_id == MetricSeries.experiment_id)
+            & (Metric.name == MetricSeries.name)
+            & (Metric.step == MetricSeries.last_step),
+        )
+        .where(MetricSeries.experiment_id.in_(ids), MetricSeries.name == metric)
     )
-    query = select(Metric.experiment_id, Metric.value).join(
-        last_step,
-        (Metric.experiment_id == last_step.c.experiment_id) & (Metric.step == last_step.c.step),
-    )
-    query = query.where(Metric.name == metric)
     return {experiment_id: float(value) for experiment_id, value in session.execute(query)}

@@ -29,6 +29,9 @@ export async function sweepView(root, ctx, id, params = new URLSearchParams()) {
 }
 
 async function load(view) {
+  // The curves do not wait for the sweep when the metric is known (it is in the URL).
+  const early = view.metric ? fetchCurves(view) : null;
+  early?.catch(() => {}); // awaited below; no unhandled rejection meanwhile
   try {
     view.sweep = await api(`/v1/sweeps/${encodeURIComponent(view.id)}` +
       qs({ metric: view.metric, baseline: view.baseline }));
@@ -37,18 +40,23 @@ async function load(view) {
     return false;
   }
   view.metric = view.metric || view.sweep.metric;
-  if (!view.names.length) view.names = await metricNames(view.sweep);
   render(view);
-  await loadCurves(view);
+  if (!view.names.length) {
+    metricNames(view.sweep).then((names) => {
+      view.names = names;
+      if (names.length) render(view);
+    }).catch(() => {});
+  }
+  await loadCurves(view, early);
   return view.sweep.experiments.some((e) => ACTIVE.has(e.status));
 }
 
-/** Metric names, from one point of each series of the sweep's first experiment. */
+/** The metric names of the sweep's first experiment (what the picker offers). */
 async function metricNames(sweep) {
   const first = sweep.experiments[0];
   if (!first) return [];
-  const body = await api(`/v1/experiments/${encodeURIComponent(first.id)}/metrics` + qs({ max_points: 1 }));
-  return Object.keys(body.series).sort();
+  const body = await api(`/v1/experiments/${encodeURIComponent(first.id)}/metric-names`);
+  return body.names;
 }
 
 function render(view) {
@@ -65,7 +73,7 @@ function render(view) {
     labelled("metric", select("metric", names, view.metric, (v) => { view.metric = v; view.reload(); })),
     labelled("baseline", select("baseline", arms, baseline, (v) => { view.baseline = v; view.reload(); })),
     h("label", {}, "per-seed lines", h("input", { type: "checkbox", name: "per-seed", checked: view.perSeed,
-      onchange: (e) => { view.perSeed = e.target.checked; loadCurves(view); } })));
+      onchange: (e) => { view.perSeed = e.target.checked; drawCurves(view); } })));
   const num = (key) => ({ title: key, num: true, cell: (r) => cell(r[key]) });
   const aggregate = table([{ title: "arm", cell: (r) => r.label }, num("n"), num("mean"), num("std"),
     num("ci_low"), num("ci_high"), num("n_pending"), num("n_failed"), num("n_cancelled"), num("n_missing")],
@@ -89,10 +97,24 @@ function cell(x) {
   return h("span", { "data-value": x == null ? "" : String(x), title: x == null ? "" : String(x) }, fmt(x));
 }
 
-async function loadCurves(view) {
+/** One request for every curve of the sweep: columnar, downsampled to the chart's width. */
+function fetchCurves(view) {
   const width = Math.max(200, Math.round(view.chart.el.clientWidth || 800));
-  const body = await api("/v1/metrics/series" +
+  return api("/v1/metrics/series" +
     qs({ sweep_id: view.id, name: view.metric, max_points: width, format: "columnar" }));
+}
+
+async function loadCurves(view, pending = null) {
+  const metric = view.metric;
+  const body = await (pending || fetchCurves(view));
+  if (metric !== view.metric) return; // the picker moved on meanwhile
+  view.body = body;
+  drawCurves(view);
+}
+
+function drawCurves(view) {
+  const body = view.body;
+  if (!body) return;
   const members = new Map(view.sweep.experiments.map((e) => [e.id, e]));
   const byArm = new Map();
   for (const [id, series] of Object.entries(body.experiments)) {
