@@ -133,7 +133,6 @@ class StoreCallbacks(engine.Callbacks):
                 self.claim,
                 lease_seconds=self.settings.lease_seconds,
                 checkpoint_path=str(stored),
-                checkpoint_step=step,
                 progress_step=step,
                 progress_epoch=epoch,
             )
