@@ -61,13 +61,6 @@ def _unit_path(spec: ExperimentSpec, param: str) -> str:
     return "model.gate_activation"
 
 
-def _unit_path(spec: ExperimentSpec, param: str) -> str:
-    """Which of the spec's units set `param`: the activation, else the recurrent gates'."""
-    if spec.activation.params.get(param) not in (None, 1):
-        return "activation"
-    return "model.gate_activation"
-
-
 def _gib(size: int) -> str:
     return f"{size / 2**30:.2f} GiB"
 
