@@ -16,10 +16,11 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('experiments', schema=None) as batch_op:
-        batch_op.drop_column('checkpoint_step')
+    # A plain ALTER TABLE (SQLite >= 3.35 has DROP COLUMN), not batch mode: batch mode
+    # recreates the table on SQLite, and dropping the old one would cascade to every
+    # metric and event row that references it.
+    op.drop_column('experiments', 'checkpoint_step')
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('experiments', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('checkpoint_step', sa.Integer(), nullable=True))
+    op.add_column('experiments', sa.Column('checkpoint_step', sa.Integer(), nullable=True))
