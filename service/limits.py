@@ -7,6 +7,7 @@ from service.errors import InvalidSpec, LimitExceeded
 from service.settings import Settings
 from service.spec import ExperimentSpec
 from service.spec.estimate import Footprint, footprint
+from service.spec.horizon import build_schedule, horizon
 
 
 def check_spec(spec: ExperimentSpec, settings: Settings) -> None:
@@ -25,6 +26,7 @@ def check_spec(spec: ExperimentSpec, settings: Settings) -> None:
             limit=settings.max_steps,
         )
     # Both from the model the registration's builder makes on the meta device: exact.
+    check_schedules(spec)
     try:
         size = footprint(spec)
     except ParamError as exc:  # a unit that cannot be built at its layer's width
@@ -37,6 +39,27 @@ def check_spec(spec: ExperimentSpec, settings: Settings) -> None:
             limit=settings.max_model_parameters,
         )
     check_memory(size, settings)
+
+
+def check_schedules(spec: ExperimentSpec) -> None:
+    """Build both schedules over the run's horizon, as the worker will: a warmup as long as
+    the run (or any other rule that needs the horizon) is a 422 at submit, not a failure
+    in the worker."""
+    h = horizon(spec)
+    for path, schedule in (
+        ("noise_schedule", spec.noise_schedule),
+        ("optimizer.lr_schedule", spec.optimizer.lr_schedule),
+    ):
+        try:
+            build_schedule(schedule, h)
+        except ParamError as exc:
+            # `total` is the run's horizon, not a field: a warmup that does not fit it.
+            name = "warmup" if exc.param == "total" else exc.param
+            field = (
+                f"{path}.{name}" if name in ("warmup", "start", "end") else f"{path}.params.{name}"
+            )
+            message = f"{field}: {exc} (the run has {h.total_steps} steps, {h.total_epochs} epochs)"
+            raise InvalidSpec(message, errors=[{"path": field, "message": message}]) from None
 
 
 def check_memory(size: Footprint, settings: Settings) -> None:

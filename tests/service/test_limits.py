@@ -94,3 +94,20 @@ def test_a_streamed_body_without_length_is_capped_too(tight: TestClient) -> None
     )
     assert "content-length" not in response.request.headers
     _rejected(response, 413, "ACTLAB_MAX_BODY_BYTES")
+
+
+@pytest.mark.parametrize("schedule", ["noise_schedule", "lr_schedule"])
+def test_a_warmup_longer_than_the_run_is_a_422_at_submit(client: TestClient, schedule: str) -> None:
+    """Accepted before and failing only in the worker: now refused, naming the field."""
+    section = {"kind": "cosine", "warmup": 10_000_000}
+    sections = (
+        {"noise_schedule": section}
+        if schedule == "noise_schedule"
+        else {"optimizer": {"name": "adam", "lr": 1e-3, "lr_schedule": section}}
+    )
+    spec = canonical_spec(**sections)
+    for path in ("/v1/experiments", "/v1/experiments/preview"):
+        response = client.post(path, json=spec)
+        assert response.status_code == 422, response.text
+        expected = "noise_schedule" if schedule == "noise_schedule" else "optimizer.lr_schedule"
+        assert response.json()["errors"][0]["path"] == f"{expected}.warmup"

@@ -14,14 +14,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from service.auth import ANONYMOUS
 from service.experiments import service
 from service.experiments.downsample import downsample
 from service.experiments.service import WHOLE_READ_FACTOR
 from service.settings import Settings
 from service.store import metrics, rollup
 from service.store.db import session_scope
-from service.store.models import Metric, MetricRollup, MetricSeries
+from service.store.models import Experiment, Metric, MetricRollup, MetricSeries
 from tests.support import canonical_spec
 
 
@@ -166,10 +165,11 @@ def test_database_downsampling_equals_downsample(client: TestClient, settings: S
             assert out == downsample(full, k), (name, k, after)
             _assert_extremes(full, out, k)
     with session_scope(settings.resolved_database_url) as session:  # rows, not only JSON
+        experiment = session.get(Experiment, exp)
+        assert experiment is not None
         got_rows = service.metric_series(
             session=session,
-            principal=ANONYMOUS,
-            experiment_id=exp,
+            experiment=experiment,
             names=["a"],
             after_step=None,
             max_points=40,
