@@ -6,6 +6,7 @@ do not, so one test can run a worker with the package and one without.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,8 +20,13 @@ EXAMPLE = ROOT / "examples" / "actlab-example-plugin"
 
 @pytest.fixture(scope="session")
 def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory holding the installed example plugin (its code and its entry points)."""
+    """A directory holding the installed example plugin (its code and its entry points).
+
+    Built from a copy, so that setuptools' build/ and egg-info never land in the checkout.
+    """
     target = tmp_path_factory.mktemp("plugin-site")
+    source = tmp_path_factory.mktemp("plugin-source") / EXAMPLE.name
+    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     subprocess.run(
         [
             sys.executable,
@@ -33,7 +39,7 @@ def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--no-index",
             "--target",
             str(target),
-            str(EXAMPLE),
+            str(source),
         ],
         check=True,
         capture_output=True,
