@@ -53,13 +53,20 @@ def check_schedules(spec: ExperimentSpec) -> None:
         try:
             build_schedule(schedule, h)
         except ParamError as exc:
-            # `total` is the run's horizon, not a field: a warmup that does not fit it.
-            name = "warmup" if exc.param == "total" else exc.param
-            field = (
-                f"{path}.{name}" if name in ("warmup", "start", "end") else f"{path}.params.{name}"
-            )
-            message = f"{field}: {exc} (the run has {h.total_steps} steps, {h.total_epochs} epochs)"
-            raise InvalidSpec(message, errors=[{"path": field, "message": message}]) from None
+            if exc.param == "total":  # the run's horizon, not a field: the warmup does not fit
+                field, unit = f"{path}.warmup", schedule.unit
+                total = h.total_steps if unit == "step" else h.total_epochs
+                detail = (
+                    f"a warmup of {schedule.warmup} {unit}s must be shorter than the run "
+                    f"({total} {unit}s)"
+                )
+            else:
+                name = exc.param
+                field = f"{path}.{name}" if name in ("start", "end") else f"{path}.params.{name}"
+                detail = str(exc)
+            raise InvalidSpec(
+                f"{field}: {detail}", errors=[{"path": field, "message": detail}]
+            ) from None
 
 
 def check_memory(size: Footprint, settings: Settings) -> None:
