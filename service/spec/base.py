@@ -153,3 +153,8 @@ class Model(BaseModel):
     def build(self, info: DatasetInfo, act: Any) -> nn.Module:
         """The network for the dataset `info`, with `act(width)` as its activation."""
         return resolve(self.builder)(self, info, act)
+
+    def time_axis(self, input_shape: tuple[int, ...]) -> int | None:
+        """The axis of one example that the network steps along one position at a time, so
+        that what a forward pass saves grows linearly with its length; None if none."""
+        return None

@@ -61,6 +61,11 @@ class _Recurrent(Model):
         description="Replaces the sigmoid gates; the spec's `activation` replaces the tanh.",
     )
 
+    def time_axis(self, input_shape: tuple[int, ...]) -> int | None:
+        # As the builder reads an example: a vector as a sequence of scalars, [seq, features]
+        # by position, an image [C, H, W] row by row.
+        return 1 if len(input_shape) == 3 else 0
+
 
 @MODELS.register
 class GRU(_Recurrent):
