@@ -36,6 +36,10 @@ from tests.support import ROOT, canonical_spec
 
 pytestmark = [
     pytest.mark.integration,
+    # The first test carries the module fixture: on a cold machine the stand-in images
+    # (debootstrap, the torch wheel) and the first image build take longer than the suite's
+    # 600 s default.
+    pytest.mark.timeout(1800),
     pytest.mark.skipif(
         os.environ.get("ACTLAB_TEST_COMPOSE_E2E") != "1",
         reason="needs a Docker engine: ACTLAB_TEST_COMPOSE_E2E=1 python -m pytest -s "
