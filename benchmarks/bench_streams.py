@@ -72,6 +72,14 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def _by_second(timeline: list[tuple[float, float]]) -> dict[int, float]:
+    """Delivery p99 (ms) of the points committed in each second of the live phase."""
+    buckets: dict[int, list[float]] = {}
+    for committed, latency in timeline:
+        buckets.setdefault(int(committed), []).append(latency)
+    return {second: round(pct(v, 0.99) * 1e3) for second, v in sorted(buckets.items())}
+
+
 def _ms(values: list[float]) -> tuple[float, float]:
     return pct(values, 0.5) * 1e3, pct(values, 0.99) * 1e3
 
@@ -155,6 +163,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def box_cpu_seconds() -> float:
+    """CPU time every process on the machine used so far (user + nice + system, /proc/stat):
+    with the API, the worker, the stream clients, Redis and this process all on one box,
+    how close the run came to using every core."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system = (int(x) for x in fields[:3])
+    return (user + nice + system) / os.sysconf("SC_CLK_TCK")
+
+
 async def bench(
     base: str, pid: int, settings: Settings, n: int, target: str, log_dir: Path
 ) -> dict[str, Any]:
@@ -175,13 +192,18 @@ async def bench(
         commits = asyncio.create_task(committed_at(settings, stop))
         clients = await open_clients(base, path, n, log_dir)
         opened, cpu_before = time.monotonic(), cpu_seconds(pid)
+        box_before = box_cpu_seconds()
         loaded: dict[str, list[float]] = {"healthz": [], "get": []}
         async with worker_process(settings, log_dir):
             while any(p.returncode is None for p, _ in clients):
                 loaded["healthz"] += await probe(api, "/healthz", 5)
                 loaded["get"] += await probe(api, f"/v1/experiments/{probe_id}", 5)
                 await asyncio.sleep(0.05)
-        live = {"seconds": time.monotonic() - opened, "api_cpu": cpu_seconds(pid) - cpu_before}
+        live = {
+            "seconds": time.monotonic() - opened,
+            "api_cpu": cpu_seconds(pid) - cpu_before,
+            "box_cpu": box_cpu_seconds() - box_before,
+        }
         stop.set()
         commit_times = await commits
         stored: set[tuple[Any, ...]] = set()
@@ -191,7 +213,12 @@ async def bench(
             stored |= {(key, name, p["step"]) for name, pts in series.items() for p in pts}
     streams = client_results(clients)
     row = report(n, target, opened, baseline, loaded, streams, stored, commit_times)
-    return {**row, "live_s": live["seconds"], "api_cpu_s": live["api_cpu"]}
+    return {
+        **row,
+        "live_s": live["seconds"],
+        "api_cpu_s": live["api_cpu"],
+        "box_cpu_s": live["box_cpu"],
+    }
 
 
 def report(
@@ -206,6 +233,7 @@ def report(
 ) -> dict[str, Any]:
     lost = duplicates = 0
     latencies = []
+    timeline: list[tuple[float, float]] = []
     # Points committed before every stream was open arrive by replay: not delivery latency.
     by_key = {k if target == "sweep" else (None, *k[1:]): v for k, v in commit_times.items()}
     for stream in streams:
@@ -216,6 +244,7 @@ def report(
             committed = by_key.get(tuple(key))
             if committed is not None and committed > opened:
                 latencies.append(at - committed)
+                timeline.append((committed - opened, at - committed))
     return {
         "streams": n,
         "target": target,
@@ -225,6 +254,7 @@ def report(
         "get_base_ms": _ms(baseline["get"]),
         "get_ms": _ms(loaded["get"]),
         "delivery_ms": _ms(latencies),
+        "delivery_by_second": _by_second(timeline),
         "lost": lost,
         "duplicates": duplicates,
         "reconnects": sum(s["reconnects"] for s in streams),
@@ -361,9 +391,9 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     print(
         "\n| db | target | streams | points | /healthz p50/p99 ms (no streams) "
         "| GET experiment p50/p99 ms (no streams) | delivery p50/p99 ms | lost | dup "
-        "| reconnects | errors | live s (API CPU s) |"
+        "| reconnects | errors | live s | API CPU s | box busy |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("|" + " --- |" * 14)
     for r in rows:
         cells = [
             r["db"],
@@ -377,7 +407,10 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             str(r["duplicates"]),
             str(r["reconnects"]),
             str(dict(r["errors"])),
-            f"{r['live_s']:.0f} ({r['api_cpu_s']:.1f})",
+            f"{r['live_s']:.0f}",
+            f"{r['api_cpu_s']:.1f}",
+            # the share of every core the whole machine used while the streams were open
+            f"{r['box_cpu_s'] / (r['live_s'] * (os.cpu_count() or 1)):.0%}",
         ]
         print("| " + " | ".join(cells) + " |")
 

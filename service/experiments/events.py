@@ -35,7 +35,7 @@ from service.auth import Principal
 from service.experiments import frames
 from service.experiments.cursor import Cursor
 from service.experiments.frames import Batch
-from service.experiments.live import Hub, Subscription, hub_of
+from service.experiments.live import Hub, Subscription, Ticket, hub_of
 from service.settings import Settings
 from service.store import experiments as repo
 from service.store import live
@@ -91,49 +91,50 @@ class Stream:
         self.tagged = tagged  # a sweep stream: every payload names its experiment
         self.sent_progress: dict[str, dict[str, Any]] = {}
         self.status: dict[str, str | None] = dict.fromkeys(self.ids)
+        self.ticket: Ticket | None = None  # released when the stream ends, however it ends
 
     async def events(self) -> AsyncIterator[bytes]:
-        """Replay, then live, until every experiment ended or the maximum duration passed."""
-        sub = await self.hub.subscribe(self.ids)
-        try:
-            async for chunk in self._run(sub):
-                yield chunk
-        finally:
-            self.hub.unsubscribe(sub)
+        """Replay, then live, until every experiment ended or the maximum duration passed.
 
-    async def _run(self, sub: Subscription) -> AsyncIterator[bytes]:
+        One generator from subscription to end (each layer of `async for` costs every
+        frame of every stream a hop).
+        """
+        sub: Subscription | None = None
         try:
-            async for chunk in self._live(sub):
-                yield chunk
+            sub = await self.hub.subscribe(self.ids)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.settings.stream_max_seconds
+            if first := b"".join(await self._catch_up(self.ids, sub.tick)):
+                yield first
+            while not self._ended():
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return  # no `end`: the client reconnects with its Last-Event-ID
+                waited_from = self.hub.now()
+                news = await sub.get(min(remaining, self.settings.stream_recheck_seconds))
+                if sub.closed is not None:
+                    yield frames.comment(f"closed: {sub.closed}; reconnect with Last-Event-ID")
+                    return
+                out: list[bytes] = []
+                if not news:  # quiet for long: re-read the database once
+                    out += await self._catch_up(self.ids, waited_from)
+                for batch in news:
+                    if batch.hides_rows:
+                        out += await self._catch_up([batch.experiment_id or ""], batch.tick)
+                    else:
+                        out += self._render(batch)
+                if out:
+                    yield b"".join(out)  # one write for everything this wakeup brought
+            yield self._end()
         except SQLAlchemyError as exc:  # a database read failed (busy, restarting): the
             # client reconnects with its id, instead of a connection reset mid-body
             log.warning("stream read failed: %s", type(exc).__name__)
             yield frames.comment(f"closed: database read failed ({type(exc).__name__})")
-
-    async def _live(self, sub: Subscription) -> AsyncIterator[bytes]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.stream_max_seconds
-        yield b"".join(await self._catch_up(self.ids, sub.tick))
-        while not self._ended():
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return  # no `end`: the client reconnects with its Last-Event-ID
-            waited_from = self.hub.now()
-            news = await sub.get(min(remaining, self.settings.stream_recheck_seconds))
-            if sub.closed is not None:
-                yield frames.comment(f"closed: {sub.closed}; reconnect with Last-Event-ID")
-                return
-            out: list[bytes] = []
-            if not news:  # quiet for long: re-read the database once
-                out += await self._catch_up(self.ids, waited_from)
-            for batch in news:
-                if batch.hides_rows:
-                    out += await self._catch_up([batch.experiment_id or ""], batch.tick)
-                else:
-                    out += self._render(batch)
-            if out:
-                yield b"".join(out)  # one write for everything this wakeup brought
-        yield self._end()
+        finally:
+            if sub is not None:
+                self.hub.unsubscribe(sub)
+            if self.ticket is not None:
+                self.ticket.release()
 
     async def _catch_up(self, ids: list[str], not_before: int) -> list[bytes]:
         out: list[bytes] = []
@@ -232,17 +233,10 @@ def respond(
     stream = Stream(
         settings=settings, hub=hub, experiment_ids=experiment_ids, cursor=cursor, tagged=tagged
     )
-
-    async def guarded() -> AsyncIterator[bytes]:
-        try:
-            async for chunk in stream.events():
-                if chunk:
-                    yield chunk
-        finally:
-            ticket.release()
+    stream.ticket = ticket
 
     return EventSourceResponse(
-        guarded(),
+        stream.events(),
         ping=KEEPALIVE_SECONDS,
         send_timeout=SEND_TIMEOUT_SECONDS,
         sep="\n",

@@ -28,6 +28,7 @@ from service.store import live
 log = logging.getLogger("actlab.live")
 
 QUEUE_SIZE = 1000  # messages a stream may lag behind before the hub drops it
+WAKE_SLICE = 64  # streams woken at once: between slices the loop serves requests
 LOST = "the API lost its subscription to the live channel"
 
 
@@ -48,6 +49,7 @@ class Subscription:
         self.tick = 0  # the hub's clock when it subscribed
 
     def put(self, batch: Batch) -> None:
+        """Queue a message; the hub wakes the stream (`wake`) once it has queued a round."""
         if self.closed is not None:
             return
         if len(self._pending) >= self.limit:
@@ -55,13 +57,12 @@ class Subscription:
             self.close(f"more than {self.limit} messages behind: the client reads too slowly")
             return
         self._pending.append(batch)
-        self._wake()
 
     def close(self, reason: str) -> None:
         self.closed = self.closed or reason
-        self._wake()
+        self.wake()
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -107,6 +108,8 @@ class Hub:
         self._routes: dict[str, set[Subscription]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self._inbox: list[bytes] = []  # channel messages not yet routed
+        self._news = asyncio.Event()
         self.open_total = 0
         self._open_by_owner: dict[str, int] = defaultdict(int)
         self.db_slots = asyncio.Semaphore(4)  # streams reading the database at once
@@ -184,7 +187,9 @@ class Hub:
             await asyncio.sleep(1.0)
 
     async def _listen(self) -> None:
+        """Read the channel into the inbox; `_deliver` routes it, a round at a time."""
         client = _client(self.settings)
+        deliver = asyncio.get_running_loop().create_task(self._deliver())
         try:
             pubsub = client.pubsub()
             await pubsub.subscribe(self.channel)
@@ -192,20 +197,48 @@ class Hub:
                 if message["type"] == "subscribe":
                     self._ready.set()
                 elif message["type"] == "message":
-                    self._route(message["data"])
-                    await asyncio.sleep(0)  # let streams drain a burst as it comes
+                    self._inbox.append(message["data"])
+                    self._news.set()
         finally:
+            deliver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await deliver
             await client.aclose()
 
-    def _route(self, data: bytes) -> None:
-        """Parse a message once into one batch that every stream of its experiment shares."""
+    async def _deliver(self) -> None:
+        """Route what came in since the last round, then wake its streams a slice at a time.
+
+        A round takes every message that arrived while the last one was being written, so
+        a stream that fell behind writes them all at once: the writes per stream follow
+        the rounds the API can serve, not the messages the workers send. Waking a slice
+        at a time lets the event loop serve requests (`/healthz`, a GET) between slices
+        instead of after a thousand writes.
+        """
+        while True:
+            await self._news.wait()
+            self._news.clear()
+            inbox, self._inbox = self._inbox, []
+            woken: dict[Subscription, None] = {}
+            for data in inbox:
+                for sub in self._route(data):
+                    woken[sub] = None
+            subs = list(woken)
+            for start in range(0, len(subs), WAKE_SLICE):
+                for sub in subs[start : start + WAKE_SLICE]:
+                    sub.wake()
+                await asyncio.sleep(0)
+
+    def _route(self, data: bytes) -> list[Subscription]:
+        """Parse a message once into one batch that every stream of its experiment shares,
+        queue it on those streams and return them."""
         news = json.loads(data)
-        subs = self._routes.get(news.get("experiment_id", ""))
+        subs = list(self._routes.get(news.get("experiment_id", ""), ()))
         if subs:
             batch = frames.from_channel(news)
             batch.tick = self.now()
-            for sub in list(subs):
+            for sub in subs:
                 sub.put(batch)
+        return subs
 
     def now(self) -> int:
         """A tick of the hub's clock: orders messages, subscriptions and database reads."""

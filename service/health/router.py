@@ -17,8 +17,11 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-def healthz() -> dict[str, Any]:
-    """The process is up; `plugin_problems` lists plugins skipped at start-up, if any."""
+async def healthz() -> dict[str, Any]:
+    """The process is up; `plugin_problems` lists plugins skipped at start-up, if any.
+
+    On the event loop (no thread): a liveness probe must not queue behind the thread pool.
+    """
     body: dict[str, Any] = {"status": "ok"}
     if skipped := plugins.problems():
         body["plugin_problems"] = skipped
