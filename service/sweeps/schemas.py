@@ -136,7 +136,29 @@ class SweepCreate(BaseModel):
         return baseline
 
 
-class SweepExperiment(BaseModel):
+class _Over:
+    """A row's attributes, with what the service computed (``over``) in their place."""
+
+    def __init__(self, row: Any, over: Mapping[str, Any]) -> None:
+        self._row, self._over = row, over
+
+    def __getattr__(self, name: str) -> Any:
+        return self._over[name] if name in self._over else getattr(self._row, name)
+
+
+# Read models: validated from an object's attributes (a row, a stats result), with the
+# validation context's values in place of or beside them: `model_validate(obj, context=...)`.
+class _Read(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _context_over_attributes(cls, data: Any, info: ValidationInfo) -> Any:
+        # A nested read model arrives built, and the context is its parent's: leave it be.
+        return _Over(data, info.context) if info.context and not isinstance(data, cls) else data
+
+
+class SweepExperiment(_Read):
     id: str
     point: dict[str, Any]
     label: str
@@ -147,7 +169,7 @@ class SweepExperiment(BaseModel):
     pack_id: str | None = Field(None, description="The pack it trains in; null when alone.")
 
 
-class ArmRow(BaseModel):
+class ArmRow(_Read):
     """One grid point across seeds; only succeeded experiments with a value count in n."""
 
     point: dict[str, Any]
@@ -163,7 +185,7 @@ class ArmRow(BaseModel):
     n_missing: int = Field(description="Succeeded, but the metric was never reported.")
 
 
-class Comparison(BaseModel):
+class Comparison(_Read):
     """An arm minus the baseline, paired by seed (seeds where both have a value)."""
 
     point: dict[str, Any]
@@ -194,20 +216,9 @@ def sweep_status(counts: Mapping[str, int]) -> str:
     return Status.succeeded.value
 
 
-class _Over:
-    """A row's attributes, with what the service computed (``over``) in their place."""
-
-    def __init__(self, row: Any, over: Mapping[str, Any]) -> None:
-        self._row, self._over = row, over
-
-    def __getattr__(self, name: str) -> Any:
-        return self._over[name] if name in self._over else getattr(self._row, name)
-
-
-class SweepSummary(BaseModel):
-    # Read from a `Sweep` row (`model_validate(row, context=...)`); the context holds what
-    # is not a column: its experiments' `status_counts` (and, for SweepRead, the aggregates).
-    model_config = ConfigDict(from_attributes=True)
+class SweepSummary(_Read):
+    # Read from a `Sweep` row; the context holds what is not a column: its experiments'
+    # `status_counts` (and, for SweepRead, the aggregates).
 
     id: str
     name: str
@@ -218,11 +229,6 @@ class SweepSummary(BaseModel):
     baseline: dict[str, Any] | None
     status_counts: dict[str, int]
     packing: PackingSpec | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _context_over_row(cls, data: Any, info: ValidationInfo) -> Any:
-        return _Over(data, info.context) if info.context else data
 
     @computed_field(  # type: ignore[prop-decorator]
         description="From its experiments: queued until one starts, running while any is"

@@ -210,49 +210,27 @@ def _collect(
         counts[index][exp.status] += 1
         if exp.status == Status.succeeded.value and value is not None:
             arms[index][seed] = value
-        rows.append(
-            SweepExperiment(
-                id=exp.id,
-                point=pts[index],
-                label=label(pts[index]),
-                seed=seed,
-                status=exp.status,
-                status_reason=exp.status_reason,
-                value=value,
-                pack_id=exp.pack_id,
-            )
-        )
+        over = {"point": pts[index], "label": label(pts[index]), "seed": seed, "value": value}
+        rows.append(SweepExperiment.model_validate(exp, context=over))
     return rows, arms, counts
 
 
 def _arm(point: Point, values: dict[int, float], counts: Counter[str]) -> ArmRow:
     s = stats.summarize([values[seed] for seed in sorted(values)])
-    return ArmRow(
-        point=point,
-        label=label(point),
-        n=s.n,
-        mean=s.mean,
-        std=s.std,
-        ci_low=s.ci_low,
-        ci_high=s.ci_high,
-        n_pending=sum(counts[k] for k in PENDING),
-        n_failed=counts[Status.failed.value],
-        n_cancelled=counts[Status.cancelled.value],
-        n_missing=counts[Status.succeeded.value] - s.n,
-    )
+    over = {
+        "point": point,
+        "label": label(point),
+        "n_pending": sum(counts[k] for k in PENDING),
+        "n_failed": counts[Status.failed.value],
+        "n_cancelled": counts[Status.cancelled.value],
+        "n_missing": counts[Status.succeeded.value] - s.n,
+    }
+    return ArmRow.model_validate(s, context=over)
 
 
 def _compare(
     point: Point, values: dict[int, float], base: Point, base_values: dict[int, float]
 ) -> Comparison:
     p = stats.paired(values, base_values)
-    return Comparison(
-        point=point,
-        label=label(point),
-        baseline_label=label(base),
-        n_pairs=p.n_pairs,
-        mean_diff=p.mean_diff,
-        ci_low=p.ci_low,
-        ci_high=p.ci_high,
-        p_value=p.p_value,
-    )
+    over = {"point": point, "label": label(point), "baseline_label": label(base)}
+    return Comparison.model_validate(p, context=over)
