@@ -25,8 +25,9 @@ class Law:
     """One noise law: its sampler, its moments, its fused-kernel code and its catalogue text.
 
     Every law is drawn with unit variance, except half_normal, which is |N(0, 1)| (its
-    mean and std say so). ``kernel`` is the ``KIND`` code of the Triton draw in
-    ``activations.fused`` (None: the law takes the eager path everywhere).
+    mean and std say so). ``kernel`` is the ``KIND`` code of the law's branch in the
+    Triton draw ``activations.fused._noise`` (None: the law takes the eager path
+    everywhere). Units read the registry when they are defined: register a law here.
     """
 
     name: str
@@ -75,9 +76,9 @@ def laws() -> list[Law]:
     return list(dict.fromkeys(_LAWS.values()))
 
 
-def names(supports: Callable[[Law], bool] = lambda law: True) -> tuple[str, ...]:
+def names(supports: Callable[[Law], bool] = lambda _: True) -> tuple[str, ...]:
     """The names of the laws that ``supports`` accepts (a unit's ``choices``)."""
-    return tuple(law.name for law in laws() if supports(law))
+    return tuple(each.name for each in laws() if supports(each))
 
 
 def spellings(*kinds: str) -> tuple[str, ...]:
