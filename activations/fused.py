@@ -23,13 +23,16 @@ import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
+from . import noise
+
 try:  # Triton ships with CUDA builds of PyTorch; CPU builds have none.
     import triton
     import triton.language as tl
 except ImportError:  # pragma: no cover - depends on the installed torch
     triton = None
 
-KIND_CODES = {"gaussian": 0, "normal": 0, "uniform": 1, "laplace": 2, "half_normal": 3}
+# Each noise law's KIND code in `_noise` below, from its registration (activations.noise).
+KIND_CODES = {k: law.kernel for k in noise.KINDS if (law := noise.law(k)).kernel is not None}
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 _BLOCK = 2048
 # Philox offsets are 32-bit element indices: larger tensors take the eager path.
@@ -241,7 +244,7 @@ class FusedNoisyReLUFn(torch.autograd.Function):
 def hard_available(x: Tensor, p: Tensor, kind: str) -> bool:
     """Whether the fused Gulcehre kernel can serve ``x`` with ``p`` (scalar or per channel)."""
     per_channel = p.numel() == 1 or (x.dim() >= 2 and x.shape[1] == p.numel())
-    return available(x, kind) and kind in ("normal", "half_normal") and per_channel
+    return available(x, kind) and per_channel
 
 
 def _layout(x: Tensor, p: Tensor) -> tuple[Tensor, int, int]:

@@ -200,11 +200,15 @@ class _NoisyHard(NoisyActivation):
         return self.spec.saturated(x)
 
 
+# The paper's two laws, by its names: xi ~ N(0, 1) (NAN) or |N(0, 1)| (NAH).
+_LAWS = noise.spellings("normal", "half_normal")
+
+
 def _params(alpha: float, c: float, kind: str) -> tuple[Param, ...]:
     return (
         Param("alpha", "float", alpha, 0.0, 10.0, description="mix of h and u; >1 pushes noise"),
         Param("c", "float", c, 0.0, 100.0, description="noise scale c (annealed)"),
-        Param("noise", "str", kind, choices=("normal", "half_normal"), description="NAN / NAH"),
+        Param("noise", "str", kind, choices=_LAWS, description="NAN / NAH"),
         Param("num_units", "int", None, 1, None, description="size of learned p (None: scalar)"),
     )
 

@@ -1,30 +1,101 @@
-"""Noise sampling on the input's device/dtype, and RNG snapshots for regenerating it."""
+"""Noise laws, one registration each; sampling on the input's device/dtype; RNG snapshots."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
-# Every family is drawn with unit variance, except half_normal which is |N(0, 1)|.
-KINDS = ("gaussian", "normal", "laplace", "uniform", "half_normal")
-HALF_NORMAL_MEAN = math.sqrt(2.0 / math.pi)
-HALF_NORMAL_STD = math.sqrt(1.0 - 2.0 / math.pi)
 _SQRT3 = math.sqrt(3.0)
 _LAPLACE_B = 1.0 / math.sqrt(2.0)  # Var(Laplace(b)) = 2 b^2 = 1
+HALF_NORMAL_MEAN = math.sqrt(2.0 / math.pi)
+HALF_NORMAL_STD = math.sqrt(1.0 - 2.0 / math.pi)
+
+# (like, generator, scale) -> noise shaped like ``like``, ``scale`` times the unit law.
+Sampler = Callable[[Tensor, torch.Generator | None, float], Tensor]
+
+
+@dataclass(frozen=True)
+class Law:
+    """One noise law: its sampler, its moments, its fused-kernel code and its catalogue text.
+
+    Every law is drawn with unit variance, except half_normal, which is |N(0, 1)| (its
+    mean and std say so). ``kernel`` is the ``KIND`` code of the law's branch in the
+    Triton draw ``activations.fused._noise`` (None: the law takes the eager path
+    everywhere). Units read the registry when they are defined: register a law here.
+    """
+
+    name: str
+    sampler: Sampler
+    description: str
+    reference: str
+    mean: float = 0.0
+    std: float = 1.0
+    kernel: int | None = None
+    aliases: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-serialisable catalogue row."""
+        return {
+            "name": self.name,
+            "aliases": list(self.aliases),
+            "description": self.description,
+            "reference": self.reference,
+            "mean": self.mean,
+            "std": self.std,
+            "fused": self.kernel is not None,
+        }
+
+
+_LAWS: dict[str, Law] = {}  # every spelling (name and aliases) -> its law
+
+
+def register(law: Law) -> Law:
+    """Add a noise law under its name and aliases; refuses a spelling already taken."""
+    for spelling in (law.name, *law.aliases):
+        if spelling in _LAWS:
+            raise ValueError(f"noise law {spelling!r} is already registered")
+    _LAWS.update(dict.fromkeys((law.name, *law.aliases), law))
+    return law
+
+
+def law(kind: str) -> Law:
+    """The law registered as ``kind`` (a name or an alias)."""
+    if kind not in _LAWS:
+        raise ValueError(f"unknown noise kind {kind!r}; valid: {', '.join(_LAWS)}")
+    return _LAWS[kind]
+
+
+def laws() -> list[Law]:
+    """Every registered law once, in registration order."""
+    return list(dict.fromkeys(_LAWS.values()))
+
+
+def names(supports: Callable[[Law], bool] = lambda _: True) -> tuple[str, ...]:
+    """The names of the laws that ``supports`` accepts (a unit's ``choices``)."""
+    return tuple(each.name for each in laws() if supports(each))
+
+
+def spellings(*kinds: str) -> tuple[str, ...]:
+    """``kinds`` after checking each is a registered name or alias (a unit's ``choices``)."""
+    for kind in kinds:
+        law(kind)
+    return kinds
 
 
 def mean_of(kind: str) -> float:
-    """E[xi] of a unit noise family."""
-    return HALF_NORMAL_MEAN if kind == "half_normal" else 0.0
+    """E[xi] of a unit noise law."""
+    return law(kind).mean
 
 
 def std_of(kind: str) -> float:
-    """Std of a unit noise family."""
-    return HALF_NORMAL_STD if kind == "half_normal" else 1.0
+    """Std of a unit noise law."""
+    return law(kind).std
 
 
 # CPU tensors of at least this many elements are drawn in chunks of this size, in parallel.
@@ -35,27 +106,35 @@ _pool: ThreadPoolExecutor | None = None
 def sample(
     kind: str, like: Tensor, generator: torch.Generator | None, scale: float = 1.0
 ) -> Tensor:
-    """Noise shaped like ``like`` (same device and dtype), ``scale`` times a unit family."""
-    out = torch.empty_like(like, memory_format=torch.contiguous_format)
-    if kind in ("gaussian", "normal"):
-        return fill(out, lambda t, g: t.normal_(0.0, scale, generator=g), generator)
-    if kind == "half_normal":
-        return fill(out, lambda t, g: t.normal_(0.0, scale, generator=g), generator).abs_()
-    if kind == "uniform":
-        half = scale * _SQRT3
-        return fill(out, lambda t, g: t.uniform_(-half, half, generator=g), generator)
-    if kind == "laplace":
-        return _laplace(like, scale * _LAPLACE_B, generator)
-    raise ValueError(f"unknown noise kind {kind!r}; valid: {', '.join(KINDS)}")
+    """Noise shaped like ``like`` (same device and dtype), ``scale`` times a unit law."""
+    return law(kind).sampler(like, generator, scale)
 
 
-def _laplace(like: Tensor, b: float, generator: torch.Generator | None) -> Tensor:
-    """Laplace(0, b) by the inverse CDF from one uniform draw (cheaper than two exponentials).
+def _empty(like: Tensor) -> Tensor:
+    return torch.empty_like(like, memory_format=torch.contiguous_format)
+
+
+def _gaussian(like: Tensor, generator: torch.Generator | None, scale: float) -> Tensor:
+    return fill(_empty(like), lambda t, g: t.normal_(0.0, scale, generator=g), generator)
+
+
+def _half_normal(like: Tensor, generator: torch.Generator | None, scale: float) -> Tensor:
+    return _gaussian(like, generator, scale).abs_()
+
+
+def _uniform(like: Tensor, generator: torch.Generator | None, scale: float) -> Tensor:
+    half = scale * _SQRT3
+    return fill(_empty(like), lambda t, g: t.uniform_(-half, half, generator=g), generator)
+
+
+def _laplace(like: Tensor, generator: torch.Generator | None, scale: float) -> Tensor:
+    """Laplace(0, b = scale / sqrt 2) by the inverse CDF of one uniform (not two exponentials).
 
     The uniform is drawn in at least float32 (a bf16 uniform has 8 bits: its tail would stop
     at 4 sigma) and 2|u| is kept below 1, where log1p(-2|u|) is -inf; u = -1/2 is a value
     the samplers do return (about once in 2**24 float32 draws).
     """
+    b = scale * _LAPLACE_B
     dtype = like.dtype if like.dtype == torch.float64 else torch.float32
     u = torch.empty(like.shape, dtype=dtype, device=like.device)
     fill(u, lambda t, g: t.uniform_(-0.5, 0.5, generator=g), generator)
@@ -120,3 +199,46 @@ def resample(kind: str, like: Tensor, state: Tensor, scale: float = 1.0) -> Tens
     gen = torch.Generator(device=like.device)
     gen.set_state(state)
     return sample(kind, like, gen, scale)
+
+
+register(
+    Law(
+        "gaussian",
+        _gaussian,
+        "N(0, 1)",
+        "seed 000 (NoisyReLU); Gulcehre et al. 2016 (NAN)",
+        kernel=0,
+        aliases=("normal",),
+    )
+)
+register(
+    Law(
+        "laplace",
+        _laplace,
+        "Laplace(0, b = 1/sqrt 2), by the inverse CDF of one uniform",
+        "seed 000, section 7 (same variance, heavier tails)",
+        kernel=2,
+    )
+)
+register(
+    Law(
+        "uniform",
+        _uniform,
+        "U(-sqrt 3, sqrt 3)",
+        "seed 000, section 7 (same variance, bounded)",
+        kernel=1,
+    )
+)
+register(
+    Law(
+        "half_normal",
+        _half_normal,
+        "|N(0, 1)|: mean sqrt(2/pi), std sqrt(1 - 2/pi)",
+        "Gulcehre et al. 2016 (NAH)",
+        mean=HALF_NORMAL_MEAN,
+        std=HALF_NORMAL_STD,
+        kernel=3,
+    )
+)
+# Every spelling a unit may name, in registration order (aliases after their law's name).
+KINDS = tuple(_LAWS)

@@ -16,7 +16,8 @@ from .errors import ParamError
 from .params import Param
 from .registry import register
 
-_DISTRIBUTIONS = ("gaussian", "laplace", "uniform")
+# Every zero-mean law: E[y | x] stays max(0, x), so eval needs no correction.
+_DISTRIBUTIONS = noise.names(lambda law: law.mean == 0.0)
 
 
 class _NoisyReLUFn(torch.autograd.Function):
@@ -69,13 +70,14 @@ class _LearnedSigmaFn(torch.autograd.Function):
     "noisy_relu",
     aliases=("noisyrelu",),
     description=(
-        "Train: max(0, x) + eps, Var(eps) = (sigma * noise_scale)^2, eps gaussian, laplace "
-        "or uniform; eval: max(0, x). learn_sigma learns a positive sigma per channel (dim 1)."
+        "Train: max(0, x) + eps, Var(eps) = (sigma * noise_scale)^2, eps any zero-mean law of "
+        "GET /v1/noise-laws; eval: max(0, x). learn_sigma learns a positive sigma per channel "
+        "(dim 1)."
     ),
     reference="seed 000 (NoisyReLU); Gulcehre et al. 2016 for noise annealing",
     params=(
         Param("sigma", "float", 0.1, 0.0, 10.0, description="noise std (typical 0.1-0.5)"),
-        Param("distribution", "str", "gaussian", choices=_DISTRIBUTIONS, description="family"),
+        Param("distribution", "str", "gaussian", choices=_DISTRIBUTIONS, description="noise law"),
         Param("learn_sigma", "bool", False, description="learn sigma per channel (softplus)"),
         Param("num_channels", "int", None, 1, None, description="channels when learn_sigma"),
     ),

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ValidationError
 
 import activations
-from activations import schedules
+from activations import noise, schedules
 from service.errors import InvalidSpec, not_finite
 from service.spec import catalogue, plugins
 from service.spec.activation import ScheduleSpec
@@ -40,6 +40,13 @@ def list_plugins() -> list[dict[str, Any]]:
 def list_schedules() -> list[dict[str, Any]]:
     """Every schedule kind with its parameters (noise and learning-rate multipliers)."""
     return schedules.catalogue()
+
+
+@router.get("/noise-laws")
+def list_noise_laws() -> list[dict[str, Any]]:
+    """Every noise law a noisy unit may draw (its `distribution` or `noise` param): aliases,
+    mean and std of the unit law, whether a fused CUDA kernel draws it."""
+    return [row.as_dict() for row in noise.laws()]
 
 
 @router.get("/datasets")

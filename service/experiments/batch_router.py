@@ -10,7 +10,13 @@ from service.auth import PrincipalDep
 from service.deps import SessionDep
 from service.experiments import service
 from service.experiments.schemas import MetricsBatch, MetricsBatchColumns
-from service.experiments.series_render import FastJSON, SeriesFormat, render
+from service.experiments.series_render import (
+    FastJSON,
+    FormatQuery,
+    MaxPoints,
+    SeriesFormat,
+    render,
+)
 from service.store import experiments as repo
 
 router = APIRouter(prefix="/v1", tags=["experiments"])
@@ -26,8 +32,8 @@ def batch_metrics(
     sweep_id: Annotated[str | None, Query(max_length=64, description="All of a sweep's.")] = None,
     name: Annotated[list[str] | None, Query(description="Repeat for several names.")] = None,
     after_step: Annotated[int | None, Query(ge=-1, le=2**31 - 1)] = None,
-    max_points: Annotated[int | None, Query(ge=1, le=100_000)] = None,
-    format: Annotated[SeriesFormat, Query(description="`columnar`: arrays.")] = SeriesFormat.points,
+    max_points: MaxPoints = None,
+    format: FormatQuery = SeriesFormat.points,
 ) -> Any:
     """Series of every listed experiment (and/or every experiment of `sweep_id`)."""
     ids = list(dict.fromkeys(experiment_id or []))

@@ -24,18 +24,22 @@ import functools
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse
 from starlette.background import BackgroundTask
 
-from service.auth import Principal
+from service.auth import Principal, PrincipalDep
+from service.deps import EventsDep, EventsQuery, SessionDep, SettingsDep
 from service.experiments import frames
 from service.experiments.cursor import Cursor
 from service.experiments.frames import Batch
 from service.experiments.live import Hub, Subscription, Ticket, hub_of
+from service.experiments.schemas import EventList
 from service.settings import Settings
 from service.store import experiments as repo
 from service.store import live
@@ -243,3 +247,54 @@ def respond(
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         background=BackgroundTask(ticket.release),
     )
+
+
+# The declaration both `/events` routes share (the experiment's and the sweep's).
+ROUTE: dict[str, Any] = {
+    "response_model": EventList,
+    "responses": {200: {"content": {"text/event-stream": {}}}},
+}
+
+
+@dataclass(frozen=True)
+class EventsRequest:
+    """One `/events` request: a page of events, or a stream (SSE) to resume."""
+
+    query: EventsQuery
+    request: Request
+    session: Session
+    settings: Settings
+    principal: Principal
+
+    def answer(self, experiment_ids: list[str], *, tagged: bool) -> Any:
+        """The page or the stream over these experiments (access already checked); `tagged`
+        (a sweep's) names each event's experiment."""
+        q = self.query
+        if q.stream:
+            cursor = Cursor.parse(q.last_event_id, q.after, experiment_ids)
+            return respond(
+                self.request, self.settings, self.principal, experiment_ids, cursor, tagged=tagged
+            )
+        rows = (
+            repo.events_after_many(self.session, experiment_ids, q.after, q.limit)
+            if experiment_ids
+            else []
+        )
+        items = [event_json(e) for e in rows]
+        if tagged:
+            for item, e in zip(items, rows, strict=True):
+                item["experiment_id"] = e.experiment_id
+        return EventList(events=items, next_after=items[-1]["id"] if items else q.after)  # type: ignore[arg-type]
+
+
+def get_events_request(
+    query: EventsDep,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+) -> EventsRequest:
+    return EventsRequest(query, request, session, settings, principal)
+
+
+EventsRequestDep = Annotated[EventsRequest, Depends(get_events_request)]

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request, status
+from fastapi import APIRouter, Body, Query, status
 from fastapi.responses import FileResponse
 
 from service.access import ExperimentDep
 from service.auth import PrincipalDep
-from service.deps import EventsDep, PageDep, SessionDep, SettingsDep
+from service.deps import PageDep, SessionDep, SettingsDep
 from service.experiments import events, preview, service
-from service.experiments.cursor import Cursor
 from service.experiments.schemas import (
-    EventList,
     ExperimentList,
     ExperimentRead,
     MetricNames,
@@ -22,11 +20,16 @@ from service.experiments.schemas import (
     SpecPreview,
     SpecPreviewColumns,
 )
-from service.experiments.series_render import FastJSON, SeriesFormat, render
+from service.experiments.series_render import (
+    FastJSON,
+    FormatQuery,
+    MaxPoints,
+    SeriesFormat,
+    render,
+)
 from service.idempotency import IdempotencyDep
 from service.spec import ExperimentSpec
 from service.spec.experiment import CANONICAL_EXAMPLE
-from service.store import experiments as repo
 from service.store import metrics as metrics_repo
 from service.store.models import Status
 
@@ -70,12 +73,8 @@ def preview_spec(
         preview.PreviewSteps,
         Query(description="`evaluations`: only the steps at which the run logs metrics."),
     ] = preview.PreviewSteps.all,
-    max_points: Annotated[
-        int | None, Query(ge=1, le=100_000, description="Downsample, keeping extremes.")
-    ] = None,
-    format: Annotated[
-        SeriesFormat, Query(description="`columnar`: {step: [...], epoch: [...], value: [...]}.")
-    ] = SeriesFormat.points,
+    max_points: MaxPoints = None,
+    format: FormatQuery = SeriesFormat.points,
 ) -> Any:
     """The `noise/scale` and `lr` the spec's run will see, step by step, and its length.
 
@@ -127,12 +126,8 @@ def get_metrics(
     session: SessionDep,
     name: Annotated[list[str] | None, Query(description="Repeat for several names.")] = None,
     after_step: Annotated[int | None, Query(ge=-1, le=2**31 - 1)] = None,
-    max_points: Annotated[
-        int | None, Query(ge=1, le=100_000, description="Downsample, keeping extremes.")
-    ] = None,
-    format: Annotated[
-        SeriesFormat, Query(description="`columnar`: {step: [...], epoch: [...], value: [...]}.")
-    ] = SeriesFormat.points,
+    max_points: MaxPoints = None,
+    format: FormatQuery = SeriesFormat.points,
 ) -> Any:
     """Time series by metric name: `{"series": {"val/acc": [{"step", "epoch", "value"}]}}`.
 
@@ -158,27 +153,11 @@ def get_metric_names(experiment: ExperimentDep, session: SessionDep) -> Any:
     return MetricNames(experiment_id=experiment.id, names=names)
 
 
-@router.get(
-    "/{experiment_id}/events",
-    response_model=EventList,
-    responses={200: {"content": {"text/event-stream": {}}}},
-)
-def get_events(
-    experiment: ExperimentDep,
-    query: EventsDep,
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
-) -> Any:
+@router.get("/{experiment_id}/events", **events.ROUTE)
+def get_events(experiment: ExperimentDep, events_request: events.EventsRequestDep) -> Any:
     """Status transitions and log lines; as SSE (with progress and new metric points) until
     the experiment ends when `stream=true` or `Accept: text/event-stream`."""
-    if query.stream:
-        cursor = Cursor.parse(query.last_event_id, query.after, [experiment.id])
-        return events.respond(request, settings, principal, [experiment.id], cursor, tagged=False)
-    rows = repo.events_after(session, experiment.id, query.after, query.limit)
-    items = [events.event_json(e) for e in rows]
-    return EventList(events=items, next_after=items[-1]["id"] if items else query.after)  # type: ignore[arg-type]
+    return events_request.answer([experiment.id], tagged=False)
 
 
 @router.post("/{experiment_id}/cancel", response_model=ExperimentRead)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
+from fastapi import Query
 from fastapi.responses import Response
 
 from service.store.metrics import Row
@@ -20,6 +21,15 @@ from service.store.metrics import Row
 class SeriesFormat(str, enum.Enum):
     points = "points"
     columnar = "columnar"
+
+
+# The query parameters of every series route (an experiment's, a batch's, a spec preview's).
+MaxPoints = Annotated[
+    int | None, Query(ge=1, le=100_000, description="Downsample, keeping extremes.")
+]
+FormatQuery = Annotated[
+    SeriesFormat, Query(description="`columnar`: {step: [...], epoch: [...], value: [...]}.")
+]
 
 
 def render(series: Mapping[str, list[Row]], fmt: SeriesFormat) -> dict[str, Any]:

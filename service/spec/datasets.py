@@ -9,7 +9,7 @@ the memory estimate uses, and its loader. Plugins add classes through the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, ClassVar, Literal, Union
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
@@ -224,6 +224,6 @@ plugins.load("dataset", DATASETS)
 if TYPE_CHECKING:  # the type checker sees the base; pydantic sees every registered class
     DatasetSpec = Dataset
 else:
-    DatasetSpec = Annotated[Union[tuple(DATASETS.classes())], Field(discriminator="name")]
+    DatasetSpec = DATASETS.union()
 
-DATASET_SPECS: dict[str, type[Dataset]] = {n: DATASETS.get(n) for n in DATASETS.names()}
+DATASET_SPECS = DATASETS.by_name()

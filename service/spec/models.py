@@ -8,7 +8,7 @@ submit-time estimate calls on the meta device. Plugins add classes through the
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
@@ -87,6 +87,6 @@ plugins.load("model", MODELS)
 if TYPE_CHECKING:  # the type checker sees the base; pydantic sees every registered class
     ModelSpec = Model
 else:
-    ModelSpec = Annotated[Union[tuple(MODELS.classes())], Field(discriminator="arch")]
+    ModelSpec = MODELS.union()
 
-MODEL_SPECS: dict[str, type[Model]] = {n: MODELS.get(n) for n in MODELS.names()}
+MODEL_SPECS = MODELS.by_name()

@@ -1,7 +1,8 @@
 """Name -> registration, one registry per kind, and the one function listing the names.
 
-Datasets and models register a spec class (service/spec/base.py); activations and noise
-laws register with `activations.register`, schedules live in `activations.schedules`.
+Datasets and models register a spec class (service/spec/base.py); activations register
+with `activations.register`, noise laws with `activations.noise.register`, schedule kinds
+with `activations.schedules.register`.
 Validation, limits, the catalogue, sweeps and the engine all read these registries.
 """
 
@@ -9,9 +10,9 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Callable
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar, Union
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 import activations
 from activations import schedules
@@ -76,6 +77,14 @@ class SpecRegistry(Generic[S]):
 
     def get(self, name: str) -> type[S]:
         return self._classes[name]
+
+    def by_name(self) -> dict[str, type[S]]:
+        return dict(self._classes)
+
+    def union(self) -> Any:
+        """Every registered class as one union discriminated by the key: what validation and
+        the OpenAPI schema use. Build it after the plugins have registered."""
+        return Annotated[Union[tuple(self._classes.values())], Field(discriminator=self.key)]
 
     def source(self, name: str) -> str:
         """ "builtin", or the distribution (name and version) of the plugin that added it."""

@@ -181,13 +181,8 @@ def count_queued(session: Session, owner_id: str | None) -> int:
 
 
 def events_after(session: Session, experiment_id: str, after: int, limit: int) -> Sequence[Event]:
-    query = (
-        select(Event)
-        .where(Event.experiment_id == experiment_id, Event.id > after)
-        .order_by(Event.id)
-        .limit(limit)
-    )
-    return session.scalars(query).all()
+    """One experiment's events with an id above `after`, in id order."""
+    return events_after_many(session, [experiment_id], after, limit)
 
 
 def sweep_labels(session: Session, experiment_ids: Sequence[str]) -> dict[str, dict[str, Any]]:

@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import json
+import math
 import re
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 
 from service.spec.experiment import CANONICAL_EXAMPLE, Tag
 from service.spec.numbers import Int
+from service.store.models import Status
+from service.sweeps.stats import CONFIDENCE
+
+PENDING = {Status.queued.value, Status.running.value, Status.cancelling.value}
 
 PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 # Set per experiment by the sweep itself, never by the grid.
@@ -122,7 +136,29 @@ class SweepCreate(BaseModel):
         return baseline
 
 
-class SweepExperiment(BaseModel):
+class _Over:
+    """A row's attributes, with what the service computed (``over``) in their place."""
+
+    def __init__(self, row: Any, over: Mapping[str, Any]) -> None:
+        self._row, self._over = row, over
+
+    def __getattr__(self, name: str) -> Any:
+        return self._over[name] if name in self._over else getattr(self._row, name)
+
+
+# Read models: validated from an object's attributes (a row, a stats result), with the
+# validation context's values in place of or beside them: `model_validate(obj, context=...)`.
+class _Read(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _context_over_attributes(cls, data: Any, info: ValidationInfo) -> Any:
+        # A nested read model arrives built, and the context is its parent's: leave it be.
+        return _Over(data, info.context) if info.context and not isinstance(data, cls) else data
+
+
+class SweepExperiment(_Read):
     id: str
     point: dict[str, Any]
     label: str
@@ -133,7 +169,7 @@ class SweepExperiment(BaseModel):
     pack_id: str | None = Field(None, description="The pack it trains in; null when alone.")
 
 
-class ArmRow(BaseModel):
+class ArmRow(_Read):
     """One grid point across seeds; only succeeded experiments with a value count in n."""
 
     point: dict[str, Any]
@@ -149,7 +185,7 @@ class ArmRow(BaseModel):
     n_missing: int = Field(description="Succeeded, but the metric was never reported.")
 
 
-class Comparison(BaseModel):
+class Comparison(_Read):
     """An arm minus the baseline, paired by seed (seeds where both have a value)."""
 
     point: dict[str, Any]
@@ -164,26 +200,54 @@ class Comparison(BaseModel):
     )
 
 
-class SweepSummary(BaseModel):
+def experiment_count(grid: Mapping[str, Sequence[Any]], seeds: Sequence[int]) -> int:
+    """Experiments in a sweep: one per grid point and seed."""
+    return math.prod(len(v) for v in grid.values()) * len(seeds)
+
+
+def sweep_status(counts: Mapping[str, int]) -> str:
+    """One status for the sweep, derived from its experiments' status counts."""
+    present = {s for s, n in counts.items() if n}
+    if present & PENDING:
+        return Status.queued.value if present <= {Status.queued.value} else Status.running.value
+    for outcome in (Status.failed, Status.cancelled):
+        if outcome.value in present:
+            return outcome.value
+    return Status.succeeded.value
+
+
+class SweepSummary(_Read):
+    # Read from a `Sweep` row; the context holds what is not a column: its experiments'
+    # `status_counts` (and, for SweepRead, the aggregates).
+
     id: str
     name: str
-    status: str = Field(
-        description="From its experiments: queued until one starts, running while any is"
-        " pending, then failed if any failed, else cancelled if any was, else succeeded."
-    )
     created_at: datetime
     grid: dict[str, list[Any]]
     seeds: list[int]
     metric: str
     baseline: dict[str, Any] | None
-    size: int = Field(description="Number of experiments.")
     status_counts: dict[str, int]
     packing: PackingSpec | None = None
 
+    @computed_field(  # type: ignore[prop-decorator]
+        description="From its experiments: queued until one starts, running while any is"
+        " pending, then failed if any failed, else cancelled if any was, else succeeded."
+    )
+    @property
+    def status(self) -> str:
+        return sweep_status(self.status_counts)
+
+    @computed_field(description="Number of experiments.")  # type: ignore[prop-decorator]
+    @property
+    def size(self) -> int:
+        return experiment_count(self.grid, self.seeds)
+
 
 class SweepRead(SweepSummary):
+    # The context also holds the experiments, their aggregates, and the `metric` and
+    # `baseline` point they were aggregated for (the request's, else the sweep's).
     base_spec: dict[str, Any]
-    confidence: float
     experiments: list[SweepExperiment]
     aggregate: list[ArmRow]
     comparisons: list[Comparison]
@@ -192,6 +256,11 @@ class SweepRead(SweepSummary):
         description="Arm label -> base-spec params its unit or schedule kind does not take,"
         " left out of its experiments' specs (e.g. a base `sigma` for `relu`).",
     )
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def confidence(self) -> float:
+        return CONFIDENCE
 
 
 class SweepList(BaseModel):

@@ -24,31 +24,25 @@ from service.store.models import TERMINAL, Experiment, Status, Sweep
 from service.sweeps import packing, stats
 from service.sweeps.grid import Point, dropped_params, expand, experiment_name, label, points
 from service.sweeps.schemas import (
+    PENDING,
     ArmRow,
     Comparison,
-    PackingSpec,
     SweepCreate,
     SweepExperiment,
     SweepRead,
     SweepSummary,
     canonical,
+    experiment_count,
 )
 
-PENDING = {Status.queued.value, Status.running.value, Status.cancelling.value}
-
-
 # --- use cases --------------------------------------------------------------------------
-
-
-def size(grid: dict[str, list[Any]], seeds: Sequence[int]) -> int:
-    return math.prod(len(v) for v in grid.values()) * len(seeds)
 
 
 def create(
     *, session: Session, settings: Settings, body: SweepCreate, owner_id: str | None
 ) -> SweepRead:
     """Insert the sweep and all its experiments (the request commits them together)."""
-    total = size(body.grid, body.seeds)
+    total = experiment_count(body.grid, body.seeds)
     if total > settings.max_sweep_size:
         raise LimitExceeded(
             f"a sweep of {total} experiments is too large",
@@ -93,31 +87,8 @@ def list_page(
     return [_summary(r, counts[r.id]) for r in rows], next_cursor
 
 
-def sweep_status(counts: dict[str, int]) -> str:
-    """One status for the sweep, derived from its experiments' status counts."""
-    present = {s for s, n in counts.items() if n}
-    if present & PENDING:
-        return Status.queued.value if present <= {Status.queued.value} else Status.running.value
-    for outcome in (Status.failed, Status.cancelled):
-        if outcome.value in present:
-            return outcome.value
-    return Status.succeeded.value
-
-
 def _summary(sweep: Sweep, counts: dict[str, int]) -> SweepSummary:
-    return SweepSummary(
-        id=sweep.id,
-        name=sweep.name,
-        status=sweep_status(counts),
-        created_at=sweep.created_at,
-        grid=sweep.grid,
-        seeds=sweep.seeds,
-        metric=sweep.metric,
-        baseline=sweep.baseline,
-        size=size(sweep.grid, sweep.seeds),
-        status_counts=counts,
-        packing=PackingSpec.model_validate(sweep.packing) if sweep.packing else None,
-    )
+    return SweepSummary.model_validate(sweep, context={"status_counts": counts})
 
 
 # --- aggregation ------------------------------------------------------------------------
@@ -189,22 +160,20 @@ def view(*, session: Session, sweep: Sweep, metric: str | None, baseline: str | 
         known |= {k for e in exps for k, v in (e.summary or {}).items() if _number(v) is not None}
         check_names([asked], sorted(known), field="metric")
     rows, arms, counts = _collect(exps, where, pts, values)
-    summary = _summary(sweep, dict(Counter(e.status for e in exps)))
-    return SweepRead(
-        **summary.model_dump(exclude={"baseline", "metric"}),
-        metric=metric,  # the one aggregated: the sweep's, or the request's `metric=`
-        baseline=pts[base],
-        base_spec=sweep.base_spec,
-        confidence=stats.CONFIDENCE,
-        experiments=rows,
-        aggregate=[_arm(p, arms[i], counts[i]) for i, p in enumerate(pts)],
-        comparisons=[
+    over = {
+        "status_counts": dict(Counter(e.status for e in exps)),
+        "metric": metric,  # the one aggregated: the sweep's, or the request's `metric=`
+        "baseline": pts[base],
+        "experiments": rows,
+        "aggregate": [_arm(p, arms[i], counts[i]) for i, p in enumerate(pts)],
+        "comparisons": [
             _compare(p, arms[i], pts[base], arms[base]) for i, p in enumerate(pts) if i != base
         ],
-        dropped_params={
+        "dropped_params": {
             label(p): dropped for p in pts if (dropped := dropped_params(sweep.base_spec, p))
         },
-    )
+    }
+    return SweepRead.model_validate(sweep, context=over)
 
 
 def _positions(
@@ -241,49 +210,27 @@ def _collect(
         counts[index][exp.status] += 1
         if exp.status == Status.succeeded.value and value is not None:
             arms[index][seed] = value
-        rows.append(
-            SweepExperiment(
-                id=exp.id,
-                point=pts[index],
-                label=label(pts[index]),
-                seed=seed,
-                status=exp.status,
-                status_reason=exp.status_reason,
-                value=value,
-                pack_id=exp.pack_id,
-            )
-        )
+        over = {"point": pts[index], "label": label(pts[index]), "seed": seed, "value": value}
+        rows.append(SweepExperiment.model_validate(exp, context=over))
     return rows, arms, counts
 
 
 def _arm(point: Point, values: dict[int, float], counts: Counter[str]) -> ArmRow:
     s = stats.summarize([values[seed] for seed in sorted(values)])
-    return ArmRow(
-        point=point,
-        label=label(point),
-        n=s.n,
-        mean=s.mean,
-        std=s.std,
-        ci_low=s.ci_low,
-        ci_high=s.ci_high,
-        n_pending=sum(counts[k] for k in PENDING),
-        n_failed=counts[Status.failed.value],
-        n_cancelled=counts[Status.cancelled.value],
-        n_missing=counts[Status.succeeded.value] - s.n,
-    )
+    over = {
+        "point": point,
+        "label": label(point),
+        "n_pending": sum(counts[k] for k in PENDING),
+        "n_failed": counts[Status.failed.value],
+        "n_cancelled": counts[Status.cancelled.value],
+        "n_missing": counts[Status.succeeded.value] - s.n,
+    }
+    return ArmRow.model_validate(s, context=over)
 
 
 def _compare(
     point: Point, values: dict[int, float], base: Point, base_values: dict[int, float]
 ) -> Comparison:
     p = stats.paired(values, base_values)
-    return Comparison(
-        point=point,
-        label=label(point),
-        baseline_label=label(base),
-        n_pairs=p.n_pairs,
-        mean_diff=p.mean_diff,
-        ci_low=p.ci_low,
-        ci_high=p.ci_high,
-        p_value=p.p_value,
-    )
+    over = {"point": point, "label": label(point), "baseline_label": label(base)}
+    return Comparison.model_validate(p, context=over)

@@ -1,4 +1,4 @@
-"""The example plugin's activation and dataset through a real API and real workers.
+"""The example plugin's activation, dataset and model through a real API and real workers.
 
 The API and one worker have the package; another worker does not, and fails the
 experiment naming the missing plugin; a retry then trains on the worker that has it.
@@ -19,12 +19,14 @@ from tests.support import Process, canonical_spec, settings_env, wait_for_status
 
 pytestmark = pytest.mark.integration
 
-SPEC = canonical_spec(
-    dataset={"name": "xor", "num_samples": 400},
-    model={"arch": "mlp", "hidden": [16]},
-    activation={"name": "noisy_softplus", "params": {"sigma": 0.2}},
-    training={"epochs": 2, "batch_size": 50},
-)
+SPEC = {
+    **canonical_spec(
+        dataset={"name": "xor", "num_samples": 400},
+        activation={"name": "noisy_softplus", "params": {"sigma": 0.2}},
+        training={"epochs": 2, "batch_size": 50},
+    ),
+    "model": {"arch": "resmlp", "width": 16, "depth": 2},  # replaced, not merged with mlp's
+}
 
 
 def _worker(settings: Settings, log: Path, name: str, *paths: Path) -> Process:
@@ -59,6 +61,9 @@ def _catalogue_and_validation(client: httpx.Client) -> None:
     assert {p["name"] for p in units["noisy_softplus"]["params"]} == {"sigma", "beta"}
     sets = {row["name"]: row for row in client.get("/v1/datasets").json()}
     assert sets["xor"]["input_shape"] == [2] and sets["xor"]["classes"] == 2
+    archs = {row["name"]: row for row in client.get("/v1/models").json()}
+    assert archs["resmlp"]["source"] == "actlab-example-plugin 0.1.0"
+    assert {p["name"] for p in archs["resmlp"]["params"]} == {"width", "depth"}
     # Validated like a built-in: a bad parameter is a 422 naming the field.
     bad = client.post(
         "/v1/experiments",
@@ -71,6 +76,16 @@ def _catalogue_and_validation(client: httpx.Client) -> None:
     assert unknown.status_code == 422 and "noisy_softplus" in unknown.text, unknown.text
     unknown = client.post("/v1/experiments", json={**SPEC, "dataset": {"name": "nope"}})
     assert unknown.status_code == 422 and "xor" in unknown.text, unknown.text
+    shallow = client.post("/v1/experiments", json={**SPEC, "model": {"arch": "resmlp", "depth": 0}})
+    assert shallow.status_code == 422, shallow.text
+    assert shallow.json()["errors"][0]["path"] == "model.depth", shallow.text
+    unknown = client.post("/v1/experiments", json={**SPEC, "model": {"arch": "nope"}})
+    assert unknown.status_code == 422 and "resmlp" in unknown.text, unknown.text
+    # The size limit measures the plugin's own network (its builder on the meta device).
+    huge = client.post(
+        "/v1/experiments", json={**SPEC, "model": {"arch": "resmlp", "width": 4096, "depth": 32}}
+    )
+    assert huge.status_code == 422 and "ACTLAB_MAX_MODEL_PARAMETERS" in huge.text, huge.text
 
 
 def _fails_without_then_trains_with(
@@ -88,6 +103,7 @@ def _fails_without_then_trains_with(
     message = failed["status_message"]
     assert "activation 'noisy_softplus'" in message and "actlab.activations" in message
     assert "dataset 'xor'" in message
+    assert "model 'resmlp'" in message and "actlab.models" in message
     assert client.post(f"/v1/experiments/{exp_id}/retry").status_code == 200
     equipped = _worker(settings, tmp_path / "equipped.log", "equipped", plugin_path)
     try:

@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import activations
-from activations import schedules
+from activations import noise, schedules
 from service.spec.datasets import DATASET_SPECS
 from service.spec.models import MODEL_SPECS
 
@@ -17,6 +17,14 @@ def test_activations_catalogue(client: TestClient) -> None:
     noisy = {row["name"]: row for row in body}["noisy_relu"]
     assert noisy["noisy"] is True
     assert {"sigma"} <= {p["name"] for p in noisy["params"]}
+
+
+def test_noise_laws_catalogue_is_the_registration(client: TestClient) -> None:
+    body = client.get("/v1/noise-laws").json()
+    assert body == [law.as_dict() for law in noise.laws()]
+    half = {row["name"]: row for row in body}["half_normal"]
+    assert half["mean"] == noise.HALF_NORMAL_MEAN and half["fused"] is True
+    assert {row["name"]: row["aliases"] for row in body}["gaussian"] == ["normal"]
 
 
 def test_schedules_datasets_models(client: TestClient) -> None:

@@ -17,7 +17,7 @@ from service.settings import Settings
 from service.store.db import session_scope
 from service.store.metrics import insert_points
 from service.store.models import Experiment
-from service.sweeps.service import sweep_status
+from service.sweeps.schemas import sweep_status
 from tests.support import canonical_spec
 
 ARMS = ["relu", "noisy_relu", "hard_tanh"]

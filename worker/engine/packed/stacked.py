@@ -160,7 +160,7 @@ def _noisy_relu(z: Tensor, units: list[nn.Module]) -> Tensor:
 def _draw_all(jobs: list[tuple[Tensor, Tensor, NoisyReLU]]) -> None:
     for out, z, unit in jobs:
         level = unit.sigma * unit.noise_scale
-        if unit.distribution in ("gaussian", "normal"):
+        if noise.law(unit.distribution).name == "gaussian":
             # What noise.sample does alone, drawn straight into the member's slice.
             noise.fill(out, partial(_normal, std=level), unit.generator)
         else:
