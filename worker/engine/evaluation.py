@@ -50,6 +50,15 @@ def count_hits(task: str, predictions: torch.Tensor, y: torch.Tensor) -> int:
     return int((predictions.argmax(dim=1) == y).sum())
 
 
+def member_hits(task: str, predictions: torch.Tensor, y: torch.Tensor) -> list[int]:
+    """`count_hits` of each member of a pack: `predictions` `[K, n, ...]`, `y` `[K, n]`."""
+    if task == "regression":
+        hit = (predictions - y).abs() < ADDING_TOLERANCE
+    else:
+        hit = predictions.argmax(dim=-1) == y
+    return hit.sum(dim=1).tolist()
+
+
 @torch.inference_mode()
 def evaluate(
     model: nn.Module,

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from worker.engine.errors import Diverged, Interrupted
+from worker.engine.evaluation import member_hits
 from worker.engine.packed.member import MemberTrainer, Outcome
 from worker.engine.packed.optim import StackedOptimizer
 from worker.engine.packed.stacked import StackedMLP
@@ -174,10 +175,13 @@ class PackedTrainer:
         self.opt.store_members([m.run.optimizer for m in self.members])
 
     def _flush_pending(self) -> None:
-        """Hand each member its slice of the train predictions not yet counted."""
-        for pred, y in self._pending:
-            for k, m in enumerate(self.members):
-                m._pending.append((pred[k], y[k]))
+        """Count every member's train hits of the steps not yet counted, in one pass."""
+        if not self._pending:
+            return
+        preds = torch.cat([p for p, _ in self._pending], dim=1)
+        targets = torch.cat([y for _, y in self._pending], dim=1)
+        for m, hits in zip(self.members, member_hits(self.task, preds, targets), strict=True):
+            m.loop.correct += hits
         self._pending.clear()
 
     def _leave(self, outcomes: Iterable[tuple[MemberTrainer, Outcome]]) -> None:
