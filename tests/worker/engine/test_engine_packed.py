@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 from scipy import stats
+from torch import nn
 
 from activations import create
 from tests.worker.engine.engine_factories import STEPS_PER_EPOCH, Recorder, make_spec
 from worker import engine
 from worker.engine.errors import Diverged, Interrupted
+from worker.engine.evaluation import evaluate, member_scores
 from worker.engine.packed import PackMember, train_pack
 from worker.engine.packed.stacked import _noisy_relu
 
@@ -194,6 +196,21 @@ def test_pack_killed_between_member_checkpoints_resumes_with_the_uninterrupted_c
     for k in range(3):
         assert again[k].started[0]["resumed_from_step"] == at[k]
         assert again[k].metrics == [m for m in full[k].metrics if m[0] > at[k]]
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_stacked_scores_equal_each_members_own_evaluation(task: str) -> None:
+    gen = torch.Generator().manual_seed(0)
+    k, n, width = 3, 250, 10 if task == "classification" else 1
+    out = torch.randn(k, n, width, generator=gen)
+    if task == "classification":
+        y = torch.randint(0, width, (k, n), generator=gen)
+    else:
+        y = out.squeeze(-1) + 0.1 * torch.randn(k, n, generator=gen)
+    scores = member_scores(task, out, y, batch_size=100)  # chunks of 100, 100 and 50
+    for j in range(k):
+        own = evaluate(nn.Identity(), out[j], y[j], task=task, batch_size=100, outputs=out[j])
+        assert scores[j] == pytest.approx(own, rel=1e-6)
 
 
 def test_members_that_cannot_stack_train_alone(data_dir: Path) -> None:
