@@ -35,6 +35,7 @@ class StackedMLP:
 
     Every parameter `[K, ...]` is a view into one flat buffer (and its gradient into one flat
     gradient buffer), so the optimizer updates all members and layers in one fused pass.
+    Backward writes each layer's gradients straight into their views (see `_StackedLinear`).
     """
 
     def __init__(self, models: list[MLP]) -> None:
@@ -69,25 +70,18 @@ class StackedMLP:
         return out
 
     def _build(self) -> None:
-        self.params = [p.requires_grad_() for p in self.split(self.flat)]
-        for p, g in zip(self.params, self.split(self.grad), strict=True):
-            p.grad = g  # backward accumulates in place into the flat gradient
+        self.params, self.grads = self.split(self.flat), self.split(self.grad)
         self._index = {n: i for i, n in enumerate(self.names)}
-
-    def zero_grad(self) -> None:
-        self.grad.zero_()
 
     def take(self, flat: Tensor, index: Tensor) -> Tensor:
         """The members at `index` of a flat tensor laid out like the parameters."""
         return torch.cat([t[index].reshape(-1) for t in self.split(flat)])
 
     def _linear(self, prefix: str, h: Tensor) -> Tensor:
-        w, b = (
-            self.params[self._index[f"{prefix}.weight"]],
-            self.params[self._index[f"{prefix}.bias"]],
-        )
+        iw, ib = self._index[f"{prefix}.weight"], self._index[f"{prefix}.bias"]
+        w, b = self.params[iw], self.params[ib]
         if torch.is_grad_enabled():
-            return _StackedLinear.apply(h, w, b)
+            return _StackedLinear.apply(h, w, b, self.grads[iw], self.grads[ib], _ANCHOR)
         return torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -131,27 +125,48 @@ class StackedMLP:
                 own[name].copy_(p[k])
 
 
-class _StackedLinear(torch.autograd.Function):
-    """`h @ w^T + b` per member, with a backward laid out for the stacked weights.
+# Requires grad so that every layer's output does (the parameters do not): autograd then
+# runs each layer's backward, which writes the parameters' gradients itself.
+_ANCHOR = torch.zeros((), requires_grad=True)
 
-    Autograd's own baddbmm backward makes the weight gradient as `[K, in, out]` (the
-    transposed operand's), then adds it strided into the `[K, out, in]` gradient and reduces
-    the broadcast bias through expand; this one computes `g^T @ h` straight in the weight's
-    layout and the bias gradient as one sum: a fifth less time per training step at K = 16.
+
+class _StackedLinear(torch.autograd.Function):
+    """`h @ w^T + b` per member; backward writes the gradients of `w` and `b` into `grad_w`
+    and `grad_b` (their views of the flat gradient) and returns only that of `h`.
+
+    Autograd's own baddbmm backward reduces the broadcast bias through expand and adds each
+    gradient into a zeroed buffer; here the bias gradient is one sum and both are written,
+    with no zeroing or accumulation pass. Each layer runs once a step, so writing (not
+    adding) is the whole gradient.
     """
 
     @staticmethod
-    def forward(ctx: FunctionCtx, h: Tensor, w: Tensor, b: Tensor) -> Tensor:
+    def forward(
+        ctx: FunctionCtx,
+        h: Tensor,
+        w: Tensor,
+        b: Tensor,
+        grad_w: Tensor,
+        grad_b: Tensor,
+        anchor: Tensor,
+    ) -> Tensor:
         ctx.save_for_backward(h, w)
+        ctx.grads = (grad_w, grad_b)  # type: ignore[attr-defined]
         return torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
 
     @staticmethod
-    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, None, None, None, None, None]:
         h, w = ctx.saved_tensors
+        grad_w, grad_b = ctx.grads
+        # h^T @ g written into grad_w's transposed view, not g^T @ h: that one is as fast,
+        # but with one member and two threads MKL splits its 10-row product (the head's)
+        # over the batch, the summed axis, so a pack of one would round otherwise than the
+        # same member in a larger pack (and a pack resumed as smaller ones would leave its
+        # uninterrupted curves: tests/worker/engine/test_engine_packed.py).
+        torch.bmm(h.transpose(1, 2), g, out=grad_w.transpose(1, 2))
+        torch.sum(g, 1, out=grad_b)
         grad_h = torch.bmm(g, w) if ctx.needs_input_grad[0] else None
-        grad_w = torch.bmm(g.transpose(1, 2), h) if ctx.needs_input_grad[1] else None
-        grad_b = g.sum(1) if ctx.needs_input_grad[2] else None
-        return grad_h, grad_w, grad_b
+        return grad_h, None, None, None, None, None
 
 
 def _activate(z: Tensor, units: list[nn.Module], kind: str) -> Tensor:

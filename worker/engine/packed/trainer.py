@@ -92,7 +92,6 @@ class PackedTrainer:
         losses = self._losses(out, yb)
         values = losses.tolist()  # one host sync a step, as alone: divergence is caught at once
         good = [k for k, v in enumerate(values) if math.isfinite(v)]
-        self.model.zero_grad()
         if good:
             (losses.sum() if len(good) == len(values) else losses[good].sum()).backward()
         if len(good) < len(values):
