@@ -180,7 +180,9 @@ class Trainer:
     def _set_noise(self, scale: float) -> None:
         self.loop.noise_scale = scale
         for unit in self.run.noisy_units:
-            unit.noise_scale = scale  # type: ignore[assignment]
+            # A plain float attribute, set past nn.Module.__setattr__'s parameter, buffer and
+            # submodule checks: they cost about 1.3 us a unit, every step.
+            vars(unit)["noise_scale"] = scale
 
     def noise_scale_now(self) -> float:
         """The noise schedule's value at the last step taken (or the epoch just trained)."""
