@@ -193,7 +193,10 @@ def _noisy_relu(z: Tensor, units: list[nn.Module]) -> Tensor:
         # Each member's generator is its own, so members draw in parallel (torch releases
         # the GIL); the slices are small enough that `noise.fill` uses no pool of its own.
         parts = [jobs[i::workers] for i in range(workers)]
-        list(noise.executor().map(_draw_all, parts))
+        others = [noise.executor().submit(_draw_all, part) for part in parts[1:]]
+        _draw_all(parts[0])  # this thread draws a share too, rather than wait idle
+        for done in others:
+            done.result()
     else:
         _draw_all(jobs)
     return eps.add_(torch.relu(z))
