@@ -50,6 +50,39 @@ def count_hits(task: str, predictions: torch.Tensor, y: torch.Tensor) -> int:
     return int((predictions.argmax(dim=1) == y).sum())
 
 
+def member_hits(task: str, predictions: torch.Tensor, y: torch.Tensor) -> list[int]:
+    """`count_hits` of each member of a pack: `predictions` `[K, n, ...]`, `y` `[K, n]`."""
+    if task == "regression":
+        hit = (predictions - y).abs() < ADDING_TOLERANCE
+    else:
+        hit = predictions.argmax(dim=-1) == y
+    return hit.sum(dim=1).tolist()
+
+
+@torch.inference_mode()
+def member_scores(
+    task: str, outputs: torch.Tensor, y: torch.Tensor, *, batch_size: int
+) -> list[tuple[float, float]]:
+    """What `evaluate` returns for each member of a pack, from every member's eval-mode
+    outputs `[K, n, ...]` on its own targets `y` `[K, n]`: the same chunks and sums, one
+    op for all members (the loss with the classes on dim 1, which torch vectorises)."""
+    k, n = y.shape
+    loss_sum = torch.zeros(k, dtype=torch.float64, device=y.device)
+    hits = torch.zeros(k, dtype=torch.int64, device=y.device)
+    for start in range(0, n, batch_size):
+        out, yb = outputs[:, start : start + batch_size], y[:, start : start + batch_size]
+        if task == "regression":
+            err = out.squeeze(-1) - yb
+            loss, hit = err.pow(2).mean(1), err.abs() < ADDING_TOLERANCE
+        else:
+            loss = F.cross_entropy(out.transpose(1, 2), yb, reduction="none").mean(1)
+            hit = out.argmax(dim=-1) == yb
+        loss_sum += loss.double() * yb.shape[1]
+        hits += hit.sum(1)
+    m = max(n, 1)
+    return list(zip((loss_sum / m).tolist(), (hits.double() / m).tolist(), strict=True))
+
+
 @torch.inference_mode()
 def evaluate(
     model: nn.Module,

@@ -12,15 +12,23 @@ from worker.engine.evaluation import evaluate
 from worker.engine.state import LoopState
 
 KnownOutputs = Callable[[str], Tensor | None]  # split -> eval-mode outputs on all of it, or None
+# split -> (loss, acc) as `evaluate` gives them on the eval-mode outputs, or None
+KnownScores = Callable[[str], tuple[float, float] | None]
 
 
 def collect(
-    trainer: Any, run: Any, loop: LoopState, outputs: KnownOutputs | None = None
+    trainer: Any,
+    run: Any,
+    loop: LoopState,
+    outputs: KnownOutputs | None = None,
+    scores: KnownScores | None = None,
 ) -> dict[str, float]:
     """Metric name -> value for the evaluation at the loop's current position.
 
     `outputs(split)`, when given, may return the model's eval-mode output on all of that
-    split (a pack computes every member's at once), so no forward pass of its own is run.
+    split (a pack computes every member's at once), so no forward pass of its own is run;
+    `scores(split)` may return its loss and accuracy on those outputs (a pack scores every
+    member at once too).
     """
     t = run.spec.training
     values: dict[str, float] = {}
@@ -39,11 +47,14 @@ def collect(
         )
     for split in ("val", "test"):
         x, y = run.data.tensors[split]
-        if len(x):
-            known = diag_out if split == diag_split and not run.bf16 else None
+        if not len(x):
+            continue
+        known = diag_out if split == diag_split and not run.bf16 else None
+        given = scores(split) if known is None and scores is not None else None
+        if given is None:
             if known is None and outputs is not None:
                 known = outputs(split)
-            loss, acc = evaluate(
+            given = evaluate(
                 run.forward,
                 x,
                 y,
@@ -52,7 +63,7 @@ def collect(
                 bf16=run.bf16,
                 outputs=known,
             )
-            values[f"{split}/loss"], values[f"{split}/acc"] = loss, acc
+        values[f"{split}/loss"], values[f"{split}/acc"] = given
     values["noise/scale"] = trainer.noise_scale_now()
     values["lr"] = loop.lr
     values.update(diag_values)

@@ -13,7 +13,7 @@ from torch import nn
 
 import activations
 from service.spec.horizon import build_schedule, horizon
-from worker.engine import datasets
+from worker.engine import datasets, heap
 from worker.engine.datasets.base import DatasetInfo
 from worker.engine.errors import TrainingError
 from worker.engine.models import build_model
@@ -93,6 +93,8 @@ def build_optimizer(spec: Any, model: nn.Module) -> torch.optim.Optimizer:
 def build_run(spec: Any, data_dir: Path) -> Run:
     t = spec.training
     device = resolve_device(t.device)
+    if device.type == "cpu":
+        heap.keep_freed_memory()
     data_seed, noise_seed = seed_everything(spec.seed)
     data = load_data(spec, data_dir, device)
     torch.manual_seed(spec.seed)  # initialisation depends on the seed only

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from scipy import stats
+from torch import Tensor, nn
 
 from activations import create
 from tests.worker.engine.engine_factories import STEPS_PER_EPOCH, Recorder, make_spec
 from worker import engine
 from worker.engine.errors import Diverged, Interrupted
+from worker.engine.evaluation import evaluate, member_scores
 from worker.engine.packed import PackMember, train_pack
-from worker.engine.packed.stacked import _noisy_relu
+from worker.engine.packed.stacked import StackedMLP, _noisy_relu
+from worker.engine.setup import build_run
 
 # Relative tolerance of a packed member's metrics against the same experiment alone: the
 # batched matmul sums in another order than addmm (seen: worst 1.4e-7 over 3 epochs).
@@ -194,6 +199,40 @@ def test_pack_killed_between_member_checkpoints_resumes_with_the_uninterrupted_c
     for k in range(3):
         assert again[k].started[0]["resumed_from_step"] == at[k]
         assert again[k].metrics == [m for m in full[k].metrics if m[0] > at[k]]
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_stacked_scores_equal_each_members_own_evaluation(task: str) -> None:
+    gen = torch.Generator().manual_seed(0)
+    k, n, width = 3, 250, 10 if task == "classification" else 1
+    out = torch.randn(k, n, width, generator=gen)
+    if task == "classification":
+        y = torch.randint(0, width, (k, n), generator=gen)
+    else:
+        y = out.squeeze(-1) + 0.1 * torch.randn(k, n, generator=gen)
+    scores = member_scores(task, out, y, batch_size=100)  # chunks of 100, 100 and 50
+    for j in range(k):
+        own = evaluate(nn.Identity(), out[j], y[j], task=task, batch_size=100, outputs=out[j])
+        assert scores[j] == pytest.approx(own, rel=1e-6)
+
+
+def test_a_members_step_rounds_alike_in_packs_of_any_size(data_dir: Path) -> None:
+    # Members resumed at different steps train as smaller packs: their curves stay the
+    # uninterrupted pack's only if a member's outputs and gradients are bit for bit the same
+    # in a pack of one (where BLAS may thread one product) and in a larger one.
+    runs = [build_run(make_spec(seed=s, activation={"name": "relu"}), data_dir) for s in range(3)]
+
+    def step(members: list) -> tuple[Tensor, list[Tensor]]:
+        model = StackedMLP([copy.deepcopy(r.model) for r in members])
+        x = torch.stack([r.data.tensors["train"][0][:100] for r in members])
+        y = torch.stack([r.data.tensors["train"][1][:100] for r in members])
+        out = model.forward(x)
+        F.cross_entropy(out.transpose(1, 2), y, reduction="none").mean(1).sum().backward()
+        return out.detach(), model.split(model.grad)
+
+    (out3, grads3), (out1, grads1) = step(runs), step(runs[:1])
+    assert torch.equal(out3[:1], out1)
+    assert all(torch.equal(g3[:1], g1) for g3, g1 in zip(grads3, grads1, strict=True))
 
 
 def test_members_that_cannot_stack_train_alone(data_dir: Path) -> None:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import math
 from functools import partial
+from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import FunctionCtx
 
 from activations import fused, noise
 from activations.deterministic import ReLU
@@ -33,6 +35,7 @@ class StackedMLP:
 
     Every parameter `[K, ...]` is a view into one flat buffer (and its gradient into one flat
     gradient buffer), so the optimizer updates all members and layers in one fused pass.
+    Backward writes each layer's gradients straight into their views (see `_StackedLinear`).
     """
 
     def __init__(self, models: list[MLP]) -> None:
@@ -67,23 +70,18 @@ class StackedMLP:
         return out
 
     def _build(self) -> None:
-        self.params = [p.requires_grad_() for p in self.split(self.flat)]
-        for p, g in zip(self.params, self.split(self.grad), strict=True):
-            p.grad = g  # backward accumulates in place into the flat gradient
+        self.params, self.grads = self.split(self.flat), self.split(self.grad)
         self._index = {n: i for i, n in enumerate(self.names)}
-
-    def zero_grad(self) -> None:
-        self.grad.zero_()
 
     def take(self, flat: Tensor, index: Tensor) -> Tensor:
         """The members at `index` of a flat tensor laid out like the parameters."""
         return torch.cat([t[index].reshape(-1) for t in self.split(flat)])
 
     def _linear(self, prefix: str, h: Tensor) -> Tensor:
-        w, b = (
-            self.params[self._index[f"{prefix}.weight"]],
-            self.params[self._index[f"{prefix}.bias"]],
-        )
+        iw, ib = self._index[f"{prefix}.weight"], self._index[f"{prefix}.bias"]
+        w, b = self.params[iw], self.params[ib]
+        if torch.is_grad_enabled():
+            return _StackedLinear.apply(h, w, b, self.grads[iw], self.grads[ib], _ANCHOR)
         return torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -127,6 +125,50 @@ class StackedMLP:
                 own[name].copy_(p[k])
 
 
+# Requires grad so that every layer's output does (the parameters do not): autograd then
+# runs each layer's backward, which writes the parameters' gradients itself.
+_ANCHOR = torch.zeros((), requires_grad=True)
+
+
+class _StackedLinear(torch.autograd.Function):
+    """`h @ w^T + b` per member; backward writes the gradients of `w` and `b` into `grad_w`
+    and `grad_b` (their views of the flat gradient) and returns only that of `h`.
+
+    Autograd's own baddbmm backward reduces the broadcast bias through expand and adds each
+    gradient into a zeroed buffer; here the bias gradient is one sum and both are written,
+    with no zeroing or accumulation pass. Each layer runs once a step, so writing (not
+    adding) is the whole gradient.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: FunctionCtx,
+        h: Tensor,
+        w: Tensor,
+        b: Tensor,
+        grad_w: Tensor,
+        grad_b: Tensor,
+        anchor: Tensor,
+    ) -> Tensor:
+        ctx.save_for_backward(h, w)
+        ctx.grads = (grad_w, grad_b)  # type: ignore[attr-defined]
+        return torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, None, None, None, None, None]:
+        h, w = ctx.saved_tensors
+        grad_w, grad_b = ctx.grads
+        # h^T @ g written into grad_w's transposed view, not g^T @ h: that one is as fast,
+        # but with one member and two threads MKL splits its 10-row product (the head's)
+        # over the batch, the summed axis, so a pack of one would round otherwise than the
+        # same member in a larger pack (and a pack resumed as smaller ones would leave its
+        # uninterrupted curves: tests/worker/engine/test_engine_packed.py).
+        torch.bmm(h.transpose(1, 2), g, out=grad_w.transpose(1, 2))
+        torch.sum(g, 1, out=grad_b)
+        grad_h = torch.bmm(g, w) if ctx.needs_input_grad[0] else None
+        return grad_h, None, None, None, None, None
+
+
 def _activate(z: Tensor, units: list[nn.Module], kind: str) -> Tensor:
     if kind == "relu":
         return torch.relu(z)
@@ -151,7 +193,10 @@ def _noisy_relu(z: Tensor, units: list[nn.Module]) -> Tensor:
         # Each member's generator is its own, so members draw in parallel (torch releases
         # the GIL); the slices are small enough that `noise.fill` uses no pool of its own.
         parts = [jobs[i::workers] for i in range(workers)]
-        list(noise.executor().map(_draw_all, parts))
+        others = [noise.executor().submit(_draw_all, part) for part in parts[1:]]
+        _draw_all(parts[0])  # this thread draws a share too, rather than wait idle
+        for done in others:
+            done.result()
     else:
         _draw_all(jobs)
     return eps.add_(torch.relu(z))

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from worker.engine.errors import Diverged, Interrupted
+from worker.engine.evaluation import member_hits, member_scores
 from worker.engine.packed.member import MemberTrainer, Outcome
 from worker.engine.packed.optim import StackedOptimizer
 from worker.engine.packed.stacked import StackedMLP
@@ -91,7 +92,6 @@ class PackedTrainer:
         losses = self._losses(out, yb)
         values = losses.tolist()  # one host sync a step, as alone: divergence is caught at once
         good = [k for k, v in enumerate(values) if math.isfinite(v)]
-        self.model.zero_grad()
         if good:
             (losses.sum() if len(good) == len(values) else losses[good].sum()).backward()
         if len(good) < len(values):
@@ -148,25 +148,40 @@ class PackedTrainer:
 
     @contextmanager
     def _shared_evaluation(self) -> Iterator[None]:
-        """Inside, a member's evaluation takes its val and test outputs from one stacked pass
-        over every member (computed on the first member's request), not from its own."""
+        """Inside, a member's evaluation takes its val and test outputs, and their loss and
+        accuracy, from one stacked pass over every member (computed on the first member's
+        request), not from its own."""
         cache: dict[str, Tensor | None] = {}
+        scored: dict[str, list[tuple[float, float]] | None] = {}
 
-        def outputs(split: str, k: int) -> Tensor | None:
+        def stacked(split: str) -> Tensor | None:
             if split not in cache:
                 x = torch.stack([m.run.data.tensors[split][0] for m in members])
                 cache[split] = self.model.eval_outputs(x, self.t.eval_batch_size)
-            out = cache[split]
+            return cache[split]
+
+        def outputs(split: str, k: int) -> Tensor | None:
+            out = stacked(split)
             return None if out is None else out[k]
+
+        def scores(split: str, k: int) -> tuple[float, float] | None:
+            if split not in scored:
+                out, bs = stacked(split), self.t.eval_batch_size
+                y = torch.stack([m.run.data.tensors[split][1] for m in members])
+                scored[split] = (
+                    None if out is None else member_scores(self.task, out, y, batch_size=bs)
+                )
+            given = scored[split]
+            return None if given is None else given[k]
 
         members = list(self.members)
         for k, m in enumerate(members):
-            m.known_outputs = partial(outputs, k=k)
+            m.known_outputs, m.known_scores = partial(outputs, k=k), partial(scores, k=k)
         try:
             yield
         finally:
             for m in members:
-                m.known_outputs = None
+                m.known_outputs = m.known_scores = None
 
     def _store_members(self) -> None:
         self._flush_pending()
@@ -174,10 +189,13 @@ class PackedTrainer:
         self.opt.store_members([m.run.optimizer for m in self.members])
 
     def _flush_pending(self) -> None:
-        """Hand each member its slice of the train predictions not yet counted."""
-        for pred, y in self._pending:
-            for k, m in enumerate(self.members):
-                m._pending.append((pred[k], y[k]))
+        """Count every member's train hits of the steps not yet counted, in one pass."""
+        if not self._pending:
+            return
+        preds = torch.cat([p for p, _ in self._pending], dim=1)
+        targets = torch.cat([y for _, y in self._pending], dim=1)
+        for m, hits in zip(self.members, member_hits(self.task, preds, targets), strict=True):
+            m.loop.correct += hits
         self._pending.clear()
 
     def _leave(self, outcomes: Iterable[tuple[MemberTrainer, Outcome]]) -> None:
