@@ -55,12 +55,13 @@ class _NoisyHardFn(torch.autograd.Function):
     def forward(
         ctx: FunctionCtx, x: Tensor, p: Tensor, s: _Setting, gen: torch.Generator | None
     ) -> Tensor:
-        x = x.contiguous()
         ctx.setting, ctx.small = s, x.device.type == "cpu" and x.numel() < blocks.WHOLE  # type: ignore[attr-defined]
         if ctx.small:  # type: ignore[attr-defined]
+            # x as it is (an LSTM's gates are a column slice): hard_dense reads it once.
             y, saved, ctx.state = hard_dense.forward(x, p, s.spec, s.alpha, s.c, s.kind, gen)  # type: ignore[attr-defined]
             ctx.save_for_backward(p, *saved)  # softshrink(x) in place of x (and r; hard_dense)
             return y
+        x = x.contiguous()
         ctx.save_for_backward(x, p)
         ctx.state = noise.rng_state(gen, x.device)  # type: ignore[attr-defined]
         xi = noise.sample(s.kind, x, gen)

@@ -53,14 +53,15 @@ def forward(
     kind: str,
     gen: torch.Generator | None,
 ) -> tuple[Tensor, tuple[Tensor, ...], Tensor | None]:
-    """(phi(x, xi), the tensors backward needs, the generator's state before a full draw).
+    """(phi(x, xi), the tensors backward needs, the generator's state before a full draw);
+    ``x`` may be strided.
 
     The tensors are (s,) when nothing is saturated (phi = u) or when xi was drawn for every
     element (backward redraws it from the state: x's memory, as the other paths keep), and
     (s, r) when only the n saturated elements drew (then r holds xi, and backward is a few
     ops).
     """
-    s = F.softshrink(x, spec.threshold)
+    s = F.softshrink(x, spec.threshold).contiguous()  # row-major: the draws' order
     sat = s.bool()  # Delta != 0: the elements where sigma != 0
     n = int(torch.count_nonzero(sat))
     if n == 0:
