@@ -1,10 +1,10 @@
-"""The noisy hard units on a small CPU tensor: the closed form in the fewest ATen calls.
+"""The noisy hard units on a small CPU tensor: the closed form in few ATen calls and passes.
 
 At a recurrent gate's size (batch x k*hidden elements a time step, e.g. 100 x 256) a unit's
-time is its number of ATen calls and its noise draw, not memory: each call costs a few
-microseconds whatever its work, a bool result of a comparison about four times a float op,
-and a normal draw of 25,600 floats about twenty float ops. So this path runs whole-tensor
-ops on the formulas of ``hard_blocks``, arranged to need few calls (with k the slope of u,
+time is its number of ATen calls (a few microseconds each, whatever the work), its passes
+over the tensor and its noise draw: a bool result of a comparison costs about four float
+ops, and a normal draw of 25,600 floats about twenty. So this path runs whole-tensor ops on
+the formulas of ``hard_blocks``, arranged to need few of them (with k the slope of u,
 s = softshrink(x, threshold), Delta = -k*s, g = sigmoid(|p|*Delta) and q = g - 1/2):
 
 - phi = k*(x - alpha*s) + offset + sgn(1 - alpha)*c * q*|q| * xi,
@@ -13,16 +13,18 @@ s = softshrink(x, threshold), Delta = -k*s, g = sigmoid(|p|*Delta) and q = g - 1
 - d phi/dp = sgn(1 - alpha)*sgn(p)*2c * r*(-k*s);
 
 grad*[s != 0] is ``softshrink_backward(grad, s, 0)``, one float op instead of a mask.
-Forward saves s in place of x (backward needs only s, p and xi) and a snapshot of the
-generator; backward redraws xi from it.
 
 The noise is drawn as on the other CPU paths, so a seed gives the same xi on each: where
 more than 1/8 of the elements are saturated, one draw for the whole tensor (``noise.sample``);
 where at most 1/8, the n draws of the saturated elements only, in row-major order, placed
 by ``masked_scatter_`` (elsewhere sigma = 0: exact, and n draws cost much less than a full
-one). Nothing saturated: phi = u and nothing is drawn. Every op here is elementwise or a
-serial reduction (the sums for p go through ``blocks.row_sum``), so the results are the
-same bits on any thread count.
+one). Nothing saturated: phi = u and nothing is drawn.
+
+Forward saves s in place of x (with p and xi, all that backward needs). After a full draw,
+backward redraws xi from a snapshot of the generator (x's memory, as on the other paths);
+after n draws, forward keeps r as well (it holds xi), and backward is a few ops with nothing
+redrawn or recomputed. Every op here is elementwise or a serial reduction (the sums for p go
+through ``blocks.row_sum``), so the results are the same bits on any thread count.
 """
 
 from __future__ import annotations
