@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from act_helpers import away_from, gradcheck_unit
 from test_hard_sparse import sparse_input
 
 import activations
@@ -84,3 +85,17 @@ def test_backward_twice_with_retain_graph_gives_the_same_gradients(every):
     second = torch.autograd.grad(y, (x, unit.p), grad)
     for a, b in zip(first, second, strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(("name", "kind"), UNITS)
+@pytest.mark.parametrize("every", [10, 2])
+@pytest.mark.parametrize("num_units", [3, None])
+def test_gradcheck_conv_shape_and_scalar_p(name, kind, every, num_units):
+    unit = activations.create(
+        name, noise=kind, num_units=num_units, generator=torch.Generator().manual_seed(0)
+    )
+    with torch.no_grad():
+        unit.p.copy_(torch.linspace(0.5, 2.0, 3) if num_units else torch.tensor(1.3))
+    t = unit.spec.threshold
+    x = away_from(sparse_input((8, 3, 5), t, every=every), (-2 * t, -t, 0.0, t, 2 * t))
+    assert gradcheck_unit(unit, x)
