@@ -101,19 +101,19 @@ def backward(
     tensors (s and r, or s with the generator state xi is redrawn from)."""
     s = saved[0]
     k, coef = spec.slope, _sign(1.0 - alpha) * 2.0 * c
-    pk = p.abs().mul_(-k)  # |p|*Delta = pk*s
+    p_abs = p.abs()
     if len(saved) == 2:
         r = saved[1]
     else:
         assert state is not None, "a full draw keeps the generator state"
         xi = noise.resample(kind, s, state)
-        g = torch.mul(s, pk).sigmoid_()
+        g = torch.mul(s, p_abs * -k).sigmoid_()  # sigmoid(|p|*Delta)
         r = torch.ops.aten.sigmoid_backward(g.sub(0.5).abs_().mul_(xi), g)
     gr = grad * r
     grad_x = torch.add(grad, torch.ops.aten.softshrink_backward(grad, s, 0.0), alpha=-alpha)
     if k != 1.0:
         grad_x.mul_(k)
-    grad_x.addcmul_(gr, pk, value=coef)  # -|p|*k*coef*r
+    grad_x.addcmul_(gr, p_abs, value=-coef * k)
     if not need_p:
         return grad_x, None
     total = _sum_to(gr.mul_(s), p)
@@ -126,7 +126,8 @@ def _sum_to(w: Tensor, p: Tensor) -> Tensor:
     if p.numel() == 1:
         return blocks.row_sum(w.reshape(-1, 1)).view(p.shape)
     if w.dim() == 2 and p.numel() == w.shape[1] and p.shape[-1] == w.shape[1]:
-        return blocks.row_sum(w).view(p.shape)  # [batch, units], p [units] or [1, units]
+        total = blocks.row_sum(w)  # [batch, units], p [units] or [1, units]
+        return total if p.dim() == 1 else total.view(p.shape)
     if w.dim() >= 2 and p.dim() == w.dim() and p.shape[0] == 1:
         rows = blocks.row_sum(w.reshape(w.shape[0], -1)).view(1, *w.shape[1:])
         return rows.sum_to_size(p.shape)
