@@ -72,6 +72,8 @@ def row_sum(t: Tensor) -> Tensor:
     """``t.sum(0)`` of a 2-D block, in chunks of rows under ATen's grain added in order: the
     same bits on one thread or many (a reduction over more elements may be split by threads)."""
     step = max(1, _GRAIN // max(t.shape[1], 1))
+    if step >= t.shape[0]:  # one chunk (a recurrent gate's size): one call
+        return t.sum(0)
     total = t[:step].sum(0)
     for i in range(step, t.shape[0], step):
         total.add_(t[i : i + step].sum(0))

@@ -6,11 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx
 
-from . import blocks, fused, hard_blocks, hard_sparse, noise
+from . import blocks, fused, hard_blocks, hard_dense, hard_sparse, noise
 from .base import HARD_SIGMOID, HARD_TANH, HardSpec, NoisyActivation, channel_view
 from .params import Param
 from .registry import register
@@ -44,31 +43,26 @@ def _sign(v: float) -> float:
 
 
 class _NoisyHardFn(torch.autograd.Function):
-    """phi(x, xi) with xi regenerated in backward from a saved RNG state.
+    """phi(x, xi); backward regenerates xi from a saved RNG state, or reads it from forward.
 
-    On CPU the math runs on the saturated elements only where they are at most 1/8 of a
-    small tensor (``hard_sparse``), else in cache-sized blocks (``hard_blocks``); elsewhere
-    as eager ops.
+    On CPU a small tensor (under ``blocks.WHOLE`` elements: a recurrent gate's) runs the
+    closed form in the fewest ATen calls (``hard_dense``, which keeps xi in its r where only
+    the saturated elements drew), a larger one in cache-sized blocks (``hard_blocks``);
+    elsewhere as eager ops.
     """
 
     @staticmethod
     def forward(
         ctx: FunctionCtx, x: Tensor, p: Tensor, s: _Setting, gen: torch.Generator | None
     ) -> Tensor:
+        ctx.setting, ctx.small = s, x.device.type == "cpu" and x.numel() < blocks.WHOLE  # type: ignore[attr-defined]
+        if ctx.small:  # type: ignore[attr-defined]
+            # x as it is (an LSTM's gates are a column slice): hard_dense reads it once.
+            y, saved, ctx.state = hard_dense.forward(x, p, s.spec, s.alpha, s.c, s.kind, gen)  # type: ignore[attr-defined]
+            ctx.save_for_backward(p, *saved)  # softshrink(x) in place of x (and r; hard_dense)
+            return y
         x = x.contiguous()
         ctx.save_for_backward(x, p)
-        ctx.setting, ctx.state, ctx.sparse = s, None, False  # type: ignore[attr-defined]
-        if x.device.type == "cpu":
-            u = s.spec.linear(x)  # a new tensor
-            if not _any_saturated(u, s.spec):
-                # sigma = 0 everywhere: phi = u whatever xi is, so none is drawn (a recurrent
-                # gate's pre-activations are often all in the linear regime).
-                return u
-            idx = _sparse_index(x, s.spec)
-            if idx is not None:
-                ctx.state, ctx.sparse = noise.rng_state(gen, x.device), True  # type: ignore[attr-defined]
-                xi = _noise_at(x, idx, s.kind, gen)
-                return hard_sparse.forward(x, u, idx, p, s.spec, s.alpha, s.c, xi)
         ctx.state = noise.rng_state(gen, x.device)  # type: ignore[attr-defined]
         xi = noise.sample(s.kind, x, gen)
         if x.device.type == "cpu":
@@ -78,20 +72,18 @@ class _NoisyHardFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None]:
-        x, p = ctx.saved_tensors
         s: _Setting = ctx.setting
         need_x, need_p = ctx.needs_input_grad[:2]
-        if ctx.state is None:  # nothing saturated: the linear regime's slope, p has no effect
-            k = s.spec.slope
-            grad_x = (grad if k == 1.0 else grad * k) if need_x else None
-            return grad_x, torch.zeros_like(p), None, None
-        if ctx.sparse:
-            idx = hard_sparse.saturated_index(x, s.spec)
-            gen = torch.Generator()
-            gen.set_state(ctx.state)
-            xi = _noise_at(x, idx, s.kind, gen)
-            grad_x, grad_p = hard_sparse.backward(x, idx, p, s.spec, s.alpha, s.c, xi, grad, need_p)
+        if ctx.small:
+            p, *saved = ctx.saved_tensors
+            if len(saved) == 1 and ctx.state is None:  # s alone, no draw: nothing saturated
+                k = s.spec.slope
+                grad_x = (grad if k == 1.0 else grad * k) if need_x else None
+                return grad_x, torch.zeros_like(p), None, None
+            args = (s.spec, s.alpha, s.c, s.kind, ctx.state, grad, need_p)
+            grad_x, grad_p = hard_dense.backward(tuple(saved), p, *args)
             return grad_x if need_x else None, grad_p, None, None
+        x, p = ctx.saved_tensors
         xi = noise.resample(s.kind, x, ctx.state)
         if x.device.type == "cpu":
             grad_x, grad_p = hard_blocks.backward(x, p, s.spec, s.alpha, s.c, xi, grad, need_p)
@@ -101,35 +93,12 @@ class _NoisyHardFn(torch.autograd.Function):
 
 
 def _sparse_index(x: Tensor, spec: HardSpec) -> Tensor | None:
-    """The flat indices where Delta != 0 when the saturated-only path pays: a small tensor
-    (under ``blocks.WHOLE`` elements, where time is per op) at most 1/8 saturated. (Measured
-    at 100 x 128..384: about 20-35% faster than the blocks at 0.3-6% saturated, slower from
-    about a third; ``docs/activations.md``.)"""
+    """The flat indices where Delta != 0 when the small-tensor path draws xi there only (under
+    ``blocks.WHOLE`` elements, at most 1/8 of them saturated); None when it draws every one."""
     if x.numel() >= blocks.WHOLE:
         return None
-    s = F.softshrink(x, spec.threshold)
-    if 8 * int(torch.count_nonzero(s)) > x.numel():  # counted first: nonzero costs more
-        return None
-    return s.view(-1).nonzero().view(-1)
-
-
-def _noise_at(x: Tensor, idx: Tensor, kind: str, gen: torch.Generator | None) -> Tensor:
-    """xi at the flat indices ``idx``, the only elements where sigma != 0: n = len(idx) draws,
-    one per saturated element in row-major order.
-
-    Exact: xi elsewhere would be multiplied by sigma = 0, and the draws are i.i.d. of the
-    family either way; the generator advances by n, not x.numel(). (The blocks path draws
-    every element, so the two paths' streams differ for the same seed.)
-    """
-    return noise.sample(kind, x.new_empty(idx.numel()), gen)
-
-
-def _any_saturated(u: Tensor, spec: HardSpec) -> bool:
-    """Whether some element of u = u(x) is where h is flat (u <= lo or u >= 1), in one pass."""
-    if u.numel() == 0:
-        return False
-    lo, hi = torch.aminmax(u)
-    return bool(hi >= 1.0) or bool(lo <= spec.lo)
+    idx = hard_sparse.saturated_index(x, spec)
+    return idx if hard_dense.draws_saturated_only(idx.numel(), x.numel()) else None
 
 
 def _eager_backward(
@@ -172,7 +141,10 @@ class _NoisyHard(NoisyActivation):
         return _Setting(self.spec, self.alpha, self.c * self.noise_scale, self.noise)
 
     def forward(self, x: Tensor) -> Tensor:
-        s, p = self._setting(), channel_view(self.p.to(x.dtype), x)
+        s, p = self._setting(), self.p.to(x.dtype)
+        # [batch, units] (a recurrent gate's input): p broadcasts as it is, without a view
+        # (one autograd node less a call); otherwise along dim 1.
+        p = p if x.dim() == 2 and p.dim() == 1 else channel_view(p, x)
         if self.noise_on() and s.c != 0.0:
             # On CUDA (opt-in) one Triton kernel draws xi and computes phi; backward redraws it.
             if self.use_fused and fused.hard_available(x, p, s.kind):
