@@ -65,6 +65,16 @@ def save(run: Any, loop: LoopState, path: Path, *, durable: bool = True) -> None
     skip it, since a killed process loses nothing the page cache holds, and only a machine
     crash can leave a torn file, which `load` then refuses and training starts over.
     """
+    os.replace(stage(run, loop, path, durable=durable), path)
+
+
+def stage(run: Any, loop: LoopState, path: Path, *, durable: bool = True) -> Path:
+    """What `save` writes, to a tmp file beside `path`; `os.replace(tmp, path)` commits it.
+
+    A pack stages every member's checkpoint, then commits them all: a kill while the files
+    are written (milliseconds) leaves every member at its last step, and only one between
+    the renames (microseconds) leaves members at different steps.
+    """
     payload = {
         "format": FORMAT_VERSION,
         "spec": run.spec.model_dump(mode="json"),
@@ -75,11 +85,10 @@ def save(run: Any, loop: LoopState, path: Path, *, durable: bool = True) -> None
         "rng": capture_rng(run.data_gen, run.noise_gen),
         "loop": loop.state_dict(),
     }
-    atomic_torch_save(payload, path, durable=durable)
+    return _write_tmp(payload, Path(path), durable=durable)
 
 
-def atomic_torch_save(payload: Any, path: Path, *, durable: bool = True) -> None:
-    path = Path(path)
+def _write_tmp(payload: Any, path: Path, *, durable: bool) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -88,10 +97,10 @@ def atomic_torch_save(payload: Any, path: Path, *, durable: bool = True) -> None
             if durable:
                 fh.flush()
                 os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return Path(tmp)
 
 
 class UnreadableCheckpoint(TrainingError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -278,14 +279,22 @@ class Trainer:
         self._checkpoint()
 
     def _checkpoint(self, *, durable: bool = True) -> None:
+        self._commit_checkpoint(self._stage_checkpoint(durable=durable))
+
+    def _stage_checkpoint(self, *, durable: bool = True) -> Path | None:
+        """The checkpoint written to a tmp file (None if this run keeps none now)."""
         if self.path is None or not self.cb.may_checkpoint():
-            return
-        loop = self.loop
+            return None
         self._count_pending_hits()
-        loop.elapsed_s = self._elapsed()
-        ckpt.save(self.run, loop, self.path, durable=durable)
+        self.loop.elapsed_s = self._elapsed()
+        return ckpt.stage(self.run, self.loop, self.path, durable=durable)
+
+    def _commit_checkpoint(self, staged: Path | None) -> None:
+        if staged is None or self.path is None:
+            return
+        os.replace(staged, self.path)
         self._last_checkpoint = time.monotonic()
-        self.cb.on_checkpoint(path=self.path, step=loop.step, epoch=loop.current_epoch)
+        self.cb.on_checkpoint(path=self.path, step=self.loop.step, epoch=self.loop.current_epoch)
 
     # -- wall clock: progress, stop requests, time limit --------------------------------------
     def _elapsed(self) -> float:

@@ -57,8 +57,11 @@ class MemberTrainer(Trainer):
     def checkpoint_due(self, last: bool, since: float) -> bool:
         return self._checkpoint_due(last, since)
 
-    def checkpoint(self, *, durable: bool = True) -> None:
-        self._checkpoint(durable=durable)
+    def stage_checkpoint(self, *, durable: bool = True) -> Path | None:
+        return self._stage_checkpoint(durable=durable)
+
+    def commit_checkpoint(self, staged: Path | None) -> None:
+        self._commit_checkpoint(staged)
 
     def finish(self) -> TrainResult:
         return self._conclude()

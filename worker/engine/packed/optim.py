@@ -58,8 +58,8 @@ class StackedOptimizer:
             if len(groups) == 1:  # every member alike: the whole buffer at once
                 lists = {name: [flat] for name, flat in buffers.items()}
             else:
-                lists = {
-                    name: [view[k] for view in self.model.split(flat) for k in members]
+                lists = {  # whole padded slices, which the kernel's vector loop covers
+                    name: [rows[k] for rows in self.model.rows(flat) for k in members]
                     for name, flat in buffers.items()
                 }
             self._groups.append((members[0], wd, lists))
@@ -124,7 +124,7 @@ class StackedOptimizer:
         for key in _STATE_KEYS:
             if not all(s.get(key) is not None for states in per_member for s in states):
                 continue
-            flat = torch.empty_like(self.model.flat)
+            flat = torch.zeros_like(self.model.flat)  # the padding stays zero
             for i, view in enumerate(self.model.split(flat)):
                 view.copy_(torch.stack([states[i][key] for states in per_member]))
             self.state[key] = flat

@@ -30,12 +30,24 @@ def _kind(units: list[nn.Module]) -> str:
     return "member"
 
 
+# Every member's slice of a parameter starts and ends on a multiple of this many elements
+# (64 bytes of float32, the widest vector torch's CPU kernels use), padded with zeros.
+ALIGN = 16
+
+
 class StackedMLP:
     """The members' weights stacked; `forward` takes `[K, B, ...]` inputs.
 
     Every parameter `[K, ...]` is a view into one flat buffer (and its gradient into one flat
     gradient buffer), so the optimizer updates all members and layers in one fused pass.
     Backward writes each layer's gradients straight into their views (see `_StackedLinear`).
+
+    Each member's slice of each parameter is padded to a multiple of `ALIGN` elements: torch's
+    fused optimizer kernels update a tensor's last `numel % 8` elements in a scalar loop that
+    rounds otherwise than the vector one. Unpadded, a member's last elements would be updated
+    by the vector loop in a large pack and by the scalar one in a pack of one, and a pack
+    resumed as smaller packs would leave its uninterrupted curves. Padded, every element of
+    every pack is updated by the vector loop (the padding is zero and stays zero).
     """
 
     def __init__(self, models: list[MLP]) -> None:
@@ -43,13 +55,14 @@ class StackedMLP:
         first = dict(models[0].named_parameters())
         self.names = list(first)
         self.shapes = [tuple(first[n].shape) for n in self.names]
-        stacked = [
-            torch.stack([dict(m.named_parameters())[n].detach() for m in models])
-            for n in self.names
-        ]
-        self.flat = torch.cat([t.reshape(-1) for t in stacked])
+        sizes = [math.prod(shape) for shape in self.shapes]
+        self.strides = [-(-size // ALIGN) * ALIGN for size in sizes]  # a member's padded slice
+        self.flat = first[self.names[0]].new_zeros(len(models) * sum(self.strides))
         self.grad = torch.zeros_like(self.flat)
         self._build()
+        with torch.no_grad():
+            for name, view in zip(self.names, self.params, strict=True):
+                view.copy_(torch.stack([dict(m.named_parameters())[name] for m in models]))
         blocks: list[list[Block]] = [list(m.blocks.children()) for m in models]  # type: ignore[arg-type]
         self.layers: list[tuple[str, bool, list[nn.Module], str]] = []
         for j, block in enumerate(blocks[0]):
@@ -60,14 +73,20 @@ class StackedMLP:
     def k(self) -> int:
         return len(self.models)
 
+    def rows(self, flat: Tensor) -> list[Tensor]:
+        """`flat` (laid out like the parameters) as one `[K, padded size]` view per parameter."""
+        out, start = [], 0
+        for stride in self.strides:
+            out.append(flat[start : start + self.k * stride].view(self.k, stride))
+            start += self.k * stride
+        return out
+
     def split(self, flat: Tensor) -> list[Tensor]:
         """`flat` (laid out like the parameters) as one `[K, ...]` view per parameter."""
-        out, start = [], 0
-        for shape in self.shapes:
-            n = self.k * math.prod(shape)
-            out.append(flat[start : start + n].view(self.k, *shape))
-            start += n
-        return out
+        return [
+            rows[:, : math.prod(shape)].view(self.k, *shape)
+            for rows, shape in zip(self.rows(flat), self.shapes, strict=True)
+        ]
 
     def _build(self) -> None:
         self.params, self.grads = self.split(self.flat), self.split(self.grad)
@@ -75,11 +94,12 @@ class StackedMLP:
 
     def take(self, flat: Tensor, index: Tensor) -> Tensor:
         """The members at `index` of a flat tensor laid out like the parameters."""
-        return torch.cat([t[index].reshape(-1) for t in self.split(flat)])
+        return torch.cat([t[index].reshape(-1) for t in self.rows(flat)])
 
     def _linear(self, prefix: str, h: Tensor) -> Tensor:
         iw, ib = self._index[f"{prefix}.weight"], self._index[f"{prefix}.bias"]
         w, b = self.params[iw], self.params[ib]
+        h = _aligned(h)
         if torch.is_grad_enabled():
             return _StackedLinear.apply(h, w, b, self.grads[iw], self.grads[ib], _ANCHOR)
         return torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
@@ -123,6 +143,22 @@ class StackedMLP:
             own = dict(model.named_parameters())
             for name, p in zip(self.names, self.params, strict=True):
                 own[name].copy_(p[k])
+
+
+def _aligned(h: Tensor) -> Tensor:
+    """`h` `[K, B, F]`, each member's slice starting on a multiple of `ALIGN` elements.
+
+    MKL's product of a `[B, F]` slice with a narrow weight (10 outputs, say) rounds otherwise
+    when the slice does not start on 16 bytes; member k's slice of a contiguous `h` starts at
+    `k * B * F` elements, so with `B * F` not a multiple of 4 a member would round otherwise
+    in a pack than alone (in a pack of one its slice is the start of an allocation).
+    """
+    k, rows, features = h.shape
+    n = rows * features
+    if h.is_contiguous() and n % ALIGN == 0 and h.data_ptr() % (4 * ALIGN) == 0:
+        return h
+    padded = h.new_empty(k, -(-n // ALIGN) * ALIGN)[:, :n].view(k, rows, features)
+    return padded.copy_(h)
 
 
 # Requires grad so that every layer's output does (the parameters do not): autograd then

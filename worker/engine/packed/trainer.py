@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import partial
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -135,10 +136,21 @@ class PackedTrainer:
             self._finish(stopped)
 
     def _checkpoint(self, members: list[MemberTrainer], *, durable: bool = True) -> None:
-        """Every given member's own checkpoint, all at the same step."""
+        """Every given member's own checkpoint, all at the same step: all are written, then
+        all committed, so that a kill leaves the members at one step (but for the moment
+        of the renames), and the pack resumes whole."""
         self._store_members()
-        for m in members:
-            m.checkpoint(durable=durable)
+        staged: list[Path | None] = []
+        try:
+            for m in members:
+                staged.append(m.stage_checkpoint(durable=durable))
+        except BaseException:
+            for path in staged:
+                if path is not None:
+                    path.unlink(missing_ok=True)
+            raise
+        for m, path in zip(members, staged, strict=True):
+            m.commit_checkpoint(path)
         self._last_checkpoint = time.monotonic()
 
     def _finish(self, members: list[MemberTrainer]) -> None:
