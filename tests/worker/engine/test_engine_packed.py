@@ -239,6 +239,17 @@ def test_stacked_scores_equal_each_members_own_evaluation(task: str) -> None:
         assert scores[j] == pytest.approx(own, rel=1e-6)
 
 
+@pytest.fixture
+def two_threads():
+    """Two torch threads, as on the CI machine: whether MKL splits a product over threads
+    depends on the thread count, and these tests pin the count they were checked with."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.usefixtures("two_threads")
 def test_a_members_step_rounds_alike_in_packs_of_any_size(data_dir: Path) -> None:
     # Members resumed at different steps train as smaller packs: their curves stay the
     # uninterrupted pack's only if a member's outputs and gradients are bit for bit the same
@@ -283,6 +294,7 @@ def test_a_members_step_rounds_alike_in_packs_of_any_size(data_dir: Path) -> Non
         ),
     ],
 )
+@pytest.mark.usefixtures("two_threads")
 def test_a_members_curves_are_the_same_in_a_pack_of_one_and_of_four(
     data_dir: Path, dataset: dict, model: dict, batch_size: int, optimizer: dict, lrs: list
 ) -> None:
