@@ -58,22 +58,17 @@ def _unpack_python_state(state: tuple[Any, ...]) -> tuple[Any, ...]:
     return version, tuple(int(v) for v in internal), gauss
 
 
-def save(run: Any, loop: LoopState, path: Path, *, durable: bool = True) -> None:
-    """Write the run's full state to `path` atomically (tmp file in the same dir + replace).
-
-    `durable` adds an fsync (about 7 ms here, more than a small epoch): periodic checkpoints
-    skip it, since a killed process loses nothing the page cache holds, and only a machine
-    crash can leave a torn file, which `load` then refuses and training starts over.
-    """
-    os.replace(stage(run, loop, path, durable=durable), path)
-
-
 def stage(run: Any, loop: LoopState, path: Path, *, durable: bool = True) -> Path:
-    """What `save` writes, to a tmp file beside `path`; `os.replace(tmp, path)` commits it.
+    """Write the run's full state to a tmp file beside `path` and return the tmp file;
+    `os.replace(tmp, path)` commits it atomically.
 
     A pack stages every member's checkpoint, then commits them all: a kill while the files
     are written (milliseconds) leaves every member at its last step, and only one between
     the renames (microseconds) leaves members at different steps.
+
+    `durable` adds an fsync (about 7 ms here, more than a small epoch): periodic checkpoints
+    skip it, since a killed process loses nothing the page cache holds, and only a machine
+    crash can leave a torn file, which `load` then refuses and training starts over.
     """
     payload = {
         "format": FORMAT_VERSION,
@@ -85,10 +80,7 @@ def stage(run: Any, loop: LoopState, path: Path, *, durable: bool = True) -> Pat
         "rng": capture_rng(run.data_gen, run.noise_gen),
         "loop": loop.state_dict(),
     }
-    return _write_tmp(payload, Path(path), durable=durable)
-
-
-def _write_tmp(payload: Any, path: Path, *, durable: bool) -> Path:
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -155,7 +155,7 @@ def _aligned(h: Tensor) -> Tensor:
     """
     k, rows, features = h.shape
     n = rows * features
-    if h.is_contiguous() and n % ALIGN == 0 and h.data_ptr() % (4 * ALIGN) == 0:
+    if h.is_contiguous() and n % ALIGN == 0 and h.data_ptr() % (h.element_size() * ALIGN) == 0:
         return h
     padded = h.new_empty(k, -(-n // ALIGN) * ALIGN)[:, :n].view(k, rows, features)
     return padded.copy_(h)
