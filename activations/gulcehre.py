@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx
 
-from . import blocks, fused, hard_blocks, hard_dense, hard_sparse, noise
+from . import blocks, fused, hard_blocks, hard_dense, hard_sparse, native, noise
 from .base import HARD_SIGMOID, HARD_TANH, HardSpec, NoisyActivation, channel_view
 from .params import Param
 from .registry import register
@@ -47,8 +47,8 @@ class _NoisyHardFn(torch.autograd.Function):
 
     On CPU a small tensor (under ``blocks.WHOLE`` elements: a recurrent gate's) runs the
     closed form in the fewest ATen calls (``hard_dense``, which keeps xi in its r where only
-    the saturated elements drew), a larger one in cache-sized blocks (``hard_blocks``);
-    elsewhere as eager ops.
+    the saturated elements drew); a larger one in one pass of the native kernel (``native``,
+    float32) or else in cache-sized blocks (``hard_blocks``); elsewhere as eager ops.
     """
 
     @staticmethod
@@ -58,13 +58,16 @@ class _NoisyHardFn(torch.autograd.Function):
         ctx.setting, ctx.small = s, x.device.type == "cpu" and x.numel() < blocks.WHOLE  # type: ignore[attr-defined]
         if ctx.small:  # type: ignore[attr-defined]
             # x as it is (an LSTM's gates are a column slice): hard_dense reads it once.
-            y, saved, ctx.state = hard_dense.forward(x, p, s.spec, s.alpha, s.c, s.kind, gen)  # type: ignore[attr-defined]
+            small = native.hard_small_forward if native.small_available(x) else hard_dense.forward
+            y, saved, ctx.state = small(x, p, s.spec, s.alpha, s.c, s.kind, gen)  # type: ignore[attr-defined]
             ctx.save_for_backward(p, *saved)  # softshrink(x) in place of x (and r; hard_dense)
             return y
         x = x.contiguous()
         ctx.save_for_backward(x, p)
         ctx.state = noise.rng_state(gen, x.device)  # type: ignore[attr-defined]
         xi = noise.sample(s.kind, x, gen)
+        if native.available(x):  # float32 on the CPU: one pass in C
+            return native.hard_forward(x, p, s.spec, s.alpha, s.c, xi)
         if x.device.type == "cpu":
             return hard_blocks.forward(x, p, s.spec, s.alpha, s.c, xi)
         mix, d, sig, _ = _parts(x, p, s)
@@ -81,11 +84,16 @@ class _NoisyHardFn(torch.autograd.Function):
                 grad_x = (grad if k == 1.0 else grad * k) if need_x else None
                 return grad_x, torch.zeros_like(p), None, None
             args = (s.spec, s.alpha, s.c, s.kind, ctx.state, grad, need_p)
-            grad_x, grad_p = hard_dense.backward(tuple(saved), p, *args)
+            small_bwd = hard_dense.backward
+            if native.small_available(saved[0]):  # s: float32 when x was
+                small_bwd = native.hard_small_backward
+            grad_x, grad_p = small_bwd(tuple(saved), p, *args)
             return grad_x if need_x else None, grad_p, None, None
         x, p = ctx.saved_tensors
         xi = noise.resample(s.kind, x, ctx.state)
-        if x.device.type == "cpu":
+        if native.available(x):
+            grad_x, grad_p = native.hard_backward(x, p, s.spec, s.alpha, s.c, xi, grad, need_p)
+        elif x.device.type == "cpu":
             grad_x, grad_p = hard_blocks.backward(x, p, s.spec, s.alpha, s.c, xi, grad, need_p)
         else:
             grad_x, grad_p = _eager_backward(x, p, s, xi, grad)

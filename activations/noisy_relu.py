@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx
 
-from . import blocks, fused, noise
+from . import blocks, fused, native, noise
 from .base import NoisyActivation, channel_view
 from .errors import ParamError
 from .params import Param
@@ -160,7 +160,8 @@ def _nrelu_pre(
 class _NReLUFn(torch.autograd.Function):
     """relu(x + std(x) z), pathwise gradient; saves x and an RNG state, not z.
 
-    Both passes run block by block (``blocks``): the temporaries stay in cache.
+    Both passes run in one native loop (``native``, float32 CPU) or else block by block
+    (``blocks``): the temporaries stay in cache.
     """
 
     @staticmethod
@@ -168,6 +169,10 @@ class _NReLUFn(torch.autograd.Function):
         x = x.contiguous()
         state = noise.rng_state(gen, x.device)
         y = noise.sample("gaussian", x, gen)  # z, overwritten block by block with the output
+        ctx.save_for_backward(x)
+        ctx.state, ctx.scale = state, scale  # type: ignore[attr-defined]
+        if native.available(x):  # float32 on the CPU: one pass in C
+            return native.nrelu_forward(x, scale, y)
         lay = blocks.layout(x, False)
         xv, yv = lay.view(x), lay.view(y)
 
@@ -176,14 +181,14 @@ class _NReLUFn(torch.autograd.Function):
             _nrelu_pre(xv[i:j], root, scale, yv[i:j], out=yv[i:j]).clamp_(min=0)
 
         blocks.run(block, lay)
-        ctx.save_for_backward(x)
-        ctx.state, ctx.scale = state, scale  # type: ignore[attr-defined]
         return y
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
         (x,) = ctx.saved_tensors
         z = noise.resample("gaussian", x, ctx.state)  # overwritten with dL/dx
+        if native.available(x):
+            return native.nrelu_backward(x, ctx.scale, z, grad), None, None
         lay, scale = blocks.layout(x, False), ctx.scale
         xv, zv, gv = lay.view(x), lay.view(z), lay.view(grad.contiguous())
         one = torch.ones((), dtype=x.dtype)
