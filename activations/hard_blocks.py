@@ -100,11 +100,12 @@ def backward(
         return xi, None
     sums = [q for q in parts if q is not None]
     # d phi/dp = dxi*Delta = sgn(1 - alpha)*sgn(p)*(c/2)*R*(-k*s).
-    return xi, _sum_p(sums, x, p).mul_(torch.sign(p) * (-coef * k))
+    return xi, sum_parts(sums, x, p).mul_(torch.sign(p) * (-coef * k))
 
 
-def _sum_p(parts: list[Tensor], x: Tensor, p: Tensor) -> Tensor:
-    """The per-block partial sums of sum(grad*R*s), added in block order, summed to p's shape."""
+def sum_parts(parts: list[Tensor], x: Tensor, p: Tensor) -> Tensor:
+    """The per-block partial sums of sum(grad*R*s), added in block order, summed to p's shape
+    (the native kernels' per-span sums too: the order, not the thread count, sets the bits)."""
     if not parts:  # an empty x
         return torch.zeros_like(p)
     total = torch.zeros_like(parts[0])

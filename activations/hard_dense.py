@@ -102,13 +102,10 @@ def backward(
     s = saved[0]
     k, coef = spec.slope, _sign(1.0 - alpha) * 2.0 * c
     p_abs = p.abs()
-    if len(saved) == 2:
-        r = saved[1]
-    else:
-        assert state is not None, "a full draw keeps the generator state"
-        xi = noise.resample(kind, s, state)
+    r, redrawn = kept_noise(saved, kind, state)
+    if redrawn:  # r holds xi: r = |q|*xi*g*(1 - g)
         g = torch.mul(s, p_abs * -k).sigmoid_()  # sigmoid(|p|*Delta)
-        r = torch.ops.aten.sigmoid_backward(g.sub(0.5).abs_().mul_(xi), g)
+        r = torch.ops.aten.sigmoid_backward(g.sub(0.5).abs_().mul_(r), g)
     gr = grad * r
     grad_x = torch.add(grad, torch.ops.aten.softshrink_backward(grad, s, 0.0), alpha=-alpha)
     if k != 1.0:
@@ -118,6 +115,17 @@ def backward(
         return grad_x, None
     total = _sum_to(gr.mul_(s), p)
     return grad_x, total.mul_(torch.sign(p)).mul_(-coef * k)
+
+
+def kept_noise(
+    saved: tuple[Tensor, ...], kind: str, state: Tensor | None
+) -> tuple[Tensor, bool]:
+    """(r, False) where forward kept r (only the saturated elements drew), else (xi redrawn
+    from the generator state forward took before its full draw, True)."""
+    if len(saved) == 2:
+        return saved[1], False
+    assert state is not None, "a full draw keeps the generator state"
+    return noise.resample(kind, saved[0], state), True
 
 
 def _sum_to(w: Tensor, p: Tensor) -> Tensor:

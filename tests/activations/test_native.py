@@ -1,8 +1,8 @@
 """The native one-pass CPU kernels (``activations.native``) against the ATen paths they replace.
 
-Large float32 tensors: against ``hard_blocks`` and nrelu's closed form. Small ones (a
-recurrent gate's): against ``hard_dense``, with its draws, its saved tensors and its
-generator use. Also: the AVX-512 and portable builds agree bit for bit, a missing compiler
+Large float32 tensors: against ``hard_blocks`` (nrelu's closed form: ``test_blocks.py``, in
+float32). Small ones (a recurrent gate's): against ``hard_dense``, with its draws, its saved
+tensors and its generator use. Also: the AVX-512 and portable builds agree bit for bit, a missing compiler
 falls back to the block path with a warning, and a build is cached.
 """
 
@@ -32,7 +32,7 @@ def restore_native():
 
 
 def test_the_kernels_build_where_a_compiler_is_found():
-    if native._compiler() is None or os.environ.get("ACTLAB_NATIVE") == "0":
+    if native.loader._compiler() is None or os.environ.get("ACTLAB_NATIVE") == "0":
         pytest.skip("no C compiler, or the kernels are turned off")
     assert native.library() is not None
     assert native.available(torch.zeros(4))
@@ -75,22 +75,6 @@ def test_large_tensors_match_the_block_path(name, kind, shape, per_channel):
 
 
 @needs_native
-def test_nrelu_float32_matches_the_closed_form():
-    x = torch.randn(2, 3 * blocks.BLOCK + 5) * 2
-    grad = torch.randn_like(x)
-    unit = activations.create("nrelu", scale=0.7, generator=torch.Generator().manual_seed(4))
-    xx = x.clone().requires_grad_(True)
-    y = unit(xx)
-    y.backward(grad)
-    z = noise.sample("gaussian", x, torch.Generator().manual_seed(4))
-    s = torch.sigmoid(x)
-    pre = x + 0.7 * s.sqrt() * z
-    torch.testing.assert_close(y.detach(), pre.clamp(min=0), **TOL)
-    active = y.detach() > 0  # the kernel's own mask: at pre = 0 rounding may go either way
-    dstd = s.sqrt() * (1 - s) * 0.35
-    torch.testing.assert_close(xx.grad, grad * active * (1 + z * dstd), **TOL)
-
-
 def _small(module, x, p, unit, seed, grad):
     """(y, saved, generator state after, dL/dx, dL/dp) of a small-path module."""
     s, gen = unit._setting(), torch.Generator().manual_seed(seed)
@@ -144,7 +128,7 @@ def test_small_tensors_match_hard_dense(name, kind, every, shape, p_shape, colum
 @needs_native
 @pytest.mark.parametrize(("name", "kind"), UNITS)
 def test_avx512_and_portable_builds_agree_bit_for_bit(name, kind, tmp_path, restore_native):
-    if "avx512f" not in native._cpu_flags().split():
+    if "avx512f" not in native.loader._cpu_flags().split():
         pytest.skip("no AVX-512 here: one build only")
     portable = native.load(native.build(tmp_path, extra=("-mno-avx512f",)))
     unit = activations.create(name, num_units=256)
@@ -212,7 +196,7 @@ def test_a_build_is_cached_and_reused(tmp_path):
 
 @needs_native
 def test_a_compiler_error_is_reported_with_its_message(monkeypatch, tmp_path):
-    monkeypatch.setattr(native, "FLAGS", (*native.FLAGS, "-fno-such-flag"))
+    monkeypatch.setattr(native.loader, "FLAGS", (*native.FLAGS, "-fno-such-flag"))
     with pytest.raises(RuntimeError, match="no-such-flag"):
         native.build(tmp_path)
     assert list(tmp_path.iterdir()) == []
