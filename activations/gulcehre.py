@@ -102,7 +102,8 @@ class _NoisyHardFn(torch.autograd.Function):
 
 def _sparse_index(x: Tensor, spec: HardSpec) -> Tensor | None:
     """The flat indices where Delta != 0 when the small-tensor path draws xi there only (under
-    ``blocks.WHOLE`` elements, at most 1/8 of them saturated); None when it draws every one."""
+    ``blocks.WHOLE`` elements, at most a quarter of them saturated); None when it draws every
+    one."""
     if x.numel() >= blocks.WHOLE:
         return None
     idx = hard_sparse.saturated_index(x, spec)

@@ -15,10 +15,10 @@ s = softshrink(x, threshold), Delta = -k*s, g = sigmoid(|p|*Delta) and q = g - 1
 grad*[s != 0] is ``softshrink_backward(grad, s, 0)``, one float op instead of a mask.
 
 The noise is drawn as on the other CPU paths, so a seed gives the same xi on each: where
-more than 1/8 of the elements are saturated, one draw for the whole tensor (``noise.sample``);
-where at most 1/8, the n draws of the saturated elements only, in row-major order, placed
-by ``masked_scatter_`` (elsewhere sigma = 0: exact, and n draws cost much less than a full
-one). Nothing saturated: phi = u and nothing is drawn.
+more than a quarter of the elements are saturated, one draw for the whole tensor
+(``noise.sample``); where at most a quarter, the n draws of the saturated elements only, in
+row-major order, placed by ``masked_scatter_`` (elsewhere sigma = 0: exact, and n draws
+cost much less than a full one). Nothing saturated: phi = u and nothing is drawn.
 
 Forward saves s in place of x (with p and xi, all that backward needs). After a full draw,
 backward redraws xi from a snapshot of the generator (x's memory, as on the other paths);
@@ -38,8 +38,13 @@ from .base import HardSpec
 
 
 def draws_saturated_only(n: int, numel: int) -> bool:
-    """Whether xi is drawn for the n saturated elements only: at most 1/8 of them."""
-    return 8 * n <= numel
+    """Whether xi is drawn for the n saturated elements only: at most a quarter of them.
+
+    n draws cost less than a full draw at any n (and backward then redraws nothing), but
+    forward keeps r as well; past a quarter saturated the path draws every element and
+    backward redraws them, keeping x's memory as the other paths do (the memory contract a
+    third-saturated tensor is tested against: ``test_gulcehre.test_saves_x_and_p_only``)."""
+    return 4 * n <= numel
 
 
 def _sign(v: float) -> float:
@@ -117,9 +122,7 @@ def backward(
     return grad_x, total.mul_(torch.sign(p)).mul_(-coef * k)
 
 
-def kept_noise(
-    saved: tuple[Tensor, ...], kind: str, state: Tensor | None
-) -> tuple[Tensor, bool]:
+def kept_noise(saved: tuple[Tensor, ...], kind: str, state: Tensor | None) -> tuple[Tensor, bool]:
     """(r, False) where forward kept r (only the saturated elements drew), else (xi redrawn
     from the generator state forward took before its full draw, True)."""
     if len(saved) == 2:

@@ -1,7 +1,7 @@
 """The saturated elements of a noisy hard unit's input, by flat index.
 
 Outside the flat region Delta = 0, so sigma = 0 and phi = u exactly: the noise matters at
-these n elements only. Where at most 1/8 of a small CPU tensor saturates, ``hard_dense``
+these n elements only. Where at most a quarter of a small CPU tensor saturates, ``hard_dense``
 draws xi for them alone, one value each in this (row-major) order. An earlier path ran the
 formulas on the gathered elements with index ops; ``hard_dense`` replaced it (the index ops
 cost more than the dense ops they saved).

@@ -1,4 +1,4 @@
-"""The saturated-only CPU path of the Gulcehre units (small tensors, at most 1/8 saturated)."""
+"""The saturated-only CPU path of the Gulcehre units (small tensors, at most 1/4 saturated)."""
 
 import math
 

@@ -2,8 +2,8 @@
 
 Large float32 tensors: against ``hard_blocks`` (nrelu's closed form: ``test_blocks.py``, in
 float32). Small ones (a recurrent gate's): against ``hard_dense``, with its draws, its saved
-tensors and its generator use. Also: the AVX-512 and portable builds agree bit for bit, a missing compiler
-falls back to the block path with a warning, and a build is cached.
+tensors and its generator use. Also: the AVX-512 and portable builds agree bit for bit, a
+missing compiler falls back to the block path with a warning, and a build is cached.
 """
 
 import logging
@@ -91,7 +91,7 @@ DENSE = (hard_dense.forward, hard_dense.backward)
 
 @needs_native
 @pytest.mark.parametrize(("name", "kind"), UNITS)
-@pytest.mark.parametrize("every", [20, 2, 10**9])  # the n draws; the full draw; none saturated
+@pytest.mark.parametrize("every", [20, 5, 2, 10**9])  # n draws (5%, 20%); full; none
 @pytest.mark.parametrize(
     ("shape", "p_shape", "columns"),
     [
