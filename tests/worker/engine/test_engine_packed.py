@@ -292,6 +292,15 @@ def test_a_members_step_rounds_alike_in_packs_of_any_size(data_dir: Path) -> Non
             {"name": "sgd", "momentum": 0.9},
             [1e-2, 3e-3],
         ),
+        # A batch of 9: a product small enough that MKL on two threads split it otherwise
+        # for one member than for four, before every shard ran on one intra-op thread.
+        (
+            {"name": "digits"},
+            {"arch": "mlp", "hidden": [24]},
+            9,
+            {"name": "adam"},
+            [1e-2],
+        ),
     ],
 )
 @pytest.mark.usefixtures("two_threads")

@@ -8,6 +8,7 @@ import torch
 from tests.worker.engine.engine_factories import make_spec
 from worker.engine.models.mlp import MLP, MLPConfig
 from worker.engine.packed.optim import StackedOptimizer
+from worker.engine.packed.shards import Shards
 from worker.engine.packed.stacked import StackedMLP
 from worker.engine.setup import build_optimizer
 
@@ -66,3 +67,54 @@ def test_stacked_update_equals_each_members_own(optimizer, hyper) -> None:
             assert ref[key].keys() == got[key].keys()
             for name in ref[key]:
                 torch.testing.assert_close(got[key][name], ref[key][name], rtol=1e-6, atol=1e-7)
+
+
+@pytest.fixture
+def two_threads():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.usefixtures("two_threads")
+@pytest.mark.parametrize("hyper", list(HYPER))
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_the_update_cut_into_shards_is_the_same_bits(optimizer, hyper) -> None:
+    # Each thread updates its piece of the buffers (cut at multiples of ALIGN, or each
+    # group's slices in runs): bit for bit the update of the whole.
+    specs = [
+        make_spec(optimizer={**optimizer, "lr": lr, "weight_decay": wd}) for lr, wd in HYPER[hyper]
+    ]
+    torch.manual_seed(0)
+    start = _models()
+    grads = [torch.randn(StackedMLP(start).grad.shape) for _ in range(4)]
+    finals = []
+    for sharded in (False, True):
+        stacked = StackedMLP(start)
+        opt = StackedOptimizer(stacked, specs)
+        opt.load_members([build_optimizer(spec, m) for spec, m in zip(specs, start, strict=True)])
+        shards = Shards(torch.device("cpu")) if sharded else None
+        if shards is not None:
+            assert shards.threads == 2
+            shards.start()
+        try:
+            for g in grads:
+                stacked.grad.copy_(g)
+                opt.step([lr for lr, _ in HYPER[hyper]], shards)
+        finally:
+            if shards is not None:
+                shards.close()
+        finals.append([stacked.flat.clone(), *(v.clone() for v in opt.state.values())])
+    assert torch.get_num_threads() == 2  # restored by close
+    for a, b in zip(*finals, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_shards_cut_members_evenly_and_keep_the_order() -> None:
+    shards = Shards(torch.device("cpu"))
+    shards.threads = 3
+    assert shards.slices(7) == [slice(0, 2), slice(2, 5), slice(5, 7)]
+    assert shards.slices(2) == [slice(0, 1), slice(1, 2)]
+    assert Shards(torch.device("meta")).threads == 1  # not a CPU: one shard, as before
+    shards.close()

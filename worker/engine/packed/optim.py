@@ -11,12 +11,16 @@ the same file it would be alone (and resumes alone or packed).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from functools import partial
+from itertools import pairwise
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from worker.engine.packed.stacked import StackedMLP
+from worker.engine.packed.shards import Shards
+from worker.engine.packed.stacked import ALIGN, StackedMLP
 
 _STATE_KEYS = ("exp_avg", "exp_avg_sq", "momentum_buffer")
 
@@ -65,36 +69,49 @@ class StackedOptimizer:
             self._groups.append((members[0], wd, lists))
         return self._groups
 
-    @torch.no_grad()
-    def step(self, lrs: list[float]) -> None:
-        """One update of every member with member lr `lrs[k]`."""
-        groups = self._tensors()
+    def step(self, lrs: list[float], shards: Shards | None = None) -> None:
+        """One update of every member with member lr `lrs[k]`; with `shards`, each group's
+        tensors are cut into one piece a thread and the pieces updated at once."""
+        n = 1 if shards is None else shards.threads
+        calls = [
+            partial(self._update, piece, lr=lrs[lead], wd=wd)
+            for lead, wd, t in self._tensors()
+            for piece in _pieces(t, n)
+        ]
         self.steps += 1
+        first, self._first = self._first, False
+        step = torch.tensor(float(self.steps), device=self.model.flat.device)
+        runs = [partial(_in_turn, calls[i::n], step=step, first=first) for i in range(n)]
+        if shards is None:
+            runs[0]()
+        else:
+            shards.run(runs)
+
+    @torch.no_grad()
+    def _update(
+        self, t: dict[str, list[Tensor]], *, lr: float, wd: float, step: Tensor, first: bool
+    ) -> None:
         if self.name == "sgd":
-            for lead, wd, t in groups:
-                self._sgd(t, lr=lrs[lead], wd=wd)
+            self._sgd(t, lr=lr, wd=wd, first=first)
             return
         update = torch._fused_adamw_ if self.name == "adamw" else torch._fused_adam_
-        step = torch.tensor(float(self.steps), device=self.model.flat.device)
-        for lead, wd, t in groups:
-            update(
-                t["params"],
-                t["grads"],
-                t["exp_avg"],
-                t["exp_avg_sq"],
-                [],
-                [step] * len(t["params"]),  # the kernel only reads the step count
-                lr=lrs[lead],
-                beta1=self.beta1,
-                beta2=self.beta2,
-                weight_decay=wd,
-                eps=self.eps,
-                amsgrad=False,
-                maximize=False,
-            )
+        update(
+            t["params"],
+            t["grads"],
+            t["exp_avg"],
+            t["exp_avg_sq"],
+            [],
+            [step] * len(t["params"]),  # the kernel only reads the step count
+            lr=lr,
+            beta1=self.beta1,
+            beta2=self.beta2,
+            weight_decay=wd,
+            eps=self.eps,
+            amsgrad=False,
+            maximize=False,
+        )
 
-    def _sgd(self, t: dict[str, list[Tensor]], *, lr: float, wd: float) -> None:
-        first, self._first = self._first, False
+    def _sgd(self, t: dict[str, list[Tensor]], *, lr: float, wd: float, first: bool) -> None:
         torch._fused_sgd_(
             t["params"],
             t["grads"],
@@ -142,6 +159,27 @@ class StackedOptimizer:
                     entry["step"] = torch.tensor(float(self.steps))
                 if entry:
                     opt.state[p] = entry
+
+
+def _pieces(t: dict[str, list[Tensor]], n: int) -> list[dict[str, list[Tensor]]]:
+    """A group's tensors in at most `n` pieces: a single flat buffer cut at multiples of
+    `ALIGN` elements (so the kernel's vector loop still covers every element, as uncut),
+    else its list of tensors split in runs."""
+    count = len(t["params"])
+    if n == 1:
+        return [t]
+    if count == 1:
+        size = t["params"][0].numel() // ALIGN
+        bounds = [round(i * size / n) * ALIGN for i in range(n + 1)]
+        cuts = [(a, b) for a, b in pairwise(bounds) if b > a]
+        return [{key: [v[0][a:b]] for key, v in t.items()} for a, b in cuts]
+    bounds = [round(i * count / n) for i in range(n + 1)]
+    return [{key: v[a:b] for key, v in t.items()} for a, b in pairwise(bounds) if b > a]
+
+
+def _in_turn(calls: Sequence[Callable[..., None]], **kwargs: Any) -> None:
+    for call in calls:
+        call(**kwargs)
 
 
 def _params(opt: torch.optim.Optimizer) -> list[Tensor]:

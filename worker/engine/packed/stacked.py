@@ -30,6 +30,8 @@ def _kind(units: list[nn.Module]) -> str:
     return "member"
 
 
+_ALL = slice(None)
+
 # Every member's slice of a parameter starts and ends on a multiple of this many elements
 # (64 bytes of float32, the widest vector torch's CPU kernels use), padded with zeros.
 ALIGN = 16
@@ -96,35 +98,42 @@ class StackedMLP:
         """The members at `index` of a flat tensor laid out like the parameters."""
         return torch.cat([t[index].reshape(-1) for t in self.rows(flat)])
 
-    def _linear(self, prefix: str, h: Tensor) -> Tensor:
+    def _linear(self, prefix: str, h: Tensor, members: slice = _ALL) -> Tensor:
         iw, ib = self._index[f"{prefix}.weight"], self._index[f"{prefix}.bias"]
-        w, b = self.params[iw], self.params[ib]
+        w, b = self.params[iw][members], self.params[ib][members]
         h = _aligned(h)
         if torch.is_grad_enabled():
-            return _StackedLinear.apply(h, w, b, self.grads[iw], self.grads[ib], _ANCHOR)
+            grad_w, grad_b = self.grads[iw][members], self.grads[ib][members]
+            return _StackedLinear.apply(h, w, b, grad_w, grad_b, _ANCHOR)
         return torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, members: slice = _ALL) -> Tensor:
+        """The outputs of the members in `members` (all by default) on their inputs `x`
+        `[len(members), B, ...]`; backward writes only their slices of the gradient, so
+        disjoint slices may run forward and backward at once, on different threads."""
         h = x.flatten(2)
         for prefix, residual, units, kind in self.layers:
-            y = _activate(self._linear(prefix, h), units, kind)
+            y = _activate(self._linear(prefix, h, members), units[members], kind)
             h = h + y if residual else y
-        return self._linear("head", h)
+        return self._linear("head", h, members)
+
+    def stackable_eval(self) -> bool:
+        """Whether `eval_outputs` can run: every layer's units ReLU or NoisyReLU (whose eval
+        mode is the ReLU)."""
+        return all(kind != "member" for *_, kind in self.layers)
 
     @torch.inference_mode()
-    def eval_outputs(self, x: Tensor, batch_size: int) -> Tensor | None:
-        """Every member's eval-mode output `[K, n, out]` on its own `x` `[K, n, ...]`, in
-        chunks of `batch_size` rows; None if a layer's units are not all ReLU or NoisyReLU
-        (whose eval mode is the ReLU)."""
-        if any(kind == "member" for *_, kind in self.layers):
-            return None
+    def eval_outputs(self, x: Tensor, batch_size: int, members: slice = _ALL) -> Tensor:
+        """The eval-mode outputs `[len(members), n, out]` of the members in `members` on
+        their own `x` `[len(members), n, ...]`, in chunks of `batch_size` rows (only where
+        `stackable_eval`)."""
         chunks = []
         for start in range(0, x.shape[1], batch_size):
             h = x[:, start : start + batch_size].flatten(2)
             for prefix, residual, _, _ in self.layers:
-                y = torch.relu(self._linear(prefix, h))
+                y = torch.relu(self._linear(prefix, h, members))
                 h = h + y if residual else y
-            chunks.append(self._linear("head", h))
+            chunks.append(self._linear("head", h, members))
         return torch.cat(chunks, dim=1)
 
     def keep(self, index: Tensor) -> None:

@@ -19,6 +19,7 @@ from worker.engine.errors import Diverged, Interrupted
 from worker.engine.evaluation import member_hits, member_scores
 from worker.engine.packed.member import MemberTrainer, Outcome
 from worker.engine.packed.optim import StackedOptimizer
+from worker.engine.packed.shards import Shards
 from worker.engine.packed.stacked import StackedMLP
 
 OnLeave = Callable[[int, Outcome], None]  # (member index, outcome), as each member leaves
@@ -46,16 +47,21 @@ class PackedTrainer:
         self.progress_every = min(float(m.cb.progress_interval_s) for m in members)
         self._next_poll = self._next_progress = 0.0
         self._last_checkpoint = time.monotonic()
+        self.shards = Shards(self.x.device)
 
     def fit(self) -> dict[int, Outcome]:
         """Every member's outcome, keyed by its index in the list given to the constructor."""
-        for m in self.members:
-            m.start()
-        while self.members:
-            if self.members[0].done:
-                self._finish(list(self.members))
-                break
-            self._train_epoch()
+        self.shards.start()
+        try:
+            for m in self.members:
+                m.start()
+            while self.members:
+                if self.members[0].done:
+                    self._finish(list(self.members))
+                    break
+                self._train_epoch()
+        finally:
+            self.shards.close()
         return self.outcomes
 
     # -- steps ----------------------------------------------------------------------------
@@ -89,24 +95,33 @@ class PackedTrainer:
         shape, features = idx.shape, self.x.shape[2:]
         xb = self.x.view(-1, *features).index_select(0, rows).view(*shape, *features)
         yb = self.y.view(-1).index_select(0, rows).view(shape)
-        out = self.model.forward(xb)
-        losses = self._losses(out, yb)
-        values = losses.tolist()  # one host sync a step, as alone: divergence is caught at once
+        parts = self.shards.map(partial(self._shard_step, xb, yb), len(self.members))
+        out = parts[0][0] if len(parts) == 1 else torch.cat([o for o, _ in parts])
+        values = [v for _, shard in parts for v in shard]
         good = [k for k, v in enumerate(values) if math.isfinite(v)]
-        if good:
-            (losses.sum() if len(good) == len(values) else losses[good].sum()).backward()
         if len(good) < len(values):
             self._diverged(values, good)
             if not good:
                 return
             keep = torch.tensor(good, device=idx.device)
             out, yb, values = out[keep], yb[keep], [values[k] for k in good]
-        self.opt.step([m.loop.lr for m in self.members])
+        self.opt.step([m.loop.lr for m in self.members], self.shards)
         n = yb.shape[1]
         for m, value in zip(self.members, values, strict=True):
             m.loop.loss_sum += value * n
             m.loop.seen += n
         self._pending.append((self.members[0].predict(out), yb))
+
+    def _shard_step(self, xb: Tensor, yb: Tensor, members: slice) -> tuple[Tensor, list[float]]:
+        """(outputs, batch losses) of the members in `members`, their gradients written;
+        a member whose loss is not finite takes no part in backward."""
+        out = self.model.forward(xb[members], members)
+        losses = self._losses(out, yb[members])
+        values = losses.tolist()  # one host sync a step, as alone: divergence is caught at once
+        good = [k for k, v in enumerate(values) if math.isfinite(v)]
+        if good:
+            (losses.sum() if len(good) == len(values) else losses[good].sum()).backward()
+        return out.detach(), values
 
     def _losses(self, out: Tensor, yb: Tensor) -> Tensor:
         """Each member's mean batch loss, `[K]`."""
@@ -168,8 +183,12 @@ class PackedTrainer:
 
         def stacked(split: str) -> Tensor | None:
             if split not in cache:
-                x = torch.stack([m.run.data.tensors[split][0] for m in members])
-                cache[split] = self.model.eval_outputs(x, self.t.eval_batch_size)
+                cache[split] = None
+                if self.model.stackable_eval():
+                    x = torch.stack([m.run.data.tensors[split][0] for m in members])
+                    run = partial(self._eval_shard, x, self.t.eval_batch_size)
+                    parts = self.shards.map(run, len(members))
+                    cache[split] = parts[0] if len(parts) == 1 else torch.cat(parts)
             return cache[split]
 
         def outputs(split: str, k: int) -> Tensor | None:
@@ -194,6 +213,9 @@ class PackedTrainer:
         finally:
             for m in members:
                 m.known_outputs = m.known_scores = None
+
+    def _eval_shard(self, x: Tensor, batch_size: int, members: slice) -> Tensor:
+        return self.model.eval_outputs(x[members], batch_size, members)
 
     def _store_members(self) -> None:
         self._flush_pending()
