@@ -86,3 +86,9 @@ def channel_view(param: Tensor, x: Tensor) -> Tensor:
     if param.dim() == 0 or x.dim() < 2:
         return param
     return param.view(1, -1, *([1] * (x.dim() - 2)))
+
+
+def sign(v: float) -> float:
+    """sgn(v) of a Python float: -1.0, 0.0 or 1.0 (the constant sgn(1 - alpha) of the
+    Gulcehre units' formulas)."""
+    return float((v > 0) - (v < 0))

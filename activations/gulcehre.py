@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx
 
 from . import blocks, fused, hard_blocks, hard_dense, hard_sparse, native, noise
-from .base import HARD_SIGMOID, HARD_TANH, HardSpec, NoisyActivation, channel_view
+from .base import HARD_SIGMOID, HARD_TANH, HardSpec, NoisyActivation, channel_view, sign
 from .params import Param
 from .registry import register
 
@@ -34,12 +34,8 @@ def _parts(x: Tensor, p: Tensor, s: _Setting) -> tuple[Tensor, Tensor, Tensor, T
     delta = h - u
     sig = (torch.sigmoid(p * delta) - 0.5).square() * s.c
     # d(x) = -sgn(x) * sgn(1 - alpha); sgn(1 - alpha) is a constant.
-    d = torch.sign(x) * -_sign(1.0 - s.alpha)
+    d = torch.sign(x) * -sign(1.0 - s.alpha)
     return h * s.alpha + u * (1.0 - s.alpha), d, sig, delta
-
-
-def _sign(v: float) -> float:
-    return float((v > 0) - (v < 0))
 
 
 class _NoisyHardFn(torch.autograd.Function):

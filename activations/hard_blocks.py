@@ -24,11 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import blocks
-from .base import HardSpec
-
-
-def _sign(v: float) -> float:
-    return float((v > 0) - (v < 0))
+from .base import HardSpec, sign
 
 
 def _p_row(p: Tensor, x: Tensor, lay: blocks.Layout) -> Tensor:
@@ -50,7 +46,7 @@ def forward(x: Tensor, p: Tensor, spec: HardSpec, alpha: float, c: float, xi: Te
     lay = blocks.layout(x, p.numel() > 1)
     xv, yv = lay.view(x), lay.view(xi)
     pk = _p_row(p, x, lay).abs() * -spec.slope  # |p|*Delta = pk * s
-    k, coef = spec.slope, _sign(1.0 - alpha) * c
+    k, coef = spec.slope, sign(1.0 - alpha) * c
     affine = k != 1.0 or spec.offset != 0.0
 
     def block(i: int, j: int) -> None:
@@ -79,7 +75,7 @@ def backward(
     """(dL/dx written into ``xi``, dL/dp shaped like ``p`` or None) for upstream ``grad``."""
     lay = blocks.layout(x, p.numel() > 1)
     xv, yv, gv = lay.view(x), lay.view(xi), lay.view(grad.contiguous())
-    prow, k, coef = _p_row(p, x, lay), spec.slope, _sign(1.0 - alpha) * c / 2.0
+    prow, k, coef = _p_row(p, x, lay), spec.slope, sign(1.0 - alpha) * c / 2.0
     pk = prow.abs() * -k
     slope_r = prow.abs() * (-coef * k)  # -p*k*dxi = slope_r * R
     one = torch.ones((), dtype=x.dtype)

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import blocks, noise
-from .base import HardSpec
+from .base import HardSpec, sign
 
 
 def draws_saturated_only(n: int, numel: int) -> bool:
@@ -45,10 +45,6 @@ def draws_saturated_only(n: int, numel: int) -> bool:
     backward redraws them, keeping x's memory as the other paths do (the memory contract a
     third-saturated tensor is tested against: ``test_gulcehre.test_saves_x_and_p_only``)."""
     return 4 * n <= numel
-
-
-def _sign(v: float) -> float:
-    return float((v > 0) - (v < 0))
 
 
 def forward(
@@ -83,7 +79,7 @@ def forward(
     g = torch.mul(s, p.abs().mul_(-k)).sigmoid_()
     q = g - 0.5
     a = q.abs().mul_(xi)  # |q|*xi: q*a is the noise term's q*|q|*xi, and r = a*g*(1 - g)
-    y = torch.add(x, s, alpha=-alpha).addcmul_(q, a, value=_sign(1.0 - alpha) * c / k)
+    y = torch.add(x, s, alpha=-alpha).addcmul_(q, a, value=sign(1.0 - alpha) * c / k)
     if k != 1.0 or spec.offset != 0.0:
         y.mul_(k).add_(spec.offset)
     if state is not None:
@@ -105,7 +101,7 @@ def backward(
     """(dL/dx, dL/dp shaped like ``p`` or None) for upstream ``grad``, from forward's
     tensors (s and r, or s with the generator state xi is redrawn from)."""
     s = saved[0]
-    k, coef = spec.slope, _sign(1.0 - alpha) * 2.0 * c
+    k, coef = spec.slope, sign(1.0 - alpha) * 2.0 * c
     p_abs = p.abs()
     r, redrawn = kept_noise(saved, kind, state)
     if redrawn:  # r holds xi: r = |q|*xi*g*(1 - g)

@@ -16,8 +16,8 @@ import torch
 from torch import Tensor
 
 from .. import hard_blocks, noise
-from ..base import HardSpec
-from .loader import library, sign
+from ..base import HardSpec, sign
+from .loader import library
 
 # Elements per call: the spans depend on the shape alone; 64 spans for 16M elements.
 SPAN = 1 << 18

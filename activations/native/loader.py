@@ -197,8 +197,3 @@ def small_available(x: Tensor) -> bool:
     if not (x.is_contiguous() or (x.dim() == 2 and x.stride(1) == 1)):
         return False
     return library() is not None
-
-
-def sign(v: float) -> float:
-    """sgn(v) of a Python float: -1.0, 0.0 or 1.0."""
-    return float((v > 0) - (v < 0))

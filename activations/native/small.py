@@ -11,8 +11,8 @@ import torch
 from torch import Tensor
 
 from .. import hard_dense, noise
-from ..base import HardSpec
-from .loader import library, sign
+from ..base import HardSpec, sign
+from .loader import library
 
 
 def _matrix(x: Tensor) -> tuple[int, int, int]:

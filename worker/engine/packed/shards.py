@@ -52,8 +52,6 @@ class Shards:
 
     def map(self, fn: Callable[[slice], T], k: int) -> list[T]:
         """`fn` on every slice of `k` members, in slice order."""
-        if self._pool is None:
-            return [fn(slice(0, k))]
         return self.run([partial(fn, s) for s in self.slices(k)])
 
     def run(self, calls: Sequence[Callable[[], T]]) -> list[T]:
