@@ -81,11 +81,12 @@ def two_threads():
 @pytest.mark.parametrize("hyper", list(HYPER))
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_the_update_cut_into_shards_is_the_same_bits(optimizer, hyper) -> None:
-    # Each thread updates its piece of the buffers (cut at multiples of ALIGN, or each
-    # group's slices in runs): bit for bit the update of the whole.
+    # Each shard's thread updates its own members (their slices of the buffers, in runs):
+    # bit for bit the update of the whole.
     specs = [
         make_spec(optimizer={**optimizer, "lr": lr, "weight_decay": wd}) for lr, wd in HYPER[hyper]
     ]
+    lrs = [lr for lr, _ in HYPER[hyper]]
     torch.manual_seed(0)
     start = _models()
     grads = [torch.randn(StackedMLP(start).grad.shape) for _ in range(4)]
@@ -94,21 +95,52 @@ def test_the_update_cut_into_shards_is_the_same_bits(optimizer, hyper) -> None:
         stacked = StackedMLP(start)
         opt = StackedOptimizer(stacked, specs)
         opt.load_members([build_optimizer(spec, m) for spec, m in zip(specs, start, strict=True)])
-        shards = Shards(torch.device("cpu")) if sharded else None
-        if shards is not None:
-            assert shards.threads == 2
-            shards.start()
+        shards = Shards(torch.device("cpu"))
+        assert shards.threads == 2
+        shards.start()
         try:
             for g in grads:
                 stacked.grad.copy_(g)
-                opt.step([lr for lr, _ in HYPER[hyper]], shards)
+                if not sharded:
+                    opt.step(lrs)
+                    continue
+                update = opt.begin(lrs)
+                parts = shards.map(lambda s, update=update: update(range(3)[s]), 3)
+                assert len(parts) == 2  # members 0 and 1, 2 on two threads
         finally:
-            if shards is not None:
-                shards.close()
+            shards.close()
         finals.append([stacked.flat.clone(), *(v.clone() for v in opt.state.values())])
     assert torch.get_num_threads() == 2  # restored by close
     for a, b in zip(*finals, strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS[:3])
+def test_a_member_left_out_of_the_update_keeps_its_slices(optimizer) -> None:
+    # A member whose loss was not finite is not updated (it leaves the pack); the others
+    # are updated as if it were not there.
+    specs = [make_spec(optimizer={**optimizer, "lr": 0.01}) for _ in range(3)]
+    torch.manual_seed(0)
+    start = _models()
+    grad = torch.randn(StackedMLP(start).grad.shape)
+    finals = []
+    for members in ([0, 1, 2], [0, 2]):
+        stacked = StackedMLP(start)
+        opt = StackedOptimizer(stacked, specs)
+        opt.load_members([build_optimizer(spec, m) for spec, m in zip(specs, start, strict=True)])
+        stacked.grad.copy_(grad)
+        opt.begin([0.01] * 3)(members)
+        finals.append([stacked.split(stacked.flat), opt.state])
+    (whole, whole_state), (part, part_state) = finals
+    before = StackedMLP(start).split(StackedMLP(start).flat)
+    for w, p, b in zip(whole, part, before, strict=True):
+        assert torch.equal(p[[0, 2]], w[[0, 2]])
+        assert torch.equal(p[1], b[1])
+        assert not torch.equal(w[1], b[1])
+    for key, flat in part_state.items():
+        for w, p in zip(stacked.split(whole_state[key]), stacked.split(flat), strict=True):
+            assert torch.equal(p[[0, 2]], w[[0, 2]])
+            assert not p[1].any()  # its state never written
 
 
 def test_shards_cut_members_evenly_and_keep_the_order() -> None:

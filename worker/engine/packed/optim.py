@@ -1,6 +1,8 @@
 """SGD, Adam and AdamW over a pack's stacked parameters, each member with its own lr and
 weight decay, applied by torch's fused optimizer kernels (the ones `torch.optim.Adam(...,
-fused=True)` runs): one pass over every member's parameters a step.
+fused=True)` runs): one pass over every member's parameters a step, or, in a pack cut into
+shards (`Shards`), one pass over each shard's members on its own thread, right after its
+backward.
 
 The parameters, gradients and optimizer state are flat buffers laid out alike (see
 `StackedMLP`). Members that share an lr and a weight decay form a group (lr schedules are part
@@ -11,16 +13,13 @@ the same file it would be alone (and resumes alone or packed).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from functools import partial
-from itertools import pairwise
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from worker.engine.packed.shards import Shards
-from worker.engine.packed.stacked import ALIGN, StackedMLP
+from worker.engine.packed.stacked import StackedMLP
 
 _STATE_KEYS = ("exp_avg", "exp_avg_sq", "momentum_buffer")
 
@@ -38,54 +37,70 @@ class StackedOptimizer:
         self.steps = 0
         self.state: dict[str, Tensor] = {}
         self._first = False  # SGD momentum buffers just created: the next step fills them
-        self._groups: list[tuple[int, float, dict[str, list[Tensor]]]] | None = None
+        self._groups: list[tuple[float, list[int]]] | None = None
+        self._lists: dict[tuple[int, ...], dict[str, list[Tensor]]] = {}
 
     def _keys(self) -> tuple[str, ...]:
         if self.name != "sgd":
             return ("exp_avg", "exp_avg_sq")
         return ("momentum_buffer",) if self.momentum else ()
 
-    def _tensors(self) -> list[tuple[int, float, dict[str, list[Tensor]]]]:
-        """Per group: a member of it, its weight decay, and the tensors the kernel takes."""
+    def _tensors(self) -> list[tuple[float, list[int]]]:
+        """The groups: each one's weight decay and members (creating the state on first use)."""
         if self._groups is not None:
             return self._groups
         for key in self._keys():
             if key not in self.state:
                 self.state[key] = torch.zeros_like(self.model.flat)
                 self._first = key == "momentum_buffer"  # the SGD kernel copies the gradient
-        buffers = {"params": self.model.flat, "grads": self.model.grad, **self.state}
         groups: dict[tuple[float, float], list[int]] = {}
         for k, hyper in enumerate(self.hyper):
             groups.setdefault(hyper, []).append(k)
-        self._groups = []
-        for (_, wd), members in groups.items():
-            if len(groups) == 1:  # every member alike: the whole buffer at once
-                lists = {name: [flat] for name, flat in buffers.items()}
-            else:
-                lists = {  # whole padded slices, which the kernel's vector loop covers
-                    name: [rows[k] for rows in self.model.rows(flat) for k in members]
-                    for name, flat in buffers.items()
-                }
-            self._groups.append((members[0], wd, lists))
+        self._groups = [(wd, members) for (_, wd), members in groups.items()]
+        self._lists = {}
         return self._groups
 
-    def step(self, lrs: list[float], shards: Shards | None = None) -> None:
-        """One update of every member with member lr `lrs[k]`; with `shards`, each group's
-        tensors are cut into one piece a thread and the pieces updated at once."""
-        n = 1 if shards is None else shards.threads
-        calls = [
-            partial(self._update, piece, lr=lrs[lead], wd=wd)
-            for lead, wd, t in self._tensors()
-            for piece in _pieces(t, n)
-        ]
+    def _buffers(self, members: tuple[int, ...]) -> dict[str, list[Tensor]]:
+        """The tensors the kernel takes for `members` (sorted): every member's whole padded
+        slices, which the kernel's vector loop covers, in one view per run of consecutive
+        members and parameter; all members, the flat buffers themselves."""
+        if members in self._lists:
+            return self._lists[members]
+        buffers = {"params": self.model.flat, "grads": self.model.grad, **self.state}
+        if members == tuple(range(self.model.k)):
+            lists = {name: [flat] for name, flat in buffers.items()}
+        else:
+            runs = _runs(members)
+            lists = {
+                name: [rows[a:b].view(-1) for rows in self.model.rows(flat) for a, b in runs]
+                for name, flat in buffers.items()
+            }
+        self._lists[members] = lists
+        return lists
+
+    def begin(self, lrs: list[float]) -> Callable[[Iterable[int]], None]:
+        """Start one update of every member, member k with lr `lrs[k]`: returns `update`,
+        which applies it to the members it is given. Each member is updated once a step;
+        disjoint members may be updated at once, on different threads (each product of the
+        kernel is elementwise, so a member's update is the same bits however it is cut)."""
+        groups = self._tensors()
         self.steps += 1
         first, self._first = self._first, False
         step = torch.tensor(float(self.steps), device=self.model.flat.device)
-        runs = [partial(_in_turn, calls[i::n], step=step, first=first) for i in range(n)]
-        if shards is None:
-            runs[0]()
-        else:
-            shards.run(runs)
+
+        def update(members: Iterable[int]) -> None:
+            chosen = set(members)
+            for wd, group in groups:
+                mine = tuple(k for k in group if k in chosen)
+                if mine:
+                    tensors = self._buffers(mine)
+                    self._update(tensors, lr=lrs[mine[0]], wd=wd, step=step, first=first)
+
+        return update
+
+    def step(self, lrs: list[float]) -> None:
+        """One update of every member, member k with lr `lrs[k]`."""
+        self.begin(lrs)(range(len(self.hyper)))
 
     @torch.no_grad()
     def _update(
@@ -161,25 +176,15 @@ class StackedOptimizer:
                     opt.state[p] = entry
 
 
-def _pieces(t: dict[str, list[Tensor]], n: int) -> list[dict[str, list[Tensor]]]:
-    """A group's tensors in at most `n` pieces: a single flat buffer cut at multiples of
-    `ALIGN` elements (so the kernel's vector loop still covers every element, as uncut),
-    else its list of tensors split in runs."""
-    count = len(t["params"])
-    if n == 1:
-        return [t]
-    if count == 1:
-        size = t["params"][0].numel() // ALIGN
-        bounds = [round(i * size / n) * ALIGN for i in range(n + 1)]
-        cuts = [(a, b) for a, b in pairwise(bounds) if b > a]
-        return [{key: [v[0][a:b]] for key, v in t.items()} for a, b in cuts]
-    bounds = [round(i * count / n) for i in range(n + 1)]
-    return [{key: v[a:b] for key, v in t.items()} for a, b in pairwise(bounds) if b > a]
-
-
-def _in_turn(calls: Sequence[Callable[..., None]], **kwargs: Any) -> None:
-    for call in calls:
-        call(**kwargs)
+def _runs(members: tuple[int, ...]) -> list[tuple[int, int]]:
+    """Sorted member indices as runs `[a, b)` of consecutive ones."""
+    runs: list[tuple[int, int]] = []
+    for k in members:
+        if runs and runs[-1][1] == k:
+            runs[-1] = (runs[-1][0], k + 1)
+        else:
+            runs.append((k, k + 1))
+    return runs
 
 
 def _params(opt: torch.optim.Optimizer) -> list[Tensor]:

@@ -95,7 +95,8 @@ class PackedTrainer:
         shape, features = idx.shape, self.x.shape[2:]
         xb = self.x.view(-1, *features).index_select(0, rows).view(*shape, *features)
         yb = self.y.view(-1).index_select(0, rows).view(shape)
-        parts = self.shards.map(partial(self._shard_step, xb, yb), len(self.members))
+        update = self.opt.begin([m.loop.lr for m in self.members])
+        parts = self.shards.map(partial(self._shard_step, xb, yb, update), len(self.members))
         out = parts[0][0] if len(parts) == 1 else torch.cat([o for o, _ in parts])
         values = [v for _, shard in parts for v in shard]
         good = [k for k, v in enumerate(values) if math.isfinite(v)]
@@ -105,22 +106,26 @@ class PackedTrainer:
                 return
             keep = torch.tensor(good, device=idx.device)
             out, yb, values = out[keep], yb[keep], [values[k] for k in good]
-        self.opt.step([m.loop.lr for m in self.members], self.shards)
         n = yb.shape[1]
         for m, value in zip(self.members, values, strict=True):
             m.loop.loss_sum += value * n
             m.loop.seen += n
         self._pending.append((self.members[0].predict(out), yb))
 
-    def _shard_step(self, xb: Tensor, yb: Tensor, members: slice) -> tuple[Tensor, list[float]]:
-        """(outputs, batch losses) of the members in `members`, their gradients written;
-        a member whose loss is not finite takes no part in backward."""
+    def _shard_step(
+        self, xb: Tensor, yb: Tensor, update: Callable[[Iterable[int]], None], members: slice
+    ) -> tuple[Tensor, list[float]]:
+        """(outputs, batch losses) of the members in `members`, each of them stepped by its
+        optimizer right after its backward (on this shard's thread); a member whose loss is
+        not finite takes no part in backward and is not updated (it leaves the pack)."""
         out = self.model.forward(xb[members], members)
         losses = self._losses(out, yb[members])
         values = losses.tolist()  # one host sync a step, as alone: divergence is caught at once
         good = [k for k, v in enumerate(values) if math.isfinite(v)]
         if good:
             (losses.sum() if len(good) == len(values) else losses[good].sum()).backward()
+            ids = range(len(self.members))[members]
+            update(ids[k] for k in good)
         return out.detach(), values
 
     def _losses(self, out: Tensor, yb: Tensor) -> Tensor:
