@@ -3,6 +3,12 @@
 ACTLAB_TEST_DATABASE_URL (Postgres) and ACTLAB_TEST_BROKER_URL (Redis) switch the suite
 from SQLite + embedded Redis to the given servers; each test still gets its own schema
 (or SQLite file) and its own queue, so no test sees another's rows or messages.
+
+Only tests marked `backend` say something that depends on that configuration, so only they
+run in the second configuration's pass (`pytest -m backend`). Tests read the configuration
+through `configured_database_url()` and `configured_broker_url()` alone, which refuse a test
+without the marker; tests/conftest.py marks every test that uses the `database_url` or
+`broker_url` fixtures, and fails an unmarked test that opens a database or Redis connection.
 """
 
 from __future__ import annotations
@@ -23,6 +29,36 @@ from service.store.scratch import drop_scratch, scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The test being set up or run, as tests/conftest.py reports it: (node id, marked backend).
+current_test: dict[str, Any] = {"nodeid": None, "backend": True}
+
+
+class UnmarkedBackendUse(AssertionError):
+    """A test without the `backend` marker touched the configured database or broker."""
+
+
+def require_backend_marker(what: str) -> None:
+    """Fail the current test unless it carries `pytest.mark.backend`."""
+    if current_test["backend"]:
+        return
+    raise UnmarkedBackendUse(
+        f"{current_test['nodeid']} uses {what} without the `backend` marker, so the second "
+        "configuration's pass (pytest -m backend) would leave it out: mark it "
+        "`@pytest.mark.backend` (or `pytestmark = pytest.mark.backend` for its module)"
+    )
+
+
+def configured_database_url() -> str | None:
+    """The Postgres URL of the test configuration, or None for SQLite."""
+    require_backend_marker("the configured database (ACTLAB_TEST_DATABASE_URL)")
+    return os.environ.get("ACTLAB_TEST_DATABASE_URL") or None
+
+
+def configured_broker_url() -> str | None:
+    """The Redis URL of the test configuration, or None for an embedded Redis."""
+    require_backend_marker("the configured broker (ACTLAB_TEST_BROKER_URL)")
+    return os.environ.get("ACTLAB_TEST_BROKER_URL") or None
+
 
 def canonical_spec(**overrides: Any) -> dict[str, Any]:
     """The canonical spec of DESIGN.md, with top-level sections replaced or merged."""
@@ -37,7 +73,7 @@ def canonical_spec(**overrides: Any) -> dict[str, Any]:
 
 def fresh_database(tmp_path: Path) -> str:
     """A migrated, empty database: a new Postgres schema, or a new SQLite file."""
-    return scratch_database(os.environ.get("ACTLAB_TEST_DATABASE_URL"), tmp_path)
+    return scratch_database(configured_database_url(), tmp_path)
 
 
 def drop_database(url: str) -> None:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from service.store.scratch import drop_scratch, scratch_database
-from tests.support import ROOT, Process
+from tests.support import ROOT, Process, configured_database_url
 
 CHROMIUM = os.environ.get("ACTLAB_TEST_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("ACTLAB_TEST_ARTIFACTS", ROOT / ".artifacts" / "dashboard"))
@@ -50,7 +50,7 @@ class Server:
 
 
 def start_up(tmp: Path, broker_url: str, data_dir: Path, *, auth: bool) -> Server:
-    database_url = scratch_database(os.environ.get("ACTLAB_TEST_DATABASE_URL"), tmp)
+    database_url = scratch_database(configured_database_url(), tmp)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ACTLAB_")}
     env.update(
@@ -108,7 +108,7 @@ class Watched:
 
     def shot(self, name: str) -> Path:
         """A full-page screenshot under ARTIFACTS, named by view and database."""
-        kind = "postgres" if os.environ.get("ACTLAB_TEST_DATABASE_URL") else "sqlite"
+        kind = "postgres" if configured_database_url() else "sqlite"
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / f"{name}-{kind}.png"
         self.page.screenshot(path=str(path), full_page=True)

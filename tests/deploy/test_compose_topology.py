@@ -23,9 +23,9 @@ import pytest
 
 from service.store.scratch import drop_scratch, scratch_database
 from tests.deploy import compose as c
-from tests.support import ROOT, Process, canonical_spec
+from tests.support import ROOT, Process, canonical_spec, configured_database_url
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.backend]
 
 WORKERS = ["worker", "worker-gpu1"]  # a two-GPU box
 
@@ -39,7 +39,7 @@ def _free_port() -> int:
 @pytest.fixture
 def empty_database(tmp_path: Path) -> Iterator[str]:
     """An unmigrated database (the `migrate` service migrates it): a schema or a file."""
-    url = scratch_database(os.environ.get("ACTLAB_TEST_DATABASE_URL"), tmp_path, migrate=False)
+    url = scratch_database(configured_database_url(), tmp_path, migrate=False)
     yield url
     drop_scratch(url)
 

@@ -17,18 +17,19 @@ import pytest
 from sqlalchemy import create_engine, make_url, text
 
 from service.store.migrate import DatabaseEncodingError, check_encoding, upgrade
-from tests.support import ROOT
+from tests.support import ROOT, configured_database_url
 
-SERVER = os.environ.get("ACTLAB_TEST_DATABASE_URL", "")
+pytestmark = pytest.mark.backend
 
 
 @pytest.fixture
 def sql_ascii_database() -> Iterator[str]:
     """A new, empty SQL_ASCII database on the test server, dropped afterwards."""
-    if not SERVER.startswith("postgresql"):
+    server = configured_database_url() or ""
+    if not server.startswith("postgresql"):
         pytest.skip("needs Postgres: set ACTLAB_TEST_DATABASE_URL=postgresql+psycopg://...")
     name = f"actlab_ascii_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(SERVER, isolation_level="AUTOCOMMIT")
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(
             text(
@@ -37,7 +38,7 @@ def sql_ascii_database() -> Iterator[str]:
             )
         )
     try:
-        yield make_url(SERVER).set(database=name).render_as_string(hide_password=False)
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
@@ -66,4 +67,4 @@ def test_cli_exits_2_with_the_message_and_no_traceback(sql_ascii_database: str) 
 
 def test_the_suite_database_is_accepted() -> None:
     # SQLite has no server encoding to check; the suite's Postgres is UTF8.
-    check_encoding(SERVER or "sqlite://")
+    check_encoding(configured_database_url() or "sqlite://")

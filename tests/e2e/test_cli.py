@@ -20,9 +20,15 @@ import yaml
 import actlab
 from actlab.frames import COLUMNS
 from tests.actlab.test_models_openapi import mismatches
-from tests.support import ROOT, Process, canonical_spec
+from tests.support import (
+    ROOT,
+    Process,
+    canonical_spec,
+    configured_broker_url,
+    configured_database_url,
+)
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.backend]
 
 
 def _free_port() -> int:
@@ -39,15 +45,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ACTLAB_")}
     env.update(ACTLAB_DATA_DIR=str(data_dir), ACTLAB_API_PORT=str(port), PYTHONPATH=str(ROOT))
     env.update(PYTHONUNBUFFERED="1", ACTLAB_QUEUE=f"cli-{uuid.uuid4().hex[:8]}")
-    database = os.environ.get("ACTLAB_TEST_DATABASE_URL")
     scratch = None
-    if database:
+    if configured_database_url():
         from tests.support import drop_database, fresh_database
 
         scratch = fresh_database(tmp_path_factory.mktemp("db"))
         env["ACTLAB_DATABASE_URL"] = scratch
-    if os.environ.get("ACTLAB_TEST_BROKER_URL"):
-        env["ACTLAB_BROKER_URL"] = os.environ["ACTLAB_TEST_BROKER_URL"]
+    broker = configured_broker_url()
+    if broker:
+        env["ACTLAB_BROKER_URL"] = broker
     log = tmp_path_factory.mktemp("up") / "up.log"
     up = Process([sys.executable, "-m", "actlab", "up"], env, log)
     try:

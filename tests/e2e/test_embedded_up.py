@@ -16,7 +16,8 @@ import pytest
 from service.embedded import EmbeddedRedis
 from tests.support import ROOT, Process, canonical_spec, wait_for_status
 
-pytestmark = pytest.mark.integration
+# Its own SQLite and embedded Redis, whatever the suite's configuration: the first pass only.
+pytestmark = [pytest.mark.integration, pytest.mark.own_backend]
 
 
 def _free_port() -> int:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 
+import pytest
 from alembic import command
 from sqlalchemy import text
 
@@ -13,6 +13,9 @@ from service.store import rollup
 from service.store.db import make_engine
 from service.store.migrate import alembic_config, upgrade
 from service.store.scratch import drop_scratch, scratch_database
+from tests.support import configured_database_url
+
+pytestmark = pytest.mark.backend
 
 
 def test_models_and_migrations_agree(database_url: str) -> None:
@@ -22,7 +25,7 @@ def test_models_and_migrations_agree(database_url: str) -> None:
 
 def test_0006_numbers_counts_and_rolls_up_existing_points(tmp_path: Path) -> None:
     """Points stored before 0006 get their seq by step, a series count and a rollup."""
-    url = scratch_database(os.environ.get("ACTLAB_TEST_DATABASE_URL"), tmp_path, migrate=False)
+    url = scratch_database(configured_database_url(), tmp_path, migrate=False)
     try:
         upgrade(url, "0005")
         engine = make_engine(url)
