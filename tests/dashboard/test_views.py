@@ -6,7 +6,6 @@ use for a bare expression string.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
@@ -166,7 +165,12 @@ def test_docs_and_redoc_render_offline(page: Watched, server: Server) -> None:
     p.goto("/redoc")
     p.wait_for_selector("h1", timeout=60_000)
     assert "actlab" in p.inner_text("h1")
-    time.sleep(1)  # ReDoc draws its sidebar footer (and its logo) last
+    # ReDoc draws its sidebar footer last; its logo (ours, same-origin) is then loaded.
+    p.wait_for_function(
+        "() => { const logo = document.querySelector('img[src$=\"logo-mini.svg\"]');"
+        " return logo !== null && logo.complete && logo.naturalWidth > 0; }",
+        timeout=60_000,
+    )
     page.shot("redoc")
     assert page.requests, "the request log is empty: nothing was recorded"
     assert not page.off_origin()

@@ -14,6 +14,18 @@ from tests.support import Process, canonical_spec, wait_for_status
 
 pytestmark = pytest.mark.integration
 
+
+# One worker for the whole module (tests/conftest.py): each test reads only its own experiments.
+@pytest.fixture(scope="module")
+def worker(module_worker: Process) -> Process:
+    return module_worker
+
+
+@pytest.fixture
+def client(module_client: TestClient, worker: Process) -> TestClient:
+    return module_client
+
+
 EPOCH_METRICS = ["train/loss", "train/acc", "val/loss", "val/acc", "test/acc", "noise/scale"]
 
 

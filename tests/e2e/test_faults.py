@@ -23,7 +23,7 @@ from service.queue import send_run
 from service.settings import Settings
 from service.store.db import session_scope
 from service.store.models import Metric
-from tests.support import canonical_spec, start_worker, wait_for_status
+from tests.support import Process, canonical_spec, start_worker, wait_for_status
 
 pytestmark = pytest.mark.integration
 
@@ -65,6 +65,15 @@ def _wait_for_epoch(api: TestClient, experiment_id: str, epoch: int) -> None:
     while len(_series(api, experiment_id).get("val/acc", [])) < epoch:
         assert time.monotonic() < deadline, f"{experiment_id} never reached epoch {epoch}"
         time.sleep(0.1)
+
+
+def _wait_for_count(workers: list[Process], needle: str, count: int) -> int:
+    """How often `needle` is in the workers' logs, once it is there `count` times."""
+    deadline = time.monotonic() + 300  # only a hang gets here
+    while (seen := sum(w.output().count(needle) for w in workers)) < count:
+        assert time.monotonic() < deadline, f"{needle!r} seen {seen} times, not {count}"
+        time.sleep(0.1)
+    return seen
 
 
 def _status_events(api: TestClient, experiment_id: str) -> list[str | None]:
@@ -134,11 +143,13 @@ def test_duplicate_delivery_runs_once(api: TestClient, fast: Settings, tmp_path:
         exp = api.post("/v1/experiments", json=spec).json()
         for _ in range(3):  # two more deliveries of the same message, at once
             send_run(fast, exp["id"])
-        done = wait_for_status(api, exp["id"], {"succeeded", "failed"}, timeout=120)
-        time.sleep(2)  # let the duplicates be consumed and skipped
+        done = wait_for_status(api, exp["id"], {"succeeded", "failed"}, timeout=300)
+        # The duplicates are consumed and skipped, whenever the workers get to them.
+        skipped = _wait_for_count(workers, "not claimable", 3)
     finally:
         for w in workers:
             w.stop()
+    assert skipped >= 3
     assert done["status"] == "succeeded" and done["attempts"] == 1
     assert _status_events(api, exp["id"]) == ["queued", "running", "succeeded"]
     series = _series(api, exp["id"])
@@ -148,8 +159,6 @@ def test_duplicate_delivery_runs_once(api: TestClient, fast: Settings, tmp_path:
         if "/" in name and not name.startswith(("act/", "grad/"))
     )
     assert _metric_rows(fast, exp["id"]) == sum(len(p) for p in series.values())
-    skipped = sum(w.output().count("not claimable") for w in workers)
-    assert skipped >= 3
 
 
 def test_sigterm_checkpoints_and_hands_the_experiment_back(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -11,13 +10,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from service.app import create_app
 from service.settings import Settings
 from service.spec.packing import pack_key
 from service.store import packs
-from service.store.db import session_scope
+from service.store.db import get_engine, session_scope
 from service.store.models import Experiment, utcnow
 from tests.support import canonical_spec
 
@@ -122,17 +121,33 @@ def test_a_pack_is_claimed_whole_and_only_once(settings: Settings, api: TestClie
 
 def test_two_workers_racing_for_a_pack_never_split_it(settings: Settings, api: TestClient) -> None:
     pack_id, ids = _pack_ids(settings, api)
-    first_claimed, results = threading.Event(), {}
+    url = settings.resolved_database_url
+    first_claimed, second_trying, results = threading.Event(), threading.Event(), {}
+    racer = threading.current_thread()
+
+    # The second worker's locking statement (BEGIN IMMEDIATE on SQLite, SELECT ... FOR UPDATE
+    # on Postgres) is sent while the first's transaction is still open: the first commits
+    # only once it has seen that statement go out, so the race is run every time.
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if threading.current_thread() is racer and (
+            "BEGIN IMMEDIATE" in statement or "FOR UPDATE" in statement
+        ):
+            second_trying.set()
 
     def first() -> None:
-        with session_scope(settings.resolved_database_url) as session:
+        with session_scope(url) as session:
             results["first"] = packs.claim_pack(session, pack_id, worker="a", lease_seconds=60)
             first_claimed.set()
-            time.sleep(0.5)  # the second worker tries while this transaction is open
+            results["raced"] = second_trying.wait(300)
 
-    thread = threading.Thread(target=first)
-    thread.start()
-    assert first_claimed.wait(30)
-    results["second"] = _claim(settings, pack_id)
-    thread.join()
+    event.listen(get_engine(url), "before_cursor_execute", seen)
+    try:
+        thread = threading.Thread(target=first)
+        thread.start()
+        assert first_claimed.wait(300)
+        results["second"] = _claim(settings, pack_id)
+        thread.join()
+    finally:
+        event.remove(get_engine(url), "before_cursor_execute", seen)
+    assert results["raced"]
     assert len(results["first"]) == len(ids) and results["second"] == []
