@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import subprocess
 
+import pytest
+
 from service.settings import Settings
 from tests.support import ROOT
 
@@ -15,17 +17,31 @@ def test_every_setting_is_documented() -> None:
         assert f"`ACTLAB_{name.upper()}`" in readme, f"ACTLAB_{name.upper()} undocumented"
 
 
-def test_ci_runs_the_readme_test_command() -> None:
+@pytest.mark.parametrize(
+    "name", ["install-command", "test-command", "backend-test-command", "kernel-command"]
+)
+def test_ci_runs_the_readme_commands(name: str) -> None:
+    """.ci/run extracts each marked block exactly as the README shows it, and runs it."""
     readme = (ROOT / "README.md").read_text()
-    match = re.search(r"<!-- ci: test-command -->\n```bash\n(.+?)\n```", readme)
-    assert match, "README lacks the marked test command"
+    match = re.search(rf"<!-- ci: {name} -->\n```bash\n(.+?)\n```", readme, re.DOTALL)
+    assert match, f"README lacks the marked {name}"
     script = (ROOT / ".ci/run").read_text()
-    extract = script[script.index("test_command=$(") : script.index("README.md)") + 10]
+    extract = script[script.index("readme_block() {") : script.index("' README.md\n}") + 13]
     out = subprocess.run(
-        ["bash", "-c", f'{extract}; printf %s "$test_command"'],
+        ["bash", "-c", f'{extract}\nprintf %s "$(readme_block {name})"'],
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     assert out == match.group(1)
+    assert f'bash -c "${{command[{name}]}}"' in script
+
+
+def test_the_second_pass_runs_the_backend_tests_on_postgres() -> None:
+    readme = (ROOT / "README.md").read_text()
+    backend = re.search(r"<!-- ci: backend-test-command -->\n```bash\n(.+?)\n```", readme)
+    assert backend
+    assert "ACTLAB_TEST_DATABASE_URL=postgresql" in backend.group(1)
+    assert "ACTLAB_TEST_BROKER_URL=redis://" in backend.group(1)
+    assert "-m backend" in backend.group(1)
