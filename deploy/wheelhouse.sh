@@ -24,16 +24,23 @@ import re, tomllib
 project = tomllib.load(open("pyproject.toml", "rb"))
 deps = project["project"]["dependencies"] + project["build-system"]["requires"]
 print("\n".join(d for d in deps if re.split(r"[^A-Za-z0-9_.-]", d)[0].lower() != "torch"))')
+# The versions CI last passed with (requirements/dev.lock, its hashes dropped: pip takes none
+# in a constraints file), so the image runs what the suite tested, and a host that has just
+# installed the lock (CI) finds every wheel in pip's cache instead of downloading it again.
+constraints=wheelhouse/constraints.txt
+sed -n 's/^\([A-Za-z0-9_.-]*==[^ ]*\).*/\1/p' requirements/dev.lock > "$constraints.new"
 stamp=wheelhouse/.requirements
-want=$(printf 'python %s, %s\n%s' "$python" "$arch" "$requirements")
+want=$(printf 'python %s, %s\n%s\n%s' "$python" "$arch" "$requirements" "$(cat "$constraints.new")")
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  rm -f "$constraints.new"
   echo "wheelhouse/ is current ($(ls wheelhouse/*.whl | wc -l) wheels)"
   exit 0
 fi
 rm -f wheelhouse/*.whl "$stamp"
+mv "$constraints.new" "$constraints"
 printf '%s\n' "$requirements" > wheelhouse/requirements.txt
 "$host_python" -m pip download --only-binary=:all: --python-version "$python" $platforms \
-  --dest wheelhouse -r wheelhouse/requirements.txt
+  --dest wheelhouse -r wheelhouse/requirements.txt -c "$constraints"
 # pip evaluates environment markers for the host's Python, not --python-version: add the
 # dependencies that the wheels require only on some Python versions (e.g. redis needs
 # async-timeout before 3.11.3; Debian 12 has 3.11.2). Extra wheels do no harm.
@@ -48,7 +55,7 @@ for wheel in glob.glob("wheelhouse/*.whl"):
 PY
 if [ -s wheelhouse/conditional.txt ]; then
   "$host_python" -m pip download --only-binary=:all: --python-version "$python" $platforms \
-    --dest wheelhouse -r wheelhouse/conditional.txt
+    --dest wheelhouse -r wheelhouse/conditional.txt -c "$constraints"
 fi
 if ls wheelhouse/torch-*.whl >/dev/null 2>&1; then
   echo "a dependency pulled torch into wheelhouse/; the base image must bring torch" >&2
