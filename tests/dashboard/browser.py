@@ -68,12 +68,12 @@ def start_up(tmp: Path, broker_url: str, data_dir: Path, *, auth: bool) -> Serve
         PYTHONPATH=str(ROOT),
     )
     process = Process([sys.executable, "-m", "service.cli", "up"], env, tmp / "up.log")
-    process.wait_for("Uvicorn running", timeout=120)
+    process.wait_for("Uvicorn running")
     return Server(f"http://127.0.0.1:{port}", database_url, process)
 
 
 def stop_up(server: Server) -> None:
-    server.process.stop(signal.SIGINT, timeout=90)
+    server.process.stop(signal.SIGINT)
     drop_scratch(server.database_url)
 
 

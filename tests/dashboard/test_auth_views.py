@@ -12,6 +12,7 @@ from service.auth import create_key
 from service.store.db import session_scope
 from tests.dashboard.browser import Server, Watched, start_up, stop_up
 from tests.dashboard.test_views import small_spec
+from tests.support import HANG_S
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +34,7 @@ def _keys(server: Server) -> dict[str, str]:
 def test_page_asks_for_a_key_and_isolates_owners(page: Watched, server: Server) -> None:
     keys = _keys(server)
     headers = {"Authorization": f"Bearer {keys['alice']}"}
-    with httpx.Client(base_url=server.url, timeout=30, headers=headers) as alice:
+    with httpx.Client(base_url=server.url, timeout=HANG_S, headers=headers) as alice:
         exp = alice.post("/v1/experiments", json=small_spec(name="alice-only")).json()
     p = page.page
     p.goto("/")

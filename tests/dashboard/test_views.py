@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.dashboard.browser import HOSTILE_NAME, HOSTILE_TAG, Server, Watched
-from tests.support import canonical_spec, wait_for_status
+from tests.support import HANG_S, canonical_spec, wait_for_status
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ def small_spec(**overrides: Any) -> dict[str, Any]:
 
 
 def api(server: Server) -> httpx.Client:
-    return httpx.Client(base_url=server.url, timeout=30)
+    return httpx.Client(base_url=server.url, timeout=HANG_S)
 
 
 def points(page: Watched, chart: str) -> int:
@@ -41,7 +41,7 @@ def points(page: Watched, chart: str) -> int:
 def test_list_shows_it_its_curve_grows_and_cancel_cancels_it(page: Watched, server: Server) -> None:
     with api(server) as client:
         exp = client.post("/v1/experiments", json=canonical_spec(training=LONG)).json()
-        wait_for_status(client, exp["id"], {"running"}, timeout=120)
+        wait_for_status(client, exp["id"], {"running"})
         p = page.page
         p.goto("/")
         row = p.locator(f'tr[data-id="{exp["id"]}"]')
@@ -53,11 +53,11 @@ def test_list_shows_it_its_curve_grows_and_cancel_cancels_it(page: Watched, serv
         before = points(page, "loss")
         # Points arrive over the SSE stream: no reload in between.
         count = "Number(document.querySelector('.chart[data-chart=\"loss\"]').dataset.points)"
-        p.wait_for_function(f"() => {count} > {before}", timeout=120_000)
+        p.wait_for_function(f"() => {count} > {before}", timeout=HANG_S * 1000)
         assert points(page, "loss") > before
         page.shot("experiment-running")
         p.click("#cancel")
-        p.wait_for_selector('#experiment-header [data-status="cancelled"]', timeout=90_000)
+        p.wait_for_selector('#experiment-header [data-status="cancelled"]', timeout=HANG_S * 1000)
         page.shot("experiment-cancelled")
         assert client.get(f"/v1/experiments/{exp['id']}").json()["status"] == "cancelled"
         assert p.is_enabled("#retry")
@@ -80,7 +80,7 @@ def test_sweep_page_table_equals_the_api(page: Watched, server: Server) -> None:
     with api(server) as client:
         created = client.post("/v1/sweeps", json=sweep).raise_for_status().json()
         for e in created["experiments"]:
-            wait_for_status(client, e["id"], {"succeeded", "failed"}, timeout=300)
+            wait_for_status(client, e["id"], {"succeeded", "failed"})
         truth = client.get(f"/v1/sweeps/{created['id']}").json()
     p = page.page
     p.goto(f"/#/sweeps/{created['id']}")
@@ -136,7 +136,7 @@ def test_hostile_names_and_tags_render_as_text_in_every_view(page: Watched, serv
             json={"name": HOSTILE_TAG, "base_spec": base, "seeds": [0], "tags": [HOSTILE_NAME]},
         ).json()
         for i in ids:
-            wait_for_status(client, i, {"succeeded", "failed"}, timeout=300)
+            wait_for_status(client, i, {"succeeded", "failed"})
     p = page.page
     views = {
         "hostile-list": "/",
@@ -159,17 +159,17 @@ def test_hostile_names_and_tags_render_as_text_in_every_view(page: Watched, serv
 def test_docs_and_redoc_render_offline(page: Watched, server: Server) -> None:
     p = page.page
     p.goto("/docs")
-    p.wait_for_selector(".swagger-ui .information-container .title", timeout=60_000)
+    p.wait_for_selector(".swagger-ui .information-container .title", timeout=HANG_S * 1000)
     assert "actlab" in p.inner_text(".swagger-ui .information-container .title")
     page.shot("docs")
     p.goto("/redoc")
-    p.wait_for_selector("h1", timeout=60_000)
+    p.wait_for_selector("h1", timeout=HANG_S * 1000)
     assert "actlab" in p.inner_text("h1")
     # ReDoc draws its sidebar footer last; its logo (ours, same-origin) is then loaded.
     p.wait_for_function(
         "() => { const logo = document.querySelector('img[src$=\"logo-mini.svg\"]');"
         " return logo !== null && logo.complete && logo.naturalWidth > 0; }",
-        timeout=60_000,
+        timeout=HANG_S * 1000,
     )
     page.shot("redoc")
     assert page.requests, "the request log is empty: nothing was recorded"
@@ -189,7 +189,7 @@ def test_noise_scale_is_drawn_against_the_spec_preview(page: Watched, server: Se
     with api(server) as client:
         planned = client.post("/v1/experiments/preview", json=spec).json()
         exp = client.post("/v1/experiments", json=spec).json()
-        done = wait_for_status(client, exp["id"], {"succeeded", "failed"}, timeout=300)
+        done = wait_for_status(client, exp["id"], {"succeeded", "failed"})
         assert done["status"] == "succeeded", done
         measured = client.get(
             f"/v1/experiments/{exp['id']}/metrics", params={"name": "noise/scale"}

@@ -32,7 +32,7 @@ import pytest
 
 from tests.deploy import compose as c
 from tests.deploy.docker import Compose, free_port
-from tests.support import ROOT, canonical_spec
+from tests.support import HANG_S, ROOT, canonical_spec
 
 pytestmark = [
     pytest.mark.integration,
@@ -112,7 +112,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             compose.compose("build")
         with compose.step("docker compose up -d --wait"):
             compose.compose("up", "-d", "--wait", timeout=600)
-        with httpx.Client(base_url=f"http://{env['API_PUBLISH']}", timeout=30) as api:
+        with httpx.Client(base_url=f"http://{env['API_PUBLISH']}", timeout=HANG_S) as api:
             yield Stack(compose, api, env)
     except BaseException:
         print(compose.compose("logs", "--no-color", "--tail", "80", check=False))

@@ -23,7 +23,7 @@ import pytest
 
 from service.store.scratch import drop_scratch, scratch_database
 from tests.deploy import compose as c
-from tests.support import ROOT, Process, canonical_spec, configured_database_url
+from tests.support import HANG_S, ROOT, Process, canonical_spec, configured_database_url
 
 pytestmark = [pytest.mark.integration, pytest.mark.backend]
 
@@ -134,17 +134,19 @@ def test_compose_topology_runs_a_workload_on_two_workers(
             for name in WORKERS
         }
         processes.extend(workers.values())
-        api_proc.wait_for("Uvicorn running", timeout=60)
+        api_proc.wait_for("Uvicorn running")
         for worker in workers.values():
-            worker.wait_for(" ready.", timeout=60)
+            worker.wait_for(" ready.")
 
         key = _api_key(api_env)
         headers = {"authorization": f"Bearer {key}"}
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10, headers=headers) as api:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", timeout=HANG_S, headers=headers
+        ) as api:
             assert api.get("/healthz").status_code == 200
             assert api.get("/readyz").json()["status"] == "ok"
             ids = _submit(api, {"name": "moons"})
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + HANG_S
             pending = set(ids)
             done = {}
             while pending and time.monotonic() < deadline:

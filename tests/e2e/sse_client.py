@@ -48,7 +48,7 @@ def running_api(settings: Any, log: Path) -> Iterator[str]:
         log,
     )
     try:
-        process.wait_for("Uvicorn running", timeout=60)
+        process.wait_for("Uvicorn running")
         yield f"http://127.0.0.1:{port}"
     finally:
         process.stop()

@@ -57,7 +57,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("up") / "up.log"
     up = Process([sys.executable, "-m", "actlab", "up"], env, log)
     try:
-        up.wait_for("Uvicorn running", timeout=120)
+        up.wait_for("Uvicorn running")
         yield f"http://127.0.0.1:{port}"
     finally:
         up.stop(signal.SIGINT)

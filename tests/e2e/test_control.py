@@ -7,7 +7,7 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.support import Process, canonical_spec, wait_for_status
+from tests.support import HANG_S, Process, canonical_spec, wait_for_status
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +27,7 @@ LONG = canonical_spec(training={"epochs": 400, "batch_size": 100})
 
 
 def _wait_for_epoch(client: TestClient, experiment_id: str, epoch: int) -> None:
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + HANG_S
     while time.monotonic() < deadline:
         series = client.get(
             f"/v1/experiments/{experiment_id}/metrics", params={"name": "val/acc"}
@@ -48,7 +48,7 @@ def test_cancel_running_then_retry_resumes_from_checkpoint(
     exp = client.post("/v1/experiments", json=LONG).json()
     _wait_for_epoch(client, exp["id"], 2)
     assert client.post(f"/v1/experiments/{exp['id']}/cancel").json()["status"] == "cancelling"
-    done = wait_for_status(client, exp["id"], {"cancelled"}, timeout=300)
+    done = wait_for_status(client, exp["id"], {"cancelled"})
     # Stopped where it was asked to (at the next heartbeat), not after its 400 epochs; how
     # many seconds that takes depends on the box's load, so no clock bounds it here.
     assert done["progress"]["epoch"] < LONG["training"]["epochs"] // 2, done["progress"]
@@ -58,7 +58,7 @@ def test_cancel_running_then_retry_resumes_from_checkpoint(
 
     retried = client.post(f"/v1/experiments/{exp['id']}/retry").json()
     assert retried["status"] == "queued"
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + HANG_S
     while not any(
         "resumed from checkpoint" in (e["message"] or "") for e in _events(client, exp["id"])
     ):
@@ -73,7 +73,7 @@ def test_cancel_running_then_retry_resumes_from_checkpoint(
     assert cancelled[0]["message"] == "cancelled by the user"
     assert done["status_message"] == "cancelled by the user"
     client.post(f"/v1/experiments/{exp['id']}/cancel")
-    final = wait_for_status(client, exp["id"], {"cancelled"}, timeout=300)
+    final = wait_for_status(client, exp["id"], {"cancelled"})
     assert final["attempts"] == 2
     statuses = [e["status"] for e in _events(client, exp["id"]) if e["kind"] == "status"]
     assert statuses == [

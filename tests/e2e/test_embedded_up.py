@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from service.embedded import EmbeddedRedis
-from tests.support import ROOT, Process, canonical_spec, wait_for_status
+from tests.support import HANG_S, ROOT, Process, canonical_spec, wait_for_status
 
 # Its own SQLite and embedded Redis, whatever the suite's configuration: the first pass only.
 pytestmark = [pytest.mark.integration, pytest.mark.own_backend]
@@ -35,7 +35,7 @@ def _up(data_dir: Path, port: int, log: Path) -> Process:
         PYTHONPATH=str(ROOT),
     )
     process = Process([sys.executable, "-m", "service.cli", "up"], env, log)
-    process.wait_for("Uvicorn running", timeout=90)
+    process.wait_for("Uvicorn running")
     return process
 
 
@@ -46,11 +46,11 @@ def test_up_trains_and_data_persists_across_restart(tmp_path: Path) -> None:
     up = _up(data_dir, port, tmp_path / "up1.log")
     try:
         assert f"http://127.0.0.1:{port}" in up.output()
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as api:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=HANG_S) as api:
             assert api.get("/readyz").status_code == 200
             spec = canonical_spec(training={"epochs": 2, "batch_size": 100})
             exp = api.post("/v1/experiments", json=spec).json()
-            done = wait_for_status(api, exp["id"], {"succeeded", "failed"}, timeout=180)
+            done = wait_for_status(api, exp["id"], {"succeeded", "failed"})
             assert done["status"] == "succeeded", done
     finally:
         code = up.stop(signal.SIGINT)
@@ -59,7 +59,7 @@ def test_up_trains_and_data_persists_across_restart(tmp_path: Path) -> None:
 
     up = _up(data_dir, port, tmp_path / "up2.log")
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as api:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=HANG_S) as api:
             again = api.get(f"/v1/experiments/{exp['id']}").json()
             assert again["status"] == "succeeded"
             assert again["summary"] == done["summary"]
@@ -76,10 +76,10 @@ def test_ctrl_c_during_a_run_hands_it_back_and_the_next_up_resumes_it(tmp_path: 
     url = f"http://127.0.0.1:{port}"
     up = _up(data_dir, port, tmp_path / "up1.log")
     try:
-        with httpx.Client(base_url=url, timeout=10) as api:
+        with httpx.Client(base_url=url, timeout=HANG_S) as api:
             spec = canonical_spec(training={"epochs": 400, "checkpoint_interval_s": 0})
             exp = api.post("/v1/experiments", json=spec).json()
-            wait_for_status(api, exp["id"], {"running"}, timeout=120)
+            wait_for_status(api, exp["id"], {"running"})
             while api.get(f"/v1/experiments/{exp['id']}").json()["progress"]["epoch"] < 2:
                 time.sleep(0.2)
     finally:
@@ -91,16 +91,16 @@ def test_ctrl_c_during_a_run_hands_it_back_and_the_next_up_resumes_it(tmp_path: 
 
     up = _up(data_dir, port, tmp_path / "up2.log")
     try:
-        with httpx.Client(base_url=url, timeout=10) as api:
+        with httpx.Client(base_url=url, timeout=HANG_S) as api:
             # Handed back through the broker before it stopped: picked up at once, resumed.
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + HANG_S
             while "resumed from checkpoint" not in str(
                 api.get(f"/v1/experiments/{exp['id']}/events").json()
             ):
                 assert time.monotonic() < deadline, up.output()[-3000:]
                 time.sleep(0.2)
             api.post(f"/v1/experiments/{exp['id']}/cancel")
-            wait_for_status(api, exp["id"], {"cancelled"}, timeout=60)
+            wait_for_status(api, exp["id"], {"cancelled"})
     finally:
         up.stop(signal.SIGINT)
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -115,10 +115,10 @@ def test_sigterm_and_sighup_end_up_cleanly(tmp_path: Path, sig: signal.Signals) 
     port = _free_port()
     up = _up(data_dir, port, tmp_path / "up.log")
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as api:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=HANG_S) as api:
             spec = canonical_spec(training={"epochs": 400, "checkpoint_interval_s": 0})
             exp = api.post("/v1/experiments", json=spec).json()
-            wait_for_status(api, exp["id"], {"running"}, timeout=120)
+            wait_for_status(api, exp["id"], {"running"})
             while api.get(f"/v1/experiments/{exp['id']}").json()["progress"]["epoch"] < 1:
                 time.sleep(0.2)
             events = api.get(f"/v1/experiments/{exp['id']}/events").json()["events"]

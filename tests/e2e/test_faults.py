@@ -23,7 +23,7 @@ from service.queue import send_run
 from service.settings import Settings
 from service.store.db import session_scope
 from service.store.models import Metric
-from tests.support import Process, canonical_spec, start_worker, wait_for_status
+from tests.support import HANG_S, Process, canonical_spec, start_worker, wait_for_status
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +61,7 @@ def _series(api: TestClient, experiment_id: str) -> dict:
 
 
 def _wait_for_epoch(api: TestClient, experiment_id: str, epoch: int) -> None:
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + HANG_S
     while len(_series(api, experiment_id).get("val/acc", [])) < epoch:
         assert time.monotonic() < deadline, f"{experiment_id} never reached epoch {epoch}"
         time.sleep(0.1)
@@ -69,7 +69,7 @@ def _wait_for_epoch(api: TestClient, experiment_id: str, epoch: int) -> None:
 
 def _wait_for_count(workers: list[Process], needle: str, count: int) -> int:
     """How often `needle` is in the workers' logs, once it is there `count` times."""
-    deadline = time.monotonic() + 300  # only a hang gets here
+    deadline = time.monotonic() + HANG_S  # only a hang gets here
     while (seen := sum(w.output().count(needle) for w in workers)) < count:
         assert time.monotonic() < deadline, f"{needle!r} seen {seen} times, not {count}"
         time.sleep(0.1)
@@ -90,7 +90,7 @@ def test_sigkilled_worker_is_resumed_elsewhere_with_identical_metrics(
     first.stop(signal.SIGKILL)
     second = start_worker(fast, tmp_path / "w2.log", name="w2")
     try:
-        done = wait_for_status(api, exp["id"], {"succeeded", "failed"}, timeout=120)
+        done = wait_for_status(api, exp["id"], {"succeeded", "failed"})
         assert done["status"] == "succeeded", done
         assert done["attempts"] == 2
         assert any(
@@ -102,7 +102,7 @@ def test_sigkilled_worker_is_resumed_elsewhere_with_identical_metrics(
         )
         # The same spec, uninterrupted, on the surviving worker.
         clean = api.post("/v1/experiments", json=SPEC).json()
-        clean_done = wait_for_status(api, clean["id"], {"succeeded", "failed"}, timeout=120)
+        clean_done = wait_for_status(api, clean["id"], {"succeeded", "failed"})
     finally:
         second.stop()
     assert clean_done["attempts"] == 1
@@ -129,7 +129,7 @@ def test_flushed_broker_loses_no_queued_experiment(
     worker = start_worker(fast, tmp_path / "w.log")
     try:
         for experiment_id in ids:
-            done = wait_for_status(api, experiment_id, {"succeeded", "failed"}, timeout=120)
+            done = wait_for_status(api, experiment_id, {"succeeded", "failed"})
             assert done["status"] == "succeeded", done
             assert done["attempts"] == 1
     finally:
@@ -143,7 +143,7 @@ def test_duplicate_delivery_runs_once(api: TestClient, fast: Settings, tmp_path:
         exp = api.post("/v1/experiments", json=spec).json()
         for _ in range(3):  # two more deliveries of the same message, at once
             send_run(fast, exp["id"])
-        done = wait_for_status(api, exp["id"], {"succeeded", "failed"}, timeout=300)
+        done = wait_for_status(api, exp["id"], {"succeeded", "failed"})
         # The duplicates are consumed and skipped, whenever the workers get to them.
         skipped = _wait_for_count(workers, "not claimable", 3)
     finally:
@@ -169,7 +169,7 @@ def test_sigterm_checkpoints_and_hands_the_experiment_back(
     exp = api.post("/v1/experiments", json=spec).json()
     _wait_for_epoch(api, exp["id"], 1)
     waiting = api.post("/v1/experiments", json={**spec, "seed": 1}).json()
-    code = first.stop(signal.SIGTERM, timeout=30)
+    code = first.stop(signal.SIGTERM)
     assert code == 0, first.output()[-3000:]
     row = api.get(f"/v1/experiments/{exp['id']}").json()
     assert row["status"] == "queued", row
@@ -181,14 +181,14 @@ def test_sigterm_checkpoints_and_hands_the_experiment_back(
     api.post(f"/v1/experiments/{waiting['id']}/cancel")
     second = start_worker(fast, tmp_path / "w2.log", name="w2")
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + HANG_S
         while "resumed from checkpoint" not in str(
             api.get(f"/v1/experiments/{exp['id']}/events").json()
         ):
             assert time.monotonic() < deadline
             time.sleep(0.2)
         api.post(f"/v1/experiments/{exp['id']}/cancel")
-        wait_for_status(api, exp["id"], {"cancelled"}, timeout=30)
+        wait_for_status(api, exp["id"], {"cancelled"})
     finally:
         second.stop()
 
@@ -200,7 +200,7 @@ def test_wall_time_limit_fails_as_timeout(api: TestClient, fast: Settings, tmp_p
         # loaded machine (at 5 s, a 2-core box under load timed out before the first one).
         spec = canonical_spec(training={"epochs": 2000, "time_limit_s": 20})
         exp = api.post("/v1/experiments", json=spec).json()
-        done = wait_for_status(api, exp["id"], {"succeeded", "failed"}, timeout=180)
+        done = wait_for_status(api, exp["id"], {"succeeded", "failed"})
     finally:
         worker.stop()
     assert done["status"] == "failed" and done["status_reason"] == "timeout"

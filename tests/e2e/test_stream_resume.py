@@ -22,7 +22,7 @@ from service.store import live
 from service.store import metrics as metrics_repo
 from service.store.db import session_scope
 from tests.e2e import sse_client
-from tests.support import canonical_spec
+from tests.support import HANG_S, canonical_spec
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +61,7 @@ def test_a_sweep_stream_resumes_an_experiment_whose_message_came_after_a_later_i
     headers = {"Accept": "text/event-stream"}
     with (
         sse_client.running_api(short, tmp_path / "api.log") as url,
-        httpx.Client(base_url=url, timeout=60) as api,
+        httpx.Client(base_url=url, timeout=HANG_S) as api,
     ):
         sweep_id, (first, second) = _sweep(api)
         path = f"/v1/sweeps/{sweep_id}/events"
@@ -138,7 +138,7 @@ def test_a_slow_reader_is_dropped_without_stalling_others_and_resumes_from_the_d
     count, size = 150, 40_000  # 6 MB of events: more than the slow reader's socket holds
     with (
         sse_client.running_api(small, tmp_path / "api.log") as url,
-        httpx.Client(base_url=url, timeout=120) as api,
+        httpx.Client(base_url=url, timeout=HANG_S) as api,
     ):
         exp = api.post("/v1/experiments", json=canonical_spec()).json()  # no worker: queued
         path = f"/v1/experiments/{exp['id']}/events"

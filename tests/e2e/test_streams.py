@@ -16,7 +16,7 @@ import pytest
 
 from service.settings import Settings
 from tests.e2e import sse_client
-from tests.support import canonical_spec, start_worker
+from tests.support import HANG_S, canonical_spec, start_worker
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +47,7 @@ def test_reconnects_with_last_event_id_get_every_point_once(
     try:
         with (
             sse_client.running_api(settings, tmp_path / "api.log") as url,
-            httpx.Client(base_url=url, timeout=60) as api,
+            httpx.Client(base_url=url, timeout=HANG_S) as api,
         ):
             exp = api.post("/v1/experiments", json=SPEC).json()
             reads = _follow(api, f"/v1/experiments/{exp['id']}/events", per_connection=3)
@@ -64,7 +64,7 @@ def test_ids_order_every_message(settings: Settings, tmp_path: Path) -> None:
     try:
         with (
             sse_client.running_api(settings, tmp_path / "api.log") as url,
-            httpx.Client(base_url=url, timeout=60) as api,
+            httpx.Client(base_url=url, timeout=HANG_S) as api,
         ):
             exp = api.post("/v1/experiments", json=canonical_spec(training={"epochs": 2})).json()
             read = sse_client.read(api, f"/v1/experiments/{exp['id']}/events")
@@ -87,7 +87,7 @@ def test_a_killed_worker_loses_no_point_for_a_reconnecting_client(
     try:
         with (
             sse_client.running_api(fast, tmp_path / "api.log") as url,
-            httpx.Client(base_url=url, timeout=60) as api,
+            httpx.Client(base_url=url, timeout=HANG_S) as api,
         ):
             exp = api.post("/v1/experiments", json=SPEC).json()
             path = f"/v1/experiments/{exp['id']}/events"
@@ -126,7 +126,7 @@ def test_a_sweep_streams_all_its_experiments_on_one_connection(
     try:
         with (
             sse_client.running_api(settings, tmp_path / "api.log") as url,
-            httpx.Client(base_url=url, timeout=60) as api,
+            httpx.Client(base_url=url, timeout=HANG_S) as api,
         ):
             created = api.post("/v1/sweeps", json=sweep)
             assert created.status_code == 201, created.text
@@ -149,7 +149,7 @@ def test_stream_caps_are_429s_naming_the_setting_and_streams_end_after_max_durat
     capped = settings.model_copy(update={"max_streams_total": 1, "stream_max_seconds": 2})
     with (
         sse_client.running_api(capped, tmp_path / "api.log") as url,
-        httpx.Client(base_url=url, timeout=60) as api,
+        httpx.Client(base_url=url, timeout=HANG_S) as api,
     ):
         exp = api.post("/v1/experiments", json=SPEC).json()  # no worker: stays queued
         path = f"/v1/experiments/{exp['id']}/events"

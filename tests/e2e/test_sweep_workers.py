@@ -10,14 +10,14 @@ import pytest
 from fastapi.testclient import TestClient
 from scipy import stats as sps
 
-from tests.support import Process, canonical_spec
+from tests.support import HANG_S, Process, canonical_spec
 
 pytestmark = pytest.mark.integration
 
 SEEDS = [0, 1, 2]
 
 
-def _wait_for_sweep(client: TestClient, sweep_id: str, timeout: float = 180.0) -> dict[str, Any]:
+def _wait_for_sweep(client: TestClient, sweep_id: str, timeout: float = HANG_S) -> dict[str, Any]:
     """Poll until no experiment of the sweep is queued or running."""
     deadline = time.monotonic() + timeout
     body: dict[str, Any] = {}

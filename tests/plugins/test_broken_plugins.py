@@ -138,7 +138,7 @@ def test_a_worker_starts_with_broken_plugins(settings: Settings, tmp_path: Path)
     args = [sys.executable, "-m", "service.cli", "worker", "--name", "broken@test"]
     worker = Process(args, env, tmp_path / "worker.log")
     try:
-        worker.wait_for(" ready.", timeout=90)
+        worker.wait_for(" ready.")
         assert "plugin activation 'explodes' from broken-plugins 0.1" in worker.output()
     finally:
         worker.stop()

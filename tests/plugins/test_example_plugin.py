@@ -15,7 +15,7 @@ import pytest
 from service.settings import Settings
 from tests.e2e.sse_client import free_port
 from tests.plugins.conftest import with_path
-from tests.support import Process, canonical_spec, settings_env, wait_for_status
+from tests.support import HANG_S, Process, canonical_spec, settings_env, wait_for_status
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,7 @@ SPEC = {
 def _worker(settings: Settings, log: Path, name: str, *paths: Path) -> Process:
     args = [sys.executable, "-m", "service.cli", "worker", "--name", f"{name}@test"]
     worker = Process(args, with_path(settings_env(settings), *paths), log)
-    worker.wait_for(" ready.", timeout=90)
+    worker.wait_for(" ready.")
     return worker
 
 
@@ -46,8 +46,8 @@ def test_the_plugin_trains_through_the_api(
         tmp_path / "api.log",
     )
     try:
-        api.wait_for("Uvicorn running", timeout=60)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        api.wait_for("Uvicorn running")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=HANG_S) as client:
             _catalogue_and_validation(client)
             _fails_without_then_trains_with(client, settings, tmp_path, plugin_path)
     finally:

@@ -11,6 +11,7 @@ from typing import Any
 from service.experiments import live
 from service.experiments.live import Hub, Subscription
 from service.settings import Settings
+from tests.support import HANG_S
 
 
 def _message(experiment_id: str, point_id: int) -> bytes:
@@ -44,7 +45,7 @@ def test_messages_that_arrive_during_a_round_reach_a_stream_in_one_wakeup() -> N
         deliver = asyncio.create_task(hub._deliver())
         _arrive(hub, _message("e1", 1), _message("e1", 2), _message("other", 3))
         _arrive(hub, _message("e1", 4))
-        batches = await sub.get(timeout=5)
+        batches = await sub.get(timeout=HANG_S)
         deliver.cancel()
         return [p[0] for b in batches for p in b.points]
 
@@ -62,7 +63,7 @@ def test_streams_are_woken_a_slice_at_a_time_with_the_loop_free_between() -> Non
 
         async def stream(sub: Subscription) -> None:
             nonlocal done
-            assert [p[0] for b in await sub.get(timeout=5) for p in b.points] == [7]
+            assert [p[0] for b in await sub.get(timeout=HANG_S) for p in b.points] == [7]
             done += 1
 
         async def probe() -> None:  # a request that arrives while the round is written
@@ -75,7 +76,7 @@ def test_streams_are_woken_a_slice_at_a_time_with_the_loop_free_between() -> Non
         deliver = asyncio.create_task(hub._deliver())
         probing = asyncio.create_task(probe())
         _arrive(hub, _message("e1", 7))
-        await asyncio.wait_for(asyncio.gather(*tasks, probing), timeout=5)
+        await asyncio.wait_for(asyncio.gather(*tasks, probing), timeout=HANG_S)
         deliver.cancel()
         return woken_when_probed, done
 
@@ -93,7 +94,7 @@ def test_a_stream_that_falls_too_far_behind_is_closed_with_a_reason() -> None:
         hub = _hub_with([sub])
         deliver = asyncio.create_task(hub._deliver())
         _arrive(hub, *(_message("e1", i) for i in range(1, 6)))
-        assert await sub.get(timeout=5) == []
+        assert await sub.get(timeout=HANG_S) == []
         deliver.cancel()
         return sub
 

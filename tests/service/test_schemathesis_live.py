@@ -72,7 +72,7 @@ def test_schemathesis_checks_all_find_no_failure(settings: Settings, tmp_path: P
         tmp_path / "api.log",
     )
     try:
-        api.wait_for("Application startup complete", timeout=90)
+        api.wait_for("Application startup complete")
         url = f"http://127.0.0.1:{port}"
         assert httpx.get(f"{url}/v1/experiments").status_code == 401  # keys are on
         done = _schemathesis(url, key, tmp_path / "junit.xml")
