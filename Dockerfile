@@ -43,6 +43,8 @@ COPY --from=deps /opt/actlab/venv /opt/actlab/venv
 WORKDIR /opt/actlab/src
 COPY pyproject.toml README.md ./
 COPY activations ./activations
+COPY zoo ./zoo
+COPY core ./core
 COPY service ./service
 COPY worker ./worker
 COPY actlab ./actlab

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -181,7 +181,20 @@ class _NoisyHard(NoisyActivation):
 _LAWS = noise.spellings("normal", "half_normal")
 
 
-def _params(alpha: float, c: float, kind: str) -> tuple[Param, ...]:
+class _Defaults(NamedTuple):
+    """A unit's defaults, written once: its constructor's and its catalogue's."""
+
+    alpha: float
+    c: float
+    noise: str
+
+
+TANH_DEFAULTS = _Defaults(alpha=1.15, c=0.5, noise="normal")
+SIGMOID_DEFAULTS = _Defaults(alpha=1.1, c=0.15, noise="half_normal")  # as the authors' code
+
+
+def _params(defaults: _Defaults) -> tuple[Param, ...]:
+    alpha, c, kind = defaults
     return (
         Param("alpha", "float", alpha, 0.0, 10.0, description="mix of h and u; >1 pushes noise"),
         Param("c", "float", c, 0.0, 100.0, description="noise scale c (annealed)"),
@@ -198,7 +211,7 @@ _FORMULA = "phi = alpha*h + (1-alpha)*u + d*sigma*xi, sigma = c*(sigmoid(p*(h-u)
     aliases=("nan_tanh", "noisy_tanh"),  # NAH: noise="half_normal"
     description=f"Noisy hard tanh: {_FORMULA}, h = clip(x,-1,1), u = x; eval: E over xi.",
     reference=_REF,
-    params=_params(1.15, 0.5, "normal"),
+    params=_params(TANH_DEFAULTS),
     noisy=True,
 )
 class NoisyHardTanh(_NoisyHard):
@@ -208,9 +221,9 @@ class NoisyHardTanh(_NoisyHard):
 
     def __init__(
         self,
-        alpha: float = 1.15,
-        c: float = 0.5,
-        noise: str = "normal",
+        alpha: float = TANH_DEFAULTS.alpha,
+        c: float = TANH_DEFAULTS.c,
+        noise: str = TANH_DEFAULTS.noise,
         num_units: int | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
@@ -222,7 +235,7 @@ class NoisyHardTanh(_NoisyHard):
     aliases=("nah_sigmoid", "noisy_sigmoid"),  # NAN: noise="normal"
     description=f"Noisy hard sigmoid: {_FORMULA}, h = clip(x/4+1/2,0,1), u = x/4+1/2; eval: E.",
     reference=_REF,
-    params=_params(1.1, 0.15, "half_normal"),
+    params=_params(SIGMOID_DEFAULTS),
     noisy=True,
 )
 class NoisyHardSigmoid(_NoisyHard):
@@ -232,9 +245,9 @@ class NoisyHardSigmoid(_NoisyHard):
 
     def __init__(
         self,
-        alpha: float = 1.1,
-        c: float = 0.15,
-        noise: str = "half_normal",
+        alpha: float = SIGMOID_DEFAULTS.alpha,
+        c: float = SIGMOID_DEFAULTS.c,
+        noise: str = SIGMOID_DEFAULTS.noise,
         num_units: int | None = None,
         generator: torch.Generator | None = None,
     ) -> None:

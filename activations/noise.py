@@ -11,6 +11,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .names import Registry
+
 _SQRT3 = math.sqrt(3.0)
 _LAPLACE_B = 1.0 / math.sqrt(2.0)  # Var(Laplace(b)) = 2 b^2 = 1
 HALF_NORMAL_MEAN = math.sqrt(2.0 / math.pi)
@@ -52,28 +54,22 @@ class Law:
         }
 
 
-_LAWS: dict[str, Law] = {}  # every spelling (name and aliases) -> its law
+_LAWS: Registry[Law] = Registry("noise kind", list_aliases=True)
 
 
 def register(law: Law) -> Law:
     """Add a noise law under its name and aliases; refuses a spelling already taken."""
-    for spelling in (law.name, *law.aliases):
-        if spelling in _LAWS:
-            raise ValueError(f"noise law {spelling!r} is already registered")
-    _LAWS.update(dict.fromkeys((law.name, *law.aliases), law))
-    return law
+    return _LAWS.add(law.name, law, aliases=law.aliases)
 
 
 def law(kind: str) -> Law:
-    """The law registered as ``kind`` (a name or an alias)."""
-    if kind not in _LAWS:
-        raise ValueError(f"unknown noise kind {kind!r}; valid: {', '.join(_LAWS)}")
-    return _LAWS[kind]
+    """The law registered as ``kind`` (a name or an alias); UnknownNameError if none."""
+    return _LAWS.get(kind)
 
 
 def laws() -> list[Law]:
     """Every registered law once, in registration order."""
-    return list(dict.fromkeys(_LAWS.values()))
+    return _LAWS.entries()
 
 
 def names(supports: Callable[[Law], bool] = lambda _: True) -> tuple[str, ...]:
@@ -241,4 +237,4 @@ register(
     )
 )
 # Every spelling a unit may name, in registration order (aliases after their law's name).
-KINDS = tuple(_LAWS)
+KINDS = _LAWS.spellings()

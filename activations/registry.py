@@ -9,7 +9,8 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from .errors import ParamError, UnknownNameError
+from .errors import ParamError
+from .names import Registry
 from .params import Param, validate
 
 M = TypeVar("M", bound=type[nn.Module])
@@ -39,13 +40,7 @@ class Entry:
         }
 
 
-_ENTRIES: dict[str, Entry] = {}
-_ALIASES: dict[str, str] = {}
-
-
-def _key(name: str) -> str:
-    # Names are matched case-insensitively and with '-' == '_' ("Leaky-ReLU").
-    return name.strip().lower().replace("-", "_")
+_REGISTRY: Registry[Entry] = Registry("activation", fold=True)  # "Leaky-ReLU" is leaky_relu
 
 
 def register(
@@ -59,45 +54,33 @@ def register(
     override: bool = False,
 ) -> Callable[[M], M]:
     """Class decorator adding an activation under ``name``; refuses silent overwrite."""
-    key, alias_keys = _key(name), tuple(_key(a) for a in aliases)
+    key, alias_keys = _REGISTRY.key(name), tuple(_REGISTRY.key(a) for a in aliases)
 
     def decorate(cls: M) -> M:
-        for k in (key, *alias_keys):
-            taken = k in _ENTRIES or k in _ALIASES
-            if taken and not override:
-                raise ValueError(f"activation name {k!r} is already registered")
-        if override:
-            _unregister(key)
-        _ENTRIES[key] = Entry(key, cls, alias_keys, description, reference, tuple(params), noisy)
-        _ALIASES.update({a: key for a in alias_keys})
+        entry = Entry(key, cls, alias_keys, description, reference, tuple(params), noisy)
+        _REGISTRY.add(key, entry, aliases=alias_keys, replace=override)
         return cls
 
     return decorate
 
 
-def _unregister(key: str) -> None:
-    old = _ENTRIES.pop(key, None)
-    if old is not None:
-        for alias in old.aliases:
-            _ALIASES.pop(alias, None)
+def unregister(name: str) -> None:
+    """Remove an activation and its aliases (a plugin that failed after registering)."""
+    _REGISTRY.remove(name)
 
 
 def _entry(name: str) -> Entry:
-    key = _key(name)
-    key = _ALIASES.get(key, key)
-    if key not in _ENTRIES:
-        raise UnknownNameError(name, names())
-    return _ENTRIES[key]
+    return _REGISTRY.get(name)
 
 
 def names() -> list[str]:
     """Sorted canonical activation names."""
-    return sorted(_ENTRIES)
+    return sorted(_REGISTRY.names())
 
 
 def catalogue() -> list[dict[str, Any]]:
     """JSON-serialisable description of every activation, sorted by name."""
-    return [_ENTRIES[n].as_dict() for n in names()]
+    return [_REGISTRY.get(n).as_dict() for n in names()]
 
 
 def validate_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ParamError, UnknownNameError
+from .errors import ParamError
+from .names import Registry
 from .params import Param, validate
 
 _COMMON = (
@@ -34,26 +35,21 @@ class Kind:
     check: Callable[[Mapping[str, Any]], None] = lambda p: None
 
 
-_KINDS: dict[str, Kind] = {}
+_KINDS: Registry[Kind] = Registry("schedule")
 
 
 def register(kind: Kind) -> Kind:
     """Add a schedule kind; refuses a name already taken."""
-    if kind.name in _KINDS:
-        raise ValueError(f"schedule kind {kind.name!r} is already registered")
-    _KINDS[kind.name] = kind
-    return kind
+    return _KINDS.add(kind.name, kind)
 
 
 def names() -> list[str]:
     """Sorted schedule kinds."""
-    return sorted(_KINDS)
+    return sorted(_KINDS.names())
 
 
 def _kind(name: str) -> Kind:
-    if name not in _KINDS:
-        raise UnknownNameError(name, names(), what="schedule")
-    return _KINDS[name]
+    return _KINDS.get(name)
 
 
 def param_names(kind: str) -> frozenset[str]:
@@ -103,8 +99,9 @@ class Schedule:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"Schedule({self.kind!r}, {args})"
 
-    def value(self, t: float) -> float:
-        """The scheduled value at ``t``; records ``t`` as the last position."""
+    def advance_to(self, t: float) -> float:
+        """Move to ``t`` (recorded as the last position, which a checkpoint keeps) and return
+        the scheduled value there; ``at`` reads a value without moving."""
         self.last_t = float(t)
         return self.at(t)
 

@@ -15,7 +15,7 @@ from rich.progress import (
 )
 
 from actlab import errors
-from actlab.models import Experiment, Sweep
+from actlab.models import TERMINAL, Experiment, Sweep
 
 if TYPE_CHECKING:
     from actlab.client import Client
@@ -95,9 +95,7 @@ class SweepBar:
         self.bar.stop()
 
     def update(self, sweep: Sweep) -> None:
-        done = sum(
-            n for s, n in sweep.status_counts.items() if s in ("succeeded", "failed", "cancelled")
-        )
+        done = sum(n for s, n in sweep.status_counts.items() if s in TERMINAL)
         counts = " ".join(f"{k}={v}" for k, v in sorted(sweep.status_counts.items()))
         if self.task is None:
             self.task = self.bar.add_task(sweep.id, total=sweep.size, counts=counts)

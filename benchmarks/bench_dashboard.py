@@ -39,12 +39,12 @@ from sqlalchemy import insert, update
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.spec.experiment import CANONICAL_EXAMPLE
+from core.store import metrics
+from core.store.db import get_engine, session_scope
+from core.store.models import Experiment, new_id
 from service.embedded import EmbeddedRedis
-from service.spec.experiment import CANONICAL_EXAMPLE
-from service.store import metrics
-from service.store.db import get_engine, session_scope
-from service.store.models import Experiment, new_id
-from service.store.scratch import scratch_database
+from tests.scratch import scratch_database
 
 ROOT = Path(__file__).resolve().parents[1]
 CURVES = ["train/loss", "val/loss", "val/acc", "lr"]
@@ -73,7 +73,7 @@ def api_server(tmp: Path, url: str, broker: str) -> Iterator[str]:
     env |= {"ACTLAB_AUTH_ENABLED": "false", "ACTLAB_DATA_DIR": str(tmp)}
     env |= {"ACTLAB_MAX_QUEUED_PER_OWNER": "100000"}
     log = (tmp / "api.log").open("wb")
-    args = [sys.executable, "-m", "service.cli", "api", "--port", str(port)]
+    args = [sys.executable, "-m", "actlab", "api", "--port", str(port)]
     proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -29,14 +29,14 @@ from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.spec.experiment import CANONICAL_EXAMPLE
+from core.store import metrics
+from core.store.db import get_engine, session_scope
+from core.store.models import Experiment, new_id
 from service.auth import ANONYMOUS
 from service.experiments import service
 from service.experiments.downsample import downsample
-from service.spec.experiment import CANONICAL_EXAMPLE
-from service.store import metrics
-from service.store.db import get_engine, session_scope
-from service.store.models import Experiment, new_id
-from service.store.scratch import drop_scratch, scratch_database
+from tests.scratch import drop_scratch, scratch_database
 
 NAME = "train/loss"
 

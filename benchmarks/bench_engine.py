@@ -22,11 +22,11 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from service.spec import ExperimentSpec
-from service.spec.experiment import CANONICAL_EXAMPLE
+from core.spec import ExperimentSpec
+from core.spec.experiment import CANONICAL_EXAMPLE
 from worker import engine
-from worker.engine.models import build_model
 from worker.engine.setup import load_data
+from zoo.models import build_model
 
 # Wall clock by default; --cpu-time switches to process CPU time, steadier on a shared machine
 # (use it with --threads 1, where CPU time is compute time).

@@ -5,7 +5,7 @@ Run by hand: python benchmarks/bench_load.py [--requests 1000] [--concurrency 50
 
 Workload (issue 6): half the requests are plain (distinct seeds); the other half are
 Idempotency-Key retries, each key sent twice at once with the same body. The API runs as a
-child process (`python -m service.cli api`) with no worker, so every experiment stays queued.
+child process (`python -m actlab api`) with no worker, so every experiment stays queued.
 Default: a temporary SQLite file and an embedded Redis; with --database-url (Postgres) a
 scratch schema is created and dropped.
 """
@@ -35,11 +35,11 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.spec.experiment import CANONICAL_EXAMPLE  # noqa: E402
+from core.store.db import session_scope  # noqa: E402
+from core.store.models import Experiment  # noqa: E402
 from service.embedded import EmbeddedRedis  # noqa: E402
-from service.spec.experiment import CANONICAL_EXAMPLE  # noqa: E402
-from service.store.db import session_scope  # noqa: E402
-from service.store.models import Experiment  # noqa: E402
-from service.store.scratch import drop_scratch, scratch_database  # noqa: E402
+from tests.scratch import drop_scratch, scratch_database  # noqa: E402
 
 
 def free_port() -> int:
@@ -129,7 +129,7 @@ def main() -> int:
         )
         log = (tmp / "api.log").open("wb")
         api = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "api", "--port", str(port)],
+            [sys.executable, "-m", "actlab", "api", "--port", str(port)],
             env=env,
             cwd=ROOT,
             stdout=log,

@@ -29,13 +29,13 @@ from sqlalchemy import insert, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.settings import Settings
+from core.spec.experiment import CANONICAL_EXAMPLE
+from core.store import metrics
+from core.store.db import get_engine, session_scope
+from core.store.models import Experiment, new_id
 from service.app import create_app
-from service.settings import Settings
-from service.spec.experiment import CANONICAL_EXAMPLE
-from service.store import metrics
-from service.store.db import get_engine, session_scope
-from service.store.models import Experiment, new_id
-from service.store.scratch import drop_scratch, scratch_database
+from tests.scratch import drop_scratch, scratch_database
 
 SERIES_SQL = (
     "SELECT experiment_id, name, step, epoch, value FROM metrics "

@@ -32,8 +32,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from service.spec import ExperimentSpec
-from service.spec.experiment import CANONICAL_EXAMPLE
+from core.spec import ExperimentSpec
+from core.spec.experiment import CANONICAL_EXAMPLE
 from worker import engine
 from worker.engine.packed import PackMember, train_pack
 

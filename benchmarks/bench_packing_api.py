@@ -3,7 +3,7 @@
 Run by hand: `python benchmarks/bench_packing_api.py [--members 16] [--steps 2000]`.
 
 A temporary SQLite database, an embedded Redis, the API in process and one real worker
-process (`python -m service.cli worker`). The same sweep (MNIST-1D MLP [100, 100],
+process (`python -m actlab worker`). The same sweep (MNIST-1D MLP [100, 100],
 NoisyReLU, sigma spread over `--members` experiments, one seed each point) is posted
 unpacked, then with `packing: {"max_members": members}`; each time is from the POST to the
 moment the sweep's last experiment succeeded (polled every 0.2 s).
@@ -27,11 +27,11 @@ sys.path.insert(0, str(ROOT))
 
 from fastapi.testclient import TestClient  # noqa: E402
 
+from core.settings import Settings  # noqa: E402
+from core.spec.experiment import CANONICAL_EXAMPLE  # noqa: E402
 from service.app import create_app  # noqa: E402
 from service.embedded import EmbeddedRedis  # noqa: E402
-from service.settings import Settings  # noqa: E402
-from service.spec.experiment import CANONICAL_EXAMPLE  # noqa: E402
-from service.store.scratch import drop_scratch, scratch_database  # noqa: E402
+from tests.scratch import drop_scratch, scratch_database  # noqa: E402
 
 
 def sweep_body(members: int, steps: int, packing: bool) -> dict:
@@ -94,7 +94,7 @@ def main() -> int:
     )
     log = (tmp / "worker.log").open("wb")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "worker"], env=env, cwd=ROOT, stdout=log, stderr=log
+        [sys.executable, "-m", "actlab", "worker"], env=env, cwd=ROOT, stdout=log, stderr=log
     )
     try:
         with TestClient(create_app(settings)) as api:

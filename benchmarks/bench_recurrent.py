@@ -4,7 +4,7 @@ Run by hand: python benchmarks/bench_recurrent.py [--steps 30] [--repeats 5] [--
 [--saturation init 0.06 0.5] [--threads 1 --cpu-time]
 
 Workload: the adding problem (Hochreiter & Schmidhuber; the engine's own generator), the
-engine's own GRU/LSTM cells (worker/engine/models/recurrent.py), hidden 128, batch 100,
+engine's own GRU/LSTM cells (zoo/models/recurrent.py), hidden 128, batch 100,
 Adam lr 1e-3, MSE loss. "noisy" is Gulcehre et al.'s setting: noisy_hard_sigmoid gates
 (NAH) and a noisy_hard_tanh candidate/cell nonlinearity (NAN), each with its learned p;
 "plain" is sigmoid gates and tanh. Variants run in interleaved rounds (a shared machine's
@@ -37,8 +37,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import activations
-from worker.engine.datasets.synthetic import adding_problem
-from worker.engine.models.recurrent import RecurrentNet, RNNConfig
+from zoo.datasets.synthetic import adding_problem
+from zoo.models.recurrent import RecurrentNet, RNNConfig
 
 GATES = {
     "plain": ("sigmoid", "tanh"),

@@ -34,11 +34,11 @@ from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from service.spec.experiment import CANONICAL_EXAMPLE
-from service.store import metrics
-from service.store.db import get_engine, session_scope
-from service.store.models import Experiment, new_id
-from service.store.scratch import scratch_database
+from core.spec.experiment import CANONICAL_EXAMPLE
+from core.store import metrics
+from core.store.db import get_engine, session_scope
+from core.store.models import Experiment, new_id
+from tests.scratch import scratch_database
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "train/loss"
@@ -161,7 +161,7 @@ def actlab_case(tmp: Path, points: int, repeats: int) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ACTLAB_")}
     env |= {"ACTLAB_DATABASE_URL": url, "ACTLAB_AUTH_ENABLED": "false", "PYTHONPATH": str(ROOT)}
     env |= {"ACTLAB_DATA_DIR": str(tmp), "ACTLAB_BROKER_URL": "redis://127.0.0.1:1/0"}
-    args = [sys.executable, "-m", "service.cli", "api", "--port", str(port)]
+    args = [sys.executable, "-m", "actlab", "api", "--port", str(port)]
     out: dict[str, Any] = {}
     with (
         server(args, env, f"{base}/healthz", tmp / "actlab.log"),

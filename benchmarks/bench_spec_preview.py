@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from core.settings import Settings
+from core.spec import ExperimentSpec
+from core.spec.experiment import CANONICAL_EXAMPLE
 from service.experiments.preview import PreviewSteps, build
-from service.settings import Settings
-from service.spec import ExperimentSpec
-from service.spec.experiment import CANONICAL_EXAMPLE
 
 
 def spec(max_steps: int | None) -> ExperimentSpec:

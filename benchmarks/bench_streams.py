@@ -46,10 +46,10 @@ import redis.asyncio as aioredis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.settings import Settings  # noqa: E402
+from core.store.publish import channel  # noqa: E402
 from service.embedded import EmbeddedRedis  # noqa: E402
-from service.settings import Settings  # noqa: E402
-from service.store.live import channel  # noqa: E402
-from service.store.scratch import drop_scratch, scratch_database  # noqa: E402
+from tests.scratch import drop_scratch, scratch_database  # noqa: E402
 
 SPEC: dict[str, Any] = {
     "dataset": {"name": "moons", "num_samples": 2000},
@@ -271,7 +271,7 @@ def child_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-CLI = [sys.executable, "-m", "service.cli"]
+CLI = [sys.executable, "-m", "actlab"]
 
 
 def _healthy(base: str) -> bool:
@@ -288,7 +288,7 @@ def api_process(
     and pid."""
     port = free_port()
     wrapper = [str(Path(__file__).with_name("profile_api.py")), profile] if profile else []
-    command = wrapper or ["-m", "service.cli"]
+    command = wrapper or ["-m", "actlab"]
     with (log_dir / "api.log").open("wb") as log:
         api = subprocess.Popen(
             [sys.executable, *command, "api", "--port", str(port)],

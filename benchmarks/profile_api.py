@@ -1,4 +1,4 @@
-"""Run `python -m service.cli ...` under cProfile; write the stats when it stops.
+"""Run `python -m actlab ...` under cProfile; write the stats when it stops.
 
     python benchmarks/profile_api.py OUT.prof api --port 8000
 
@@ -31,10 +31,10 @@ def dump(*_: Any) -> None:
 
 
 if __name__ == "__main__":
-    sys.argv = ["service.cli", *sys.argv[2:]]
+    sys.argv = ["actlab", *sys.argv[2:]]
     signal.signal(signal.SIGTERM, dump)
     profile.enable()
     try:
-        runpy.run_module("service.cli", run_name="__main__")
+        runpy.run_module("actlab", run_name="__main__")
     finally:
         dump()

@@ -96,7 +96,7 @@ def _start_embedded() -> tuple[subprocess.Popen[bytes], str, str]:
     port = _free_port()
     env = {**os.environ, "ACTLAB_DATA_DIR": data, "ACTLAB_API_PORT": str(port)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "up"],
+        [sys.executable, "-m", "actlab", "up"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from reproduce_published import RUNS
 
-from service.spec import ExperimentSpec
-from service.spec.experiment import CANONICAL_EXAMPLE
+from core.spec import ExperimentSpec
+from core.spec.experiment import CANONICAL_EXAMPLE
 from worker import engine
 
 VARIANTS = {"fp32": {}, "bf16": {"precision": "bf16"}, "compile": {"compile": True}}

@@ -7,10 +7,10 @@ from typing import Annotated, TypeVar
 from fastapi import Depends
 from sqlalchemy.orm import Session
 
+from core.store.models import Experiment, Sweep
 from service.auth import Principal, PrincipalDep
 from service.deps import SessionDep
 from service.errors import NotFound
-from service.store.models import Experiment, Sweep
 
 Owned = TypeVar("Owned", Experiment, Sweep)
 NOUNS = {Experiment: "experiment", Sweep: "sweep"}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from core.settings import Settings, get_settings
+from core.store import publish
 from service import observability, openapi_names, problems
 from service.body_limit import BodyLimit
 from service.catalogue.router import router as catalogue_router
@@ -14,8 +16,6 @@ from service.experiments import live as live_streams
 from service.experiments.batch_router import router as batch_metrics_router
 from service.experiments.router import router as experiments_router
 from service.health.router import router as health_router
-from service.settings import Settings, get_settings
-from service.store import live
 from service.strict_json import StrictJson
 from service.sweeps.events_router import router as sweep_events_router
 from service.sweeps.router import router as sweeps_router
@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     openapi_names.install(app)  # names and unit params from the registries, as validated
-    live.enable(settings)  # what this process commits reaches the live streams
+    publish.enable(settings)  # what this process commits reaches the live streams
     problems.install(app)
     observability.install(app, settings)
     app.include_router(health_router)

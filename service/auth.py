@@ -16,14 +16,14 @@ from fastapi import Depends, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.store.models import ApiKey, new_id, utcnow
 from service.deps import SessionDep, SettingsDep
-from service.errors import ActlabError, NotFound
-from service.store.models import ApiKey, new_id, utcnow
+from service.errors import NotFound, ProblemError
 
 KEY_PREFIX = "actlab"
 
 
-class Unauthorized(ActlabError):
+class Unauthorized(ProblemError):
     status, type, title = 401, "unauthorized", "Unauthorized"
 
 

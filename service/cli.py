@@ -1,38 +1,71 @@
-"""The `actlab` command: up, api, worker, db upgrade, keys."""
+"""The server's verbs of the `actlab` command: up, api, db upgrade, keys.
+
+`actlab` (actlab/cli) finds them through the `actlab.server` entry-point group and imports
+this module only when one of them runs; the `worker` verb is the worker's own (worker/cli.py).
+Each verb imports what it needs inside its function, so building this app stays cheap.
+"""
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import subprocess
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated
 
-from service import logs
-from service.settings import Settings, get_settings
+import typer
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="database commands", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys for a shared box", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+
+Host = Annotated[str | None, typer.Option(help="default: ACTLAB_API_HOST", show_default=False)]
+Port = Annotated[int | None, typer.Option(help="default: ACTLAB_API_PORT", show_default=False)]
 
 
-def _cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
-    from service.store.migrate import DatabaseEncodingError, upgrade
+def _settings() -> Settings:
+    """The settings from the environment, with logging configured from them."""
+    from core import logs
+    from core.settings import get_settings
 
+    settings = get_settings()
+    logs.configure(settings.log_level, settings.log_format)
+    return settings
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """apply migrations"""
+    from core.store.migrate import DatabaseEncodingError, upgrade
+
+    settings = _settings()
     _ensure_dirs(settings)
     try:
-        upgrade(settings.resolved_database_url, args.revision)
+        upgrade(settings.resolved_database_url, revision)
     except DatabaseEncodingError as exc:
         print(f"actlab db upgrade: {exc}", file=sys.stderr)
-        return 2
-    print(f"database at revision {args.revision}: {_redact(settings.resolved_database_url)}")
-    return 0
+        raise typer.Exit(2) from None
+    print(f"database at revision {revision}: {_redact(settings.resolved_database_url)}")
 
 
-def _cmd_api(settings: Settings, args: argparse.Namespace) -> int:
-    return _serve(settings, args)
+@app.command()
+def api(host: Host = None, port: Port = None) -> None:
+    """serve the HTTP API"""
+    _serve(_settings(), host, port)
 
 
 def _serve(
-    settings: Settings, args: argparse.Namespace, stop_on: Sequence[signal.Signals] = ()
-) -> int:
+    settings: Settings,
+    host: str | None,
+    port: int | None,
+    stop_on: Sequence[signal.Signals] = (),
+) -> None:
     """Run the API until uvicorn's signals (SIGINT, SIGTERM) or one of `stop_on` stop it.
 
     uvicorn re-raises the signal that stopped it once it has shut down; the handlers here
@@ -43,8 +76,8 @@ def _serve(
 
     from service.app import create_app
 
-    host = args.host or settings.api_host
-    port = args.port or settings.api_port
+    host = host or settings.api_host
+    port = port or settings.api_port
     print(f"actlab API on http://{host}:{port}  (docs: http://{host}:{port}/docs)", flush=True)
     config = uvicorn.Config(create_app(settings), host=host, port=port, log_level="info")
     server = uvicorn.Server(config)
@@ -58,21 +91,15 @@ def _serve(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return 0
 
 
-def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from worker.main import run_worker
-
-    _ensure_dirs(settings)
-    return run_worker(settings, name=args.name, loglevel=args.loglevel)
-
-
-def _cmd_up(settings: Settings, args: argparse.Namespace) -> int:
-    """Embedded mode: Redis (unless a broker URL is set), migrations, one worker, the API."""
+@app.command()
+def up(host: Host = None, port: Port = None) -> None:
+    """embedded mode: redis + migrations + API + one worker"""
+    from core.store.migrate import upgrade
     from service.embedded import EmbeddedRedis
-    from service.store.migrate import upgrade
 
+    settings = _settings()
     _ensure_dirs(settings)
     if "ACTLAB_AUTH_ENABLED" not in os.environ:
         # One researcher's laptop: no API keys unless asked for explicitly.
@@ -92,10 +119,13 @@ def _cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         print(f"database ready: {_redact(settings.resolved_database_url)}", flush=True)
         # Its own session too: Ctrl-C reaches `up` alone, which then stops the worker
         # (SIGTERM: checkpoint and hand back) before the broker, not all three at once.
+        # The worker is the `actlab worker` verb, started as a process: no import of it here.
         worker = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "worker"], env=os.environ, start_new_session=True
+            [sys.executable, "-m", "actlab", "worker"], env=os.environ, start_new_session=True
         )
-        return _serve(settings, args, stop_on=stops)
+        _serve(settings, host, port, stop_on=stops)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
     finally:
         for sig in stops:  # a second signal must not cut the cleanup short
             signal.signal(sig, signal.SIG_IGN)
@@ -121,30 +151,60 @@ def _stop_worker(worker: subprocess.Popen[bytes] | None) -> None:
         worker.wait()
 
 
-def _cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
+def _owner_name(value: str) -> str:
+    if not 1 <= len(value) <= 40 or not value.replace("-", "").replace("_", "").isalnum():
+        raise typer.BadParameter("1-40 letters, digits, '-' or '_'")
+    return value
+
+
+Owner = Annotated[str, typer.Argument(help="the owner (a person or a team)", callback=_owner_name)]
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Owner,
+    admin: Annotated[bool, typer.Option("--admin", help="sees every owner's work")] = False,
+) -> None:
+    """create a key for NAME and print it once"""
+    from service import auth
+
+    with _session() as session:
+        key = auth.create_key(session, owner=name, admin=admin)
+    print(key)
+    print(
+        f"# API key for {name!r}{' (admin)' if admin else ''}: shown once,"
+        " store it now. Send it as `Authorization: Bearer <key>`.",
+        file=sys.stderr,
+    )
+
+
+@keys_app.command("revoke")
+def keys_revoke(prefix: str) -> None:
+    """revoke a key by its prefix"""
+    from service import auth
+
+    with _session() as session:
+        auth.revoke_key(session, prefix=prefix)
+    print(f"revoked key {prefix}")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """prefixes, owners and states (never the keys)"""
     from sqlalchemy import select
 
-    from service import auth
-    from service.store.db import session_scope
-    from service.store.models import ApiKey
+    from core.store.models import ApiKey
 
-    with session_scope(settings.resolved_database_url) as session:
-        if args.keys_command == "create":
-            key = auth.create_key(session, owner=args.name, admin=args.admin)
-            print(key)
-            print(
-                f"# API key for {args.name!r}{' (admin)' if args.admin else ''}: shown once,"
-                " store it now. Send it as `Authorization: Bearer <key>`.",
-                file=sys.stderr,
-            )
-        elif args.keys_command == "revoke":
-            auth.revoke_key(session, prefix=args.prefix)
-            print(f"revoked key {args.prefix}")
-        else:
-            for row in session.scalars(select(ApiKey).order_by(ApiKey.created_at)):
-                state = "revoked" if row.revoked_at else "active"
-                print(f"{row.prefix}\t{row.owner}\t{'admin' if row.admin else 'user'}\t{state}")
-    return 0
+    with _session() as session:
+        for row in session.scalars(select(ApiKey).order_by(ApiKey.created_at)):
+            state = "revoked" if row.revoked_at else "active"
+            print(f"{row.prefix}\t{row.owner}\t{'admin' if row.admin else 'user'}\t{state}")
+
+
+def _session():  # type: ignore[no-untyped-def]
+    from core.store.db import session_scope
+
+    return session_scope(_settings().resolved_database_url)
 
 
 def _ensure_dirs(settings: Settings) -> None:
@@ -156,54 +216,3 @@ def _redact(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
-
-
-def _owner_name(value: str) -> str:
-    if not 1 <= len(value) <= 40 or not value.replace("-", "").replace("_", "").isalnum():
-        raise argparse.ArgumentTypeError("1-40 letters, digits, '-' or '_'")
-    return value
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="actlab", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="embedded mode: redis + migrations + API + one worker")
-    api = sub.add_parser("api", help="serve the HTTP API")
-    for p in (up, api):
-        p.add_argument("--host", default=None, help="default: ACTLAB_API_HOST")
-        p.add_argument("--port", type=int, default=None, help="default: ACTLAB_API_PORT")
-    up.set_defaults(func=_cmd_up)
-    api.set_defaults(func=_cmd_api)
-    worker = sub.add_parser("worker", help="run one worker process (one per GPU)")
-    worker.add_argument("--name", default=None, help="Celery node name (default: host + pid)")
-    worker.add_argument("--loglevel", default=None)
-    worker.set_defaults(func=_cmd_worker)
-    db = sub.add_parser("db", help="database commands")
-    db_sub = db.add_subparsers(dest="db_command", required=True)
-    upgrade = db_sub.add_parser("upgrade", help="apply migrations")
-    upgrade.add_argument("revision", nargs="?", default="head")
-    upgrade.set_defaults(func=_cmd_db_upgrade)
-    keys = sub.add_parser("keys", help="API keys for a shared box")
-    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
-    create = keys_sub.add_parser("create", help="create a key for NAME and print it once")
-    create.add_argument("name", type=_owner_name, help="the owner (a person or a team)")
-    create.add_argument("--admin", action="store_true", help="sees every owner's work")
-    revoke = keys_sub.add_parser("revoke", help="revoke a key by its prefix")
-    revoke.add_argument("prefix")
-    keys_sub.add_parser("list", help="prefixes, owners and states (never the keys)")
-    keys.set_defaults(func=_cmd_keys)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    settings = get_settings()
-    logs.configure(settings.log_level, settings.log_format)
-    try:
-        return int(args.func(settings, args) or 0)
-    except KeyboardInterrupt:
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -9,9 +9,9 @@ from typing import Annotated
 from fastapi import Depends, Header, Query, Request
 from sqlalchemy.orm import Session
 
+from core.settings import Settings
+from core.store.db import session_scope
 from service.experiments.cursor import MAX_HEADER, STREAM_ID_PATTERN
-from service.settings import Settings
-from service.store.db import session_scope
 
 
 def get_app_settings(request: Request) -> Settings:

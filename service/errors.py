@@ -8,7 +8,7 @@ PROBLEM_BASE = "https://actlab.dev/problems/"
 PROBLEM_JSON = "application/problem+json"
 
 
-class ActlabError(Exception):
+class ProblemError(Exception):
     """Base of every error the API returns on purpose."""
 
     status: int = 500
@@ -35,15 +35,15 @@ class ActlabError(Exception):
         return body
 
 
-class NotFound(ActlabError):
+class NotFound(ProblemError):
     status, type, title = 404, "not-found", "Not found"
 
 
-class Forbidden(ActlabError):
+class Forbidden(ProblemError):
     status, type, title = 403, "forbidden", "Forbidden"
 
 
-class InvalidSpec(ActlabError):
+class InvalidSpec(ProblemError):
     status, type, title = 422, "invalid-request", "Invalid request"
 
 
@@ -53,15 +53,15 @@ def not_finite(path: str, at: float, value: float) -> InvalidSpec:
     return InvalidSpec(message, errors=[{"path": path, "message": message}])
 
 
-class Conflict(ActlabError):
+class Conflict(ProblemError):
     status, type, title = 409, "conflict", "Conflict"
 
 
-class Unavailable(ActlabError):
+class Unavailable(ProblemError):
     status, type, title = 503, "unavailable", "Service unavailable"
 
 
-class LimitExceeded(ActlabError):
+class LimitExceeded(ProblemError):
     """A request over a configured limit; names the limit and the setting that raises it."""
 
     status, type, title = 422, "limit-exceeded", "Limit exceeded"

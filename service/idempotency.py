@@ -17,15 +17,15 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.store.models import IdempotencyRecord, utcnow
 from service.auth import PrincipalDep
 from service.deps import SessionDep, SettingsDep
-from service.errors import ActlabError, Conflict, InvalidSpec
-from service.store.models import IdempotencyRecord, utcnow
+from service.errors import Conflict, InvalidSpec, ProblemError
 
 HEADER = "Idempotency-Key"
 
 
-class Replay(ActlabError):
+class Replay(ProblemError):
     """Not an error: carries the stored response of an earlier request with the same key."""
 
     media_type = "application/json"

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from activations import ParamError
+from core.settings import Settings
+from core.spec import ExperimentSpec
+from core.spec.estimate import Footprint, footprint
+from core.spec.horizon import build_schedule, horizon
 from service.errors import InvalidSpec, LimitExceeded
-from service.settings import Settings
-from service.spec import ExperimentSpec
-from service.spec.estimate import Footprint, footprint
-from service.spec.horizon import build_schedule, horizon
 
 
 def check_spec(spec: ExperimentSpec, settings: Settings) -> None:
@@ -71,7 +71,7 @@ def check_schedules(spec: ExperimentSpec) -> None:
 
 def check_memory(size: Footprint, settings: Settings) -> None:
     """Raise LimitExceeded if the worker would need more memory than the server allows
-    (service/spec/estimate.py)."""
+    (core/spec/estimate.py)."""
     parts, total = size.parts, size.total_bytes
     if total > settings.max_memory_bytes:
         shown = ", ".join(f"{name} {_gib(size)}" for name, size in parts.items())

@@ -13,13 +13,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from sqlalchemy import func, select
 
+from core.queue import broker_client
+from core.settings import Settings
+from core.store.db import session_scope
+from core.store.models import TERMINAL, Experiment, Status
 from service.auth import PrincipalDep
 from service.errors import Forbidden
 from service.problems import PROBLEM_JSON, PROBLEM_RESPONSES, PROBLEM_SCHEMA
-from service.queue import broker_client
-from service.settings import Settings
-from service.store.db import session_scope
-from service.store.models import TERMINAL, Experiment, Status
 
 log = logging.getLogger("actlab.metrics")
 DURATION_BUCKETS = (10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 24 * 3600.0)

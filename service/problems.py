@@ -13,13 +13,13 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from service.errors import PROBLEM_JSON, ActlabError, InvalidSpec
-from service.spec.paths import field_errors
+from core.spec.paths import field_errors
+from service.errors import PROBLEM_JSON, InvalidSpec, ProblemError
 
 log = logging.getLogger("actlab.api")
 
 
-class HTTPProblem(ActlabError):
+class HTTPProblem(ProblemError):
     """Starlette's own HTTP errors (unknown route, wrong method, malformed body)."""
 
     TITLES = {400: "Bad request", 404: "Not found", 405: "Method not allowed"}
@@ -31,7 +31,7 @@ class HTTPProblem(ActlabError):
         self.type = self.title.lower().replace(" ", "-")
 
 
-def render(error: ActlabError, instance: str) -> JSONResponse:
+def render(error: ProblemError, instance: str) -> JSONResponse:
     """The one place an error becomes a problem+json response."""
     return JSONResponse(
         error.problem(instance),
@@ -41,7 +41,7 @@ def render(error: ActlabError, instance: str) -> JSONResponse:
     )
 
 
-async def send(error: ActlabError, scope: dict[str, Any], asgi_send: Any) -> None:
+async def send(error: ProblemError, scope: dict[str, Any], asgi_send: Any) -> None:
     """`render` for pure ASGI middleware (body limits, strict JSON) that runs before routing."""
     await render(error, scope.get("path", ""))(scope, _no_receive, asgi_send)
 
@@ -81,12 +81,12 @@ def _http(request: Request, exc: HTTPException) -> HTTPProblem:
     return error
 
 
-def _crash(request: Request, exc: Exception) -> ActlabError:
+def _crash(request: Request, exc: Exception) -> ProblemError:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return ActlabError("an unexpected error occurred")
+    return ProblemError("an unexpected error occurred")
 
 
-def _handler(convert: Callable[[Request, Any], ActlabError]) -> Any:
+def _handler(convert: Callable[[Request, Any], ProblemError]) -> Any:
     async def handler(request: Request, exc: Exception) -> JSONResponse:
         return render(convert(request, exc), str(request.url.path))
 
@@ -94,8 +94,8 @@ def _handler(convert: Callable[[Request, Any], ActlabError]) -> Any:
 
 
 def install(app: FastAPI) -> None:
-    """Register the handlers on `app`: each turns its exception into an ActlabError."""
-    app.add_exception_handler(ActlabError, _handler(lambda _request, exc: exc))
+    """Register the handlers on `app`: each turns its exception into an ProblemError."""
+    app.add_exception_handler(ProblemError, _handler(lambda _request, exc: exc))
     app.add_exception_handler(RequestValidationError, _handler(lambda _r, exc: _invalid(exc)))
     app.add_exception_handler(HTTPException, _handler(_http))
     app.add_exception_handler(DataError, _handler(_unstorable))

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from core.settings import Settings
 from service.app import create_app
 from service.embedded import EmbeddedRedis
-from service.settings import Settings
 from tests import support
 from tests.support import Process, drop_database, fresh_database, start_worker
 

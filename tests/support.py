@@ -24,8 +24,8 @@ from typing import Any
 
 import httpx
 
-from service.spec.experiment import CANONICAL_EXAMPLE
-from service.store.scratch import drop_scratch, scratch_database
+from core.spec.experiment import CANONICAL_EXAMPLE
+from tests.scratch import drop_scratch, scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -143,7 +143,7 @@ class Process:
 
 def start_worker(settings: Any, log: Path, name: str = "w1") -> Process:
     worker = Process(
-        [sys.executable, "-m", "service.cli", "worker", "--name", f"{name}@test"],
+        [sys.executable, "-m", "actlab", "worker", "--name", f"{name}@test"],
         settings_env(settings),
         log,
     )

@@ -10,7 +10,7 @@ import pytest
 
 from tests.support import ROOT
 
-PACKAGES = ["activations", "service", "worker", "actlab"]
+PACKAGES = ["activations", "zoo", "core", "service", "worker", "actlab"]
 PYTHON_TREES = [*PACKAGES, "tests", "benchmarks", "docs/studies", "examples"]
 
 
@@ -42,6 +42,70 @@ def test_import_contracts() -> None:
         timeout=600,
     )
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for imported in graph[module]:
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in on_stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == module:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return found
+
+
+def test_no_import_cycles() -> None:
+    """No two modules of the packages import each other, directly or through others, lazy
+    imports inside functions included. Imports under `if TYPE_CHECKING:` are left out: they
+    name types for the checker and never run."""
+    import grimp
+
+    built = grimp.build_graph(*PACKAGES, exclude_type_checking_imports=True)
+    modules = set(built.modules)
+    graph = {m: built.find_modules_directly_imported_by(m) & modules for m in modules}
+    assert _cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]  # the finder finds
+    assert _cycles(graph) == []
+
+
+def test_no_import_path_in_a_string() -> None:
+    """Registrations refer to functions, not to "package.module:name" strings that the
+    import graph cannot see (entry points in pyproject.toml are the documented exception)."""
+    import re
+
+    pattern = re.compile(r"""["'](activations|zoo|core|service|worker|actlab)\.[a-z_.]+:""")
+    hits = [
+        f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+        for package in PACKAGES
+        for path in (ROOT / package).rglob("*.py")
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert hits == []
 
 
 def test_mypy() -> None:

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from service.settings import Settings
+from core.settings import Settings
 from tests.support import ROOT
 
 

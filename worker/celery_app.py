@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from service.queue import make_celery
-from service.settings import get_settings
+from core.queue import make_celery
+from core.settings import get_settings
 
 app = make_celery(get_settings())
 app.conf.update(include=["worker.tasks"])

@@ -9,15 +9,16 @@ from typing import Any
 
 from celery import signals
 
-from service.settings import Settings
-from service.store import live
-from worker import reaper, runner
+from core.settings import Settings
+from core.store import publish
+from worker import reaper
+from worker.jobs.attempt import SHUTDOWN
 
 
 def _on_shutdown(**_: Any) -> None:
     # Celery's warm shutdown waits for the running task; this makes the task itself
     # checkpoint and hand its experiment back instead of training to the end.
-    runner.SHUTDOWN.set()
+    SHUTDOWN.set()
 
 
 def run_worker(settings: Settings, *, name: str | None = None, loglevel: str | None = None) -> int:
@@ -25,7 +26,7 @@ def run_worker(settings: Settings, *, name: str | None = None, loglevel: str | N
     from worker.celery_app import app
 
     signals.worker_shutting_down.connect(_on_shutdown, weak=False)
-    live.enable(settings)  # committed events, points and progress reach the live streams
+    publish.enable(settings)  # committed events, points and progress reach the live streams
     stop = threading.Event()
     reaper.start_reaper_thread(settings, stop)
     try:

@@ -10,12 +10,12 @@ import logging
 import threading
 from datetime import timedelta
 
-from service.queue import pending_runs, send_run
-from service.settings import Settings
-from service.store import experiments as repo
-from service.store import idempotency, lifecycle
-from service.store.db import session_scope
-from service.store.models import Status, utcnow
+from core.queue import pending_runs, send_run
+from core.settings import Settings
+from core.store import experiments as repo
+from core.store import idempotency, lifecycle
+from core.store.db import session_scope
+from core.store.models import Status, utcnow
 
 log = logging.getLogger("actlab.reaper")
 

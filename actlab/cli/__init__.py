@@ -59,11 +59,40 @@ for _verb, _help in SERVER_VERBS.items():
     _server_stub(_verb, _help)
 
 
-def _serve(argv: list[str]) -> int:
-    """The server's verbs live in service.cli, imported only now (torch, SQLAlchemy...)."""
-    from service.cli import main as server_main
+# The one seam between the client and the server: the server's distributions list their
+# typer apps in this entry-point group (pyproject.toml: service.cli for up, api, db and keys;
+# worker.cli for worker), and they are loaded only when one of SERVER_VERBS runs, so the
+# client's verbs and `actlab --help` import no torch, SQLAlchemy or Celery.
+SERVER_GROUP = "actlab.server"
 
-    return server_main(argv)
+
+def server_app() -> typer.Typer:
+    """The server's verbs as one app, from every app in the `actlab.server` group."""
+    from importlib.metadata import entry_points
+
+    server = typer.Typer(name="actlab", add_completion=False, pretty_exceptions_enable=False)
+    for entry in sorted(entry_points(group=SERVER_GROUP), key=lambda e: e.name):
+        part = entry.load()
+        server.registered_commands.extend(part.registered_commands)
+        server.registered_groups.extend(part.registered_groups)
+    return server
+
+
+def _serve(argv: list[str]) -> int:
+    """Run a server verb (the server's code is imported only now)."""
+    server = server_app()
+    if not server.registered_commands:
+        print(
+            f"error: `actlab {argv[0]}` needs the server, which is not installed here "
+            "(in a checkout: pip install -e .)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        server(argv, prog_name="actlab")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -85,13 +114,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.exit_code or 0)
     except typer.Abort:
         return 130
-    except Exception as exc:  # click's usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
+    except typer.TyperException as exc:  # usage errors (typer's own copy of click's)
+        show = getattr(exc, "show", None)
+        if show is None:
+            raise
+        show()
+        return int(getattr(exc, "exit_code", 2))
     return 0
 
 

@@ -11,9 +11,9 @@ from pydantic import BaseModel, ValidationError
 
 import activations
 from activations import noise, schedules
+from core.spec import catalogue, plugins
+from core.spec.activation import ScheduleSpec
 from service.errors import InvalidSpec, not_finite
-from service.spec import catalogue, plugins
-from service.spec.activation import ScheduleSpec
 
 router = APIRouter(prefix="/v1", tags=["catalogue"])
 ScheduleKind = Enum("ScheduleKind", {name: name for name in schedules.names()}, type=str)  # type: ignore[misc]

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from core.store import experiments as repo
 from service.auth import PrincipalDep
 from service.deps import SessionDep
 from service.experiments import service
@@ -17,7 +18,6 @@ from service.experiments.series_render import (
     SeriesFormat,
     render,
 )
-from service.store import experiments as repo
 
 router = APIRouter(prefix="/v1", tags=["experiments"])
 

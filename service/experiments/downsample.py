@@ -5,8 +5,8 @@ back with exactly min(k, n) points (a monotonic series used to lose half of them
 duplicates: 5 of 20 gave 2). Works on (step, epoch, value) rows ordered by step.
 
 Vectorized with numpy (a sweep's 100 series of 2000 points took longer to downsample in a
-Python loop than to read); service/store/rollup.py picks the same points from the
-database's rollup, and tests/service/test_rollup.py holds the two to each other.
+Python loop than to read); core/store/rollup.py picks the same points from the
+database's rollup, and tests/core/store/test_rollup.py holds the two to each other.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from service.store.metrics import Row
+from core.store.metrics import Row
 
 
 def downsample(rows: list[Row], max_points: int) -> list[Row]:

@@ -33,6 +33,12 @@ from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse
 from starlette.background import BackgroundTask
 
+from core.settings import Settings
+from core.store import experiments as repo
+from core.store import metrics as metrics_repo
+from core.store import publish
+from core.store.db import session_scope
+from core.store.models import TERMINAL, Event
 from service.auth import Principal, PrincipalDep
 from service.deps import EventsDep, EventsQuery, SessionDep, SettingsDep
 from service.experiments import frames
@@ -40,12 +46,6 @@ from service.experiments.cursor import Cursor
 from service.experiments.frames import Batch
 from service.experiments.live import Hub, Subscription, Ticket, hub_of
 from service.experiments.schemas import EventList
-from service.settings import Settings
-from service.store import experiments as repo
-from service.store import live
-from service.store import metrics as metrics_repo
-from service.store.db import session_scope
-from service.store.models import TERMINAL, Event
 
 log = logging.getLogger("actlab.live")
 KEEPALIVE_SECONDS = 15.0
@@ -55,7 +55,7 @@ NEVER = 1 << 62  # an experiment not in this stream: no row of it is ever render
 
 
 def event_json(event: Event) -> dict[str, Any]:
-    row = live.event_row(event)
+    row = publish.event_row(event)
     del row["experiment_id"]
     return row
 
@@ -72,7 +72,7 @@ def _read(url: str, events_after: Any, points_after: Any) -> Batch:
     with session_scope(url) as session:
         points = metrics_repo.points_after_ids(session, dict(points_after), BATCH)
         rows = repo.events_after_ids(session, dict(events_after), BATCH)
-        events = [live.event_row(row) for row in rows]
+        events = [publish.event_row(row) for row in rows]
         ids = sorted({i for _, group in events_after for i in group})
         progress = repo.progress_of(session, ids)
     return Batch(points, events, progress, full=len(points) == BATCH or len(rows) == BATCH)

@@ -80,7 +80,7 @@ class Batch:
 
 
 def from_channel(news: dict[str, Any]) -> Batch:
-    """A live-channel message (see service/store/live.py) as a batch."""
+    """A live-channel message (see core/store/publish.py) as a batch."""
     experiment_id = news["experiment_id"]
     points = [[p[0], experiment_id, *p[1:]] for p in news["metrics"]]
     progress = {experiment_id: news["progress"]} if news["progress"] else {}

@@ -1,6 +1,6 @@
 """The API side of the live fan-out: one async Redis subscription per API process.
 
-Workers (and the API itself) publish what they commit (see service/store/live.py); the hub
+Workers (and the API itself) publish what they commit (see core/store/publish.py); the hub
 reads the deployment's channel on the event loop and hands each message to the streams of
 its experiment. A stream waiting for news holds a queue entry, not a thread or a database
 connection. The hub also admits streams under the caps per owner and in total.
@@ -19,11 +19,11 @@ from collections.abc import AsyncIterator, Callable, Hashable, Iterable
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
+from core.settings import Settings
+from core.store import publish
 from service.errors import LimitExceeded, Unavailable
 from service.experiments import frames
 from service.experiments.frames import Batch
-from service.settings import Settings
-from service.store import live
 
 log = logging.getLogger("actlab.live")
 
@@ -104,7 +104,7 @@ class Hub:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.channel = live.channel(settings)
+        self.channel = publish.channel(settings)
         self._routes: dict[str, set[Subscription]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()

@@ -1,7 +1,7 @@
 """A spec's preview: the `noise/scale` and `lr` each step of its run will see, before it runs.
 
 The run's length comes from the dataset spec's split sizes and the horizon functions the
-engine itself builds its loop and schedules from (`service.spec.horizon`); each value is the
+engine itself builds its loop and schedules from (`core.spec.horizon`); each value is the
 schedule's own `at(t)` at the trainer's step -> t position. Points use the metrics' axes:
 `step` counts steps taken (a metric logged at step s reports the value the s-th step used)
 and `epoch` is that step's 1-based epoch, so a preview compares point for point with the
@@ -15,13 +15,13 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from core.settings import Settings
+from core.spec import ExperimentSpec
+from core.spec.horizon import Horizon, build_schedule, epoch_eval_steps, horizon, position
+from core.store.metrics import Row
 from service import limits
 from service.errors import not_finite
 from service.experiments.downsample import downsample
-from service.settings import Settings
-from service.spec import ExperimentSpec
-from service.spec.horizon import Horizon, build_schedule, epoch_eval_steps, horizon, position
-from service.store.metrics import Row
 
 # Steps evaluated per series at most; a longer run is evaluated at this many evenly spaced
 # steps (first and last included), each still exact (about 0.1 s of CPU a series).

@@ -7,6 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, status
 from fastapi.responses import FileResponse
 
+from core.spec import ExperimentSpec
+from core.spec.experiment import CANONICAL_EXAMPLE
+from core.store import metrics as metrics_repo
+from core.store.models import Status
 from service.access import ExperimentDep
 from service.auth import PrincipalDep
 from service.deps import PageDep, SessionDep, SettingsDep
@@ -28,10 +32,6 @@ from service.experiments.series_render import (
     render,
 )
 from service.idempotency import IdempotencyDep
-from service.spec import ExperimentSpec
-from service.spec.experiment import CANONICAL_EXAMPLE
-from service.store import metrics as metrics_repo
-from service.store.models import Status
 
 router = APIRouter(prefix="/v1/experiments", tags=["experiments"])
 

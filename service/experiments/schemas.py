@@ -1,4 +1,4 @@
-"""HTTP schemas of experiments (tables live in service.store.models)."""
+"""HTTP schemas of experiments (tables live in core.store.models)."""
 
 from __future__ import annotations
 

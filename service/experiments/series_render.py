@@ -15,7 +15,7 @@ import orjson
 from fastapi import Query
 from fastapi.responses import Response
 
-from service.store.metrics import Row
+from core.store.metrics import Row
 
 
 class SeriesFormat(str, enum.Enum):

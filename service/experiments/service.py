@@ -8,20 +8,21 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from core.artifacts import weights_path
+from core.queue import send_run
+from core.settings import Settings
+from core.spec import ExperimentSpec
+from core.store import experiments as repo
+from core.store import metrics as metrics_repo
+from core.store import series_read
+from core.store.db import after_commit
+from core.store.metrics import Row
+from core.store.models import TERMINAL, Experiment, Status
 from service import limits
 from service.access import get_visible
 from service.auth import Principal
 from service.errors import Conflict, InvalidSpec, NotFound
 from service.experiments.downsample import downsample
-from service.queue import send_run
-from service.settings import Settings
-from service.spec import ExperimentSpec
-from service.store import experiments as repo
-from service.store import metrics as metrics_repo
-from service.store import series_read
-from service.store.db import after_commit
-from service.store.metrics import Row
-from service.store.models import TERMINAL, Experiment, Status
 
 
 def create(
@@ -126,7 +127,7 @@ def many_series(
 
 
 # A series at most this many times max_points long is read whole and downsampled here;
-# a longer one from the rollup, reading O(max_points * log) rows (service/store/rollup.py).
+# a longer one from the rollup, reading O(max_points * log) rows (core/store/rollup.py).
 WHOLE_READ_FACTOR = 8
 
 
@@ -171,7 +172,7 @@ def _by_names(whole: dict[str, list[str]]) -> dict[tuple[str, ...], list[str]]:
 
 def weights_file(*, settings: Settings, experiment: Experiment) -> Path:
     """The exported weights of a succeeded experiment (in the shared checkpoint directory)."""
-    path = settings.resolved_checkpoint_dir / experiment.id / "final.safetensors"
+    path = weights_path(settings, experiment.id)
     if experiment.status != Status.succeeded.value:
         # The experiment exists; its status has no weights (yet): a conflict, not a 404.
         raise Conflict(

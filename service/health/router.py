@@ -8,10 +8,10 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from core.queue import ping_broker
+from core.spec import plugins
+from core.store.db import get_engine
 from service.deps import SettingsDep
-from service.queue import ping_broker
-from service.spec import plugins
-from service.store.db import get_engine
 
 router = APIRouter(tags=["health"])
 

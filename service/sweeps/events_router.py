@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from core.store import sweeps as sweeps_repo
 from service.access import SweepDep
 from service.experiments import events
-from service.store import sweeps as sweeps_repo
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
 

@@ -11,9 +11,9 @@ from pydantic import ValidationError
 
 import activations
 from activations import schedules
+from core.spec import ExperimentSpec
+from core.spec.paths import field_errors
 from service.errors import InvalidSpec
-from service.spec import ExperimentSpec
-from service.spec.paths import field_errors
 from service.sweeps.schemas import SweepCreate, canonical
 
 Point = dict[str, Any]

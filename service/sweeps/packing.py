@@ -1,4 +1,4 @@
-"""Grouping a sweep's experiments into packs (the packable set is service.spec.packing)."""
+"""Grouping a sweep's experiments into packs (the packable set is core.spec.packing)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
-from service.spec.packing import pack_key
-from service.store.models import Experiment, new_id
+from core.spec.packing import pack_key
+from core.store.models import Experiment, new_id
 
 
 def groups(rows: Sequence[Experiment], *, max_members: int) -> list[list[Experiment]]:

@@ -1,4 +1,4 @@
-"""HTTP schemas of sweeps (the table lives in service.store.models)."""
+"""HTTP schemas of sweeps (the table lives in core.store.models)."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from pydantic import (
     model_validator,
 )
 
-from service.spec.experiment import CANONICAL_EXAMPLE, Tag
-from service.spec.numbers import Int
-from service.store.models import Status
+from core.spec.experiment import CANONICAL_EXAMPLE, Tag
+from core.spec.numbers import Int
+from core.store.models import Status
 from service.sweeps.stats import CONFIDENCE
 
 PENDING = {Status.queued.value, Status.running.value, Status.cancelling.value}

@@ -11,16 +11,16 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from core.queue import send_run
+from core.settings import Settings
+from core.store import experiments as experiments_repo
+from core.store import metrics as metrics_repo
+from core.store import sweeps as repo
+from core.store.db import after_commit
+from core.store.models import TERMINAL, Experiment, Status, Sweep
 from service import limits
 from service.errors import InvalidSpec, LimitExceeded
 from service.experiments.service import check_names
-from service.queue import send_run
-from service.settings import Settings
-from service.store import experiments as experiments_repo
-from service.store import metrics as metrics_repo
-from service.store import sweeps as repo
-from service.store.db import after_commit
-from service.store.models import TERMINAL, Experiment, Status, Sweep
 from service.sweeps import packing, stats
 from service.sweeps.grid import Point, dropped_params, expand, experiment_name, label, points
 from service.sweeps.schemas import (

@@ -16,7 +16,10 @@ KINKS = torch.tensor([-2.0, -1.0, 0.0, 1.0, 2.0])
 
 def test_names_sorted_and_all_creatable():
     names = activations.names()
-    assert names == sorted(names) and len(names) == 24
+    assert names == sorted(names) and len(set(names)) == len(names)
+    # The units the docs promise are there; how many others exist is not this test's business.
+    promised = {"relu", "noisy_relu", "noisy_hard_tanh", "noisy_hard_sigmoid", "tanh", "sigmoid"}
+    assert promised <= set(names)
     for name in names:
         assert isinstance(activations.create(name), nn.Module)
 

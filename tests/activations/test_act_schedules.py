@@ -35,23 +35,23 @@ def test_names_and_catalogue():
 def test_values_at_known_points(kind, params, points):
     sched = schedules.create(kind, **params)
     for t, expected in points:
-        assert sched.value(t) == pytest.approx(expected), (t, expected)
+        assert sched.advance_to(t) == pytest.approx(expected), (t, expected)
 
 
 def test_warmup_ramps_from_zero():
     sched = schedules.create("linear", start=1.0, end=0.0, warmup=10, total=110)
-    assert [sched.value(t) for t in (0, 5, 10, 60, 110)] == pytest.approx([0, 0.5, 1, 0.5, 0])
-    assert schedules.create("constant", start=2.0, warmup=4).value(1) == pytest.approx(0.5)
+    assert [sched.advance_to(t) for t in (0, 5, 10, 60, 110)] == pytest.approx([0, 0.5, 1, 0.5, 0])
+    assert schedules.create("constant", start=2.0, warmup=4).advance_to(1) == pytest.approx(0.5)
 
 
 def test_state_dict_round_trip():
     sched = schedules.create("cosine", start=0.5, end=0.1, total=50, warmup=5)
-    sched.value(17)
+    sched.advance_to(17)
     state = json.loads(json.dumps(sched.state_dict()))
     fresh = schedules.create("cosine", total=1)
     fresh.load_state_dict(state)
     assert fresh.params == sched.params and fresh.last_t == 17
-    assert fresh.value(30) == sched.value(30)
+    assert fresh.advance_to(30) == sched.advance_to(30)
     with pytest.raises(ValueError):
         schedules.create("linear", total=3).load_state_dict(state)
 
@@ -91,12 +91,12 @@ def test_errors_name_the_param():
 def test_drives_noise_scale():
     model = activations.create("noisy_relu")
     sched = schedules.create("exponential", end=0.01, total=100)
-    activations.set_noise_scale(model, sched.value(50))
+    activations.set_noise_scale(model, sched.advance_to(50))
     assert model.noise_scale == pytest.approx(math.sqrt(0.01))
 
 
 def test_a_power_past_float_range_saturates_at_the_bound_instead_of_raising():
     growing = schedules.create("exponential", start=0.5, end=2.0, rate=10.0, total=None)
-    assert growing.value(10**6) == 2.0  # 0.5 * 10**1e6 overflows a float: bounded by end
+    assert growing.advance_to(10**6) == 2.0  # 0.5 * 10**1e6 overflows a float: bounded by end
     shrinking = schedules.create("step", start=1.0, end=0.0, step_size=1, gamma=1e-300)
-    assert shrinking.value(10**6) == 0.0
+    assert shrinking.advance_to(10**6) == 0.0

@@ -8,7 +8,17 @@ import textwrap
 
 from tests.support import ROOT
 
-BLOCKED = ("torch", "sqlalchemy", "celery", "activations", "worker", "service", "scipy")
+BLOCKED = (
+    "torch",
+    "sqlalchemy",
+    "celery",
+    "activations",
+    "zoo",
+    "core",
+    "worker",
+    "service",
+    "scipy",
+)
 
 _BLOCKER = f"""
 import sys
@@ -67,3 +77,28 @@ def test_help_and_ls_start_without_the_server_stack() -> None:
     assert "submit" in result.stdout and "sweep" in result.stdout and "up" in result.stdout
     assert "ls exit 2" in result.stdout
     assert "cannot reach actlab at http://127.0.0.1:9" in result.stderr
+
+
+def test_a_usage_error_is_one_clear_message_without_a_traceback() -> None:
+    for argv in (["ls", "--bogus"], ["show"], ["worker", "--bogus"], ["keys", "create"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "actlab", *argv],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 2, (argv, done.stderr)
+        assert "Traceback" not in done.stderr, (argv, done.stderr)
+        assert "Error" in done.stderr and "Usage: " in done.stderr, (argv, done.stderr)
+
+
+def test_server_verbs_are_found_through_their_entry_points() -> None:
+    """`actlab` knows the server's verbs by name and loads them from the `actlab.server`
+    entry-point group: each name it lists is a command of the loaded apps."""
+    import typer.main
+
+    from actlab.cli import SERVER_VERBS, server_app
+
+    command = typer.main.get_command(server_app())
+    assert set(command.commands) == set(SERVER_VERBS)  # type: ignore[attr-defined]

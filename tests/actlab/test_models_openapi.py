@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from actlab.models import MIRRORS
+from core.settings import Settings
 from service.app import create_app
-from service.settings import Settings
 
 
 def mismatches(openapi: dict[str, Any]) -> list[str]:

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from service.store.scratch import drop_scratch, scratch_database
+from tests.scratch import drop_scratch, scratch_database
 from tests.support import ROOT, Process, configured_database_url
 
 CHROMIUM = os.environ.get("ACTLAB_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -67,7 +67,7 @@ def start_up(tmp: Path, broker_url: str, data_dir: Path, *, auth: bool) -> Serve
         PYTHONUNBUFFERED="1",
         PYTHONPATH=str(ROOT),
     )
-    process = Process([sys.executable, "-m", "service.cli", "up"], env, tmp / "up.log")
+    process = Process([sys.executable, "-m", "actlab", "up"], env, tmp / "up.log")
     process.wait_for("Uvicorn running")
     return Server(f"http://127.0.0.1:{port}", database_url, process)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from core.store.db import session_scope
 from service.auth import create_key
-from service.store.db import session_scope
 from tests.dashboard.browser import Server, Watched, start_up, stop_up
 from tests.dashboard.test_views import small_spec
 from tests.support import HANG_S

@@ -3,30 +3,53 @@
 The compose file is validated against the official Compose Specification schema (shipped as
 tests/deploy/compose-spec.json, from github.com/compose-spec/compose-spec, schema/), every
 command our image runs is parsed by the real `actlab` CLI, and every ACTLAB_* variable must
-be a field of service.settings.Settings.
+be a field of core.settings.Settings.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
 import pytest
+import typer.main
 
-from service.cli import build_parser
-from service.settings import Settings
+from actlab.cli import server_app
+from core.settings import Settings
 from tests.deploy import compose as c
+from tests.support import ROOT
 
 ACTLAB_SERVICES = ["migrate", "api", "worker", "worker-gpu1", "worker-cpu"]
 # Third-party images must be pinned to a version, not a floating tag.
 PINNED = re.compile(r"^[\w./-]+:(?!latest$)v?\d+(\.\d+)+[\w.-]*$")
 
 
-def _parse(argv: list[str]) -> Any:
+@dataclass
+class Parsed:
+    verbs: list[str]  # ["worker"], ["db", "upgrade"]
+    params: dict[str, Any]
+
+
+def _parse(argv: list[str]) -> Parsed:
+    """`actlab ARGV` parsed (not run) by the server's real commands, as `actlab` finds them."""
+    command: Any = typer.main.get_command(server_app())  # typer ships its own click
+    verbs: list[str] = []
+    context: Any = None
+    args = list(argv)
     try:
-        return build_parser().parse_args(argv)
-    except SystemExit as exc:  # argparse reports and exits on an unknown command or flag
+        while True:
+            context = command.make_context(command.name or "actlab", args, parent=context)
+            if not hasattr(command, "resolve_command"):  # a verb, not a group of them
+                return Parsed(verbs, context.params)
+            name, found, args = command.resolve_command(
+                context, [*context._protected_args, *context.args]
+            )
+            assert name is not None and found is not None
+            verbs.append(name)
+            command = found
+    except typer.TyperException as exc:
         raise AssertionError(f"`actlab {' '.join(argv)}` is not a valid actlab command") from exc
 
 
@@ -90,8 +113,8 @@ def test_every_actlab_service_runs_a_real_actlab_command() -> None:
     names = []
     for name in workers:
         args = _parse(commands[name])
-        assert args.command == "worker", name
-        names.append(args.name)
+        assert args.verbs == ["worker"], name
+        names.append(args.params["name"])
     assert len(set(names)) == len(names), f"worker node names must differ: {names}"
     default_cmd = next(c.exec_form(a) for k, a in c.dockerfile_instructions() if k == "CMD")
     _parse(default_cmd)
@@ -237,7 +260,7 @@ def test_every_actlab_variable_is_a_setting() -> None:
     assert names["docker-compose.yml environment"], "no ACTLAB_* variable found"
     for where, found in names.items():
         unknown = sorted(found - fields)
-        assert not unknown, f"{where}: not settings of service.settings.Settings: {unknown}"
+        assert not unknown, f"{where}: not settings of core.settings.Settings: {unknown}"
 
 
 def test_env_example_configures_what_compose_reads() -> None:
@@ -304,6 +327,17 @@ def test_dockerfile_installs_dependencies_before_copying_the_source() -> None:
     package = [i for i, args in runs if "pip install" in args and "--no-deps" in args]
     assert deps and first_pyproject < deps[0] < min(source), "deps layer before the source"
     assert package and package[0] > max(source), "the package is installed after the source"
+
+
+def test_the_image_copies_every_package() -> None:
+    import tomllib
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = {
+        p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    }
+    copied = {args.split()[0] for kind, args in c.dockerfile_instructions() if kind == "COPY"}
+    assert packages <= copied, f"not copied into the image: {sorted(packages - copied)}"
 
 
 def test_dockerignore_keeps_secrets_and_clutter_out() -> None:

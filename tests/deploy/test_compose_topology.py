@@ -21,8 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.store.scratch import drop_scratch, scratch_database
 from tests.deploy import compose as c
+from tests.scratch import drop_scratch, scratch_database
 from tests.support import HANG_S, ROOT, Process, canonical_spec, configured_database_url
 
 pytestmark = [pytest.mark.integration, pytest.mark.backend]

@@ -43,7 +43,7 @@ def running_api(settings: Any, log: Path) -> Iterator[str]:
     """`actlab api` on a free port; yields its base URL."""
     port = free_port()
     process = Process(
-        [sys.executable, "-m", "service.cli", "api", "--port", str(port)],
+        [sys.executable, "-m", "actlab", "api", "--port", str(port)],
         settings_env(settings),
         log,
     )

@@ -34,7 +34,7 @@ def _up(data_dir: Path, port: int, log: Path) -> Process:
         PYTHONUNBUFFERED="1",
         PYTHONPATH=str(ROOT),
     )
-    process = Process([sys.executable, "-m", "service.cli", "up"], env, log)
+    process = Process([sys.executable, "-m", "actlab", "up"], env, log)
     process.wait_for("Uvicorn running")
     return process
 
@@ -108,8 +108,8 @@ def test_ctrl_c_during_a_run_hands_it_back_and_the_next_up_resumes_it(tmp_path: 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 def test_sigterm_and_sighup_end_up_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
-    from service.store import experiments as repo
-    from service.store.db import session_scope
+    from core.store.db import session_scope
+    from core.store.models import Experiment
 
     data_dir = Path(f"/tmp/actlab-up-{sig.name.lower()}-{os.getpid()}")
     port = _free_port()
@@ -130,7 +130,7 @@ def test_sigterm_and_sighup_end_up_cleanly(tmp_path: Path, sig: signal.Signals) 
         with pytest.raises(ProcessLookupError):
             os.kill(worker_pid, 0)  # the worker is gone, not orphaned
         with session_scope(f"sqlite:///{data_dir / 'actlab.db'}") as session:
-            row = repo.get(session, exp["id"])
+            row = session.get(Experiment, exp["id"])
             assert row is not None and row.status == "queued"  # handed back, resumes later
     finally:
         up.stop(signal.SIGKILL)

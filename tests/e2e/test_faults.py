@@ -18,11 +18,11 @@ import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from core.queue import send_run
+from core.settings import Settings
+from core.store.db import session_scope
+from core.store.models import Metric
 from service.app import create_app
-from service.queue import send_run
-from service.settings import Settings
-from service.store.db import session_scope
-from service.store.models import Metric
 from tests.support import HANG_S, Process, canonical_spec, start_worker, wait_for_status
 
 pytestmark = pytest.mark.integration

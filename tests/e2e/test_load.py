@@ -21,9 +21,9 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
-from service.settings import Settings
-from service.store.db import session_scope
-from service.store.models import Experiment
+from core.settings import Settings
+from core.store.db import session_scope
+from core.store.models import Experiment
 from tests.support import HANG_S, Process, canonical_spec, settings_env
 
 pytestmark = pytest.mark.integration
@@ -119,7 +119,7 @@ def test_1000_concurrent_posts_lose_nothing(settings: Settings, tmp_path: Path) 
     settings = settings.model_copy(update={"max_queued_per_owner": 100_000})
     port = _free_port()
     api = Process(
-        [sys.executable, "-m", "service.cli", "api", "--port", str(port)],
+        [sys.executable, "-m", "actlab", "api", "--port", str(port)],
         settings_env(settings),
         tmp_path / "api.log",
     )

@@ -13,12 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
+from core.settings import Settings
+from core.spec import ExperimentSpec
+from core.store import packs
+from core.store.db import session_scope
+from core.store.models import Experiment, Status, utcnow
 from service.app import create_app
-from service.settings import Settings
-from service.spec import ExperimentSpec
-from service.store import packs
-from service.store.db import session_scope
-from service.store.models import Experiment, Status, utcnow
 from tests.support import HANG_S, canonical_spec, start_worker, wait_for_status
 from tests.worker.engine.engine_factories import Recorder
 from worker import engine

@@ -16,11 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
-from service.settings import Settings
-from service.store import experiments as repo
-from service.store import live
-from service.store import metrics as metrics_repo
-from service.store.db import session_scope
+from core.settings import Settings
+from core.store import experiments as repo
+from core.store import metrics as metrics_repo
+from core.store import publish
+from core.store.db import session_scope
 from tests.e2e import sse_client
 from tests.support import HANG_S, canonical_spec
 
@@ -38,13 +38,13 @@ def _sweep(api: httpx.Client) -> tuple[str, list[str]]:
     return sweep_id, ids
 
 
-def _write_point(settings: Settings, experiment_id: str, step: int, *, publish: bool) -> None:
+def _write_point(settings: Settings, experiment_id: str, step: int, *, send: bool) -> None:
     with session_scope(settings.resolved_database_url) as session:
         metrics_repo.insert_points(
             session, experiment_id, step=step, epoch=0, values={"train/loss": 1.0}
         )
-        if not publish:  # committed, its message not (yet) sent: as if still in flight
-            session.info.pop(live.PENDING, None)
+        if not send:  # committed, its message not (yet) sent: as if still in flight
+            session.info.pop(publish.PENDING, None)
 
 
 def _frames(response: httpx.Response) -> Iterator[sse_client.Message]:
@@ -57,7 +57,7 @@ def test_a_sweep_stream_resumes_an_experiment_whose_message_came_after_a_later_i
     """Experiment A commits point a, then B commits point b > a, and B's message arrives
     first: a client that leaves right after b must still get a when it reconnects."""
     short = settings.model_copy(update={"stream_max_seconds": 3})
-    live.enable(short)
+    publish.enable(short)
     headers = {"Accept": "text/event-stream"}
     with (
         sse_client.running_api(short, tmp_path / "api.log") as url,
@@ -72,8 +72,8 @@ def test_a_sweep_stream_resumes_an_experiment_whose_message_came_after_a_later_i
                 message = next(frames)
                 if message.event == "progress":
                     progressed.add(message.data["experiment_id"])
-            _write_point(short, first, 1, publish=False)
-            _write_point(short, second, 1, publish=True)
+            _write_point(short, first, 1, send=False)
+            _write_point(short, second, 1, send=True)
             message = next(m for m in frames if m.event == "metrics")
             assert sse_client.points([message]) == [(second, "train/loss", 1)]
             last_id = message.id
@@ -134,7 +134,7 @@ def test_a_slow_reader_is_dropped_without_stalling_others_and_resumes_from_the_d
     settings: Settings, tmp_path: Path
 ) -> None:
     small = settings.model_copy(update={"stream_queue_messages": 3})
-    live.enable(small)
+    publish.enable(small)
     count, size = 150, 40_000  # 6 MB of events: more than the slow reader's socket holds
     with (
         sse_client.running_api(small, tmp_path / "api.log") as url,

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.settings import Settings
+from core.settings import Settings
 from tests.e2e import sse_client
 from tests.support import HANG_S, canonical_spec, start_worker
 

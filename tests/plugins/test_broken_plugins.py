@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from service.settings import Settings
+from core.settings import Settings
 from tests.plugins.conftest import with_path
 from tests.support import ROOT, Process, settings_env
 
@@ -50,14 +50,14 @@ MODULES = {
     """,
     "datasets": """
         from typing import Literal
-        from service.spec.base import Dataset
+        from core.spec.base import Dataset
 
         class Moons(Dataset):
             name: Literal["moons"]
     """,
     "models": """
         from typing import Literal
-        from service.spec.base import Model
+        from core.spec.base import Model
 
         class Tiny(Model):
             '''One linear layer and the activation.'''
@@ -74,9 +74,9 @@ PROBE = """
 import json
 from fastapi.testclient import TestClient
 from service.app import create_app
-from service.settings import Settings
-from service.spec import ExperimentSpec
-from service.spec.estimate import footprint
+from core.settings import Settings
+from core.spec import ExperimentSpec
+from core.spec.estimate import footprint
 
 with TestClient(create_app(Settings())) as client:
     out = {"healthz": client.get("/healthz").json(),
@@ -135,7 +135,7 @@ def test_broken_plugins_are_reported_and_do_not_stop_the_api(
 
 def test_a_worker_starts_with_broken_plugins(settings: Settings, tmp_path: Path) -> None:
     env = with_path(settings_env(settings), _broken_site(tmp_path / "site"))
-    args = [sys.executable, "-m", "service.cli", "worker", "--name", "broken@test"]
+    args = [sys.executable, "-m", "actlab", "worker", "--name", "broken@test"]
     worker = Process(args, env, tmp_path / "worker.log")
     try:
         worker.wait_for(" ready.")

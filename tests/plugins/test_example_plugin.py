@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.settings import Settings
+from core.settings import Settings
 from tests.e2e.sse_client import free_port
 from tests.plugins.conftest import with_path
 from tests.support import HANG_S, Process, canonical_spec, settings_env, wait_for_status
@@ -30,7 +30,7 @@ SPEC = {
 
 
 def _worker(settings: Settings, log: Path, name: str, *paths: Path) -> Process:
-    args = [sys.executable, "-m", "service.cli", "worker", "--name", f"{name}@test"]
+    args = [sys.executable, "-m", "actlab", "worker", "--name", f"{name}@test"]
     worker = Process(args, with_path(settings_env(settings), *paths), log)
     worker.wait_for(" ready.")
     return worker
@@ -41,7 +41,7 @@ def test_the_plugin_trains_through_the_api(
 ) -> None:
     port = free_port()
     api = Process(
-        [sys.executable, "-m", "service.cli", "api", "--port", str(port)],
+        [sys.executable, "-m", "actlab", "api", "--port", str(port)],
         with_path(settings_env(settings), plugin_path),
         tmp_path / "api.log",
     )

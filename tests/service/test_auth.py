@@ -11,11 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from core.settings import Settings
+from core.store.db import session_scope
+from core.store.models import ApiKey
 from service import auth
 from service.app import create_app
-from service.settings import Settings
-from service.store.db import session_scope
-from service.store.models import ApiKey
 from tests.support import canonical_spec, settings_env
 
 
@@ -73,7 +73,7 @@ def test_a_revoked_key_gets_401(secured: tuple[TestClient, Settings]) -> None:
 
 def test_cli_prints_the_key_once_and_stores_only_a_hash(settings: Settings) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "service.cli", "keys", "create", "dave", "--admin"],
+        [sys.executable, "-m", "actlab", "keys", "create", "dave", "--admin"],
         env=settings_env(settings),
         capture_output=True,
         text=True,
@@ -166,7 +166,7 @@ def test_prometheus_metrics_need_an_admin_key_with_auth_on(
 
 
 def test_a_failure_message_shows_no_server_path(settings: Settings) -> None:
-    from worker.runner import public_message
+    from worker.jobs.attempt import public_message
 
     data, checkpoints = settings.data_dir, settings.resolved_checkpoint_dir
     raw = f"FileNotFoundError: {data}/datasets/mnist/x and {checkpoints}/e"

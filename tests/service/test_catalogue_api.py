@@ -7,8 +7,8 @@ from fastapi.testclient import TestClient
 
 import activations
 from activations import noise, schedules
-from service.spec.datasets import DATASET_SPECS
-from service.spec.models import MODEL_SPECS
+from core.spec.datasets import DATASETS
+from core.spec.models import MODELS
 
 
 def test_activations_catalogue(client: TestClient) -> None:
@@ -29,9 +29,9 @@ def test_noise_laws_catalogue_is_the_registration(client: TestClient) -> None:
 
 def test_schedules_datasets_models(client: TestClient) -> None:
     assert {r["name"] for r in client.get("/v1/schedules").json()} >= set(schedules.names())
-    assert [r["name"] for r in client.get("/v1/datasets").json()] == list(DATASET_SPECS)
+    assert [r["name"] for r in client.get("/v1/datasets").json()] == DATASETS.names()
     models = {r["name"]: r for r in client.get("/v1/models").json()}
-    assert list(models) == list(MODEL_SPECS)
+    assert list(models) == list(MODELS.names())
     hidden = {p["name"]: p for p in models["mlp"]["params"]}["hidden"]
     assert hidden["default"] == [100, 100]
 

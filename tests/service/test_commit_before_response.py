@@ -8,9 +8,9 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from service.settings import Settings
-from service.store import experiments as repo
-from service.store.db import session_scope
+from core.settings import Settings
+from core.store.db import session_scope
+from core.store.models import Experiment
 from tests.support import canonical_spec
 
 
@@ -35,7 +35,7 @@ def test_a_created_experiment_is_readable_when_its_201_is_sent(
         elif message["type"] == "http.response.body" and message.get("body"):
             created = json.loads(message["body"])
             with session_scope(settings.resolved_database_url) as session:
-                sent["stored"] = repo.get(session, created["id"]) is not None
+                sent["stored"] = session.get(Experiment, created["id"]) is not None
 
     scope = {
         "type": "http",

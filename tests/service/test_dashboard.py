@@ -81,3 +81,19 @@ def test_index_preloads_every_module_it_imports() -> None:
     for script in _scripts():
         path = "/static/" + script.relative_to(STATIC).as_posix()
         assert path in html, f"{path} is not preloaded (or loaded) by index.html"
+
+
+def test_every_program_knows_the_same_statuses() -> None:
+    """The server (core.store.models), the client (actlab.models) and the dashboard
+    (static/js/status.js) each hold the statuses once; they must agree."""
+    import json
+    import re
+
+    from actlab.models import TERMINAL as CLIENT_TERMINAL
+    from core.store.models import TERMINAL, Status
+
+    js = (STATIC / "js" / "status.js").read_text()
+    statuses = json.loads(re.search(r"STATUSES = (\[.*?\]);", js).group(1))
+    terminal = json.loads(re.search(r"TERMINAL = new Set\((\[.*?\])\);", js).group(1))
+    assert statuses == [s.value for s in Status]
+    assert set(terminal) == {s.value for s in TERMINAL} == set(CLIENT_TERMINAL)

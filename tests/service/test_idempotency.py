@@ -7,10 +7,10 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
+from core.settings import Settings
+from core.store.db import session_scope
+from core.store.models import IdempotencyRecord, utcnow
 from service.app import create_app
-from service.settings import Settings
-from service.store.db import session_scope
-from service.store.models import IdempotencyRecord, utcnow
 from tests.support import canonical_spec
 from worker.reaper import reap_once
 

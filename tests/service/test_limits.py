@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from core.settings import Settings
 from service.app import create_app
-from service.settings import Settings
 from tests.support import canonical_spec
 
 

@@ -8,8 +8,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from core.settings import Settings
 from service.app import create_app
-from service.settings import Settings
 from tests.support import canonical_spec
 
 

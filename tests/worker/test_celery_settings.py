@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from service.queue import make_celery
-from service.settings import Settings
+from core.queue import make_celery
+from core.settings import Settings
 from worker.main import worker_argv
 
 

@@ -8,13 +8,13 @@ import pytest
 import redis
 from sqlalchemy import update
 
-from service.queue import pending_runs, send_run
-from service.settings import Settings
-from service.spec import ExperimentSpec
-from service.store import experiments as repo
-from service.store import lifecycle
-from service.store.db import session_scope
-from service.store.models import Experiment, utcnow
+from core.queue import pending_runs, send_run
+from core.settings import Settings
+from core.spec import ExperimentSpec
+from core.store import experiments as repo
+from core.store import lifecycle
+from core.store.db import session_scope
+from core.store.models import Experiment, utcnow
 from tests.support import canonical_spec
 from worker.reaper import reap_once
 
@@ -53,7 +53,7 @@ def test_expired_lease_is_requeued_then_fails_as_worker_lost(settings: Settings)
     assert reap_once(settings) == 1
     assert _queue_length(settings) == 1  # sent again after the commit
     with session_scope(url) as session:
-        row = repo.get(session, experiment_id)
+        row = session.get(Experiment, experiment_id)
         assert row is not None and row.status == "queued" and row.attempts == 1
         # The presumed-dead worker's token no longer writes.
         with pytest.raises(lifecycle.LeaseLost):
@@ -61,7 +61,7 @@ def test_expired_lease_is_requeued_then_fails_as_worker_lost(settings: Settings)
     _claim_and_expire(settings, experiment_id)
     reap_once(settings)
     with session_scope(url) as session:
-        row = repo.get(session, experiment_id)
+        row = session.get(Experiment, experiment_id)
         assert row is not None and row.status == "failed"
         assert row.status_reason == "worker_lost" and row.attempts == 2
         statuses = [e.status for e in repo.events_after(session, experiment_id, 0, 100)]
@@ -75,7 +75,7 @@ def test_cancelling_with_a_dead_worker_ends_cancelled(settings: Settings) -> Non
         session.execute(update(Experiment).values(status="cancelling"))
     reap_once(settings)
     with session_scope(settings.resolved_database_url) as session:
-        row = repo.get(session, experiment_id)
+        row = session.get(Experiment, experiment_id)
         assert row is not None and row.status == "cancelled"
 
 
@@ -88,7 +88,7 @@ def test_queued_experiment_whose_message_was_lost_is_sent_again(settings: Settin
     assert reap_once(settings) == 1
     assert _queue_length(settings) == 1
     with session_scope(settings.resolved_database_url) as session:
-        row = repo.get(session, experiment_id)
+        row = session.get(Experiment, experiment_id)
         assert row is not None and row.enqueued_at is not None
         assert row.enqueued_at > utcnow() - timedelta(seconds=5)
 

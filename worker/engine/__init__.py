@@ -6,13 +6,13 @@ The engine knows nothing about the database: `train` reports through `Callbacks`
 from worker.engine.callbacks import Callbacks, TrainResult
 from worker.engine.checkpoint import export_safetensors
 from worker.engine.errors import (
-    DatasetUnavailable,
     Diverged,
     Interrupted,
     TimeLimitExceeded,
     TrainingError,
 )
 from worker.engine.trainer import train
+from zoo.datasets.errors import DatasetUnavailable
 
 __all__ = [
     "Callbacks",

@@ -29,7 +29,3 @@ class Interrupted(TrainingError):
     def __init__(self, reason: str, *, step: int = 0, epoch: int = 0) -> None:
         super().__init__(reason)
         self.reason, self.step, self.epoch = reason, step, epoch
-
-
-class DatasetUnavailable(TrainingError):
-    """A file-backed dataset is missing and could not be fetched."""

@@ -8,10 +8,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from worker.engine.datasets.synthetic import ADDING_TOLERANCE
+from zoo.datasets.synthetic import ADDING_TOLERANCE
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 HitsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def regression_hit(prediction: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The "acc" of a regression task, per prediction: within the tolerance of the target
+    (the adding problem's rule). The one place this rule is written."""
+    return (prediction - y).abs() < ADDING_TOLERANCE
 
 
 def regression_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -23,8 +29,7 @@ def classification_hits(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def regression_hits(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    # "acc" of a regression task: share of predictions within the tolerance (adding problem).
-    return ((out.squeeze(-1) - y).abs() < ADDING_TOLERANCE).sum()
+    return regression_hit(out.squeeze(-1), y).sum()
 
 
 def task_functions(task: str) -> tuple[LossFn, HitsFn]:
@@ -46,14 +51,14 @@ def compact_predictions(task: str) -> Callable[[torch.Tensor], torch.Tensor]:
 
 def count_hits(task: str, predictions: torch.Tensor, y: torch.Tensor) -> int:
     if task == "regression":
-        return int(((predictions - y).abs() < ADDING_TOLERANCE).sum())
+        return int(regression_hit(predictions, y).sum())
     return int((predictions.argmax(dim=1) == y).sum())
 
 
 def member_hits(task: str, predictions: torch.Tensor, y: torch.Tensor) -> list[int]:
     """`count_hits` of each member of a pack: `predictions` `[K, n, ...]`, `y` `[K, n]`."""
     if task == "regression":
-        hit = (predictions - y).abs() < ADDING_TOLERANCE
+        hit = regression_hit(predictions, y)
     else:
         hit = predictions.argmax(dim=-1) == y
     return hit.sum(dim=1).tolist()
@@ -72,8 +77,9 @@ def member_scores(
     for start in range(0, n, batch_size):
         out, yb = outputs[:, start : start + batch_size], y[:, start : start + batch_size]
         if task == "regression":
-            err = out.squeeze(-1) - yb
-            loss, hit = err.pow(2).mean(1), err.abs() < ADDING_TOLERANCE
+            prediction = out.squeeze(-1)
+            loss = (prediction - yb).pow(2).mean(1)
+            hit = regression_hit(prediction, yb)
         else:
             loss = F.cross_entropy(out.transpose(1, 2), yb, reduction="none").mean(1)
             hit = out.argmax(dim=-1) == yb

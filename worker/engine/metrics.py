@@ -7,6 +7,7 @@ from typing import Any
 
 from torch import Tensor
 
+from core.spec.metrics import metric
 from worker.engine.diagnostics import run_diagnostics
 from worker.engine.evaluation import evaluate
 from worker.engine.state import LoopState
@@ -33,8 +34,8 @@ def collect(
     t = run.spec.training
     values: dict[str, float] = {}
     if loop.seen:
-        values["train/loss"] = loop.loss_sum / loop.seen
-        values["train/acc"] = loop.correct / loop.seen
+        values[metric("train", "loss")] = loop.loss_sum / loop.seen
+        values[metric("train", "acc")] = loop.correct / loop.seen
     diag_split, diag_out = None, None
     diag_values: dict[str, float] = {}
     last = loop.step >= run.total_steps  # the final evaluation always has diagnostics
@@ -63,7 +64,7 @@ def collect(
                 bf16=run.bf16,
                 outputs=known,
             )
-        values[f"{split}/loss"], values[f"{split}/acc"] = given
+        values[metric(split, "loss")], values[metric(split, "acc")] = given
     values["noise/scale"] = trainer.noise_scale_now()
     values["lr"] = loop.lr
     values.update(diag_values)

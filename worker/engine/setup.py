@@ -12,11 +12,11 @@ import torch
 from torch import nn
 
 import activations
-from service.spec.horizon import build_schedule, horizon
-from worker.engine import datasets, heap
-from worker.engine.datasets.base import DatasetInfo
+from core.spec.horizon import build_schedule, horizon
+from worker.engine import data, heap
 from worker.engine.errors import TrainingError
-from worker.engine.models import build_model
+from zoo.datasets.base import DatasetInfo
+from zoo.models import build_model
 
 
 @dataclass
@@ -71,7 +71,7 @@ def seed_everything(seed: int) -> tuple[int, int]:
 
 
 def load_data(spec: Any, data_dir: Path, device: torch.device) -> Data:
-    splits = datasets.load(spec.dataset, data_dir=data_dir, seed=spec.seed)
+    splits = data.load(spec.dataset, data_dir=data_dir, seed=spec.seed)
     tensors = {
         name: (torch.from_numpy(x).to(device), torch.from_numpy(y).to(device))
         for name, (x, y) in splits.arrays().items()

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from service.spec.horizon import position
+from core.spec.horizon import position
 from worker.engine import checkpoint as ckpt
 from worker.engine.callbacks import Callbacks, TrainResult
 from worker.engine.errors import Diverged, Interrupted, TimeLimitExceeded, TrainingError
@@ -118,9 +118,9 @@ class Trainer:
         """The schedules' values at the coming step (per-step schedules only)."""
         run, step = self.run, self.loop.step
         if self.noise_per_step:
-            self._set_noise(run.noise_schedule.value(step))
+            self._set_noise(run.noise_schedule.advance_to(step))
         if self.lr_per_step:
-            self._set_lr(run.lr_schedule.value(step))
+            self._set_lr(run.lr_schedule.advance_to(step))
 
     def _train_epoch(self) -> None:
         run, loop = self.run, self.loop
@@ -154,9 +154,9 @@ class Trainer:
     def _apply_epoch_schedules(self) -> None:
         run, loop = self.run, self.loop
         if run.spec.noise_schedule.unit == "epoch":
-            self._set_noise(run.noise_schedule.value(loop.epoch))
+            self._set_noise(run.noise_schedule.advance_to(loop.epoch))
         if run.spec.optimizer.lr_schedule.unit == "epoch" and not self.lr_constant:
-            self._set_lr(run.lr_schedule.value(loop.epoch))
+            self._set_lr(run.lr_schedule.advance_to(loop.epoch))
 
     def _step(self, xb: torch.Tensor, yb: torch.Tensor) -> None:
         run, loop = self.run, self.loop

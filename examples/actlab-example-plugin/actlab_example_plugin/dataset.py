@@ -9,7 +9,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from service.spec.base import SYNTHETIC_SEED, Dataset, RawData, fixed_test_split
+from core.spec.base import Dataset
+from zoo.datasets.base import SYNTHETIC_SEED, RawData, fixed_test_split
 
 
 class XOR(Dataset):

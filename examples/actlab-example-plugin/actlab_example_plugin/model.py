@@ -10,7 +10,8 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from service.spec.base import DatasetInfo, Model
+from core.spec.base import Model
+from zoo.datasets.base import DatasetInfo
 
 
 class _Block(nn.Module):

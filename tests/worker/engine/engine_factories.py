@@ -6,7 +6,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from service.spec import ExperimentSpec
+from core.spec import ExperimentSpec
 from worker.engine import Callbacks
 
 BASE: dict[str, Any] = {

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
-from service.spec import ExperimentSpec
-from service.spec.estimate import estimate
+from core.spec import ExperimentSpec
+from core.spec.estimate import estimate
 from worker.engine.setup import build_run
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from service.spec import ExperimentSpec
-from service.spec.experiment import CANONICAL_EXAMPLE
+from core.spec import ExperimentSpec
+from core.spec.experiment import CANONICAL_EXAMPLE
 from worker import engine
 
 

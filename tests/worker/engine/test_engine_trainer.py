@@ -9,8 +9,8 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from service.spec import ExperimentSpec
-from service.spec.experiment import CANONICAL_EXAMPLE
+from core.spec import ExperimentSpec
+from core.spec.experiment import CANONICAL_EXAMPLE
 from tests.worker.engine.engine_factories import STEPS_PER_EPOCH, Recorder, make_spec
 from worker import engine
 from worker.engine.errors import Diverged, TimeLimitExceeded, TrainingError

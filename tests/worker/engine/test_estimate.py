@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.spec import ExperimentSpec
-from service.spec.estimate import estimate
+from core.spec import ExperimentSpec
+from core.spec.estimate import estimate
 from tests.support import ROOT
 
 MEASURE = ROOT / "tests" / "worker" / "engine" / "measure_memory.py"

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from tests.worker.engine.engine_factories import make_spec
-from worker.engine.models.mlp import MLP, MLPConfig
 from worker.engine.packed.optim import StackedOptimizer
 from worker.engine.packed.shards import Shards
 from worker.engine.packed.stacked import StackedMLP
 from worker.engine.setup import build_optimizer
+from zoo.models.mlp import MLP, MLPConfig
 
 OPTIMIZERS = [
     {"name": "adam"},

@@ -1,12 +1,12 @@
-"""Whether built runs can share a stacked model (the spec-level rules live in service.spec)."""
+"""Whether built runs can share a stacked model (the spec-level rules live in core.spec)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from service.spec.packing import pack_key
-from service.spec.packing import unpackable_reason as spec_reason
-from worker.engine.models.mlp import MLP
+from core.spec.packing import pack_key
+from core.spec.packing import unpackable_reason as spec_reason
+from zoo.models.mlp import MLP
 
 _LINEAR = (".linear.weight", ".linear.bias", "head.weight", "head.bias")
 

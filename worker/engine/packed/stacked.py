@@ -18,7 +18,7 @@ from torch.autograd.function import FunctionCtx
 from activations import fused, noise
 from activations.deterministic import ReLU
 from activations.noisy_relu import NoisyReLU
-from worker.engine.models.mlp import MLP, Block
+from zoo.models.mlp import MLP, Block
 
 
 def _kind(units: list[nn.Module]) -> str:

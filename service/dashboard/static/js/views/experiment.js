@@ -3,8 +3,8 @@ import { api, qs, stream } from "../api.js";
 import { Chart } from "../chart.js";
 import { Series, chartGroups } from "../curves.js";
 import { clear, errorBox, fmt, h, link, statusBadge, table, tags } from "../dom.js";
+import { TERMINAL } from "../status.js";
 
-const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 const HISTORY_POINTS = 2000;
 
 export async function experimentView(root, ctx, id) {

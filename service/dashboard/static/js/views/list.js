@@ -1,8 +1,8 @@
 // The experiments list: filters, sort by a summary metric, cursor pages, live refresh.
 import { api, qs } from "../api.js";
 import { clear, errorBox, fmt, h, labelled, link, select, statusBadge, table, tags } from "../dom.js";
+import { STATUSES } from "../status.js";
 
-const STATUSES = ["", "queued", "running", "cancelling", "succeeded", "failed", "cancelled"];
 const PAGE = 50;
 const REFRESH_MS = 3000;
 
@@ -34,7 +34,7 @@ function controls(state, apply) {
     h("input", { name: key, placeholder, value: state.filters[key],
       onchange: (e) => { state.filters[key] = e.target.value.trim(); apply(); } });
   return h("form", { class: "controls", onsubmit: (e) => { e.preventDefault(); apply(); } },
-    labelled("status", select("status", STATUSES.map((s) => [s, s || "any"]), "",
+    labelled("status", select("status", ["", ...STATUSES].map((s) => [s, s || "any"]), "",
       (v) => { state.filters.status = v; apply(); })),
     labelled("sweep", text("sweep_id", "sweep id")),
     labelled("activation", text("activation", "e.g. noisy_relu")),

@@ -1,0 +1,28 @@
+"""Where an experiment's files live under the shared checkpoint directory.
+
+The worker writes them and the API serves them; both ask here. Stored paths are relative to
+the checkpoint directory, so worker hosts may mount the shared directory at different paths.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.settings import Settings
+from core.store.lifecycle import Claim
+
+
+def checkpoint_path(settings: Settings, claim: Claim) -> Path:
+    """Where this attempt writes its checkpoints: named by its fencing token, so a stale
+    duplicate of an earlier attempt never overwrites the file a later one resumes from."""
+    return settings.resolved_checkpoint_dir / claim.experiment_id / f"ckpt-{claim.token}.pt"
+
+
+def resolve_checkpoint(settings: Settings, stored: str | None) -> Path | None:
+    """The file behind a stored checkpoint path (relative to the checkpoint directory)."""
+    return None if not stored else settings.resolved_checkpoint_dir / stored
+
+
+def weights_path(settings: Settings, experiment_id: str) -> Path:
+    """Where the final weights are exported (the API serves this file)."""
+    return settings.resolved_checkpoint_dir / experiment_id / "final.safetensors"

@@ -1,0 +1,56 @@
+"""Packs: experiments a worker claims and trains together, in one transaction.
+
+Fencing stays per member: each member's claim bumps its own token, and every later write
+(progress, metrics, checkpoints, the final status) is fenced by that member's token.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.store.lifecycle import Claim, claim
+from core.store.models import Experiment, Status, utcnow
+
+# A member in one of these states with a lease not yet expired is held by a worker.
+_HELD = (Status.running.value, Status.cancelling.value)
+
+
+def pack_of(session: Session, experiment_id: str) -> str | None:
+    """The experiment's pack id, or None when it trains alone."""
+    query = select(Experiment.pack_id).where(Experiment.id == experiment_id)
+    return session.execute(query).scalar_one_or_none()
+
+
+def claim_pack(session: Session, pack_id: str, *, worker: str, lease_seconds: float) -> list[Claim]:
+    """Claim every claimable member of the pack (queued, or running with an expired lease),
+    or none while any member is still held under a live lease.
+
+    All or nothing: after a worker dies, its members' leases expire one by one (each was
+    last renewed at a slightly different moment), and the reaper re-queues them in
+    different passes. Claiming the members already re-queued would split the pack into
+    packs of other sizes, or a member trained alone, whose curves are no longer the packed
+    run's. So a pack is claimed only once no member is held; the reaper re-queues the
+    last one and its message claims them all.
+
+    On Postgres the members' rows are locked first, in id order: of two workers racing for a
+    pack, the second waits, then finds nothing left to claim, so no pack is ever split.
+    (SQLite's BEGIN IMMEDIATE already serialises the whole transaction.)
+    """
+    ids = session.scalars(
+        select(Experiment.id)
+        .where(Experiment.pack_id == pack_id)
+        .order_by(Experiment.id)
+        .with_for_update()
+    ).all()
+    held = session.scalars(
+        select(Experiment.id).where(
+            Experiment.pack_id == pack_id,
+            Experiment.status.in_(_HELD),
+            Experiment.lease_expires_at >= utcnow(),
+        )
+    ).first()
+    if held is not None:
+        return []
+    claims = [claim(session, i, worker=worker, lease_seconds=lease_seconds) for i in ids]
+    return [c for c in claims if c is not None]

@@ -1,0 +1,264 @@
+"""One attempt at an experiment, whatever the job kind: its store callbacks and its end.
+
+`StoreCallbacks` is the worker's bridge from the engine (which knows nothing of the database)
+to the store: progress, metrics and checkpoints are written under the attempt's lease, and
+every write presents its fencing token, so a stale duplicate cannot write. `finish` turns how
+a member's training ended (its result, or the exception) into the status written for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from core.artifacts import resolve_checkpoint, weights_path
+from core.queue import send_run
+from core.settings import Settings
+from core.spec import known
+from core.store import experiments as repo
+from core.store import lifecycle
+from core.store import metrics as metrics_repo
+from core.store.db import session_scope
+from core.store.lifecycle import Claim, LeaseLost
+from core.store.models import Status
+from worker import engine
+
+log = logging.getLogger("actlab.worker")
+
+WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
+SHUTDOWN = threading.Event()  # set by the worker's SIGTERM handler: checkpoint and hand back
+
+
+class StoreCallbacks(engine.Callbacks):
+    """Writes progress, metrics and checkpoints under the lease; tells the engine to stop."""
+
+    def __init__(self, claim: Claim, settings: Settings) -> None:
+        self.claim = claim
+        self.settings = settings
+        self.url = settings.resolved_database_url
+        self.stop_reason: str | None = None
+        self._lock = threading.Lock()
+        self._progress: dict[str, Any] = {}
+        self._stopped = threading.Event()
+        self._heartbeat = threading.Thread(target=self._beat, name="lease-heartbeat", daemon=True)
+        # The checkpoint the store points at; replaced (and the old file removed) on each save.
+        self.recorded = resolve_checkpoint(settings, claim.checkpoint_path)
+        # (epoch, step) of the last checkpoint this attempt wrote.
+        self.checkpoint_at: tuple[int, int] | None = None
+
+    # -- lease -------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._heartbeat.start()
+
+    def close(self) -> None:
+        self._stopped.set()
+        if self._heartbeat.is_alive():
+            self._heartbeat.join(timeout=5)
+
+    def renew_lease(self) -> None:
+        """One heartbeat (a pack's shared heartbeat thread calls this for each member)."""
+        self._renew()
+
+    def _beat(self) -> None:
+        while not self._stopped.wait(self.settings.heartbeat_seconds):
+            self._renew()
+
+    def _renew(self, **values: Any) -> None:
+        with self._lock:
+            values = {**self._progress, **values}
+            self._progress = {}
+        try:
+            with session_scope(self.url) as session:
+                status = lifecycle.renew(
+                    session, self.claim, lease_seconds=self.settings.lease_seconds, **values
+                )
+        except LeaseLost:
+            self.stop_reason = "lease_lost"
+            return
+        except Exception:  # a transient database error must not kill training
+            log.exception("heartbeat failed for %s", self.claim.experiment_id)
+            return
+        if status == Status.cancelling.value:
+            self.stop_reason = self.stop_reason or "cancel"
+
+    # -- engine callbacks --------------------------------------------------------------------
+    def on_start(self, *, total_steps: int, total_epochs: int, resumed_from_step: int) -> None:
+        self._renew(progress_total=total_steps)
+        if resumed_from_step:
+            with session_scope(self.url) as session:
+                repo.add_event(
+                    session,
+                    self.claim.experiment_id,
+                    "log",
+                    f"resumed from checkpoint at step {resumed_from_step}",
+                )
+
+    def on_note(self, message: str) -> None:
+        with session_scope(self.url) as session:
+            repo.add_event(session, self.claim.experiment_id, "log", message)
+
+    def on_progress(self, *, epoch: int, step: int, total_steps: int) -> None:
+        # Cheap: remembered here, written by the next heartbeat or metrics write.
+        with self._lock:
+            self._progress = {
+                "progress_epoch": epoch,
+                "progress_step": step,
+                "progress_total": total_steps,
+            }
+
+    def on_metrics(self, *, step: int, epoch: int, values: dict[str, float]) -> None:
+        with self._lock:
+            progress = {**self._progress, "progress_epoch": epoch, "progress_step": step}
+            self._progress = {}
+        with session_scope(self.url) as session:
+            # The fenced renew and the inserts share a transaction: a stale token writes nothing.
+            lifecycle.renew(
+                session, self.claim, lease_seconds=self.settings.lease_seconds, **progress
+            )
+            metrics_repo.insert_points(
+                session, self.claim.experiment_id, step=step, epoch=epoch, values=values
+            )
+
+    def on_checkpoint(self, *, path: Path, step: int, epoch: int) -> None:
+        # Fenced: a worker that lost its lease cannot point the store at its file.
+        root = self.settings.resolved_checkpoint_dir
+        stored = path.relative_to(root) if path.is_relative_to(root) else path
+        with self._lock:
+            self._progress = {}  # older than the checkpoint: never written after it
+        with session_scope(self.url) as session:
+            lifecycle.renew(
+                session,
+                self.claim,
+                lease_seconds=self.settings.lease_seconds,
+                checkpoint_path=str(stored),
+                progress_step=step,
+                progress_epoch=epoch,
+            )
+        self.checkpoint_at = (epoch, step)
+        previous, self.recorded = self.recorded, path
+        if previous is not None and previous != path:
+            previous.unlink(missing_ok=True)  # an earlier attempt's file, no longer referenced
+
+    def may_checkpoint(self) -> bool:
+        return self.stop_reason != "lease_lost"
+
+    def should_stop(self) -> str | None:
+        if SHUTDOWN.is_set():
+            return "shutdown"
+        return self.stop_reason
+
+
+def finish(
+    claim: Claim,
+    callbacks: StoreCallbacks,
+    settings: Settings,
+    outcome: engine.TrainResult | BaseException,
+    started: float,
+) -> str:
+    """Write how the attempt ended: its result (the weights exported first) or why it
+    stopped; returns the status written (or 'lease_lost')."""
+    if isinstance(outcome, engine.TrainResult):
+        try:
+            return end(claim, settings, succeeded(claim, settings, outcome, started))
+        except Exception as exc:  # exporting the weights failed
+            outcome = exc
+    return end(
+        claim,
+        settings,
+        failure(claim, outcome, settings=settings, checkpoint_at=callbacks.checkpoint_at),
+    )
+
+
+def succeeded(
+    claim: Claim, settings: Settings, result: engine.TrainResult, started: float
+) -> dict[str, Any]:
+    """Export the final weights; the outcome that marks the experiment succeeded."""
+    if result.checkpoint_path is not None:
+        engine.export_safetensors(
+            result.checkpoint_path, weights_path(settings, claim.experiment_id)
+        )
+    summary = {**result.summary, "wall_time_s": round(time.monotonic() - started, 3)}
+    return {"status": Status.succeeded, "summary": summary}
+
+
+def failure(
+    claim: Claim,
+    exc: BaseException,
+    *,
+    settings: Settings,
+    checkpoint_at: tuple[int, int] | None = None,
+) -> dict[str, Any]:
+    """The outcome of a run that ended with `exc` (a stop request is not a failure).
+
+    After a stop request, progress reads as `checkpoint_at`, the (epoch, step) of the
+    checkpoint the next attempt resumes from.
+    """
+    if isinstance(exc, engine.Diverged):
+        return {"status": Status.failed, "reason": "diverged", "message": str(exc)}
+    if isinstance(exc, engine.TimeLimitExceeded):
+        return {"status": Status.failed, "reason": "timeout", "message": str(exc)}
+    if isinstance(exc, engine.Interrupted):
+        return {**_interrupted(exc.reason), "progress_at": checkpoint_at}
+    if isinstance(exc, LeaseLost):
+        return _interrupted("lease_lost")
+    if isinstance(exc, known.MissingPlugin):
+        message = f"worker {WORKER_NAME}: {exc}"
+        log.error("experiment %s: %s", claim.experiment_id, message)
+        return {"status": Status.failed, "reason": "missing_plugin", "message": message}
+    # Any other failure is the experiment's, not the worker's.
+    log.error(
+        "experiment %s failed",
+        claim.experiment_id,
+        exc_info=exc,
+        extra={"experiment_id": claim.experiment_id},
+    )
+    message = public_message(f"{type(exc).__name__}: {exc}", settings)
+    return {"status": Status.failed, "reason": "error", "message": message}
+
+
+def end(claim: Claim, settings: Settings, outcome: dict[str, Any]) -> str:
+    """Write the outcome under the claim's token; returns the status (or 'lease_lost')."""
+    if outcome.get("status") is None:
+        return "lease_lost"
+    return _finish(claim, settings, **outcome)
+
+
+def public_message(message: str, settings: Settings) -> str:
+    """`message` with the server's directories replaced by names: clients read it."""
+    places = [
+        (settings.resolved_checkpoint_dir, "<checkpoint_dir>"),
+        (settings.data_dir, "<data_dir>"),
+        (Path.home(), "~"),
+    ]
+    for path, name in sorted(places, key=lambda p: -len(str(p[0]))):
+        message = message.replace(str(path), name)
+    return message
+
+
+def _interrupted(reason: str) -> dict[str, Any]:
+    if reason == "cancel":
+        return {
+            "status": Status.cancelled,
+            "reason": "cancelled",
+            "message": "cancelled by the user",
+        }
+    if reason == "shutdown":  # queued is not a failure: no status_reason, just a message
+        return {"status": Status.queued, "message": "worker shut down; resumes from checkpoint"}
+    return {"status": None}  # lease lost: another attempt owns the row; write nothing
+
+
+def _finish(claim: Claim, settings: Settings, *, status: Status, **kwargs: Any) -> str:
+    try:
+        with session_scope(settings.resolved_database_url) as session:
+            lifecycle.finish(session, claim, status=status, **kwargs)
+    except LeaseLost:
+        log.warning("experiment %s: lease lost before finishing", claim.experiment_id)
+        return "lease_lost"
+    if status == Status.queued:
+        send_run(settings, claim.experiment_id)
+    return status.value
