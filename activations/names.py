@@ -82,10 +82,6 @@ class Registry(Generic[T]):
         """The entries, in registration order."""
         return list(self._entries.values())
 
-    def aliases(self, name: str) -> tuple[str, ...]:
-        """The aliases registered with `name`."""
-        return self._own_aliases[self.canonical(name)]
-
     def spellings(self) -> tuple[str, ...]:
         """Every name, each followed by its aliases, in registration order."""
         return tuple(s for name in self._entries for s in (name, *self._own_aliases[name]))

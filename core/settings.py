@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     def resolved_checkpoint_dir(self) -> Path:
         return self.checkpoint_dir or self.data_dir / "checkpoints"
 
+    def ensure_dirs(self) -> None:
+        """Create the data and checkpoint directories (the server's verbs do, first)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.resolved_checkpoint_dir.mkdir(parents=True, exist_ok=True)
+
 
 def _password(url: str | None) -> str | None:
     """The password part of a URL, None when it has none."""

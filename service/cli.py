@@ -45,7 +45,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     from core.store.migrate import DatabaseEncodingError, upgrade
 
     settings = _settings()
-    _ensure_dirs(settings)
+    settings.ensure_dirs()
     try:
         upgrade(settings.resolved_database_url, revision)
     except DatabaseEncodingError as exc:
@@ -100,7 +100,7 @@ def up(host: Host = None, port: Port = None) -> None:
     from service.embedded import EmbeddedRedis
 
     settings = _settings()
-    _ensure_dirs(settings)
+    settings.ensure_dirs()
     if "ACTLAB_AUTH_ENABLED" not in os.environ:
         # One researcher's laptop: no API keys unless asked for explicitly.
         settings = settings.model_copy(update={"auth_enabled": False})
@@ -205,11 +205,6 @@ def _session():  # type: ignore[no-untyped-def]
     from core.store.db import session_scope
 
     return session_scope(_settings().resolved_database_url)
-
-
-def _ensure_dirs(settings: Settings) -> None:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    settings.resolved_checkpoint_dir.mkdir(parents=True, exist_ok=True)
 
 
 def _redact(url: str) -> str:

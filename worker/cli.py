@@ -27,8 +27,7 @@ def worker(
 
     settings = get_settings()
     logs.configure(settings.log_level, settings.log_format)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    settings.resolved_checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    settings.ensure_dirs()
     code = run_worker(settings, name=name, loglevel=loglevel)
     if code:
         raise typer.Exit(code)
