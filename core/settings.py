@@ -35,6 +35,20 @@ class Settings(BaseSettings):
     reaper_interval_seconds: float = Field(15.0, gt=0)
     queued_grace_seconds: float = Field(300.0, gt=0, description="Re-send queued after this.")
 
+    # Scheduling (docs/scheduling.md): what a free worker claims next, and preemption.
+    scheduler: Literal["fair", "fifo"] = Field(
+        "fair", description="fair: priority, fair share, round robin; fifo: submission order."
+    )
+    fair_share_half_life_seconds: float = Field(
+        6 * 3600.0, gt=0, description="Past worker time counts half after this long."
+    )
+    preempt_grace_seconds: float = Field(
+        300.0, ge=0, description="A run that started this recently is not preempted."
+    )
+    worker_memory_bytes: int | None = Field(
+        None, ge=2**20, description="What a worker offers; default: its GPU's or RAM's size."
+    )
+
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = Field("text", description="json: one object a line.")
 

@@ -65,6 +65,12 @@ def configured_broker_url() -> str | None:
     return os.environ.get("ACTLAB_TEST_BROKER_URL") or None
 
 
+def learnt(series: dict[str, Any]) -> dict[str, Any]:
+    """A run's series without `sys/*`: what it learnt, not what its attempts used (memory and
+    CPU differ between attempts, the learning curves must not)."""
+    return {name: points for name, points in series.items() if not name.startswith("sys/")}
+
+
 def canonical_spec(**overrides: Any) -> dict[str, Any]:
     """The canonical spec of DESIGN.md, with top-level sections replaced or merged."""
     spec = copy.deepcopy(CANONICAL_EXAMPLE)

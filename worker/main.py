@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -11,8 +12,10 @@ from celery import signals
 
 from core.settings import Settings
 from core.store import publish
-from worker import reaper
+from worker import reaper, resources
 from worker.jobs.attempt import SHUTDOWN
+
+log = logging.getLogger("actlab.worker")
 
 
 def _on_shutdown(**_: Any) -> None:
@@ -28,6 +31,8 @@ def run_worker(settings: Settings, *, name: str | None = None, loglevel: str | N
     signals.worker_shutting_down.connect(_on_shutdown, weak=False)
     publish.enable(settings)  # committed events, points and progress reach the live streams
     stop = threading.Event()
+    _join(settings)
+    resources.start_registry_thread(settings, stop)  # what this worker has, while it lives
     reaper.start_reaper_thread(settings, stop)
     try:
         app.worker_main(worker_argv(settings, name=name, loglevel=loglevel))
@@ -36,6 +41,18 @@ def run_worker(settings: Settings, *, name: str | None = None, loglevel: str | N
     finally:
         stop.set()
     return 0
+
+
+def _join(settings: Settings) -> None:
+    """Register before consuming, and wake a worker for queued work whose messages were
+    spent while no worker could take it (too big for the others, an owner at its limit)."""
+    from worker import jobs
+
+    try:
+        resources.report(settings)
+        jobs.wake_if_queued(settings)
+    except Exception:  # the database may be briefly away; the registry thread retries
+        log.exception("could not register this worker")
 
 
 def worker_argv(settings: Settings, *, name: str | None, loglevel: str | None) -> list[str]:

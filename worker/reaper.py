@@ -1,4 +1,5 @@
-"""Recovery: re-queue experiments whose worker died and re-send lost messages.
+"""Recovery: re-queue experiments whose worker died and re-send lost messages; and the
+scheduler's preemption pass (core.scheduling.preempt), on the same timer.
 
 Every worker runs `reap_once` on a timer (see `start_reaper_thread`); running it in several
 places at once is safe because each recovery is one fenced UPDATE.
@@ -10,6 +11,7 @@ import logging
 import threading
 from datetime import timedelta
 
+from core import scheduling
 from core.queue import pending_runs, send_run
 from core.settings import Settings
 from core.store import experiments as repo
@@ -43,6 +45,10 @@ def reap_once(settings: Settings) -> int:
             if experiment_id not in in_broker:
                 resend.append(experiment_id)
         idempotency.purge_expired(session)
+    with session_scope(url) as session:
+        asked = scheduling.preempt(session, settings)
+    if asked:
+        log.info("preemption asked of %s", ", ".join(asked))
     for experiment_id in resend:  # after commit: the task re-reads the row
         send_run(settings, experiment_id)
     return len(resend)

@@ -118,6 +118,13 @@ class ExperimentSpec(BaseModel):
     name: str | None = Field(None, max_length=200)
     seed: Int = Field(0, ge=0, le=2**31 - 1)
     tags: list[Tag] = Field(default_factory=list, max_length=32)
+    priority: Int = Field(
+        0,
+        ge=-100,
+        le=100,
+        description="Higher runs first on a shared box, up to the API key's max_priority;"
+        " may preempt running work of a lower priority (docs/scheduling.md).",
+    )
     dataset: DatasetSpec
     model: ModelSpec
     activation: ActivationSpec

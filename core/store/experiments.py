@@ -12,6 +12,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.spec import ExperimentSpec
+from core.spec.horizon import horizon
 from core.store import pages
 from core.store.models import (
     Event,
@@ -43,8 +44,13 @@ def create(
     spec: ExperimentSpec,
     owner_id: str | None = None,
     sweep_id: str | None = None,
+    memory_bytes: int | None = None,
 ) -> Experiment:
-    """Insert a queued experiment and its first event; the caller commits."""
+    """Insert a queued experiment and its first event; the caller commits.
+
+    What the scheduler reads is stored with it: the priority, the memory estimate, the
+    workload (dataset/model: runs of one workload share a measured speed) and the length.
+    """
     experiment = Experiment(
         id=new_id("exp"),
         name=spec.name,
@@ -58,6 +64,10 @@ def create(
         lease_token=0,
         progress_epoch=0,
         progress_step=0,
+        progress_total=horizon(spec).total_steps,
+        priority=spec.priority,
+        memory_bytes=memory_bytes,
+        workload=f"{spec.dataset.model_dump()['name']}/{spec.model.model_dump()['arch']}",
     )
     session.add(experiment)
     session.flush()

@@ -17,11 +17,20 @@ from sqlalchemy.orm import Session
 
 from core.store import publish
 from core.store.experiments import add_event
-from core.store.models import TERMINAL, Experiment, Status, utcnow
+from core.store.models import TERMINAL, Attempt, Experiment, Status, utcnow
 
 
 class LeaseLost(Exception):
     """The caller's fencing token is stale: another attempt owns the experiment now."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """What a renewal read back: the experiment's status, and whether the scheduler asked
+    this attempt to give its worker up (core/scheduling: preemption)."""
+
+    status: str
+    preempt: bool
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,7 @@ def claim(
             started_at=now,
             status_reason=None,
             status_message=None,
+            preempt_requested_at=None,
         )
         .execution_options(synchronize_session=False)
     )
@@ -64,9 +74,24 @@ def claim(
         return None
     row = session.execute(
         select(
-            Experiment.lease_token, Experiment.attempts, Experiment.spec, Experiment.checkpoint_path
+            Experiment.lease_token,
+            Experiment.attempts,
+            Experiment.spec,
+            Experiment.checkpoint_path,
+            Experiment.owner_id,
         ).where(Experiment.id == experiment_id)
     ).one()
+    # The fair-share ledger: this attempt's worker time, closed when the attempt ends.
+    session.add(
+        Attempt(
+            experiment_id=experiment_id,
+            owner=row.owner_id or "",
+            worker=worker,
+            token=row.lease_token,
+            share=1.0,
+            started_at=now,
+        )
+    )
     message = f"attempt {row.attempts} on {worker}"
     add_event(
         session,
@@ -79,8 +104,9 @@ def claim(
     return Claim(experiment_id, row.lease_token, row.attempts, row.spec, row.checkpoint_path)
 
 
-def renew(session: Session, claim: Claim, *, lease_seconds: float, **values: Any) -> str:
-    """Extend the lease (and write `values`) under the fencing token; returns the status.
+def renew(session: Session, claim: Claim, *, lease_seconds: float, **values: Any) -> Lease:
+    """Extend the lease (and write `values`) under the fencing token; returns the status and
+    whether a preemption was asked for.
 
     Raises LeaseLost when the token is stale, so a duplicate stops writing at once.
     """
@@ -103,13 +129,13 @@ def renew(session: Session, claim: Claim, *, lease_seconds: float, **values: Any
             Experiment.progress_epoch,
             Experiment.progress_step,
             Experiment.progress_total,
+            Experiment.preempt_requested_at,
         ).where(Experiment.id == claim.experiment_id)
     ).one()
     if any(key.startswith("progress_") for key in values):
         progress = {"status": row[0], "epoch": row[1], "step": row[2], "total": row[3]}
         publish.note_progress(session, claim.experiment_id, progress)
-    status: str = row[0]
-    return status
+    return Lease(status=row[0], preempt=row[4] is not None)
 
 
 def finish(
@@ -126,14 +152,28 @@ def finish(
 
     `progress_at` (epoch, step): the checkpoint an interrupted attempt left, which a retry
     resumes from, so that progress and the retry's "resumed at step" agree.
+
+    Back to queued (a preemption, a worker's shutdown) only from running: a user who
+    cancelled meanwhile (cancelling) gets cancelled, not a re-queued run.
     """
+    now = utcnow()
+    if status == Status.queued:
+        current = session.scalar(
+            select(Experiment.status).where(
+                Experiment.id == claim.experiment_id, Experiment.lease_token == claim.token
+            )
+        )
+        if current == Status.cancelling.value:
+            status, reason, message = Status.cancelled, "cancelled", "cancelled by the user"
     values: dict[str, Any] = {
         "status": status.value,
         "status_reason": reason,
         "status_message": message,
         "lease_expires_at": None,
         "lease_owner": None,
-        **({"finished_at": utcnow()} if status in TERMINAL else {}),
+        "preempt_requested_at": None,
+        **({"finished_at": now} if status in TERMINAL else {}),
+        **({"enqueued_at": now} if status == Status.queued else {}),
         **({"summary": summary} if summary is not None else {}),
     }
     if progress_at is not None:
@@ -146,6 +186,7 @@ def finish(
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise LeaseLost(f"experiment {claim.experiment_id}: token {claim.token} is stale")
+    close_attempt(session, claim.experiment_id, claim.token, now)
     text = _status_text(status, reason, message)
     add_event(
         session,
@@ -199,6 +240,7 @@ def requeue_expired(session: Session, experiment_id: str, *, max_attempts: int) 
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return None
+    close_attempt(session, experiment_id, row.lease_token, now)
     add_event(
         session,
         experiment_id,
@@ -208,6 +250,20 @@ def requeue_expired(session: Session, experiment_id: str, *, max_attempts: int) 
         data={"reason": reason, "attempts": row.attempts},
     )
     return new.value
+
+
+def close_attempt(session: Session, experiment_id: str, token: int, when: datetime) -> None:
+    """End the ledger's record of the attempt that held `token` (its worker time stops)."""
+    session.execute(
+        update(Attempt)
+        .where(
+            Attempt.experiment_id == experiment_id,
+            Attempt.token == token,
+            Attempt.ended_at.is_(None),
+        )
+        .values(ended_at=when)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _recovery(row: Experiment, max_attempts: int) -> tuple[Status, str, str] | None:

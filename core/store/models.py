@@ -105,6 +105,13 @@ class Experiment(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     checkpoint_path: Mapped[str | None] = mapped_column(Text)
+    # Scheduling (core/scheduling): the spec's priority, the run's memory estimate and its
+    # workload (dataset/model, whose measured speed gives the ETA), and a preemption request
+    # the worker's heartbeat reads.
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    workload: Mapped[str | None] = mapped_column(String(200))
+    preempt_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -215,6 +222,49 @@ class ApiKey(Base):
     admin: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Owner(Base):
+    """An owner's scheduling knobs (set with `actlab keys`); an owner without a row has the
+    defaults. "" is the owner of work submitted with auth off."""
+
+    __tablename__ = "owners"
+
+    owner: Mapped[str] = mapped_column(String(40), primary_key=True)
+    weight: Mapped[float] = mapped_column(Float, default=1.0)
+    max_running: Mapped[int | None] = mapped_column(Integer)
+    max_priority: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class Attempt(Base):
+    """One claimed attempt's worker time: the fair-share ledger. `share` is the attempt's
+    part of its worker (1/K for a member of a pack of K), so an owner is charged the worker
+    time it held, whatever the packing."""
+
+    __tablename__ = "attempts"
+    __table_args__ = (Index("ix_attempts_experiment_id_token", "experiment_id", "token"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    owner: Mapped[str] = mapped_column(String(40), index=True)
+    worker: Mapped[str] = mapped_column(String(200))
+    token: Mapped[int] = mapped_column(Integer)
+    share: Mapped[float] = mapped_column(Float, default=1.0)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+
+
+class Worker(Base):
+    """A worker process and what it has; it renews `seen_at` while it lives."""
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    device: Mapped[str] = mapped_column(String(64))
+    memory_bytes: Mapped[int] = mapped_column(BigInteger)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
 
 class IdempotencyRecord(Base):

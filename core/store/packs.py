@@ -6,11 +6,11 @@ Fencing stays per member: each member's claim bumps its own token, and every lat
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core.store.lifecycle import Claim, claim
-from core.store.models import Experiment, Status, utcnow
+from core.store.models import Attempt, Experiment, Status, utcnow
 
 # A member in one of these states with a lease not yet expired is held by a worker.
 _HELD = (Status.running.value, Status.cancelling.value)
@@ -53,4 +53,13 @@ def claim_pack(session: Session, pack_id: str, *, worker: str, lease_seconds: fl
     if held is not None:
         return []
     claims = [claim(session, i, worker=worker, lease_seconds=lease_seconds) for i in ids]
-    return [c for c in claims if c is not None]
+    taken = [c for c in claims if c is not None]
+    # The members share one worker: each is charged its part of the worker's time.
+    for c in taken:
+        session.execute(
+            update(Attempt)
+            .where(Attempt.experiment_id == c.experiment_id, Attempt.token == c.token)
+            .values(share=1.0 / len(taken))
+            .execution_options(synchronize_session=False)
+        )
+    return taken

@@ -1,10 +1,12 @@
 """What a worker can run: the job kinds, each with its claim, its run and its finish.
 
-A queue message carries an experiment id. The first kind in `KINDS` that `applies` to that
-experiment claims what it trains (in one transaction: the experiment, or every claimable
-member of its pack) and runs it; each claimed experiment ends through `attempt.finish`, the
-one place an outcome becomes a status. A new kind (a fork, a resumed promotion) is one
-module with `applies`, `claim` and `run`, and one entry here.
+A queue message wakes a worker; it does not choose the work. The worker asks the scheduler
+(core.scheduling) for the unit the policy gives it now, and the first kind in `KINDS` that
+`applies` to that unit's head claims what it trains (in the same transaction, under the
+claim lock: the experiment, or every claimable member of its pack) and runs it; each claimed
+experiment ends through `attempt.finish`, the one place an outcome becomes a status. A new
+kind (a fork, a resumed promotion) is one module with `applies`, `claim` and `run`, and one
+entry here.
 """
 
 from __future__ import annotations
@@ -13,12 +15,17 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import scheduling
+from core.queue import send_run
 from core.settings import Settings
 from core.store.db import session_scope
 from core.store.lifecycle import Claim
+from core.store.models import Experiment, Status
 from worker.jobs import pack, single
+from worker.resources import WORKER
 
 log = logging.getLogger("actlab.worker")
 
@@ -39,20 +46,61 @@ KINDS: tuple[JobKind, ...] = (
 )
 
 
-def run(experiment_id: str, settings: Settings) -> str:
-    """Claim and run `experiment_id` by its kind; the status it ended in (or 'skipped').
+# A claim that loses a race with the API (a cancel between the pick and the claim) picks
+# again, at most this many times.
+_PICKS = 8
 
-    A member of a pack claims every claimable member with it and trains them packed.
+
+def run(experiment_id: str, settings: Settings) -> str:
+    """Claim what the scheduler gives this worker now and run it; the status the message's
+    experiment ended in if it was the one claimed, else the kind's name (or 'skipped').
+
+    `experiment_id` is the message's: a hint for the log only.
     """
-    with session_scope(settings.resolved_database_url) as session:
-        kind = next(k for k in KINDS if k.applies(session, experiment_id))
-        claims = kind.claim(session, experiment_id, settings)
-    if not claims:
+    kind, claims = claim_next(settings)
+    if kind is None or not claims:
         log.info(
-            "experiment %s not claimable (done, cancelled, or owned); skipping",
+            "woken by %s: nothing this worker may claim now",
             experiment_id,
             extra={"experiment_id": experiment_id},
         )
         return "skipped"
-    ended = kind.run(claims, settings)
+    try:
+        ended = kind.run(claims, settings)
+    finally:
+        wake_if_queued(settings)
     return ended.get(experiment_id, kind.name)
+
+
+def claim_next(settings: Settings) -> tuple[JobKind | None, list[Claim]]:
+    """The policy's unit for this worker, claimed by its kind in one transaction."""
+    tried: list[str] = []
+    with session_scope(settings.resolved_database_url) as session:
+        scheduling.lock_claims(session)
+        for _ in range(_PICKS):
+            unit = scheduling.next_unit(
+                session, settings, memory_bytes=WORKER.memory_bytes, exclude=tried
+            )
+            if unit is None:
+                return None, []
+            head = unit.ids[0]
+            kind = next(k for k in KINDS if k.applies(session, head))
+            claims = kind.claim(session, head, settings)
+            if claims:
+                return kind, claims
+            tried.append(head)
+    return None, []
+
+
+def wake_if_queued(settings: Settings) -> None:
+    """A run ended and freed this worker (and its owner's slot): wake a worker for the
+    queued work that was waiting for either, whose own message may have been spent."""
+    try:
+        with session_scope(settings.resolved_database_url) as session:
+            queued = session.scalar(
+                select(Experiment.id).where(Experiment.status == Status.queued.value).limit(1)
+            )
+        if queued is not None:
+            send_run(settings, queued)
+    except Exception:  # the reaper re-sends what stays queued
+        log.exception("could not send a wake-up")

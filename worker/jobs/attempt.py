@@ -9,8 +9,6 @@ a member's training ended (its result, or the exception) into the status written
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 from pathlib import Path
@@ -27,10 +25,10 @@ from core.store.db import session_scope
 from core.store.lifecycle import Claim, LeaseLost
 from core.store.models import Status
 from worker import engine
+from worker.resources import WORKER_NAME, Usage
 
 log = logging.getLogger("actlab.worker")
 
-WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
 SHUTDOWN = threading.Event()  # set by the worker's SIGTERM handler: checkpoint and hand back
 
 
@@ -50,6 +48,7 @@ class StoreCallbacks(engine.Callbacks):
         self.recorded = resolve_checkpoint(settings, claim.checkpoint_path)
         # (epoch, step) of the last checkpoint this attempt wrote.
         self.checkpoint_at: tuple[int, int] | None = None
+        self._usage = Usage()
 
     # -- lease -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -74,7 +73,7 @@ class StoreCallbacks(engine.Callbacks):
             self._progress = {}
         try:
             with session_scope(self.url) as session:
-                status = lifecycle.renew(
+                lease = lifecycle.renew(
                     session, self.claim, lease_seconds=self.settings.lease_seconds, **values
                 )
         except LeaseLost:
@@ -83,8 +82,12 @@ class StoreCallbacks(engine.Callbacks):
         except Exception:  # a transient database error must not kill training
             log.exception("heartbeat failed for %s", self.claim.experiment_id)
             return
-        if status == Status.cancelling.value:
-            self.stop_reason = self.stop_reason or "cancel"
+        if lease.status == Status.cancelling.value:
+            # A cancel wins over a preemption asked before it.
+            if self.stop_reason in (None, "preempt"):
+                self.stop_reason = "cancel"
+        elif lease.preempt:
+            self.stop_reason = self.stop_reason or "preempt"
 
     # -- engine callbacks --------------------------------------------------------------------
     def on_start(self, *, total_steps: int, total_epochs: int, resumed_from_step: int) -> None:
@@ -112,6 +115,7 @@ class StoreCallbacks(engine.Callbacks):
             }
 
     def on_metrics(self, *, step: int, epoch: int, values: dict[str, float]) -> None:
+        values = {**values, **self._usage.due()}  # what the run used, beside what it learnt
         with self._lock:
             progress = {**self._progress, "progress_epoch": epoch, "progress_step": step}
             self._progress = {}
@@ -249,6 +253,12 @@ def _interrupted(reason: str) -> dict[str, Any]:
         }
     if reason == "shutdown":  # queued is not a failure: no status_reason, just a message
         return {"status": Status.queued, "message": "worker shut down; resumes from checkpoint"}
+    if reason == "preempt":
+        return {
+            "status": Status.queued,
+            "reason": "preempted",
+            "message": "preempted by a run of higher priority; resumes from its checkpoint",
+        }
     return {"status": None}  # lease lost: another attempt owns the row; write nothing
 
 

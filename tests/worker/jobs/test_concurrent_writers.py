@@ -103,8 +103,12 @@ def test_eight_writers_at_once(settings: Settings, store_url: str) -> None:
     assert [m for _, messages in done for m in messages] == []  # no swallowed error either
     assert reads == [EVALS // 2 * WRITERS] * READERS
     with session_scope(store_url) as session:
-        total = session.execute(select(func.count()).select_from(Metric)).scalar_one()
+        # Each evaluation also records what the run used (worker/resources.py): 2 names.
+        learnt = Metric.name.not_like("sys/%")
+        total = session.execute(select(func.count()).select_from(Metric).where(learnt)).scalar_one()
+        used = session.execute(select(func.count()).select_from(Metric).where(~learnt)).scalar_one()
         for experiment_id in ids:
             row = session.get(Experiment, experiment_id)
             assert row is not None and row.progress_step == EVALS
     assert total == WRITERS * EVALS * NAMES
+    assert used == WRITERS * EVALS * 2  # sys/rss_bytes and sys/cpu_percent

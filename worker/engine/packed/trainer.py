@@ -278,8 +278,10 @@ class PackedTrainer:
         self._next_poll = now + self.poll_every
         reasons = [(m, m.cb.should_stop()) for m in self.members]
         stops = [(m, r) for m, r in reasons if r is not None]
-        if any(r == "shutdown" for _, r in stops):  # the whole pack stops at one step
-            stops = [(m, r or "shutdown") for m, r in reasons]
+        # A shutdown or a preemption stops the whole pack at one step (it resumes whole).
+        whole = next((r for _, r in stops if r in ("shutdown", "preempt")), None)
+        if whole is not None:
+            stops = [(m, r or whole) for m, r in reasons]
         if stops:
             self._checkpoint([m for m, _ in stops])
             self._leave(
