@@ -17,7 +17,7 @@ from actlab.sweeps import Sweeps
 if TYPE_CHECKING:
     import pandas as pd
 
-    from actlab.models import SpecPreview
+    from actlab.models import Queue, SpecPreview
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 RETRY_STATUS = {502, 503, 504}
@@ -94,6 +94,13 @@ class Client:
                     return response.json()
             time.sleep(0.5 * 2**attempt)
         raise AssertionError("unreachable")
+
+    def queue(self) -> Queue:
+        """Your running and queued work, in the order it would start: each queued one's
+        position, why it waits and its estimated start (other owners' work as counts)."""
+        from actlab.models import Queue
+
+        return Queue.model_validate(self.get("/v1/queue"))
 
     def preview(self, spec: Any, **options: Any) -> SpecPreview:
         """`experiments.preview`: a spec's length and noise/scale and lr curves, unsubmitted."""

@@ -21,6 +21,18 @@ class Progress(_Read):
     total: int | None = None
 
 
+class QueuePlace(_Read):
+    """Where a queued experiment stands: position (1 is next), what is ahead, why it waits,
+    and when it should start (seconds, None when unknown)."""
+
+    position: int
+    ahead: int
+    ahead_other_owners: int
+    reason: str
+    reason_text: str
+    eta_seconds: float | None
+
+
 class Experiment(_Read):
     id: str
     name: str | None
@@ -32,6 +44,8 @@ class Experiment(_Read):
     tags: list[str]
     spec: dict[str, Any]
     progress: Progress
+    priority: int = 0
+    queue: QueuePlace | None = None
     summary: dict[str, Any] | None = None
     attempts: int
     created_at: datetime
@@ -181,7 +195,44 @@ class StreamEvent(BaseModel):
 
 
 # Client model -> the server's schema component it mirrors (checked by the tests).
+class QueueItem(_Read):
+    id: str
+    name: str | None
+    owner: str | None
+    sweep_id: str | None
+    status: str
+    priority: int
+    progress: Progress
+    queue: QueuePlace | None = None
+    worker: str | None = None
+    remaining_seconds: float | None = None
+
+
+class OtherWork(_Read):
+    queued: int
+    running: int
+
+
+class Workers(_Read):
+    live: int
+    busy: int
+
+
+class Queue(_Read):
+    """`GET /v1/queue`: your running and queued work in the order it would start."""
+
+    policy: str
+    items: list[QueueItem]
+    others: OtherWork
+    workers: Workers
+
+
 MIRRORS: dict[type[BaseModel], str] = {
+    QueuePlace: "QueuePlace",
+    QueueItem: "QueueItem",
+    OtherWork: "OtherWork",
+    Workers: "Workers",
+    Queue: "QueueRead",
     Progress: "Progress",
     Experiment: "ExperimentRead",
     ExperimentList: "ExperimentList",

@@ -16,6 +16,7 @@ from service.experiments import live as live_streams
 from service.experiments.batch_router import router as batch_metrics_router
 from service.experiments.router import router as experiments_router
 from service.health.router import router as health_router
+from service.queue.router import router as queue_router
 from service.strict_json import StrictJson
 from service.sweeps.events_router import router as sweep_events_router
 from service.sweeps.router import router as sweeps_router
@@ -43,7 +44,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     observability.install(app, settings)
     app.include_router(health_router)
-    routers = (catalogue_router, experiments_router, batch_metrics_router, sweeps_router)
+    routers = (
+        catalogue_router,
+        experiments_router,
+        batch_metrics_router,
+        sweeps_router,
+        queue_router,
+    )
     for router in (*routers, sweep_events_router):
         app.include_router(router, responses=problems.PROBLEM_RESPONSES)
     app.add_middleware(StrictJson)  # inside BodyLimit: only bodies under the cap are read

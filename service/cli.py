@@ -160,21 +160,81 @@ def _owner_name(value: str) -> str:
 Owner = Annotated[str, typer.Argument(help="the owner (a person or a team)", callback=_owner_name)]
 
 
+Weight = Annotated[
+    float | None,
+    typer.Option("--weight", min=0.01, max=1000.0, help="fair-share weight (default 1)"),
+]
+MaxRunning = Annotated[
+    int | None,
+    typer.Option("--max-running", min=0, help="most experiments running at once (default: no cap)"),
+]
+MaxPriority = Annotated[
+    int | None,
+    typer.Option(
+        "--max-priority", min=-100, max=100, help="highest priority it may ask for (default 0)"
+    ),
+]
+
+
 @keys_app.command("create")
 def keys_create(
     name: Owner,
     admin: Annotated[bool, typer.Option("--admin", help="sees every owner's work")] = False,
+    weight: Weight = None,
+    max_running: MaxRunning = None,
+    max_priority: MaxPriority = None,
 ) -> None:
-    """create a key for NAME and print it once"""
+    """create a key for NAME and print it once (with the owner's scheduling knobs)"""
     from service import auth
 
     with _session() as session:
         key = auth.create_key(session, owner=name, admin=admin)
+        _set_knobs(session, name, weight, max_running, max_priority, unset_is_keep=True)
     print(key)
     print(
         f"# API key for {name!r}{' (admin)' if admin else ''}: shown once,"
         " store it now. Send it as `Authorization: Bearer <key>`.",
         file=sys.stderr,
+    )
+
+
+@keys_app.command("set")
+def keys_set(
+    name: Owner,
+    weight: Weight = None,
+    max_running: MaxRunning = None,
+    max_priority: MaxPriority = None,
+    no_max_running: Annotated[
+        bool, typer.Option("--no-max-running", help="remove the running cap")
+    ] = False,
+) -> None:
+    """change an owner's scheduling knobs (those not given keep their values)"""
+    with _session() as session:
+        knobs = _set_knobs(session, name, weight, max_running, max_priority, unset_is_keep=True)
+        if no_max_running:
+            from core.store import owners
+
+            knobs = owners.set_knobs(session, name, max_running=None)
+    print(_knobs_line(knobs))
+
+
+def _set_knobs(session, name, weight, max_running, max_priority, *, unset_is_keep):  # type: ignore[no-untyped-def]
+    from core.store import owners
+
+    return owners.set_knobs(
+        session,
+        name,
+        weight=weight,
+        max_running=owners.UNSET if max_running is None and unset_is_keep else max_running,
+        max_priority=max_priority,
+    )
+
+
+def _knobs_line(knobs) -> str:  # type: ignore[no-untyped-def]
+    cap = "no cap" if knobs.max_running is None else str(knobs.max_running)
+    return (
+        f"{knobs.owner}\tweight {knobs.weight:g}\tmax running {cap}"
+        f"\tmax priority {knobs.max_priority}"
     )
 
 
@@ -193,12 +253,15 @@ def keys_list() -> None:
     """prefixes, owners and states (never the keys)"""
     from sqlalchemy import select
 
+    from core.store import owners
     from core.store.models import ApiKey
 
     with _session() as session:
         for row in session.scalars(select(ApiKey).order_by(ApiKey.created_at)):
             state = "revoked" if row.revoked_at else "active"
-            print(f"{row.prefix}\t{row.owner}\t{'admin' if row.admin else 'user'}\t{state}")
+            knobs = _knobs_line(owners.knobs(session, row.owner)).split("\t", 1)[1]
+            role = "admin" if row.admin else "user"
+            print(f"{row.prefix}\t{row.owner}\t{role}\t{state}\t{knobs}")
 
 
 def _session():  # type: ignore[no-untyped-def]

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from sqlalchemy.orm import Session
+
 from activations import ParamError
+from core import scheduling
 from core.settings import Settings
 from core.spec import ExperimentSpec
 from core.spec.estimate import Footprint, footprint
 from core.spec.horizon import build_schedule, horizon
+from core.store import experiments as experiments_repo
 from service.errors import InvalidSpec, LimitExceeded
 
 
-def check_spec(spec: ExperimentSpec, settings: Settings) -> None:
-    """Raise LimitExceeded if the spec asks for more than this server allows."""
+def check_spec(spec: ExperimentSpec, settings: Settings) -> Footprint:
+    """Raise LimitExceeded if the spec asks for more than this server allows; else the run's
+    memory estimate (the scheduler matches it to the workers')."""
     training = spec.training
     if training.epochs > settings.max_epochs:
         raise LimitExceeded(
@@ -39,6 +44,7 @@ def check_spec(spec: ExperimentSpec, settings: Settings) -> None:
             limit=settings.max_model_parameters,
         )
     check_memory(size, settings)
+    return size
 
 
 def check_schedules(spec: ExperimentSpec) -> None:
@@ -95,8 +101,24 @@ def _gib(size: int) -> str:
     return f"{size / 2**30:.2f} GiB"
 
 
-def check_queue(queued: int, new: int, settings: Settings) -> None:
-    """Raise 429 if `new` more queued experiments would exceed the owner's share."""
+def check_priority(priority: int, allowed: int, *, field: str = "priority") -> None:
+    """A 422 naming `field` if the caller's key may not ask for `priority`."""
+    if priority > allowed:
+        detail = (
+            f"priority {priority} is above this key's limit of {allowed}"
+            " (an admin raises it: `actlab keys set OWNER --max-priority P`)"
+        )
+        raise InvalidSpec(f"{field}: {detail}", errors=[{"path": field, "message": detail}])
+
+
+def check_queue(session: Session, owner_id: str | None, new: int, settings: Settings) -> None:
+    """Raise 429 if `new` more queued experiments would exceed the owner's cap.
+
+    The owner's inserts are serialised first (core.scheduling.lock_owner), so the count
+    and the insert it admits are one step: concurrent requests cannot both pass the cap.
+    """
+    scheduling.lock_owner(session, owner_id)
+    queued = experiments_repo.count_queued(session, owner_id)
     if queued + new > settings.max_queued_per_owner:
         raise LimitExceeded(
             f"{queued} experiments already queued, {new} more requested",

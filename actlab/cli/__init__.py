@@ -8,14 +8,15 @@ from typing import Annotated
 
 import typer
 
-from actlab.cli import curves, experiments, sweeps
+from actlab.cli import curves, experiments, queue, sweeps
 
 SERVER_VERBS = {
     "up": "embedded mode: Redis, migrations, one worker and the API",
     "api": "the HTTP API alone",
     "worker": "one worker process (one per GPU)",
     "db": "database migrations (db upgrade [REVISION])",
-    "keys": "API keys: keys create NAME [--admin], keys revoke PREFIX, keys list",
+    "keys": "API keys and owners' knobs: keys create NAME [--admin] [--weight W]"
+    " [--max-running N] [--max-priority P], keys set NAME ..., keys revoke PREFIX, keys list",
 }
 
 app = typer.Typer(
@@ -35,6 +36,7 @@ for command in (
     experiments.retry,
     curves.plot,
     curves.export,
+    queue.queue,
 ):
     app.command()(command)
 app.add_typer(sweeps.app, name="sweep")

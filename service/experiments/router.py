@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, status
 from fastapi.responses import FileResponse
 
+from core import scheduling
 from core.spec import ExperimentSpec
 from core.spec.experiment import CANONICAL_EXAMPLE
 from core.store import metrics as metrics_repo
@@ -32,6 +33,7 @@ from service.experiments.series_render import (
     render,
 )
 from service.idempotency import IdempotencyDep
+from service.queue import view as queue_view
 
 router = APIRouter(prefix="/v1/experiments", tags=["experiments"])
 
@@ -115,9 +117,16 @@ def list_experiments(
 
 
 @router.get("/{experiment_id}", response_model=ExperimentRead)
-def get_experiment(experiment: ExperimentDep) -> Any:
-    """Status, progress, summary, attempts and timestamps of one experiment."""
-    return ExperimentRead.model_validate(experiment)
+def get_experiment(
+    experiment: ExperimentDep, session: SessionDep, settings: SettingsDep, principal: PrincipalDep
+) -> Any:
+    """Status, progress, summary, attempts and timestamps of one experiment; while it is
+    queued, its place in the queue (`queue`)."""
+    read = ExperimentRead.model_validate(experiment)
+    if experiment.status == Status.queued.value:
+        queue = scheduling.queue_view(session, settings)
+        read.queue = queue_view.place(queue, experiment.id, principal)
+    return read
 
 
 @router.get("/{experiment_id}/metrics", response_model=MetricSeries | MetricSeriesColumns)

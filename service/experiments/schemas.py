@@ -14,6 +14,25 @@ class Progress(BaseModel):
     total: int | None = Field(None, description="Total optimizer steps, known once running.")
 
 
+Reason = Literal["priority", "fair_share", "order", "owner_limit", "resources", "pack", "no_worker"]
+
+
+class QueuePlace(BaseModel):
+    """Where a queued experiment stands, in the order the policy would start things now."""
+
+    position: int = Field(description="1 for the next to start, across every owner.")
+    ahead: int = Field(description="Queued experiments that start before it, every owner's.")
+    ahead_other_owners: int = Field(
+        description="How many of those are other owners' (counts only)."
+    )
+    reason: Reason = Field(description="Why it waits (docs/scheduling.md lists the reasons).")
+    reason_text: str
+    eta_seconds: float | None = Field(
+        description="Estimated seconds until it starts, from the measured speed of runs of"
+        " its dataset and model here; null when nothing was measured yet or it cannot start."
+    )
+
+
 class ExperimentRead(BaseModel):
     """Read from an `Experiment` row (`model_validate(row)`)."""
 
@@ -29,6 +48,10 @@ class ExperimentRead(BaseModel):
     tags: list[str]
     spec: dict[str, Any]
     progress: Progress
+    priority: int = 0
+    queue: QueuePlace | None = Field(
+        None, description="While queued: its place, why it waits, when it should start."
+    )
     summary: dict[str, Any] | None = Field(None, description="Final metrics once finished.")
     attempts: int
     created_at: datetime

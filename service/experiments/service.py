@@ -18,7 +18,7 @@ from core.store import series_read
 from core.store.db import after_commit
 from core.store.metrics import Row
 from core.store.models import TERMINAL, Experiment, Status
-from service import limits
+from service import limits, owners
 from service.access import get_visible
 from service.auth import Principal
 from service.errors import Conflict, InvalidSpec, NotFound
@@ -29,18 +29,27 @@ def create(
     *, session: Session, settings: Settings, principal: Principal, spec: ExperimentSpec
 ) -> Experiment:
     """Insert a queued experiment; it is sent to the workers after the commit."""
-    limits.check_spec(spec, settings)
-    limits.check_queue(repo.count_queued(session, principal.owner_id), 1, settings)
-    experiment = repo.create(session, spec=spec, owner_id=principal.owner_id)
+    size = limits.check_spec(spec, settings)
+    limits.check_priority(spec.priority, owners.max_priority(session, principal))
+    limits.check_queue(session, principal.owner_id, 1, settings)
+    experiment = repo.create(
+        session, spec=spec, owner_id=principal.owner_id, memory_bytes=size.total_bytes
+    )
     repo.mark_enqueued(session, experiment.id)
-    enqueue_after_commit(session, settings, [experiment.id])
+    enqueue_after_commit(session, settings, [experiment.id], priority=spec.priority)
     return experiment
 
 
-def enqueue_after_commit(session: Session, settings: Settings, ids: list[str]) -> None:
+def enqueue_after_commit(
+    session: Session, settings: Settings, ids: list[str], *, priority: int = 0
+) -> None:
+    """Send the wake-ups once committed; work above the default priority may preempt."""
+
     def send() -> None:
         for experiment_id in ids:
             send_run(settings, experiment_id)
+        if priority > 0:
+            owners.preempt_now(settings)
 
     after_commit(session, send)
 
@@ -71,7 +80,7 @@ def retry(
             f"only failed or cancelled experiments can be retried; "
             f"{experiment.id!r} is {experiment.status}"
         )
-    limits.check_queue(repo.count_queued(session, principal.owner_id), 1, settings)
+    limits.check_queue(session, principal.owner_id, 1, settings)
     if not repo.retry(session, experiment):
         raise Conflict(f"experiment {experiment.id!r} changed status; try again")
     enqueue_after_commit(session, settings, [experiment.id])

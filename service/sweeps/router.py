@@ -35,9 +35,7 @@ def create_sweep(
 
     Honours `Idempotency-Key` like `POST /v1/experiments`.
     """
-    created = service.create(
-        session=session, settings=settings, body=body, owner_id=principal.owner_id
-    )
+    created = service.create(session=session, settings=settings, body=body, principal=principal)
     idempotency.save(status.HTTP_201_CREATED, created)
     return created
 

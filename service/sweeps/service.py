@@ -18,7 +18,8 @@ from core.store import metrics as metrics_repo
 from core.store import sweeps as repo
 from core.store.db import after_commit
 from core.store.models import TERMINAL, Experiment, Status, Sweep
-from service import limits
+from service import limits, owners
+from service.auth import Principal
 from service.errors import InvalidSpec, LimitExceeded
 from service.experiments.service import check_names
 from service.sweeps import packing, stats
@@ -39,7 +40,7 @@ from service.sweeps.schemas import (
 
 
 def create(
-    *, session: Session, settings: Settings, body: SweepCreate, owner_id: str | None
+    *, session: Session, settings: Settings, body: SweepCreate, principal: Principal
 ) -> SweepRead:
     """Insert the sweep and all its experiments (the request commits them together)."""
     total = experiment_count(body.grid, body.seeds)
@@ -49,10 +50,16 @@ def create(
             setting="ACTLAB_MAX_SWEEP_SIZE",
             limit=settings.max_sweep_size,
         )
+    owner_id = principal.owner_id
     expanded = expand(body)
-    for _, specs in expanded:
-        limits.check_spec(specs[0], settings)  # seeds do not change the size of a run
-    limits.check_queue(experiments_repo.count_queued(session, owner_id), total, settings)
+    sizes = {}
+    for point, specs in expanded:  # seeds do not change the size of a run
+        sizes[label(point)] = limits.check_spec(specs[0], settings).total_bytes
+    priority = max(spec.priority for _, specs in expanded for spec in specs)
+    limits.check_priority(
+        priority, owners.max_priority(session, principal), field="base_spec.priority"
+    )
+    limits.check_queue(session, owner_id, total, settings)
     sweep = repo.create(
         session,
         name=body.name,
@@ -66,12 +73,20 @@ def create(
     rows = []
     for point, specs in expanded:
         for spec in specs:
-            row = experiments_repo.create(session, spec=spec, owner_id=owner_id, sweep_id=sweep.id)
+            row = experiments_repo.create(
+                session,
+                spec=spec,
+                owner_id=owner_id,
+                sweep_id=sweep.id,
+                memory_bytes=sizes[label(point)],
+            )
             row.sweep_point, row.sweep_arm, row.sweep_seed = point, label(point), spec.seed
             experiments_repo.mark_enqueued(session, row.id)
             rows.append(row)
             # One hook per id: a failed send does not stop the others (the reaper re-sends).
             after_commit(session, partial(send_run, settings, row.id))
+    if priority > 0:
+        after_commit(session, partial(owners.preempt_now, settings))
     if body.packing is not None:
         sweep.packing = body.packing.model_dump()
         packing.assign_packs(session, rows, max_members=body.packing.max_members)
