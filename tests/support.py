@@ -65,6 +65,30 @@ def configured_broker_url() -> str | None:
     return os.environ.get("ACTLAB_TEST_BROKER_URL") or None
 
 
+def series(client: Any, experiment_id: str) -> dict[str, Any]:
+    """Every metric series of an experiment, by name (GET .../metrics)."""
+    return client.get(f"/v1/experiments/{experiment_id}/metrics").json()["series"]
+
+
+def wait_for_epoch(client: Any, experiment_id: str, epoch: int) -> None:
+    """Poll until the experiment has evaluated `epoch` epochs (its val/acc points)."""
+    deadline = time.monotonic() + HANG_S
+    while len(series(client, experiment_id).get("val/acc", [])) < epoch:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{experiment_id} never reached epoch {epoch}")
+        time.sleep(0.1)
+
+
+def bearer(settings: Any, owner: str, *, admin: bool = False) -> dict[str, str]:
+    """Headers with a new API key for `owner`, made in the settings' database."""
+    from core.store.db import session_scope
+    from service import auth
+
+    with session_scope(settings.resolved_database_url) as session:
+        key = auth.create_key(session, owner=owner, admin=admin)
+    return {"Authorization": f"Bearer {key}"}
+
+
 def learnt(series: dict[str, Any]) -> dict[str, Any]:
     """A run's series without `sys/*`: what it learnt, not what its attempts used (memory and
     CPU differ between attempts, the learning curves must not)."""

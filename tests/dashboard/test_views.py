@@ -204,3 +204,31 @@ def test_noise_scale_is_drawn_against_the_spec_preview(page: Watched, server: Se
     )
     assert "schedule (preview)" in p.inner_text(f"{chart} .legend")
     page.shot("experiment-noise-preview")
+
+
+def test_queue_page_shows_the_apis_order_reasons_and_starts(page: Watched, server: Server) -> None:
+    with api(server) as client:
+        running = client.post("/v1/experiments", json=canonical_spec(training=LONG)).json()
+        wait_for_status(client, running["id"], {"running"})
+        queued = [
+            client.post("/v1/experiments", json=small_spec(name=f"waiting-{i}")).json()
+            for i in range(2)
+        ]
+        try:
+            p = page.page
+            p.goto("/#/queue")
+            p.locator(f'tr[data-id="{queued[-1]["id"]}"]').wait_for()
+            view = client.get("/v1/queue").json()
+            rows = p.locator("table.queue tbody tr")
+            assert rows.count() == len(view["items"]) == 3
+            ids = [rows.nth(i).get_attribute("data-id") for i in range(rows.count())]
+            assert ids == [item["id"] for item in view["items"]]
+            first = rows.nth(1).inner_text()
+            assert "#1" in first and "next; all workers busy" in first
+            assert "starts in" in first or "no estimate yet" in first
+            assert "#2" in rows.nth(2).inner_text()
+            assert "1 of 1 workers busy" in p.inner_text("#queue-summary")
+            page.shot("queue")
+        finally:
+            for exp in (running, *queued):
+                client.post(f"/v1/experiments/{exp['id']}/cancel")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,13 +21,14 @@ from core.queue import send_run
 from core.settings import Settings
 from core.store.db import session_scope
 from core.store.models import Metric
-from service.app import create_app
 from tests.support import (
     HANG_S,
     Process,
     canonical_spec,
     learnt,
+    series,
     start_worker,
+    wait_for_epoch,
     wait_for_status,
 )
 
@@ -44,34 +44,12 @@ FAST = {
 SPEC = canonical_spec(training={"epochs": 6, "batch_size": 100, "checkpoint_interval_s": 0})
 
 
-@pytest.fixture
-def fast(settings: Settings) -> Settings:
-    return settings.model_copy(update=FAST)
-
-
-@pytest.fixture
-def api(fast: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(fast)) as client:
-        yield client
-
-
 def _metric_rows(settings: Settings, experiment_id: str) -> int:
     with session_scope(settings.resolved_database_url) as session:
         query = (
             select(func.count()).select_from(Metric).where(Metric.experiment_id == experiment_id)
         )
         return int(session.execute(query).scalar_one())
-
-
-def _series(api: TestClient, experiment_id: str) -> dict:
-    return api.get(f"/v1/experiments/{experiment_id}/metrics").json()["series"]
-
-
-def _wait_for_epoch(api: TestClient, experiment_id: str, epoch: int) -> None:
-    deadline = time.monotonic() + HANG_S
-    while len(_series(api, experiment_id).get("val/acc", [])) < epoch:
-        assert time.monotonic() < deadline, f"{experiment_id} never reached epoch {epoch}"
-        time.sleep(0.1)
 
 
 def _wait_for_count(workers: list[Process], needle: str, count: int) -> int:
@@ -93,7 +71,7 @@ def test_sigkilled_worker_is_resumed_elsewhere_with_identical_metrics(
 ) -> None:
     first = start_worker(fast, tmp_path / "w1.log", name="w1")
     exp = api.post("/v1/experiments", json=SPEC).json()
-    _wait_for_epoch(api, exp["id"], 2)
+    wait_for_epoch(api, exp["id"], 2)
     first.stop(signal.SIGKILL)
     second = start_worker(fast, tmp_path / "w2.log", name="w2")
     try:
@@ -113,7 +91,7 @@ def test_sigkilled_worker_is_resumed_elsewhere_with_identical_metrics(
     finally:
         second.stop()
     assert clean_done["attempts"] == 1
-    resumed, uninterrupted = _series(api, exp["id"]), _series(api, clean["id"])
+    resumed, uninterrupted = series(api, exp["id"]), series(api, clean["id"])
     assert learnt(resumed) == learnt(uninterrupted)  # every point of every metric, bit for bit
     assert done["summary"]["test/acc"] == clean_done["summary"]["test/acc"]
     assert _metric_rows(fast, exp["id"]) == _metric_rows(fast, clean["id"])
@@ -159,13 +137,13 @@ def test_duplicate_delivery_runs_once(api: TestClient, fast: Settings, tmp_path:
     assert skipped >= 3
     assert done["status"] == "succeeded" and done["attempts"] == 1
     assert _status_events(api, exp["id"]) == ["queued", "running", "succeeded"]
-    series = _series(api, exp["id"])
+    curves = series(api, exp["id"])
     assert all(
         len(points) == 3
-        for name, points in series.items()
+        for name, points in curves.items()
         if "/" in name and not name.startswith(("act/", "grad/"))
     )
-    assert _metric_rows(fast, exp["id"]) == sum(len(p) for p in series.values())
+    assert _metric_rows(fast, exp["id"]) == sum(len(p) for p in curves.values())
 
 
 def test_sigterm_checkpoints_and_hands_the_experiment_back(
@@ -174,7 +152,7 @@ def test_sigterm_checkpoints_and_hands_the_experiment_back(
     first = start_worker(fast, tmp_path / "w1.log", name="w1")
     spec = canonical_spec(training={"epochs": 400})
     exp = api.post("/v1/experiments", json=spec).json()
-    _wait_for_epoch(api, exp["id"], 1)
+    wait_for_epoch(api, exp["id"], 1)
     waiting = api.post("/v1/experiments", json={**spec, "seed": 1}).json()
     code = first.stop(signal.SIGTERM)
     assert code == 0, first.output()[-3000:]
@@ -211,4 +189,4 @@ def test_wall_time_limit_fails_as_timeout(api: TestClient, fast: Settings, tmp_p
     finally:
         worker.stop()
     assert done["status"] == "failed" and done["status_reason"] == "timeout"
-    assert len(_series(api, exp["id"]).get("val/acc", [])) >= 1
+    assert len(series(api, exp["id"]).get("val/acc", [])) >= 1

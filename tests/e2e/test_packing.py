@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ from core.spec import ExperimentSpec
 from core.store import packs
 from core.store.db import session_scope
 from core.store.models import Experiment, Status, utcnow
-from service.app import create_app
 from tests.support import HANG_S, canonical_spec, start_worker, wait_for_status
 from tests.worker.engine.engine_factories import Recorder
 from worker import engine
@@ -66,17 +64,6 @@ def _series(api: TestClient, experiment_id: str, name: str = "val/acc") -> list[
 def _workers(api: TestClient, experiment_id: str) -> list[str]:
     events = api.get(f"/v1/experiments/{experiment_id}/events").json()["events"]
     return [e["data"]["worker"] for e in events if (e.get("data") or {}).get("worker")]
-
-
-@pytest.fixture
-def fast(settings: Settings) -> Settings:
-    return settings.model_copy(update=FAST)
-
-
-@pytest.fixture
-def api(fast: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(fast)) as client:
-        yield client
 
 
 def test_packed_sweep_members_are_full_experiments_equal_to_alone_runs(

@@ -15,9 +15,8 @@ from core.settings import Settings
 from core.store import owners, workers
 from core.store.db import session_scope
 from core.store.models import Experiment, Status
-from service import auth
 from service.app import create_app
-from tests.support import canonical_spec
+from tests.support import bearer, canonical_spec
 
 
 @pytest.fixture
@@ -27,18 +26,12 @@ def secured(settings: Settings) -> Iterator[tuple[TestClient, Settings]]:
         yield client, settings
 
 
-def _key(settings: Settings, owner: str, admin: bool = False) -> dict[str, str]:
-    with session_scope(settings.resolved_database_url) as session:
-        key = auth.create_key(session, owner=owner, admin=admin)
-    return {"Authorization": f"Bearer {key}"}
-
-
 def test_each_owner_sees_its_place_and_only_counts_of_others(
     secured: tuple[TestClient, Settings],
 ) -> None:
     client, settings = secured
-    alice, bob = _key(settings, "alice"), _key(settings, "bob")
-    admin = _key(settings, "root", admin=True)
+    alice, bob = bearer(settings, "alice"), bearer(settings, "bob")
+    admin = bearer(settings, "root", admin=True)
     with session_scope(settings.resolved_database_url) as session:
         workers.seen(session, name="gpu0", device="cpu", memory_bytes=2**34)
     theirs = [
@@ -78,7 +71,7 @@ def test_a_priority_above_the_keys_limit_is_a_422_naming_the_field(
     secured: tuple[TestClient, Settings],
 ) -> None:
     client, settings = secured
-    alice = _key(settings, "alice")
+    alice = bearer(settings, "alice")
     response = client.post("/v1/experiments", json=canonical_spec(priority=5), headers=alice)
     assert response.status_code == 422
     problem = response.json()

@@ -31,6 +31,15 @@ def _create(settings: Settings, owner: str, n: int, **spec: object) -> list[str]
         ]
 
 
+def _used(settings: Settings, experiment_id: str, owner: str, *, seconds: float) -> None:
+    """A finished attempt in the ledger: `owner` held a worker for `seconds` until now."""
+    with session_scope(settings.resolved_database_url) as session:
+        now = utcnow()
+        ended = Attempt(experiment_id=experiment_id, owner=owner, worker="w", token=0, share=1.0)
+        ended.started_at, ended.ended_at = now - timedelta(seconds=seconds), now
+        session.add(ended)
+
+
 def _claim_next(settings_json: str) -> list[str]:
     from worker import jobs
 
@@ -43,19 +52,7 @@ def test_the_policy_not_the_message_picks_the_claim(settings: Settings) -> None:
 
     heavy = _create(settings, "alice", 3)
     light = _create(settings, "bob", 1)
-    with session_scope(settings.resolved_database_url) as session:  # alice used a worker
-        now = utcnow()
-        session.add(
-            Attempt(
-                experiment_id=heavy[0],
-                owner="alice",
-                worker="w",
-                token=0,
-                share=1.0,
-                started_at=now - timedelta(seconds=100),
-                ended_at=now,
-            )
-        )
+    _used(settings, heavy[0], "alice", seconds=100)  # alice used a worker already
     # Whichever message woke it, the worker claims bob's run: alice used a worker already.
     _, claims = jobs.claim_next(settings)
     assert [c.experiment_id for c in claims] == light
@@ -142,20 +139,23 @@ def test_fifo_remains_for_comparison(settings: Settings, scheduler: str) -> None
 
     first = _create(settings, "alice", 2)
     second = _create(settings, "bob", 1)
-    with session_scope(settings.resolved_database_url) as session:
-        now = utcnow()
-        session.add(
-            Attempt(
-                experiment_id=first[0],
-                owner="alice",
-                worker="w",
-                token=0,
-                share=1.0,
-                started_at=now - timedelta(seconds=50),
-                ended_at=now,
-            )
-        )
+    _used(settings, first[0], "alice", seconds=50)
     chosen = settings.model_copy(update={"scheduler": scheduler})
     _, claims = jobs.claim_next(chosen)
     expected = first[0] if scheduler == "fifo" else second[0]
     assert [c.experiment_id for c in claims] == [expected]
+
+
+def test_a_run_too_big_for_a_worker_waits_for_one_that_fits(settings: Settings) -> None:
+    (big,) = _create(settings, "alice", 1)
+    url = settings.resolved_database_url
+    with session_scope(url) as session:
+        session.get(Experiment, big).memory_bytes = 2**33  # type: ignore[union-attr]
+        workers.seen(session, name="small", device="cpu", memory_bytes=2**32)
+    with session_scope(url) as session:
+        assert scheduling.next_unit(session, settings, memory_bytes=2**32) is None
+        place = scheduling.queue_view(session, settings).of(big)
+        assert place is not None and place[1].reason == "resources"
+    with session_scope(url) as session:
+        unit = scheduling.next_unit(session, settings, memory_bytes=2**34)
+        assert unit is not None and unit.ids == (big,)

@@ -1,10 +1,11 @@
 // Hash routes: #/ (experiments), #/experiments/ID, #/sweeps, #/sweeps/ID[?metric=M&seeds=1],
-// #/compare?ids=A,B.
+// #/compare?ids=A,B, #/queue.
 import { auth } from "./api.js";
 import { clear, h } from "./dom.js";
 import { compareView } from "./views/compare.js";
 import { experimentView } from "./views/experiment.js";
 import { listView } from "./views/list.js";
+import { queueView } from "./views/queue.js";
 import { sweepView } from "./views/sweep.js";
 import { sweepsView } from "./views/sweeps.js";
 
@@ -24,6 +25,7 @@ function route() {
     if (parts[0] === "sweeps" && parts[1]) return sweepView(root, ctx, parts[1], params);
     if (parts[0] === "sweeps") return sweepsView(root, ctx);
     if (parts[0] === "compare") return compareView(root, ctx, params);
+    if (parts[0] === "queue") return queueView(root, ctx);
     return listView(root, ctx);
   };
   document.body.dataset.ready = "";
