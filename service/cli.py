@@ -189,7 +189,7 @@ def keys_create(
 
     with _session() as session:
         key = auth.create_key(session, owner=name, admin=admin)
-        _set_knobs(session, name, weight, max_running, max_priority, unset_is_keep=True)
+        _set_knobs(session, name, weight, max_running, max_priority)
     print(key)
     print(
         f"# API key for {name!r}{' (admin)' if admin else ''}: shown once,"
@@ -210,7 +210,7 @@ def keys_set(
 ) -> None:
     """change an owner's scheduling knobs (those not given keep their values)"""
     with _session() as session:
-        knobs = _set_knobs(session, name, weight, max_running, max_priority, unset_is_keep=True)
+        knobs = _set_knobs(session, name, weight, max_running, max_priority)
         if no_max_running:
             from core.store import owners
 
@@ -218,14 +218,15 @@ def keys_set(
     print(_knobs_line(knobs))
 
 
-def _set_knobs(session, name, weight, max_running, max_priority, *, unset_is_keep):  # type: ignore[no-untyped-def]
+def _set_knobs(session, name, weight, max_running, max_priority):  # type: ignore[no-untyped-def]
+    """The knobs given change; one not given (None) keeps its value."""
     from core.store import owners
 
     return owners.set_knobs(
         session,
         name,
         weight=weight,
-        max_running=owners.UNSET if max_running is None and unset_is_keep else max_running,
+        max_running=owners.UNSET if max_running is None else max_running,
         max_priority=max_priority,
     )
 

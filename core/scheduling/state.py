@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -55,7 +55,6 @@ class Snapshot:
     owners: dict[str, OwnerState]
     workers: list[WorkerSlot]
     running: list[RunningUnit]
-    members: dict[str, int] = field(default_factory=dict)  # queued experiments per owner
 
 
 @dataclass(frozen=True)
@@ -165,7 +164,6 @@ def snapshot(session: Session, settings: Settings) -> Snapshot:
     for r in sorted(queued, key=lambda r: r.id):
         grouped[r.pack_id or r.id].append(r)
     units = []
-    members: dict[str, int] = defaultdict(int)
     for rs in grouped.values():
         head = rs[0]
         durations = [seconds(r) for r in rs]
@@ -182,7 +180,6 @@ def snapshot(session: Session, settings: Settings) -> Snapshot:
                 held=head.pack_id in held_packs,
             )
         )
-        members[head.owner_id or ""] += len(rs)
     # Running units: one per worker holding a lease.
     by_worker: dict[str, list[Any]] = defaultdict(list)
     for r in held:
@@ -220,7 +217,7 @@ def snapshot(session: Session, settings: Settings) -> Snapshot:
                 running_owner=None if unit is None else unit.owner,
             )
         )
-    return Snapshot(now, units, owners, workers, running, members)
+    return Snapshot(now, units, owners, workers, running)
 
 
 def _order(experiment_id: str) -> int:

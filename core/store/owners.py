@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.store.models import Owner
@@ -29,7 +28,7 @@ def knobs(session: Session, owner: str) -> Knobs:
     return Knobs(owner, row.weight, row.max_running, row.max_priority)
 
 
-_UNSET = object()
+UNSET = object()  # set_knobs: leave max_running as it is
 
 
 def set_knobs(
@@ -37,7 +36,7 @@ def set_knobs(
     owner: str,
     *,
     weight: float | None = None,
-    max_running: int | object | None = _UNSET,
+    max_running: int | object | None = UNSET,
     max_priority: int | None = None,
 ) -> Knobs:
     """Change the knobs given (the others keep their values); returns them all."""
@@ -47,17 +46,9 @@ def set_knobs(
         session.add(row)
     if weight is not None:
         row.weight = weight
-    if max_running is not _UNSET:
+    if max_running is not UNSET:
         row.max_running = max_running  # type: ignore[assignment]
     if max_priority is not None:
         row.max_priority = max_priority
     session.flush()
     return knobs(session, owner)
-
-
-def all_knobs(session: Session) -> list[Knobs]:
-    rows = session.scalars(select(Owner).order_by(Owner.owner))
-    return [Knobs(r.owner, r.weight, r.max_running, r.max_priority) for r in rows]
-
-
-UNSET = _UNSET

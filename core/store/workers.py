@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from core.store.models import Worker, utcnow
@@ -30,7 +30,3 @@ def seen(session: Session, *, name: str, device: str, memory_bytes: int) -> None
 def gone(session: Session, name: str) -> None:
     """The worker stops: it no longer counts as live."""
     session.execute(delete(Worker).where(Worker.name == name))
-
-
-def all_workers(session: Session) -> list[Worker]:
-    return list(session.scalars(select(Worker).order_by(Worker.name)))
