@@ -32,7 +32,7 @@ import pytest
 
 from tests.deploy import compose as c
 from tests.deploy.docker import Compose, free_port
-from tests.support import HANG_S, ROOT, canonical_spec
+from tests.support import HANG_S, ROOT, canonical_spec, learnt
 
 pytestmark = [
     pytest.mark.integration,
@@ -212,8 +212,8 @@ def test_kill_9_of_the_worker_resumes_from_its_checkpoint(stack: Stack) -> None:
     resumed = [int(s) for s in re.findall(r"resumed from checkpoint at step (\d+)", events)]
     # (the API's progress lags the worker's by up to a heartbeat, so it bounds nothing)
     assert len(resumed) == 1 and 0 < resumed[0] < exp["progress"]["total"], events
-    a = _get(stack, f"/v1/experiments/{stack.state['a']}/metrics")["series"]
-    b = _get(stack, f"/v1/experiments/{exp_id}/metrics")["series"]
+    a = learnt(_get(stack, f"/v1/experiments/{stack.state['a']}/metrics")["series"])
+    b = learnt(_get(stack, f"/v1/experiments/{exp_id}/metrics")["series"])
     assert b.keys() == a.keys()
     steps = {name: [p["step"] for p in points] for name, points in b.items()}
     assert steps == {name: [p["step"] for p in points] for name, points in a.items()}
