@@ -33,7 +33,7 @@ FAST = {
     "preempt_grace_seconds": 0,
 }
 LOW = canonical_spec(
-    priority=-1, training={"epochs": 8, "batch_size": 50, "checkpoint_interval_s": 0}
+    priority=-1, training={"epochs": 40, "batch_size": 50, "checkpoint_interval_s": 0}
 )
 URGENT = canonical_spec(seed=1, priority=5, training={"epochs": 1})
 
