@@ -26,3 +26,24 @@ def resolve_checkpoint(settings: Settings, stored: str | None) -> Path | None:
 def weights_path(settings: Settings, experiment_id: str) -> Path:
     """Where the final weights are exported (the API serves this file)."""
     return settings.resolved_checkpoint_dir / experiment_id / "final.safetensors"
+
+
+def kept_dir(settings: Settings, experiment_id: str) -> Path:
+    """Where an experiment keeps the checkpoints it may be forked at (docs/forks.md)."""
+    return settings.resolved_checkpoint_dir / experiment_id / "kept"
+
+
+def kept_name(step: int) -> str:
+    """The file name of the checkpoint kept at `step`."""
+    return f"step-{step}.pt"
+
+
+def kept_steps(directory: Path) -> list[int]:
+    """The steps of the kept checkpoints in `directory`, ascending."""
+    steps = []
+    if directory.is_dir():
+        for path in directory.glob("step-*.pt"):
+            number = path.stem.removeprefix("step-")
+            if number.isdigit():
+                steps.append(int(number))
+    return sorted(steps)

@@ -74,6 +74,37 @@ class EarlyStoppingSpec(BaseModel):
     min_delta: float = Field(0.0, ge=0.0)
 
 
+class KeepCheckpointsSpec(BaseModel):
+    """Which checkpoints a run keeps beside the one it resumes from: the steps a fork may
+    start at (docs/forks.md). Each costs one checkpoint file (model, optimizer state, RNG)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    every: Int = Field(
+        1, ge=0, le=1_000_000, description="Keep every N-th evaluation's checkpoint; 0 = none."
+    )
+    at: list[Int] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="Also keep the checkpoints at these steps (any step, mid-epoch too).",
+    )
+    best: bool = Field(False, description="Also keep the best evaluation's (by best_metric).")
+    max_kept: Int = Field(
+        200,
+        ge=1,
+        le=100_000,
+        description="At most this many `every` checkpoints: past it, every other one is "
+        "dropped and `every` doubles (`at` and `best` are always kept).",
+    )
+
+    @field_validator("at")
+    @classmethod
+    def _steps(cls, at: list[int]) -> list[int]:
+        if any(step < 1 for step in at):
+            raise ValueError("steps are counted from 1")
+        return sorted(set(at))
+
+
 class TrainingSpec(BaseModel):
     """Length, batching, cadences and device of a run."""
 
@@ -97,6 +128,10 @@ class TrainingSpec(BaseModel):
         5, ge=0, description="Diagnostics every N evals (and at the last); 0 = off."
     )
     checkpoint_every: Int = Field(1, ge=1, description="Checkpoint every N epochs and at the end.")
+    keep_checkpoints: KeepCheckpointsSpec = Field(
+        default_factory=KeepCheckpointsSpec,
+        description="Checkpoints kept for forks (the latest is always kept, to resume).",
+    )
     checkpoint_interval_s: float = Field(
         30.0,
         ge=0.0,

@@ -39,10 +39,34 @@ def horizon(spec: Any, *, n_train: int | None = None) -> Horizon:
     return Horizon(n, spe, total_steps, math.ceil(total_steps / spe))
 
 
-def build_schedule(schedule_spec: Any, h: Horizon) -> schedules.Schedule:
-    """A schedule over the run's horizon in its unit (steps or epochs)."""
+def build_schedule(schedule_spec: Any, h: Horizon, *, from_step: int = 0) -> Any:
+    """A schedule over the run's horizon in its unit (steps or epochs); with `from_step`, one
+    whose clock starts there (a fork that restarts its noise schedule) and spans the rest."""
     total = h.total_steps if schedule_spec.unit == "step" else h.total_epochs
-    return schedules.create(schedule_spec.kind, **schedule_spec.build_params(total=total))
+    offset = position(schedule_spec.unit, from_step, h.steps_per_epoch) if from_step else 0
+    schedule = schedules.create(
+        schedule_spec.kind, **schedule_spec.build_params(total=max(total - offset, 1))
+    )
+    return Restarted(schedule, offset) if offset else schedule
+
+
+class Restarted:
+    """A schedule whose t = 0 is the run's t = `offset`: t - offset is what it is given."""
+
+    def __init__(self, schedule: schedules.Schedule, offset: int) -> None:
+        self.schedule, self.offset = schedule, offset
+
+    def at(self, t: float) -> float:
+        return self.schedule.at(t - self.offset)
+
+    def advance_to(self, t: float) -> float:
+        return self.schedule.advance_to(t - self.offset)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.schedule.state_dict()
+
+    def load_state_dict(self, state: Any) -> None:
+        self.schedule.load_state_dict(state)
 
 
 def position(unit: str, step_index: int, spe: int) -> int:

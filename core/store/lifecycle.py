@@ -40,6 +40,7 @@ class Claim:
     attempt: int
     spec: dict[str, Any]
     checkpoint_path: str | None
+    fork: dict[str, Any] | None = None  # a fork's start (models.Experiment.fork)
 
 
 def claim(
@@ -79,6 +80,7 @@ def claim(
             Experiment.spec,
             Experiment.checkpoint_path,
             Experiment.owner_id,
+            Experiment.fork,
         ).where(Experiment.id == experiment_id)
     ).one()
     # The fair-share ledger: this attempt's worker time, closed when the attempt ends.
@@ -101,7 +103,9 @@ def claim(
         status=Status.running.value,
         data={"attempt": row.attempts, "worker": worker},
     )
-    return Claim(experiment_id, row.lease_token, row.attempts, row.spec, row.checkpoint_path)
+    return Claim(
+        experiment_id, row.lease_token, row.attempts, row.spec, row.checkpoint_path, row.fork
+    )
 
 
 def renew(session: Session, claim: Claim, *, lease_seconds: float, **values: Any) -> Lease:

@@ -87,6 +87,11 @@ class Experiment(Base):
     sweep_seed: Mapped[int | None] = mapped_column(Integer)
     # Members of one pack train together in one worker process (see docs/packing.md).
     pack_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    # A fork (docs/forks.md): the experiment it started from, and how: {parent_id, at_step,
+    # overrides (the dotted paths it changed), noise_clock, checkpoint (relative to the
+    # checkpoint directory)}. Its metrics before at_step are read from the parent's rows.
+    parent_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    fork: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     activation: Mapped[str] = mapped_column(String(64), index=True)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -11,13 +11,14 @@ from worker.engine.errors import (
     TimeLimitExceeded,
     TrainingError,
 )
-from worker.engine.trainer import train
+from worker.engine.trainer import ForkStart, train
 from zoo.datasets.errors import DatasetUnavailable
 
 __all__ = [
     "Callbacks",
     "DatasetUnavailable",
     "Diverged",
+    "ForkStart",
     "Interrupted",
     "TimeLimitExceeded",
     "TrainResult",

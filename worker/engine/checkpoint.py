@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from worker.engine.errors import TrainingError
-from worker.engine.state import LoopState
+from worker.engine.state import EarlyStopState, LoopState
 
 FORMAT_VERSION = 1
 
@@ -81,18 +81,39 @@ def stage(run: Any, loop: LoopState, path: Path, *, durable: bool = True) -> Pat
         "loop": loop.state_dict(),
     }
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise CheckpointWriteFailed(path, loop.step, exc) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             torch.save(payload, fh)
             if durable:
                 fh.flush()
                 os.fsync(fh.fileno())
-    except BaseException:
+    except BaseException as exc:
         os.unlink(tmp)
+        # OSError from Python's writes; RuntimeError ("file write failed") from torch's
+        # zip writer when the disk fills under it.
+        if isinstance(exc, (OSError, RuntimeError)):
+            raise CheckpointWriteFailed(path, loop.step, exc) from exc
         raise
     return Path(tmp)
+
+
+class CheckpointWriteFailed(TrainingError):
+    """A checkpoint could not be written (a full disk, most often): the run stops with the
+    files and metrics it has, and a retry resumes from its last checkpoint."""
+
+    def __init__(self, path: Path, step: int, exc: BaseException) -> None:
+        reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+        super().__init__(
+            f"could not write the checkpoint of step {step} ({path.name}): {reason}; the "
+            "metrics and earlier checkpoints are kept: free space on the checkpoint volume "
+            "(or keep fewer: training.keep_checkpoints), then retry"
+        )
+        self.step = step
 
 
 class UnreadableCheckpoint(TrainingError):
@@ -114,7 +135,9 @@ def load(path: Path) -> dict[str, Any]:
 
 def restore(run: Any, payload: dict[str, Any]) -> LoopState:
     """Put a loaded checkpoint back into a freshly built run; return the loop position."""
-    if payload["spec"] != run.spec.model_dump(mode="json"):
+    # Read through the spec's own model: a field added since (with its default) is no change.
+    written = type(run.spec).model_validate(payload["spec"]).model_dump(mode="json")
+    if written != run.spec.model_dump(mode="json"):
         raise TrainingError("checkpoint was written for a different spec; refusing to resume")
     run.model.load_state_dict(payload["model"])
     run.optimizer.load_state_dict(payload["optimizer"])
@@ -124,6 +147,49 @@ def restore(run: Any, payload: dict[str, Any]) -> LoopState:
     loop = LoopState.from_state_dict(payload["loop"])
     if loop.perm is not None:
         loop.perm = loop.perm.to(run.device)
+    return loop
+
+
+def restore_fork(run: Any, payload: dict[str, Any], *, step: int) -> LoopState:
+    """Start `run` (the fork's spec) from its parent's checkpoint at `step`.
+
+    Everything the parent had is restored (weights, optimizer moments, data order, every RNG,
+    the loop position with its running sums, best and early-stopping state) and then what the
+    fork's spec changes is applied: the optimizer's hyperparameters, and the schedules, which
+    are functions of the step and so continue on the same clock. A changed seed reseeds the
+    noise (and dropout) generators from step `step` on; the data order stays the parent's.
+    """
+    parent = type(run.spec).model_validate(payload["spec"])
+    loop = LoopState.from_state_dict(payload["loop"])
+    if loop.step != step:
+        raise TrainingError(f"the parent's checkpoint is at step {loop.step}, not {step}")
+    try:
+        run.model.load_state_dict(payload["model"])
+    except RuntimeError as exc:
+        raise TrainingError(f"the fork's model cannot take the parent's weights: {exc}") from exc
+    run.optimizer.load_state_dict(payload["optimizer"])
+    o = run.spec.optimizer
+    for group in run.optimizer.param_groups:
+        group["lr"], group["weight_decay"] = o.lr, o.weight_decay
+    if parent.noise_schedule == run.spec.noise_schedule:
+        run.noise_schedule.load_state_dict(payload["noise_schedule"])
+    if parent.optimizer.lr_schedule == o.lr_schedule:
+        run.lr_schedule.load_state_dict(payload["lr_schedule"])
+    restore_rng(payload["rng"], run.data_gen, run.noise_gen)
+    if parent.seed != run.spec.seed:
+        noise_seed = np.random.SeedSequence([run.spec.seed, step]).generate_state(1)[0]
+        run.noise_gen.manual_seed(int(noise_seed))
+        torch.manual_seed(int(noise_seed))
+    if loop.perm is not None:
+        loop.perm = loop.perm.to(run.device)
+    loop.finished = False  # a fork at a finished run's last step may extend it
+    loop.kept = {}  # the parent's kept files are the parent's
+    if parent.training.early_stopping != run.spec.training.early_stopping:
+        loop.early = EarlyStopState()
+    if parent.training.best_metric != run.spec.training.best_metric or (
+        parent.training.best_mode != run.spec.training.best_mode
+    ):
+        loop.best = {}
     return loop
 
 

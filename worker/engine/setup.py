@@ -90,7 +90,9 @@ def build_optimizer(spec: Any, model: nn.Module) -> torch.optim.Optimizer:
     return cls(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
 
 
-def build_run(spec: Any, data_dir: Path) -> Run:
+def build_run(spec: Any, data_dir: Path, *, noise_from: int = 0) -> Run:
+    """Everything a run needs; `noise_from`: the step its noise schedule's clock starts at
+    (0, or a fork's step when the fork restarts it)."""
     t = spec.training
     device = resolve_device(t.device)
     if device.type == "cpu":
@@ -113,7 +115,7 @@ def build_run(spec: Any, data_dir: Path) -> Run:
         model,
         model,
         build_optimizer(spec, model),
-        build_schedule(spec.noise_schedule, h),
+        build_schedule(spec.noise_schedule, h, from_step=noise_from),
         build_schedule(spec.optimizer.lr_schedule, h),
         data_gen,
         noise_gen,

@@ -38,6 +38,9 @@ class LoopState:
     early: EarlyStopState = field(default_factory=EarlyStopState)
     # The best evaluation by the spec's best_metric: {metric, mode, step, epoch, values}.
     best: dict[str, Any] = field(default_factory=dict)
+    # Kept checkpoints' bookkeeping (worker/engine/retention.py): the periodic ones as
+    # [evaluation, step] pairs, the best one's step, and `every` once thinning doubled it.
+    kept: dict[str, Any] = field(default_factory=dict)
 
     def state_dict(self) -> dict[str, Any]:
         state = asdict(self)

@@ -6,6 +6,7 @@ import logging
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,22 @@ from worker.engine.callbacks import Callbacks, TrainResult
 from worker.engine.errors import Diverged, Interrupted, TimeLimitExceeded, TrainingError
 from worker.engine.evaluation import compact_predictions, count_hits, task_functions
 from worker.engine.metrics import KnownOutputs, KnownScores, collect
+from worker.engine.retention import Retention
 from worker.engine.setup import Run, build_run
 from worker.engine.state import LoopState
 
 log = logging.getLogger("actlab.engine")
+
+
+@dataclass(frozen=True)
+class ForkStart:
+    """Where a fork starts: its parent's kept checkpoint at `step` (docs/forks.md). Every
+    attempt of a fork gets it; only one without a checkpoint of its own starts there.
+    `restart_noise`: the noise schedule's clock starts at `step` instead of going on."""
+
+    checkpoint: Path
+    step: int
+    restart_noise: bool = False
 
 
 def train(
@@ -30,17 +43,28 @@ def train(
     data_dir: Path,
     checkpoint_path: Path | None = None,
     resume_from: Path | None = None,
+    keep_dir: Path | None = None,
+    fork: ForkStart | None = None,
 ) -> TrainResult:
     """Train `spec` to the end, writing checkpoints to `checkpoint_path`; resume from
-    `resume_from` (default: `checkpoint_path`) when that file exists."""
-    run = build_run(spec, Path(data_dir))
-    loop, resumed = start_position(run, resume_from if resume_from is not None else checkpoint_path)
-    return Trainer(run, loop, callbacks, checkpoint_path).fit(resumed=resumed)
+    `resume_from` (default: `checkpoint_path`) when that file exists, else start from the
+    fork's parent checkpoint, if a fork. Kept checkpoints go to `keep_dir`."""
+    run = build_run(spec, Path(data_dir), noise_from=_noise_from(fork))
+    source = resume_from if resume_from is not None else checkpoint_path
+    loop, resumed = start_position(run, source, fork)
+    return Trainer(run, loop, callbacks, checkpoint_path, keep_dir).fit(resumed=resumed)
 
 
-def start_position(run: Run, source: Path | None) -> tuple[LoopState, bool]:
+def _noise_from(fork: ForkStart | None) -> int:
+    return fork.step if fork is not None and fork.restart_noise else 0
+
+
+def start_position(
+    run: Run, source: Path | None, fork: ForkStart | None = None
+) -> tuple[LoopState, bool]:
     """The loop position to train `run` from: `source`'s checkpoint when it exists and
-    reads, else the start; and whether it resumed."""
+    reads, else the fork's parent checkpoint (a fork), else the start; and whether it
+    resumed (from its own checkpoint)."""
     if source is not None and Path(source).exists():
         try:
             payload = ckpt.load(Path(source))
@@ -50,6 +74,17 @@ def start_position(run: Run, source: Path | None) -> tuple[LoopState, bool]:
             run.notes.append(f"unreadable checkpoint ignored, started from scratch: {exc}")
         else:
             return ckpt.restore(run, payload), True
+    if fork is not None:
+        if not Path(fork.checkpoint).exists():
+            raise TrainingError(
+                f"the parent's checkpoint at step {fork.step} is gone ({fork.checkpoint.name})"
+            )
+        try:
+            payload = ckpt.load(fork.checkpoint)
+        except ckpt.UnreadableCheckpoint as exc:
+            raise TrainingError(f"the parent's checkpoint at step {fork.step}: {exc}") from exc
+        run.notes.append(f"forked: started from the parent's checkpoint at step {fork.step}")
+        return ckpt.restore_fork(run, payload, step=fork.step), False
     return LoopState(lr=run.spec.optimizer.lr), False
 
 
@@ -57,10 +92,18 @@ class Trainer:
     """Runs one built `Run` from the position in `loop`."""
 
     def __init__(
-        self, run: Run, loop: LoopState, callbacks: Callbacks, checkpoint_path: Path | None
+        self,
+        run: Run,
+        loop: LoopState,
+        callbacks: Callbacks,
+        checkpoint_path: Path | None,
+        keep_dir: Path | None = None,
     ) -> None:
         self.run, self.loop, self.cb = run, loop, callbacks
         self.path = Path(checkpoint_path) if checkpoint_path is not None else None
+        keep = run.spec.training.keep_checkpoints
+        self.keep = Retention(keep, keep_dir) if keep_dir is not None else None
+        self._keep_due = False  # the evaluation just taken keeps its checkpoint
         self.t = run.spec.training
         self.loss_fn, _ = task_functions(run.data.info.task)
         self.predict = compact_predictions(run.data.info.task)
@@ -142,6 +185,8 @@ class Trainer:
                 self._end_epoch()
                 self._poll(epoch_end=True)  # a stop here lands exactly on the epoch boundary
                 return
+            if self.keep is not None and self.keep.due_between_steps(loop.step):
+                self._keep_between_steps()
             self._poll()
 
     def _start_epoch(self) -> None:
@@ -237,6 +282,30 @@ class Trainer:
         self.cb.on_metrics(step=loop.step, epoch=loop.current_epoch, values=dict(values))
         self._track_best(values)
         self._early_stopping(values)
+        if self.keep is not None and self.keep.due_after_eval(loop):
+            self._keep_due = True
+            self._after_evaluation()
+
+    # -- kept checkpoints (forks start from them) ---------------------------------------------
+    def _after_evaluation(self) -> None:
+        """Write the kept checkpoint now (a pack member's waits for the pack's weights)."""
+        self.write_kept()
+
+    def write_kept(self) -> None:
+        """The kept checkpoint of the evaluation just taken, if it keeps one."""
+        if not self._keep_due or self.keep is None or not self.cb.may_checkpoint():
+            return
+        self._keep_due = False
+        self._count_pending_hits()
+        self.loop.elapsed_s = self._elapsed()
+        self.keep.keep(self.run, self.loop, after_eval=True)
+
+    def _keep_between_steps(self) -> None:
+        if self.keep is None or not self.cb.may_checkpoint():
+            return
+        self._count_pending_hits()
+        self.loop.elapsed_s = self._elapsed()
+        self.keep.keep(self.run, self.loop, after_eval=False)
 
     def _track_best(self, values: dict[str, float]) -> None:
         """Remember the evaluation that is best by the spec's `best_metric`."""

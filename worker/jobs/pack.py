@@ -14,7 +14,7 @@ import time
 
 from sqlalchemy.orm import Session
 
-from core.artifacts import checkpoint_path
+from core.artifacts import checkpoint_path, kept_dir
 from core.settings import Settings
 from core.spec import ExperimentSpec, known
 from core.store import packs
@@ -91,6 +91,7 @@ def run(claims: list[Claim], settings: Settings) -> dict[str, str]:
                 cb,
                 checkpoint_path(settings, c),
                 cb.recorded,
+                kept_dir(settings, c.experiment_id),
             )
             for c, cb in zip(claims, callbacks, strict=True)
         ]

@@ -7,7 +7,7 @@ import time
 
 from sqlalchemy.orm import Session
 
-from core.artifacts import checkpoint_path
+from core.artifacts import checkpoint_path, kept_dir, resolve_checkpoint
 from core.settings import Settings
 from core.spec import ExperimentSpec, known
 from core.store import lifecycle
@@ -29,6 +29,16 @@ def claim(session: Session, experiment_id: str, settings: Settings) -> list[Clai
         session, experiment_id, worker=WORKER_NAME, lease_seconds=settings.lease_seconds
     )
     return [taken] if taken is not None else []
+
+
+def fork_start(claimed: Claim, settings: Settings) -> engine.ForkStart | None:
+    """Where a fork starts (its parent's kept checkpoint), or None for a run of its own."""
+    fork = claimed.fork
+    if not fork:
+        return None
+    path = resolve_checkpoint(settings, fork["checkpoint"])
+    assert path is not None
+    return engine.ForkStart(path, fork["at_step"], fork.get("noise_clock") == "restart")
 
 
 def run(claims: list[Claim], settings: Settings) -> dict[str, str]:
@@ -59,6 +69,8 @@ def run(claims: list[Claim], settings: Settings) -> dict[str, str]:
                 data_dir=settings.data_dir,
                 checkpoint_path=checkpoint_path(settings, claimed),
                 resume_from=callbacks.recorded,
+                keep_dir=kept_dir(settings, claimed.experiment_id),
+                fork=fork_start(claimed, settings),
             )
         except Exception as exc:
             outcome = exc

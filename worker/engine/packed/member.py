@@ -25,6 +25,7 @@ class PackMember:
     callbacks: Callbacks
     checkpoint_path: Path | None = None
     resume_from: Path | None = None
+    keep_dir: Path | None = None  # where it keeps the checkpoints it may be forked at
 
 
 Outcome = TrainResult | TrainingError  # a member's end: its result, or why it left the pack
@@ -37,7 +38,7 @@ class MemberTrainer(Trainer):
         run = build_run(member.spec, Path(data_dir))
         source = member.resume_from if member.resume_from is not None else member.checkpoint_path
         loop, self.resumed = start_position(run, source)
-        super().__init__(run, loop, member.callbacks, member.checkpoint_path)
+        super().__init__(run, loop, member.callbacks, member.checkpoint_path, member.keep_dir)
 
     def start(self) -> None:
         """What `Trainer.fit` does before its first step."""
@@ -50,6 +51,19 @@ class MemberTrainer(Trainer):
     def end_epoch(self) -> bool:
         """Epoch bookkeeping and evaluation (checkpoints are the pack's); True if the last."""
         return self._close_epoch()
+
+    def _after_evaluation(self) -> None:
+        """A member's weights live in the pack's stacked model until the pack stores them:
+        the pack writes the kept checkpoint after the evaluation (`write_kept`)."""
+
+    def keep_due(self) -> bool:
+        return self._keep_due
+
+    def keeps_between_steps(self) -> bool:
+        return self.keep is not None and self.keep.due_between_steps(self.loop.step)
+
+    def keep_between_steps(self) -> None:
+        self._keep_between_steps()
 
     def before_step(self) -> None:
         self._step_schedules()

@@ -87,6 +87,11 @@ class PackedTrainer:
                 self._end_epoch()
                 self._poll(epoch_end=True)
                 return
+            keeping = [m for m in self.members if m.keeps_between_steps()]
+            if keeping:
+                self._store_members()
+                for m in keeping:
+                    m.keep_between_steps()
             self._poll()
 
     def _step(self, idx: Tensor) -> None:
@@ -148,6 +153,11 @@ class PackedTrainer:
         self.model.store_members()
         with self._shared_evaluation():
             last = all([m.end_epoch() for m in self.members])  # every member closes its epoch
+        keeping = [m for m in self.members if m.keep_due()]
+        if keeping:  # the kept checkpoints of this evaluation (forks start there)
+            self._store_members()
+            for m in keeping:
+                m.write_kept()
         stopped = [m for m in self.members if m.loop.early.stopped]
         going = [m for m in self.members if not m.loop.early.stopped]
         if going and self.members[0].checkpoint_due(last, self._last_checkpoint):
