@@ -1,4 +1,4 @@
-"""`client.experiments`: submit, get, list, wait, watch, cancel, retry, weights."""
+"""`client.experiments`: submit, fork, get, list, wait, watch, cancel, retry, weights."""
 
 from __future__ import annotations
 
@@ -49,6 +49,34 @@ class Experiments(Resource):
         response = self._c.request("POST", "/v1/experiments/preview", json=body, params=params)
         return SpecPreview.model_validate(response.json())
 
+    def fork(
+        self,
+        experiment_id: str,
+        *,
+        at_step: int,
+        overrides: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        noise_clock: str = "continue",
+    ) -> Experiment:
+        """A new experiment that starts from this one's checkpoint at `at_step` with the
+        dotted-path `overrides` (e.g. `{"noise_schedule.kind": "constant"}`); its first
+        `at_step` steps are the parent's, exactly. `noise_clock="restart"` starts the noise
+        schedule's clock at `at_step`. See `checkpoints()` for the steps it can start at."""
+        body: dict[str, Any] = {
+            "at_step": at_step,
+            "overrides": dict(overrides or {}),
+            "noise_clock": noise_clock,
+        }
+        if name is not None:
+            body["name"] = name
+        response = self._c.request("POST", f"/v1/experiments/{experiment_id}/fork", json=body)
+        return Experiment.model_validate(response.json())
+
+    def checkpoints(self, experiment_id: str) -> builtins.list[int]:
+        """The steps the experiment can be forked at."""
+        body = self._c.get(f"/v1/experiments/{experiment_id}/checkpoints")
+        return builtins.list(body["steps"])
+
     def get(self, experiment_id: str) -> Experiment:
         return Experiment.model_validate(self._c.get(f"/v1/experiments/{experiment_id}"))
 
@@ -59,10 +87,18 @@ class Experiments(Resource):
         sweep: str | None = None,
         activation: str | None = None,
         tag: str | None = None,
+        parent: str | None = None,
         page_size: int = 100,
     ) -> Iterator[Experiment]:
-        """Every matching experiment, newest first, following cursors page by page."""
-        filters = {"status": status, "sweep_id": sweep, "activation": activation, "tag": tag}
+        """Every matching experiment, newest first, following cursors page by page
+        (`parent`: only the forks of that experiment)."""
+        filters = {
+            "status": status,
+            "sweep_id": sweep,
+            "activation": activation,
+            "tag": tag,
+            "parent_id": parent,
+        }
         for page in self._pages("/v1/experiments", **filters, limit=page_size):
             yield from ExperimentList.model_validate(page).items
 

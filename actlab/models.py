@@ -45,6 +45,8 @@ class Experiment(_Read):
     spec: dict[str, Any]
     progress: Progress
     priority: int = 0
+    parent_id: str | None = None
+    fork: dict[str, Any] | None = None
     queue: QueuePlace | None = None
     summary: dict[str, Any] | None = None
     attempts: int
@@ -72,6 +74,7 @@ class MetricPoint(_Read):
 
 class MetricSeries(_Read):
     experiment_id: str
+    inherited_through_step: int | None = None  # a fork's: up to here, its parent's points
     series: dict[str, list[MetricPoint]]
 
 

@@ -28,6 +28,7 @@ app = typer.Typer(
 )
 for command in (
     experiments.submit,
+    experiments.fork,
     experiments.preview,
     experiments.ls,
     experiments.show,
@@ -131,6 +132,8 @@ def _fail(exc: object) -> None:
     assert isinstance(exc, ApiError)
     print(f"error: {exc}", file=sys.stderr)
     for err in exc.errors:
-        print(f"  {err.get('path')}: {err.get('message')}", file=sys.stderr)
+        line = f"{err.get('path')}: {err.get('message')}"
+        if line != exc.detail:  # a single-field error's detail is already that line
+            print(f"  {line}", file=sys.stderr)
     if exc.setting:
         print(f"  raise the limit with {exc.setting}", file=sys.stderr)

@@ -88,6 +88,12 @@ def show_experiment(exp: Experiment) -> None:
     console.print(
         f"attempts  {exp.attempts}   activation {exp.activation}   sweep {exp.sweep_id or '-'}"
     )
+    if exp.fork:
+        changed = ", ".join(f"{k}={json.dumps(v)}" for k, v in exp.fork["overrides"].items())
+        console.print(
+            f"fork of   {exp.fork['parent_id']} at step {exp.fork['at_step']}"
+            f" ({changed or 'no change'}; noise clock {exp.fork['noise_clock']})"
+        )
     summary = exp.summary or {}
     flat = {k: v for k, v in summary.items() if not isinstance(v, dict)}
     if flat:

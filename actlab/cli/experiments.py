@@ -1,4 +1,4 @@
-"""submit, ls, show, watch, cancel, retry."""
+"""submit, fork, ls, show, watch, cancel, retry."""
 
 from __future__ import annotations
 
@@ -38,6 +38,45 @@ def submit(
     with client(url, api_key) as c:
         exp = c.experiments.submit(spec, overrides=overrides(set_))
         console.print(f"{exp.id} {exp.status}")
+        if wait:
+            done = c.experiments.wait(exp.id, progress=True)
+            show_experiment(done)
+            if done.status != "succeeded":
+                raise typer.Exit(1)
+
+
+def fork(
+    experiment_id: Annotated[str, typer.Argument(help="The experiment to fork")],
+    at_step: Annotated[
+        int | None,
+        typer.Option("--at-step", help="A kept step; without it, the kept steps are listed"),
+    ] = None,
+    set_: Sets = None,
+    name: Annotated[str | None, typer.Option(help="Default: the parent's name@step")] = None,
+    restart_noise: Annotated[
+        bool,
+        typer.Option("--restart-noise", help="Start the noise schedule's clock at the fork step"),
+    ] = False,
+    wait: Wait = False,
+    url: Url = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Fork an experiment at a kept step with --set overrides (noise schedule, activation
+    params, lr, epochs...); its first steps are the parent's, exactly."""
+    with client(url, api_key) as c:
+        if at_step is None:
+            steps = c.experiments.checkpoints(experiment_id)
+            listed = ", ".join(map(str, steps)) or "none yet"
+            console.print(f"{experiment_id} can be forked at steps: {listed}")
+            return
+        exp = c.experiments.fork(
+            experiment_id,
+            at_step=at_step,
+            overrides=overrides(set_),
+            name=name,
+            noise_clock="restart" if restart_noise else "continue",
+        )
+        console.print(f"{exp.id} {exp.status} (forked from {experiment_id} at step {at_step})")
         if wait:
             done = c.experiments.wait(exp.id, progress=True)
             show_experiment(done)

@@ -45,8 +45,10 @@ def create(
     owner_id: str | None = None,
     sweep_id: str | None = None,
     memory_bytes: int | None = None,
+    fork: dict[str, Any] | None = None,
 ) -> Experiment:
-    """Insert a queued experiment and its first event; the caller commits.
+    """Insert a queued experiment and its first event; the caller commits. A fork's
+    `fork` record (models.Experiment.fork) names its parent.
 
     What the scheduler reads is stored with it: the priority, the memory estimate, the
     workload (dataset/model: runs of one workload share a measured speed) and the length.
@@ -68,6 +70,8 @@ def create(
         priority=spec.priority,
         memory_bytes=memory_bytes,
         workload=f"{spec.dataset.model_dump()['name']}/{spec.model.model_dump()['arch']}",
+        parent_id=fork["parent_id"] if fork else None,
+        fork=fork,
     )
     session.add(experiment)
     session.flush()
@@ -87,6 +91,7 @@ def list_page(
     activation: str | None = None,
     tag: str | None = None,
     owner_id: str | None = None,
+    parent_id: str | None = None,
 ) -> tuple[list[Experiment], str | None]:
     """One page, newest first, and the cursor of the next (see `pages.newest_first`)."""
     query = select(Experiment)
@@ -98,9 +103,25 @@ def list_page(
         query = query.where(Experiment.activation == activation)
     if owner_id:
         query = query.where(Experiment.owner_id == owner_id)
+    if parent_id:
+        query = query.where(Experiment.parent_id == parent_id)
     if tag:
         query = query.join(ExperimentTag).where(ExperimentTag.tag == tag)
     return pages.newest_first(session, query, limit=limit, cursor=cursor)
+
+
+def lineage(session: Session, experiment: Experiment) -> list[tuple[str, int | None]]:
+    """Whose metric points a read of `experiment` shows, oldest first: each ancestor's id
+    with the step its child forked at (its points up to there), then the experiment's own
+    (None: all of them). A run of its own is `[(id, None)]`."""
+    chain: list[tuple[str, int | None]] = [(experiment.id, None)]
+    fork, seen = experiment.fork, {experiment.id}
+    while fork and fork["parent_id"] not in seen:
+        parent_id, at_step = fork["parent_id"], int(fork["at_step"])
+        chain.insert(0, (parent_id, at_step))
+        seen.add(parent_id)
+        fork = session.scalar(select(Experiment.fork).where(Experiment.id == parent_id))
+    return chain
 
 
 def ids_of_sweep(session: Session, sweep_id: str, owner_id: str | None) -> list[str]:

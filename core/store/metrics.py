@@ -126,3 +126,26 @@ def points_after_ids(
         .limit(limit)
     )
     return [list(row) for row in session.execute(query)]
+
+
+def compose_lineage(
+    chain: list[tuple[str, int | None]], found: dict[str, dict[str, list[Row]]]
+) -> dict[str, list[Row]]:
+    """One experiment's series from its lineage's rows: each ancestor's points up to the
+    step its line forked at (the smallest fork step after it), then the experiment's own."""
+    bounds: list[int | None] = []
+    cap: int | None = None
+    for _, at_step in reversed(chain):
+        if at_step is not None:
+            cap = at_step if cap is None else min(cap, at_step)
+        bounds.insert(0, cap)
+    out: dict[str, list[Row]] = {}
+    low = -1
+    for (experiment_id, _), high in zip(chain, bounds, strict=True):
+        for name, rows in found.get(experiment_id, {}).items():
+            taken = [r for r in rows if r[0] > low and (high is None or r[0] <= high)]
+            if taken:
+                out.setdefault(name, []).extend(taken)
+        if high is not None:
+            low = max(low, high)
+    return dict(sorted(out.items()))

@@ -10,15 +10,15 @@ from fastapi.responses import FileResponse
 from core import scheduling
 from core.spec import ExperimentSpec
 from core.spec.experiment import CANONICAL_EXAMPLE
-from core.store import metrics as metrics_repo
 from core.store.models import Status
 from service.access import ExperimentDep
 from service.auth import PrincipalDep
 from service.deps import PageDep, SessionDep, SettingsDep
-from service.experiments import events, preview, service
+from service.experiments import events, forks, preview, service
 from service.experiments.schemas import (
     ExperimentList,
     ExperimentRead,
+    KeptCheckpoints,
     MetricNames,
     MetricSeries,
     MetricSeriesColumns,
@@ -99,6 +99,9 @@ def list_experiments(
     sweep_id: Annotated[str | None, Query(max_length=64)] = None,
     activation: Annotated[str | None, Query(max_length=64)] = None,
     tag: Annotated[str | None, Query(max_length=64)] = None,
+    parent_id: Annotated[
+        str | None, Query(max_length=64, description="Only the forks of this experiment.")
+    ] = None,
 ) -> Any:
     """Newest first, filtered; follow `next_cursor` for more."""
     rows, next_cursor = service.list_page(
@@ -110,6 +113,7 @@ def list_experiments(
         sweep_id=sweep_id,
         activation=activation,
         tag=tag,
+        parent_id=parent_id,
     )
     return ExperimentList(
         items=[ExperimentRead.model_validate(r) for r in rows], next_cursor=next_cursor
@@ -144,6 +148,9 @@ def get_metrics(
     bucket's first, min, max and last point.
 
     Once the experiment has ended, an unknown `name` is a 422 that lists the names it has.
+
+    A fork's series read as its parent's points up to the fork step, then its own;
+    `inherited_through_step` says where its own begin.
     """
     series = service.metric_series(
         session=session,
@@ -152,14 +159,68 @@ def get_metrics(
         after_step=after_step,
         max_points=max_points,
     )
-    return FastJSON({"experiment_id": experiment.id, "series": render(series, format)})
+    return FastJSON(
+        {
+            "experiment_id": experiment.id,
+            "inherited_through_step": forks.inherited_through(experiment),
+            "series": render(series, format),
+        }
+    )
 
 
 @router.get("/{experiment_id}/metric-names", response_model=MetricNames)
 def get_metric_names(experiment: ExperimentDep, session: SessionDep) -> Any:
     """The names of every metric the experiment has reported (what `name=` accepts)."""
-    names = metrics_repo.names(session, [experiment.id])
+    names = service.metric_names(session=session, experiment=experiment)
     return MetricNames(experiment_id=experiment.id, names=names)
+
+
+@router.get("/{experiment_id}/checkpoints", response_model=KeptCheckpoints)
+def get_checkpoints(experiment: ExperimentDep, session: SessionDep, settings: SettingsDep) -> Any:
+    """The steps the experiment can be forked at: those whose checkpoint it kept
+    (`training.keep_checkpoints`), and a fork's lineage's up to its fork step."""
+    steps = forks.available(session, settings, experiment)
+    return KeptCheckpoints(experiment_id=experiment.id, steps=list(steps))
+
+
+@router.post(
+    "/{experiment_id}/fork", status_code=status.HTTP_201_CREATED, response_model=ExperimentRead
+)
+def fork_experiment(
+    experiment: ExperimentDep,
+    request: Annotated[
+        forks.ForkRequest,
+        Body(
+            openapi_examples={
+                "noise off": {
+                    "summary": "Turn the noise off from step 360 on",
+                    "value": {
+                        "at_step": 360,
+                        "overrides": {"noise_schedule.kind": "constant", "noise_schedule.start": 0},
+                    },
+                }
+            }
+        ),
+    ],
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+) -> Any:
+    """A new experiment that starts from this one's kept checkpoint at `at_step`, with the
+    spec changed by `overrides` (dotted paths): the noise schedule, an activation's
+    parameters, lr, lr_schedule, weight decay, the length, evaluation and checkpoint
+    cadences, early stopping, the seed. Its first `at_step` steps are this one's, exactly;
+    a fork that changes nothing continues exactly as this one did (docs/forks.md).
+
+    Only the owner (or an admin) may fork: anyone else gets a 404. An unknown step is a 422
+    on `at_step` that lists the kept ones; an override that cannot continue from the
+    checkpoint (another model, dataset, batch size, or a unit with other learned
+    parameters) is a 422 on `overrides.<path>` that says why.
+    """
+    row = forks.create(
+        session=session, settings=settings, principal=principal, parent=experiment, request=request
+    )
+    return ExperimentRead.model_validate(row)
 
 
 @router.get("/{experiment_id}/events", **events.ROUTE)

@@ -49,6 +49,11 @@ class ExperimentRead(BaseModel):
     spec: dict[str, Any]
     progress: Progress
     priority: int = 0
+    parent_id: str | None = Field(None, description="A fork's parent (docs/forks.md).")
+    fork: dict[str, Any] | None = Field(
+        None,
+        description="A fork's start: {parent_id, at_step, overrides, noise_clock, checkpoint}.",
+    )
     queue: QueuePlace | None = Field(
         None, description="While queued: its place, why it waits, when it should start."
     )
@@ -73,6 +78,11 @@ class MetricPoint(BaseModel):
 
 class MetricSeries(BaseModel):
     experiment_id: str
+    inherited_through_step: int | None = Field(
+        None,
+        description="A fork's: the points up to this step are its parent's (read from the "
+        "parent's rows, not copied); after it, its own.",
+    )
     series: dict[str, list[MetricPoint]]
 
 
@@ -86,6 +96,7 @@ class MetricColumns(BaseModel):
 
 class MetricSeriesColumns(BaseModel):
     experiment_id: str
+    inherited_through_step: int | None = None
     series: dict[str, MetricColumns]
 
 
@@ -154,3 +165,10 @@ class MetricsBatchColumns(BaseModel):
     labels: dict[str, CurveLabel] = Field(
         default_factory=dict, description="experiment id -> its sweep, arm and seed."
     )
+
+
+class KeptCheckpoints(BaseModel):
+    """The steps an experiment can be forked at (POST /v1/experiments/{id}/fork)."""
+
+    experiment_id: str
+    steps: list[int] = Field(description="Ascending; a fork's include its lineage's up to k.")

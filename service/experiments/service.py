@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -26,14 +27,20 @@ from service.experiments.downsample import downsample
 
 
 def create(
-    *, session: Session, settings: Settings, principal: Principal, spec: ExperimentSpec
+    *,
+    session: Session,
+    settings: Settings,
+    principal: Principal,
+    spec: ExperimentSpec,
+    fork: dict[str, Any] | None = None,
 ) -> Experiment:
-    """Insert a queued experiment; it is sent to the workers after the commit."""
+    """Insert a queued experiment (a fork, with its `fork` record); it is sent to the
+    workers after the commit."""
     size = limits.check_spec(spec, settings)
     limits.check_priority(spec.priority, owners.max_priority(session, principal))
     limits.check_queue(session, principal.owner_id, 1, settings)
     experiment = repo.create(
-        session, spec=spec, owner_id=principal.owner_id, memory_bytes=size.total_bytes
+        session, spec=spec, owner_id=principal.owner_id, memory_bytes=size.total_bytes, fork=fork
     )
     repo.mark_enqueued(session, experiment.id)
     enqueue_after_commit(session, settings, [experiment.id], priority=spec.priority)
@@ -99,10 +106,35 @@ def metric_series(
 
     Once the experiment has ended, an unknown name is a 422 that lists the names it has.
     """
+    chain = repo.lineage(session, experiment)
     if names and Status(experiment.status) in TERMINAL:
-        check_names(names, metrics_repo.names(session, [experiment.id]), field="name")
+        check_names(names, metrics_repo.names(session, [i for i, _ in chain]), field="name")
+    if experiment.fork:
+        return _lineage_rows(session, chain, names, after_step, max_points)
     found = _rows(session, [experiment.id], names, after_step, max_points)
     return found.get(experiment.id, {})
+
+
+def metric_names(*, session: Session, experiment: Experiment) -> list[str]:
+    """Every metric name a read of the experiment has (a fork's: its lineage's too)."""
+    return metrics_repo.names(session, [i for i, _ in repo.lineage(session, experiment)])
+
+
+def _lineage_rows(
+    session: Session,
+    chain: list[tuple[str, int | None]],
+    names: list[str] | None,
+    after_step: int | None,
+    max_points: int | None,
+) -> dict[str, list[Row]]:
+    """A fork's series: its lineage's points up to the fork step, then its own (stored
+    once, in each experiment's own rows: a fork copies nothing)."""
+    ids = [i for i, _ in chain]
+    found = metrics_repo.series_rows(session, ids, names=names, after_step=after_step)
+    series = metrics_repo.compose_lineage(chain, found)
+    if max_points:
+        series = {name: downsample(rows, max_points) for name, rows in series.items()}
+    return series
 
 
 def check_names(wanted: Sequence[str], have: Sequence[str], *, field: str) -> None:
@@ -128,11 +160,15 @@ def many_series(
     max_points: int | None,
 ) -> dict[str, dict[str, list[Row]]]:
     """Curves of many experiments in one query (e.g. a sweep's); each must be visible."""
-    for experiment_id in experiment_ids:
-        get(session=session, principal=principal, experiment_id=experiment_id)
+    rows = [get(session=session, principal=principal, experiment_id=i) for i in experiment_ids]
     if not experiment_ids:
         return {}
-    return _rows(session, experiment_ids, names, after_step, max_points)
+    own = [r.id for r in rows if not r.fork]
+    out = _rows(session, own, names, after_step, max_points) if own else {}
+    for fork in (r for r in rows if r.fork):
+        chain = repo.lineage(session, fork)
+        out[fork.id] = _lineage_rows(session, chain, names, after_step, max_points)
+    return {i: out[i] for i in experiment_ids}
 
 
 # A series at most this many times max_points long is read whole and downsampled here;

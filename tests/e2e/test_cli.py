@@ -103,6 +103,35 @@ def test_submit_wait_then_ls_and_show(server: str, tmp_path: Path) -> None:
     assert bad.returncode == 1 and "training.epochs" in bad.stderr
 
 
+def test_fork_lists_kept_steps_forks_with_set_and_says_why_not(server: str, tmp_path: Path) -> None:
+    spec = _spec_file(tmp_path)
+    done = cli(server, "submit", str(spec), "--set", "training.epochs=2", "--wait")
+    assert done.returncode == 0, done.stdout + done.stderr
+    parent = done.stdout.split()[0]
+    listed = cli(server, "fork", parent)
+    assert listed.returncode == 0, listed.stderr
+    steps = listed.stdout.split("steps:")[1].replace(",", " ").split()
+    assert len(steps) == 2  # one kept checkpoint per evaluation
+    forked = cli(
+        server,
+        "fork", parent, "--at-step", steps[0],
+        "--set", "noise_schedule.kind=constant", "--set", "noise_schedule.start=0",
+        "--wait",
+    )  # fmt: skip
+    assert forked.returncode == 0, forked.stdout + forked.stderr
+    assert f"forked from {parent} at step {steps[0]}" in forked.stdout
+    assert f"fork of   {parent} at step {steps[0]}" in forked.stdout
+    fork = actlab.Client(server).experiments.get(forked.stdout.split()[0])
+    assert fork.parent_id == parent and fork.spec["noise_schedule"]["start"] == 0
+    series = actlab.Client(server).experiments.series(fork.id, ["val/acc"])
+    assert series.inherited_through_step == int(steps[0])
+    bad = cli(server, "fork", parent, "--at-step", "3")
+    assert bad.returncode == 1 and "at_step" in bad.stderr and "Traceback" not in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    bad = cli(server, "fork", parent, "--at-step", steps[0], "--set", "model.hidden=[10]")
+    assert bad.returncode == 1 and "overrides.model.hidden" in bad.stderr
+
+
 def test_sweep_to_its_table_then_plot_and_export(server: str, tmp_path: Path) -> None:
     base = canonical_spec(training={"epochs": 1})
     del base["name"], base["seed"]

@@ -143,7 +143,7 @@ def test_list_filters_by_activation_and_tag(client: TestClient) -> None:
 def test_metrics_of_a_new_experiment_are_empty(client: TestClient) -> None:
     exp = client.post("/v1/experiments", json=canonical_spec()).json()
     body = client.get(f"/v1/experiments/{exp['id']}/metrics").json()
-    assert body == {"experiment_id": exp["id"], "series": {}}
+    assert body == {"experiment_id": exp["id"], "inherited_through_step": None, "series": {}}
 
 
 def test_healthz(client: TestClient) -> None:

@@ -124,11 +124,10 @@ def test_retention_thins_past_max_kept_and_keeps_at_and_best(
     _, rec, keep = _parent(
         data_dir, tmp_path, training={"epochs": 5, "keep_checkpoints": keep_spec}
     )
-    best = min(
-        (v["val/loss"], s) for s, _, v in rec.metrics if "val/loss" in v
-    )  # best_metric defaults to val/loss, mode min
+    # best_metric is val/acc, mode max: the first of the best evaluations.
+    best = max((v["val/acc"], -s) for s, _, v in rec.metrics)
     periodic = {30, 60}  # evaluations 2 and 4: `every` doubled once
-    assert set(kept_steps(keep)) == periodic | {7, best[1]}
+    assert set(kept_steps(keep)) == periodic | {7, -best[1]}
 
 
 def test_no_kept_checkpoints_when_every_is_zero(data_dir: Path, tmp_path: Path) -> None:
