@@ -165,6 +165,7 @@ class SweepSummary(_Read):
 
 class Sweep(SweepSummary):
     base_spec: dict[str, Any]
+    fork: dict[str, Any] | None = None  # a continuation study's start
     confidence: float
     experiments: list[SweepExperiment]
     aggregate: list[ArmRow]

@@ -214,6 +214,8 @@ class Sweep(Base):
     metric: Mapped[str] = mapped_column(String(128))
     baseline: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # a grid point
     packing: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {"max_members": K} or None
+    # A fork sweep's start: {experiment_id | sweep_id, at_step, noise_clock[, skipped]}.
+    fork: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

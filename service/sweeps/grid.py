@@ -86,7 +86,7 @@ def _drop_foreign_params(spec: dict[str, Any], point: Point) -> None:
 
 def point_spec(body: SweepCreate, index: int, point: Point, seed: int) -> dict[str, Any]:
     """The spec document of one experiment: base spec, grid values, seed, name and tags."""
-    spec = copy.deepcopy(body.base_spec)
+    spec = copy.deepcopy(body.base_spec or {})
     for path, value in point.items():
         _set_path(spec, path, value)
     _drop_foreign_params(spec, point)
@@ -113,7 +113,7 @@ def expand(body: SweepCreate) -> list[tuple[Point, list[ExperimentSpec]]]:
         spec: dict[str, Any] | None = None
         try:
             specs = []
-            for seed in body.seeds:
+            for seed in body.seeds or []:
                 spec = point_spec(body, index, point, seed)
                 specs.append(ExperimentSpec.model_validate(spec))
         except (ValidationError, ValueError) as exc:

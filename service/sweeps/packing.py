@@ -18,6 +18,8 @@ def groups(rows: Sequence[Experiment], *, max_members: int) -> list[list[Experim
     for row in rows:
         key = pack_key(row.spec)
         if key is not None:
+            if row.fork:  # forks pack when they start at one step on one noise clock
+                key += f"|fork@{row.fork['at_step']}:{row.fork['noise_clock']}"
             by_key[key].append(row)
     out = []
     for members in by_key.values():

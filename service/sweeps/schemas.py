@@ -7,7 +7,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -62,6 +62,29 @@ class PackingSpec(BaseModel):
     )
 
 
+class SweepFork(BaseModel):
+    """Where a fork sweep's experiments start (docs/forks.md): an experiment's kept checkpoint
+    at `at_step`, or each member of a sweep from its own checkpoint at `at_step`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    experiment_id: str | None = Field(None, max_length=64, description="Fork this experiment.")
+    sweep_id: str | None = Field(
+        None,
+        max_length=64,
+        description="Fork every member of this sweep, each from its own checkpoint and with "
+        "its own seed: the same first k steps, a different rest.",
+    )
+    at_step: Int = Field(ge=1, le=2**31 - 1, description="A step every parent kept.")
+    noise_clock: Literal["continue", "restart"] = "continue"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SweepFork:
+        if (self.experiment_id is None) == (self.sweep_id is None):
+            raise ValueError("give one of experiment_id or sweep_id")
+        return self
+
+
 class SweepCreate(BaseModel):
     """A base spec, a grid over dotted spec paths, and seeds: one experiment per point and seed.
 
@@ -75,18 +98,32 @@ class SweepCreate(BaseModel):
     )
 
     name: str = Field(min_length=1, max_length=100)
-    base_spec: dict[str, Any] = Field(description="A spec, minus what the grid and seeds set.")
+    base_spec: dict[str, Any] | None = Field(
+        None,
+        description="A spec, minus what the grid and seeds set (a fork sweep has none: its "
+        "spec is its parent's).",
+    )
     grid: dict[str, list[Any]] = Field(
         default_factory=dict,
         description="Dotted spec path -> values; every combination is one grid point.",
         examples=[{"activation.name": ["relu", "noisy_relu"], "noise_schedule.kind": ["cosine"]}],
     )
-    seeds: list[Seed] = Field(min_length=1, description="Each grid point runs once per seed.")
+    seeds: list[Seed] | None = Field(
+        None,
+        min_length=1,
+        description="Each grid point runs once per seed (a fork sweep of a sweep keeps each "
+        "parent's seed and takes none; of an experiment, a seed is its noise from step k on).",
+    )
     metric: str = Field("test/acc", min_length=1, max_length=128, description="Aggregated.")
     baseline: dict[str, Any] | None = Field(
         None, description="The grid point others are compared with; default the first point."
     )
     tags: list[Tag] = Field(default_factory=list, max_length=32)
+    fork: SweepFork | None = Field(
+        None,
+        description="A continuation study: every experiment forks the parent(s) at "
+        "`at_step` with its grid point as overrides (POST /v1/experiments/{id}/fork).",
+    )
     packing: PackingSpec | None = Field(
         None,
         description=(
@@ -114,10 +151,29 @@ class SweepCreate(BaseModel):
 
     @field_validator("seeds")
     @classmethod
-    def _seeds(cls, seeds: list[int]) -> list[int]:
-        if len(set(seeds)) != len(seeds):
+    def _seeds(cls, seeds: list[int] | None) -> list[int] | None:
+        if seeds is not None and len(set(seeds)) != len(seeds):
             raise ValueError("seeds must be unique")
         return seeds
+
+    @model_validator(mode="after")
+    def _sources(self) -> SweepCreate:
+        if self.fork is None:
+            if self.base_spec is None:
+                raise ValueError("base_spec: required (or fork, for a continuation study)")
+            if self.seeds is None:
+                raise ValueError("seeds: required")
+        else:
+            if self.base_spec is not None:
+                raise ValueError(
+                    "base_spec: a fork sweep's spec is its parent's; put what changes in grid"
+                )
+            if self.fork.sweep_id is not None and self.seeds is not None:
+                raise ValueError(
+                    "seeds: a fork of a sweep keeps each member's seed (forking an "
+                    "experiment takes seeds)"
+                )
+        return self
 
     @field_validator("baseline")
     @classmethod
@@ -248,6 +304,7 @@ class SweepRead(SweepSummary):
     # The context also holds the experiments, their aggregates, and the `metric` and
     # `baseline` point they were aggregated for (the request's, else the sweep's).
     base_spec: dict[str, Any]
+    fork: dict[str, Any] | None = Field(None, description="A fork sweep's start (SweepFork).")
     experiments: list[SweepExperiment]
     aggregate: list[ArmRow]
     comparisons: list[Comparison]

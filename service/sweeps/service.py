@@ -22,7 +22,8 @@ from service import limits, owners
 from service.auth import Principal
 from service.errors import InvalidSpec, LimitExceeded
 from service.experiments.service import check_names
-from service.sweeps import packing, stats
+from service.sweeps import forking, packing, stats
+from service.sweeps.forking import Member
 from service.sweeps.grid import Point, dropped_params, expand, experiment_name, label, points
 from service.sweeps.schemas import (
     PENDING,
@@ -43,54 +44,71 @@ def create(
     *, session: Session, settings: Settings, body: SweepCreate, principal: Principal
 ) -> SweepRead:
     """Insert the sweep and all its experiments (the request commits them together)."""
-    total = experiment_count(body.grid, body.seeds)
-    if total > settings.max_sweep_size:
-        raise LimitExceeded(
-            f"a sweep of {total} experiments is too large",
-            setting="ACTLAB_MAX_SWEEP_SIZE",
-            limit=settings.max_sweep_size,
-        )
+    if body.fork is None:
+        assert body.base_spec is not None and body.seeds is not None
+        _check_size(experiment_count(body.grid, body.seeds), settings)
+        members = [
+            Member(point, spec.seed, spec) for point, specs in expand(body) for spec in specs
+        ]
+        base_spec, grid, seeds = body.base_spec, body.grid, body.seeds
+    else:
+        fork_seeds = body.seeds or [0]
+        _check_size(experiment_count(body.grid, fork_seeds), settings)
+        plan = forking.plan(session=session, settings=settings, principal=principal, body=body)
+        _check_size(len(plan.members), settings)
+        members = plan.members
+        base_spec, grid, seeds = plan.base_spec, plan.grid, plan.seeds
     owner_id = principal.owner_id
-    expanded = expand(body)
     sizes = {}
-    for point, specs in expanded:  # seeds do not change the size of a run
-        sizes[label(point)] = limits.check_spec(specs[0], settings).total_bytes
-    priority = max(spec.priority for _, specs in expanded for spec in specs)
-    limits.check_priority(
-        priority, owners.max_priority(session, principal), field="base_spec.priority"
-    )
-    limits.check_queue(session, owner_id, total, settings)
+    for m in members:  # seeds do not change the size of a run
+        if label(m.point) not in sizes:
+            sizes[label(m.point)] = limits.check_spec(m.spec, settings).total_bytes
+    priority = max(m.spec.priority for m in members)
+    field = "base_spec.priority" if body.fork is None else "priority"
+    limits.check_priority(priority, owners.max_priority(session, principal), field=field)
+    limits.check_queue(session, owner_id, len(members), settings)
     sweep = repo.create(
         session,
         name=body.name,
         owner_id=owner_id,
-        base_spec=body.base_spec,
-        grid=body.grid,
-        seeds=body.seeds,
         metric=body.metric,
         baseline=body.baseline,
+        base_spec=base_spec,
+        grid=grid,
+        seeds=seeds,
     )
+    if body.fork is not None:
+        sweep.fork = plan.fork
     rows = []
-    for point, specs in expanded:
-        for spec in specs:
-            row = experiments_repo.create(
-                session,
-                spec=spec,
-                owner_id=owner_id,
-                sweep_id=sweep.id,
-                memory_bytes=sizes[label(point)],
-            )
-            row.sweep_point, row.sweep_arm, row.sweep_seed = point, label(point), spec.seed
-            experiments_repo.mark_enqueued(session, row.id)
-            rows.append(row)
-            # One hook per id: a failed send does not stop the others (the reaper re-sends).
-            after_commit(session, partial(send_run, settings, row.id))
+    for m in members:
+        row = experiments_repo.create(
+            session,
+            spec=m.spec,
+            owner_id=owner_id,
+            sweep_id=sweep.id,
+            memory_bytes=sizes[label(m.point)],
+            fork=m.fork,
+        )
+        row.sweep_point, row.sweep_arm, row.sweep_seed = m.point, label(m.point), m.seed
+        experiments_repo.mark_enqueued(session, row.id)
+        rows.append(row)
+        # One hook per id: a failed send does not stop the others (the reaper re-sends).
+        after_commit(session, partial(send_run, settings, row.id))
     if priority > 0:
         after_commit(session, partial(owners.preempt_now, settings))
     if body.packing is not None:
         sweep.packing = body.packing.model_dump()
         packing.assign_packs(session, rows, max_members=body.packing.max_members)
     return view(session=session, sweep=sweep, metric=None, baseline=None)
+
+
+def _check_size(total: int, settings: Settings) -> None:
+    if total > settings.max_sweep_size:
+        raise LimitExceeded(
+            f"a sweep of {total} experiments is too large",
+            setting="ACTLAB_MAX_SWEEP_SIZE",
+            limit=settings.max_sweep_size,
+        )
 
 
 def list_page(

@@ -116,3 +116,46 @@ def test_a_fork_killed_mid_training_resumes_with_the_parents_curves(
         second.stop()
     assert done["attempts"] == 2
     assert learnt(series(api, fork["id"])) == learnt(series(api, parent["id"]))
+
+
+def test_a_packed_fork_sweep_runs_and_compares_its_arms_paired_by_seed(
+    api: TestClient, fast: Settings, tmp_path: Path
+) -> None:
+    worker = start_worker(fast, tmp_path / "w.log")
+    try:
+        spec = canonical_spec(
+            training={"epochs": 4}, noise_schedule={"kind": "constant", "start": 1.0}
+        )
+        parent = api.post("/v1/experiments", json=spec).json()
+        _done(api, parent["id"])
+        k = api.get(f"/v1/experiments/{parent['id']}/checkpoints").json()["steps"][1]
+        body = {
+            "name": "continuation",
+            "fork": {"experiment_id": parent["id"], "at_step": k},
+            "grid": {"noise_schedule.start": [1.0, 0.0, 2.0]},
+            "seeds": [spec["seed"], 1],
+            "baseline": {"noise_schedule.start": 1.0},
+            "packing": {"max_members": 8},
+        }
+        created = api.post("/v1/sweeps", json=body)
+        assert created.status_code == 201, created.text
+        sweep = created.json()
+        assert len({e["pack_id"] for e in sweep["experiments"]}) == 1  # one pack of six
+        for e in sweep["experiments"]:
+            _done(api, e["id"])
+    finally:
+        worker.stop()
+    view = api.get(f"/v1/sweeps/{sweep['id']}").json()
+    assert [a["n"] for a in view["aggregate"]] == [2, 2, 2]
+    assert [c["n_pairs"] for c in view["comparisons"]] == [2, 2]
+    theirs = learnt(series(api, parent["id"]))
+    # The kept arm with the parent's seed is the parent's continuation (packed: equal within
+    # the packing tolerance), and reads as the parent's before k.
+    kept = next(
+        e for e in view["experiments"]
+        if e["point"] == {"noise_schedule.start": 1.0} and e["seed"] == spec["seed"]
+    )  # fmt: skip
+    ours = learnt(series(api, kept["id"]))
+    assert _split(ours, k)[0] == _split(theirs, k)[0]
+    for a, b in zip(ours["val/loss"], theirs["val/loss"], strict=True):
+        assert a["step"] == b["step"] and a["value"] == pytest.approx(b["value"], rel=1e-5)

@@ -49,13 +49,13 @@ def train(
     """Train `spec` to the end, writing checkpoints to `checkpoint_path`; resume from
     `resume_from` (default: `checkpoint_path`) when that file exists, else start from the
     fork's parent checkpoint, if a fork. Kept checkpoints go to `keep_dir`."""
-    run = build_run(spec, Path(data_dir), noise_from=_noise_from(fork))
+    run = build_run(spec, Path(data_dir), noise_from=noise_from(fork))
     source = resume_from if resume_from is not None else checkpoint_path
     loop, resumed = start_position(run, source, fork)
     return Trainer(run, loop, callbacks, checkpoint_path, keep_dir).fit(resumed=resumed)
 
 
-def _noise_from(fork: ForkStart | None) -> int:
+def noise_from(fork: ForkStart | None) -> int:
     return fork.step if fork is not None and fork.restart_noise else 0
 
 

@@ -272,3 +272,13 @@ def _finish(claim: Claim, settings: Settings, *, status: Status, **kwargs: Any) 
     if status == Status.queued:
         send_run(settings, claim.experiment_id)
     return status.value
+
+
+def fork_start(claimed: Claim, settings: Settings) -> engine.ForkStart | None:
+    """Where a fork starts (its parent's kept checkpoint), or None for a run of its own."""
+    fork = claimed.fork
+    if not fork:
+        return None
+    path = resolve_checkpoint(settings, fork["checkpoint"])
+    assert path is not None
+    return engine.ForkStart(path, fork["at_step"], fork.get("noise_clock") == "restart")

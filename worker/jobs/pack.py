@@ -20,7 +20,7 @@ from core.spec import ExperimentSpec, known
 from core.store import packs
 from core.store.lifecycle import Claim
 from worker.engine.packed import Outcome, PackMember, train_pack
-from worker.jobs.attempt import WORKER_NAME, StoreCallbacks, finish
+from worker.jobs.attempt import WORKER_NAME, StoreCallbacks, finish, fork_start
 
 log = logging.getLogger("actlab.worker")
 
@@ -92,6 +92,7 @@ def run(claims: list[Claim], settings: Settings) -> dict[str, str]:
                 checkpoint_path(settings, c),
                 cb.recorded,
                 kept_dir(settings, c.experiment_id),
+                fork_start(c, settings),
             )
             for c, cb in zip(claims, callbacks, strict=True)
         ]

@@ -7,13 +7,13 @@ import time
 
 from sqlalchemy.orm import Session
 
-from core.artifacts import checkpoint_path, kept_dir, resolve_checkpoint
+from core.artifacts import checkpoint_path, kept_dir
 from core.settings import Settings
 from core.spec import ExperimentSpec, known
 from core.store import lifecycle
 from core.store.lifecycle import Claim
 from worker import engine
-from worker.jobs.attempt import WORKER_NAME, StoreCallbacks, finish
+from worker.jobs.attempt import WORKER_NAME, StoreCallbacks, finish, fork_start
 
 log = logging.getLogger("actlab.worker")
 
@@ -29,16 +29,6 @@ def claim(session: Session, experiment_id: str, settings: Settings) -> list[Clai
         session, experiment_id, worker=WORKER_NAME, lease_seconds=settings.lease_seconds
     )
     return [taken] if taken is not None else []
-
-
-def fork_start(claimed: Claim, settings: Settings) -> engine.ForkStart | None:
-    """Where a fork starts (its parent's kept checkpoint), or None for a run of its own."""
-    fork = claimed.fork
-    if not fork:
-        return None
-    path = resolve_checkpoint(settings, fork["checkpoint"])
-    assert path is not None
-    return engine.ForkStart(path, fork["at_step"], fork.get("noise_clock") == "restart")
 
 
 def run(claims: list[Claim], settings: Settings) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""forks: an experiment's parent and where it forked from it (docs/forks.md)
+"""forks: an experiment's parent and where it forked from it, a fork sweep's start
+(docs/forks.md)
 
 Revision ID: 0009
 Revises: 0008
@@ -19,9 +20,11 @@ def upgrade() -> None:
     op.add_column('experiments', sa.Column('parent_id', sa.String(length=40), nullable=True))
     op.add_column('experiments', sa.Column('fork', sa.JSON(), nullable=True))
     op.create_index(op.f('ix_experiments_parent_id'), 'experiments', ['parent_id'])
+    op.add_column('sweeps', sa.Column('fork', sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column('sweeps', 'fork')
     op.drop_index(op.f('ix_experiments_parent_id'), table_name='experiments')
     op.drop_column('experiments', 'fork')
     op.drop_column('experiments', 'parent_id')

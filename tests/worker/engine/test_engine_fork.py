@@ -178,3 +178,26 @@ def test_pack_members_keep_checkpoints_a_fork_continues_from(
     assert [s for s, _ in ours] == [s for s, _ in theirs] == [30, 45]
     for (_, a), (_, b) in zip(ours, theirs, strict=True):
         assert a["val/loss"] == pytest.approx(b["val/loss"], rel=1e-5)
+
+
+def test_forks_pack_together_and_continue_as_their_parents(data_dir: Path, tmp_path: Path) -> None:
+    from worker.engine.packed import PackMember, train_pack
+
+    specs = [make_spec(seed=seed) for seed in (0, 1)]
+    parents, keeps = [Recorder(), Recorder()], [tmp_path / "a", tmp_path / "b"]
+    train_pack(
+        [PackMember(s, r, None, None, k) for s, r, k in zip(specs, parents, keeps, strict=True)],
+        data_dir=data_dir,
+    )
+    forks = [Recorder(), Recorder()]
+    members = [
+        PackMember(s, r, None, None, None, engine.ForkStart(k / "step-15.pt", 15))
+        for s, r, k in zip(specs, forks, keeps, strict=True)
+    ]
+    train_pack(members, data_dir=data_dir)
+    for fork, parent in zip(forks, parents, strict=True):
+        assert fork.notes[0].startswith("forked: started from the parent's checkpoint at step 15")
+        ours, theirs = _after(fork, 15), _after(parent, 15)
+        assert [s for s, _ in ours] == [s for s, _ in theirs] == [30, 45]
+        for (_, a), (_, b) in zip(ours, theirs, strict=True):
+            assert a["val/loss"] == pytest.approx(b["val/loss"], rel=1e-5)

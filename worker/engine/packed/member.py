@@ -14,7 +14,7 @@ from typing import Any
 from worker.engine.callbacks import Callbacks, TrainResult
 from worker.engine.errors import TrainingError
 from worker.engine.setup import build_run
-from worker.engine.trainer import Trainer, start_position
+from worker.engine.trainer import ForkStart, Trainer, noise_from, start_position
 
 
 @dataclass
@@ -26,6 +26,7 @@ class PackMember:
     checkpoint_path: Path | None = None
     resume_from: Path | None = None
     keep_dir: Path | None = None  # where it keeps the checkpoints it may be forked at
+    fork: ForkStart | None = None  # a fork's start (every member of a pack at one step)
 
 
 Outcome = TrainResult | TrainingError  # a member's end: its result, or why it left the pack
@@ -35,9 +36,10 @@ class MemberTrainer(Trainer):
     """A member's run and loop; the pack drives its steps with the `Trainer`'s own hooks."""
 
     def __init__(self, member: PackMember, data_dir: Path) -> None:
-        run = build_run(member.spec, Path(data_dir))
+        fork = member.fork
+        run = build_run(member.spec, Path(data_dir), noise_from=noise_from(fork))
         source = member.resume_from if member.resume_from is not None else member.checkpoint_path
-        loop, self.resumed = start_position(run, source)
+        loop, self.resumed = start_position(run, source, fork)
         super().__init__(run, loop, member.callbacks, member.checkpoint_path, member.keep_dir)
 
     def start(self) -> None:

@@ -1,0 +1,111 @@
+"""Fork sweeps without a worker: an experiment's fork over a grid and seeds, every member of a
+sweep forked from its own checkpoint, packs of forks, and the 422s (tests/e2e/test_forks.py
+trains one; docs/studies/continuation.py is the worked study)."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from core.artifacts import kept_dir, kept_name
+from core.settings import Settings
+from tests.support import canonical_spec
+
+NOISE = {"noise_schedule.start": [1.0, 0.0, 2.0]}
+
+
+def _keep(settings: Settings, experiment_id: str, *steps: int) -> None:
+    directory = kept_dir(settings, experiment_id)
+    directory.mkdir(parents=True, exist_ok=True)
+    for step in steps:
+        (directory / kept_name(step)).write_bytes(b"")
+
+
+def _parent(client: TestClient, settings: Settings, *steps: int) -> str:
+    spec = canonical_spec(noise_schedule={"kind": "constant", "start": 1.0})
+    experiment_id: str = client.post("/v1/experiments", json=spec).json()["id"]
+    _keep(settings, experiment_id, *steps)
+    return experiment_id
+
+
+def test_a_fork_sweep_of_an_experiment_forks_each_point_and_seed(
+    client: TestClient, settings: Settings
+) -> None:
+    parent = _parent(client, settings, 360, 720)
+    body = {
+        "name": "continuation",
+        "fork": {"experiment_id": parent, "at_step": 360},
+        "grid": NOISE,
+        "seeds": [0, 1, 2, 3, 4],
+        "baseline": {"noise_schedule.start": 1.0},
+        "packing": {"max_members": 16},
+    }
+    response = client.post("/v1/sweeps", json=body)
+    assert response.status_code == 201, response.text
+    sweep = response.json()
+    assert sweep["size"] == 15 and len(sweep["experiments"]) == 15
+    assert sweep["fork"] == {"experiment_id": parent, "at_step": 360, "noise_clock": "continue"}
+    forks = [client.get(f"/v1/experiments/{e['id']}").json() for e in sweep["experiments"]]
+    assert {f["parent_id"] for f in forks} == {parent}
+    assert {f["fork"]["at_step"] for f in forks} == {360}
+    assert sorted((f["spec"]["noise_schedule"]["start"], f["spec"]["seed"]) for f in forks) == [
+        (s, seed) for s in (0.0, 1.0, 2.0) for seed in range(5)
+    ]
+    # Forks at one step pack (they differ in seed and schedule start only).
+    packs = {e["pack_id"] for e in sweep["experiments"]}
+    assert None not in packs and len(packs) == 1
+
+
+def test_a_fork_sweep_of_a_sweep_forks_each_member_from_its_own_checkpoint(
+    client: TestClient, settings: Settings
+) -> None:
+    base = canonical_spec()
+    del base["name"], base["seed"]
+    source = client.post(
+        "/v1/sweeps",
+        json={
+            "name": "parents",
+            "base_spec": base,
+            "grid": {"activation.params.sigma": [0.1, 0.3]},
+            "seeds": [0, 1],
+        },
+    ).json()
+    for e in source["experiments"]:
+        _keep(settings, e["id"], 360)
+    body = {"name": "paired", "fork": {"sweep_id": source["id"], "at_step": 360}, "grid": NOISE}
+    response = client.post("/v1/sweeps", json=body)
+    assert response.status_code == 201, response.text
+    sweep = response.json()
+    assert sweep["size"] == 12 and sweep["seeds"] == [0, 1]
+    assert sweep["grid"] == {"activation.params.sigma": [0.1, 0.3], **NOISE}
+    by_parent = {e["id"]: e for e in source["experiments"]}
+    for e in sweep["experiments"]:
+        fork = client.get(f"/v1/experiments/{e['id']}").json()
+        parent = by_parent[fork["parent_id"]]
+        assert fork["spec"]["seed"] == parent["seed"] == e["seed"]  # its own parent's seed
+        assert e["point"]["activation.params.sigma"] == parent["point"]["activation.params.sigma"]
+    assert len(sweep["aggregate"]) == 6
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "why"),
+    [
+        ({"grid": {"model.hidden": [[10]]}}, "grid.model.hidden", "another model"),
+        ({"fork": {"at_step": 100}}, "fork.at_step", "kept steps: 360, 720"),
+        ({"base_spec": canonical_spec()}, "", "a fork sweep's spec is its parent's"),
+        ({"fork": {"at_step": 360, "experiment_id": "exp_nope"}}, "", "not found"),
+    ],
+)
+def test_a_fork_sweep_that_cannot_continue_is_refused_naming_the_field(
+    client: TestClient, settings: Settings, change: dict, path: str, why: str
+) -> None:
+    parent = _parent(client, settings, 360, 720)
+    body = {"name": "bad", "fork": {"experiment_id": parent, "at_step": 360}, "grid": NOISE}
+    body["seeds"] = [0]
+    for key, value in change.items():
+        body[key] = {**body[key], **value} if key == "fork" else value
+    response = client.post("/v1/sweeps", json=body)
+    assert response.status_code in (404, 422), response.text
+    assert why in response.text
+    if path:
+        assert response.json()["errors"][0]["path"] == path
