@@ -206,6 +206,37 @@ def test_noise_scale_is_drawn_against_the_spec_preview(page: Watched, server: Se
     page.shot("experiment-noise-preview")
 
 
+def test_a_forks_page_shows_its_lineage_and_its_curves_over_its_parents(
+    page: Watched, server: Server
+) -> None:
+    spec = small_spec(noise_schedule={"kind": "constant", "start": 1.0})
+    with api(server) as client:
+        parent = client.post("/v1/experiments", json=spec).json()
+        assert wait_for_status(client, parent["id"], {"succeeded", "failed"})["status"] == (
+            "succeeded"
+        )
+        k = client.get(f"/v1/experiments/{parent['id']}/checkpoints").json()["steps"][0]
+        quiet = {"noise_schedule.start": 0.0}
+        fork = client.post(
+            f"/v1/experiments/{parent['id']}/fork", json={"at_step": k, "overrides": quiet}
+        ).json()
+        assert wait_for_status(client, fork["id"], {"succeeded", "failed"})["status"] == "succeeded"
+    p = page.page
+    p.goto(f"/#/experiments/{fork['id']}")
+    p.wait_for_selector("#ancestors")
+    lineage = p.inner_text("#ancestors")
+    assert parent["name"] in lineage and f"forked at step {k} (noise_schedule.start=0)" in lineage
+    chart = '.chart[data-chart="loss"]'
+    p.wait_for_selector(f"{chart}[data-points]")
+    legend = p.inner_text(f"{chart} .legend")
+    assert "train/loss (parent)" in legend and "val/loss (parent)" in legend
+    page.shot("experiment-fork")
+    p.click(f"#ancestors a[href='#/experiments/{parent['id']}']")
+    p.wait_for_selector(f"#forks li[data-fork='{fork['id']}']")
+    assert f"from step {k}: noise_schedule.start=0" in p.inner_text("#forks")
+    page.shot("experiment-forked")
+
+
 def test_queue_page_shows_the_apis_order_reasons_and_starts(page: Watched, server: Server) -> None:
     with api(server) as client:
         running = client.post("/v1/experiments", json=canonical_spec(training=LONG)).json()

@@ -1,6 +1,7 @@
-// One experiment: spec, status, events, live curves over the SSE stream, cancel and retry.
+// One experiment: spec, status, events, live curves over the SSE stream, cancel and retry;
+// a fork's lineage, and its curves over its parent's.
 import { api, qs, stream } from "../api.js";
-import { Chart } from "../chart.js";
+import { Chart, color } from "../chart.js";
 import { Series, chartGroups } from "../curves.js";
 import { clear, errorBox, fmt, h, link, statusBadge, table, tags } from "../dom.js";
 import { TERMINAL } from "../status.js";
@@ -11,7 +12,7 @@ export async function experimentView(root, ctx, id) {
   const abort = new AbortController();
   ctx.onLeave(() => abort.abort());
   const view = { id, exp: null, series: new Series(), charts: new Map(), events: [],
-    lastEvent: 0, preview: null, els: {} };
+    lastEvent: 0, preview: null, parent: null, els: {} };
   try {
     view.exp = await api(`/v1/experiments/${encodeURIComponent(id)}`);
   } catch (err) {
@@ -20,6 +21,7 @@ export async function experimentView(root, ctx, id) {
   }
   layout(root, view);
   renderHeader(view);
+  loadLineage(view);
   // The stream first, then the history: a point lands in one or both (merged by step).
   if (!TERMINAL.has(view.exp.status)) follow(view, abort.signal);
   await loadHistory(view);
@@ -29,10 +31,11 @@ function layout(root, view) {
   const els = view.els;
   els.header = h("div", { id: "experiment-header" });
   els.charts = h("div", { class: "charts", id: "charts" });
+  els.lineage = h("div", { id: "lineage" });
   els.events = h("div", { id: "events" });
   els.spec = h("pre", { id: "spec" });
-  clear(root, els.header, h("h2", {}, "Curves"), els.charts, h("h2", {}, "Events"), els.events,
-    h("h2", {}, "Spec"), els.spec);
+  clear(root, els.header, els.lineage, h("h2", {}, "Curves"), els.charts, h("h2", {}, "Events"),
+    els.events, h("h2", {}, "Spec"), els.spec);
 }
 
 function renderHeader(view) {
@@ -71,11 +74,64 @@ function renderHeader(view) {
   view.els.spec.textContent = JSON.stringify(e.spec, null, 2);
 }
 
+const changes = (overrides) =>
+  Object.entries(overrides || {}).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(", ") || "no change";
+
+/** Where the experiment comes from (its ancestors, oldest first) and its forks. */
+async function loadLineage(view) {
+  const ancestors = [];
+  let fork = view.exp.fork;
+  try {
+    while (fork && ancestors.length < 20) {
+      const parent = await api(`/v1/experiments/${encodeURIComponent(fork.parent_id)}`);
+      ancestors.unshift({ exp: parent, at: fork.at_step, overrides: fork.overrides });
+      fork = parent.fork;
+    }
+    const forks = await api(`/v1/experiments${qs({ parent_id: view.id, limit: 100 })}`);
+    const steps = await api(`/v1/experiments/${encodeURIComponent(view.id)}/checkpoints`);
+    renderLineage(view, ancestors, forks.items, steps.steps);
+  } catch (err) {
+    view.els.lineage.append(errorBox(err));
+  }
+}
+
+function renderLineage(view, ancestors, forks, steps) {
+  const rows = [];
+  for (const a of ancestors) {
+    rows.push(h("li", {}, link(a.exp.name || a.exp.id, "experiments", a.exp.id), " ",
+      statusBadge(a.exp.status), ` → forked at step ${a.at} (${changes(a.overrides)})`));
+  }
+  rows.push(h("li", { class: "current" }, h("strong", {}, view.exp.name || view.exp.id),
+    " (this experiment)"));
+  const forkRows = forks.map((f) => h("li", { "data-fork": f.id },
+    link(f.name || f.id, "experiments", f.id), " ", statusBadge(f.status),
+    ` from step ${f.fork.at_step}: ${changes(f.fork.overrides)}`));
+  if (!ancestors.length && !forkRows.length) {
+    clear(view.els.lineage, h("p", { class: "muted", id: "fork-steps" },
+      steps.length ? `Can be forked at ${steps.length} kept steps (${steps[0]}–${steps[steps.length - 1]}): actlab fork ${view.id} --at-step K --set PATH=VALUE`
+        : "No kept checkpoints yet: nothing to fork from."));
+    return;
+  }
+  clear(view.els.lineage, h("h2", {}, "Lineage"),
+    h("ol", { class: "lineage", id: "ancestors" }, ...rows),
+    forkRows.length ? h("p", {}, `Forks (${forkRows.length}):`) : null,
+    forkRows.length ? h("ul", { class: "lineage", id: "forks" }, ...forkRows) : null);
+}
+
 async function loadHistory(view) {
   const path = `/v1/experiments/${encodeURIComponent(view.id)}/metrics`;
   const body = await api(path + qs({ max_points: HISTORY_POINTS, format: "columnar" }));
   for (const [name, cols] of Object.entries(body.series)) {
     view.series.merge(name, cols.step.map((step, i) => ({ step, value: cols.value[i] })));
+  }
+  if (view.exp.fork) {
+    // The parent's whole curves, drawn under the fork's: where they part is the fork's doing.
+    const id = encodeURIComponent(view.exp.fork.parent_id);
+    const parent = await api(`/v1/experiments/${id}/metrics` + qs({ max_points: HISTORY_POINTS, format: "columnar" }));
+    view.parent = new Series();
+    for (const [name, cols] of Object.entries(parent.series)) {
+      view.parent.merge(name, cols.step.map((step, i) => ({ step, value: cols.value[i] })));
+    }
   }
   const events = await api(`/v1/experiments/${encodeURIComponent(view.id)}/events` + qs({ limit: 1000 }));
   for (const ev of events.events) addEvent(view, ev);
@@ -166,6 +222,18 @@ function redraw(view) {
       view.els.charts.append(chart.el);
     }
     const curves = names.map((n) => ({ label: n.replace(/^(act|grad)\//, ""), ...view.series.get(n) }));
+    if (view.parent) {
+      const at = view.exp.fork.at_step;
+      for (const [i, n] of names.entries()) {
+        // The parent after the fork step (before it, the fork's curve is the parent's).
+        const { xs, ys } = view.parent.get(n);
+        const from = Math.max(0, xs.findIndex((x) => x >= at));
+        if (xs.length && xs[xs.length - 1] > at) {
+          curves.push({ label: `${curves[i].label} (parent)`, xs: xs.slice(from), ys: ys.slice(from),
+            dash: [4, 4], color: color(i) });
+        }
+      }
+    }
     if (title === "noise/scale" && view.preview?.xs.length) {
       curves.push({ label: "schedule (preview)", ...planned(view), dash: [6, 4], color: "#6b7280" });
     }
@@ -173,9 +241,15 @@ function redraw(view) {
   }
 }
 
-/** The whole plan while it runs; once ended, only the part the run reached. */
+/** The whole plan while it runs; once ended, only the part the run reached. A fork's plan
+ * starts at its fork step: before it, the noise was its parent's. */
 function planned(view) {
-  const { xs, ys } = view.preview;
+  let { xs, ys } = view.preview;
+  const at = view.exp.fork?.at_step;
+  if (at) {
+    const n = xs.findIndex((x) => x >= at);
+    [xs, ys] = n < 0 ? [[], []] : [xs.slice(n), ys.slice(n)];
+  }
   if (!TERMINAL.has(view.exp.status)) return { xs, ys };
   const reached = view.exp.progress?.step ?? Infinity;
   const n = xs.findIndex((x) => x > reached);
