@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # What one worker may need for a run (data, model, optimizer, a batch): a third of a
     # shared 24 GiB box, so a few workers and the system fit beside it.
     max_memory_bytes: int = Field(8 * 2**30, ge=2**20)
+    # The disk one run's kept checkpoints may take (training.keep_checkpoints; forks start
+    # from them): a spec that would keep more is refused at submit.
+    max_kept_bytes: int = Field(20 * 2**30, ge=2**20)
     # Live streams (SSE), per API process: a 429 past a cap; a stream longer than
     # stream_max_seconds ends without `end` and the client reconnects with Last-Event-ID.
     max_streams_total: int = Field(2_000, ge=1)

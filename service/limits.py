@@ -8,7 +8,7 @@ from activations import ParamError
 from core import scheduling
 from core.settings import Settings
 from core.spec import ExperimentSpec
-from core.spec.estimate import Footprint, footprint
+from core.spec.estimate import Footprint, footprint, kept_checkpoints
 from core.spec.horizon import build_schedule, horizon
 from core.store import experiments as experiments_repo
 from service.errors import InvalidSpec, LimitExceeded
@@ -44,7 +44,29 @@ def check_spec(spec: ExperimentSpec, settings: Settings) -> Footprint:
             limit=settings.max_model_parameters,
         )
     check_memory(size, settings)
+    check_kept(spec, size, settings)
     return size
+
+
+def check_kept(spec: ExperimentSpec, size: Footprint, settings: Settings) -> None:
+    """Raise LimitExceeded if the run's kept checkpoints could take more disk than allowed."""
+    files, total = kept_checkpoints(spec, size)
+    if total > settings.max_kept_bytes:
+        each = total // max(files, 1)
+        raise LimitExceeded(
+            f"training.keep_checkpoints keeps up to {files} checkpoints of about "
+            f"{each / 2**20:.1f} MiB, {_gib(total)} on disk: keep fewer (a larger `every`, a "
+            "smaller `max_kept`, or `every: 0` with the `at` steps to fork at)",
+            setting="ACTLAB_MAX_KEPT_BYTES",
+            limit=settings.max_kept_bytes,
+            estimate_bytes=total,
+            errors=[
+                {
+                    "path": "training.keep_checkpoints",
+                    "message": f"up to {files} kept checkpoints, {_gib(total)} on disk",
+                }
+            ],
+        )
 
 
 def check_schedules(spec: ExperimentSpec) -> None:

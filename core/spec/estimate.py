@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from core.spec.horizon import horizon
+
 
 def _optimizer_slots(optimizer: Any) -> int:
     """Tensors of state per parameter: Adam's two moments, SGD's momentum buffer."""
@@ -117,6 +119,22 @@ def footprint(spec: Any) -> Footprint:
         "activations": activations,
     }
     return Footprint(sum(p.numel() for p in trainable), parts)
+
+
+# A checkpoint file beside its tensors: the spec, every RNG state, the loop's bookkeeping
+# and torch's zip framing (measured: 37 KB for the canonical spec; 64 KiB is a safe bound).
+CHECKPOINT_OVERHEAD_BYTES = 64 * 2**10
+
+
+def kept_checkpoints(spec: Any, size: Footprint) -> tuple[int, int]:
+    """How many checkpoints a run keeps at most (training.keep_checkpoints) and their bytes
+    on disk: each holds the parameters and the optimizer's state."""
+    keep, h = spec.training.keep_checkpoints, horizon(spec)
+    evals = math.ceil(h.total_epochs / spec.training.eval_every)  # and always the last
+    periodic = 0 if keep.every == 0 else min(math.ceil(evals / keep.every), keep.max_kept)
+    files = periodic + len(keep.at) + int(keep.best)
+    each = size.parts["parameters"] + size.parts["optimizer"] + CHECKPOINT_OVERHEAD_BYTES
+    return files, files * each
 
 
 def estimate(spec: Any) -> dict[str, int]:

@@ -9,6 +9,8 @@ from fastapi.testclient import TestClient
 
 from core.artifacts import kept_dir, kept_name
 from core.settings import Settings
+from core.spec import ExperimentSpec
+from core.spec.estimate import footprint, kept_checkpoints
 from core.store import metrics
 from core.store.db import session_scope
 from service import auth
@@ -185,3 +187,23 @@ def test_a_fork_of_a_fork_reads_through_both_and_lists_its_lineages_steps(
     # The second forked the first below the first's own fork step: only the root's points.
     body = client.get(f"/v1/experiments/{second['id']}/metrics").json()
     assert [p["step"] for p in body["series"]["val/acc"]] == [10, 20]
+
+
+def test_a_spec_that_would_keep_too_much_is_refused_at_submit(
+    client: TestClient, settings: Settings
+) -> None:
+    spec = canonical_spec()
+    files, total = kept_checkpoints(
+        ExperimentSpec.model_validate(spec), footprint(ExperimentSpec.model_validate(spec))
+    )
+    # The canonical spec keeps one file per evaluation; measured: 219 KB each on disk.
+    assert files == spec["training"]["epochs"] and 200_000 < total / files < 300_000
+    tight = settings.model_copy(update={"max_kept_bytes": total - 1})
+    with TestClient(create_app(tight)) as small:
+        refused = small.post("/v1/experiments", json=spec)
+        assert refused.status_code == 422, refused.text
+        body = refused.json()
+        assert body["setting"] == "ACTLAB_MAX_KEPT_BYTES"
+        assert body["errors"][0]["path"] == "training.keep_checkpoints"
+        fewer = canonical_spec(training={"keep_checkpoints": {"every": 2}})
+        assert small.post("/v1/experiments", json=fewer).status_code == 201
