@@ -2,14 +2,18 @@
 
 The worker writes them and the API serves them; both ask here. Stored paths are relative to
 the checkpoint directory, so worker hosts may mount the shared directory at different paths.
+The engine imports only the names of kept checkpoints from here, so this module imports
+nothing but the standard library.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from core.settings import Settings
-from core.store.lifecycle import Claim
+if TYPE_CHECKING:  # the engine imports this module on a GPU image without the server's packages
+    from core.settings import Settings
+    from core.store.lifecycle import Claim
 
 
 def checkpoint_path(settings: Settings, claim: Claim) -> Path:
