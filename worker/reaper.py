@@ -1,5 +1,6 @@
-"""Recovery: re-queue experiments whose worker died and re-send lost messages; and the
-scheduler's preemption pass (core.scheduling.preempt), on the same timer.
+"""Recovery: re-queue experiments whose worker died and re-send lost messages; the
+scheduler's preemption pass (core.scheduling.preempt) and adaptive sweeps' rung decisions
+(core.search.decide), on the same timer.
 
 Every worker runs `reap_once` on a timer (see `start_reaper_thread`); running it in several
 places at once is safe because each recovery is one fenced UPDATE.
@@ -11,7 +12,7 @@ import logging
 import threading
 from datetime import timedelta
 
-from core import scheduling
+from core import scheduling, search
 from core.queue import pending_runs, send_run
 from core.settings import Settings
 from core.store import experiments as repo
@@ -45,6 +46,9 @@ def reap_once(settings: Settings) -> int:
             if experiment_id not in in_broker:
                 resend.append(experiment_id)
         idempotency.purge_expired(session)
+    for sweep_id in _waiting_sweeps(url):  # each in its own transaction
+        with session_scope(url) as session:
+            resend += search.decide(session, sweep_id)
     with session_scope(url) as session:
         asked = scheduling.preempt(session, settings)
     if asked:
@@ -52,6 +56,11 @@ def reap_once(settings: Settings) -> int:
     for experiment_id in resend:  # after commit: the task re-reads the row
         send_run(settings, experiment_id)
     return len(resend)
+
+
+def _waiting_sweeps(url: str) -> list[str]:
+    with session_scope(url) as session:
+        return search.sweeps_waiting(session)
 
 
 def _pending_runs(settings: Settings) -> set[str]:

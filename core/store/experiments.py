@@ -139,18 +139,26 @@ def mark_enqueued(session: Session, experiment_id: str) -> None:
 
 
 def request_cancel(session: Session, experiment: Experiment) -> bool:
-    """Queued -> cancelled at once; running -> cancelling (the worker stops within seconds).
+    """Queued or paused (at a rung) -> cancelled at once; running -> cancelling (the worker
+    stops within seconds).
 
     Returns False when the experiment already ended. Each transition is a guarded UPDATE,
     so a worker that claims the row at the same moment cannot be overwritten silently.
     """
-    for old, new in ((Status.queued, Status.cancelled), (Status.running, Status.cancelling)):
+    transitions = (
+        (Status.queued, Status.cancelled),
+        (Status.paused, Status.cancelled),
+        (Status.running, Status.cancelling),
+    )
+    for old, new in transitions:
         values: dict[str, Any] = {"status": new.value}
         if new == Status.cancelled:
             values.update(
                 finished_at=utcnow(),
                 status_reason="cancelled",
-                status_message="cancelled before it started",
+                status_message="cancelled before it started"
+                if old == Status.queued
+                else "cancelled while paused at its rung",
             )
         result = session.execute(
             update(Experiment)

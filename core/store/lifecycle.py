@@ -41,6 +41,7 @@ class Claim:
     spec: dict[str, Any]
     checkpoint_path: str | None
     fork: dict[str, Any] | None = None  # a fork's start (models.Experiment.fork)
+    rung_step: int | None = None  # an adaptive sweep's member pauses here (core/search.py)
 
 
 def claim(
@@ -81,6 +82,7 @@ def claim(
             Experiment.checkpoint_path,
             Experiment.owner_id,
             Experiment.fork,
+            Experiment.rung_step,
         ).where(Experiment.id == experiment_id)
     ).one()
     # The fair-share ledger: this attempt's worker time, closed when the attempt ends.
@@ -104,7 +106,13 @@ def claim(
         data={"attempt": row.attempts, "worker": worker},
     )
     return Claim(
-        experiment_id, row.lease_token, row.attempts, row.spec, row.checkpoint_path, row.fork
+        experiment_id,
+        row.lease_token,
+        row.attempts,
+        row.spec,
+        row.checkpoint_path,
+        row.fork,
+        row.rung_step,
     )
 
 
@@ -161,7 +169,7 @@ def finish(
     cancelled meanwhile (cancelling) gets cancelled, not a re-queued run.
     """
     now = utcnow()
-    if status == Status.queued:
+    if status in (Status.queued, Status.paused):
         current = session.scalar(
             select(Experiment.status).where(
                 Experiment.id == claim.experiment_id, Experiment.lease_token == claim.token

@@ -45,12 +45,16 @@ class Status(str, Enum):
     queued = "queued"
     running = "running"
     cancelling = "cancelling"
+    # An adaptive sweep's member at a rung, holding no worker until the sweep decides
+    # (core/search.py): promoted (queued again, resuming) or pruned.
+    paused = "paused"
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
+    pruned = "pruned"
 
 
-TERMINAL = frozenset({Status.succeeded, Status.failed, Status.cancelled})
+TERMINAL = frozenset({Status.succeeded, Status.failed, Status.cancelled, Status.pruned})
 
 
 def utcnow() -> datetime:
@@ -92,6 +96,10 @@ class Experiment(Base):
     # checkpoint directory)}. Its metrics before at_step are read from the parent's rows.
     parent_id: Mapped[str | None] = mapped_column(String(40), index=True)
     fork: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # An adaptive sweep's member (core/search.py): the rung it trains towards, and the step
+    # at which it pauses there (None: it trains to the end).
+    rung: Mapped[int | None] = mapped_column(Integer)
+    rung_step: Mapped[int | None] = mapped_column(Integer)
     activation: Mapped[str] = mapped_column(String(64), index=True)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -216,6 +224,9 @@ class Sweep(Base):
     packing: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {"max_members": K} or None
     # A fork sweep's start: {experiment_id | sweep_id, at_step, noise_clock[, skipped]}.
     fork: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # An adaptive sweep's search (core/search.py): {kind, metric, mode, reduction_factor,
+    # min_resource, unit}.
+    search: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

@@ -17,6 +17,9 @@ class Callbacks:
     poll_interval_s: float = 0.5
     # on_progress is called about this often, and at every epoch end.
     progress_interval_s: float = 1.0
+    # The run pauses at this step (an adaptive sweep's rung, core/search.py): a checkpoint,
+    # then Interrupted("rung"), after the step's evaluation when it ends an epoch.
+    pause_at_step: int | None = None
 
     def on_start(self, *, total_steps: int, total_epochs: int, resumed_from_step: int) -> None:
         """Called once, after data and model are built (and a checkpoint was loaded)."""

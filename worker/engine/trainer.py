@@ -127,6 +127,7 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------------
     def fit(self, *, resumed: bool) -> TrainResult:
         self._begin(resumed=resumed)
+        self._pause_at_rung()  # resumed at its rung already (a retried paused member)
         while not self.done:
             self._train_epoch()
         return self._conclude()
@@ -184,10 +185,20 @@ class Trainer:
             if loop.batch == run.steps_per_epoch:
                 self._end_epoch()
                 self._poll(epoch_end=True)  # a stop here lands exactly on the epoch boundary
+                self._pause_at_rung()
                 return
             if self.keep is not None and self.keep.due_between_steps(loop.step):
                 self._keep_between_steps()
             self._poll()
+            self._pause_at_rung()
+
+    def _pause_at_rung(self) -> None:
+        """At the callbacks' `pause_at_step` (unless the run ends there): a checkpoint, then
+        Interrupted("rung"); the run resumes from it exactly when promoted."""
+        stop, loop = self.cb.pause_at_step, self.loop
+        if stop is not None and loop.step >= stop and not self.done:
+            self._checkpoint()
+            raise Interrupted("rung", step=loop.step, epoch=loop.current_epoch)
 
     def _start_epoch(self) -> None:
         run, loop = self.run, self.loop

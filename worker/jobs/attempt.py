@@ -14,6 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
+from core import search
 from core.artifacts import resolve_checkpoint, weights_path
 from core.queue import send_run
 from core.settings import Settings
@@ -23,7 +26,7 @@ from core.store import lifecycle
 from core.store import metrics as metrics_repo
 from core.store.db import session_scope
 from core.store.lifecycle import Claim, LeaseLost
-from core.store.models import Status
+from core.store.models import Experiment, Status
 from worker import engine
 from worker.resources import WORKER_NAME, Usage
 
@@ -49,6 +52,8 @@ class StoreCallbacks(engine.Callbacks):
         # (epoch, step) of the last checkpoint this attempt wrote.
         self.checkpoint_at: tuple[int, int] | None = None
         self._usage = Usage()
+        # An adaptive sweep's member pauses at its rung's step (core/search.py).
+        self.pause_at_step = claim.rung_step
 
     # -- lease -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -253,6 +258,12 @@ def _interrupted(reason: str) -> dict[str, Any]:
         }
     if reason == "shutdown":  # queued is not a failure: no status_reason, just a message
         return {"status": Status.queued, "message": "worker shut down; resumes from checkpoint"}
+    if reason == "rung":  # not a failure: the sweep decides whether it goes on
+        return {
+            "status": Status.paused,
+            "reason": "rung",
+            "message": "paused at its rung with its checkpoint; the sweep decides next",
+        }
     if reason == "preempt":
         return {
             "status": Status.queued,
@@ -271,7 +282,25 @@ def _finish(claim: Claim, settings: Settings, *, status: Status, **kwargs: Any) 
         return "lease_lost"
     if status == Status.queued:
         send_run(settings, claim.experiment_id)
+    if status == Status.paused:
+        decide_rungs(settings, claim.experiment_id)
     return status.value
+
+
+def decide_rungs(settings: Settings, experiment_id: str) -> None:
+    """The sweep's rung decision once a member paused (the reaper decides too, so a worker
+    that dies here loses nothing); the promoted members are sent once committed."""
+    try:
+        with session_scope(settings.resolved_database_url) as session:
+            sweep_id = session.scalar(
+                select(Experiment.sweep_id).where(Experiment.id == experiment_id)
+            )
+            promoted = search.decide(session, sweep_id) if sweep_id else []
+    except Exception:  # the reaper's next pass decides
+        log.exception("rung decision after %s paused failed", experiment_id)
+        return
+    for promoted_id in promoted:
+        send_run(settings, promoted_id)
 
 
 def fork_start(claimed: Claim, settings: Settings) -> engine.ForkStart | None:

@@ -1,0 +1,268 @@
+"""Adaptive sweeps: successive halving and ASHA whose promoted members resume (docs/search.md).
+
+A member of a search sweep trains to its rung's step and pauses there with its checkpoint
+(status `paused`: it holds no worker). The sweep then decides, from the database alone:
+the best 1/eta of the arms that reached a rung are promoted (queued again, they resume from
+their checkpoints: no step is trained twice) and the rest end as `pruned`, their metrics
+kept. An arm is a grid point: its seeds are ranked together, by the mean of the metric over
+them at the rung, so that a lucky seed does not promote an arm.
+
+- `successive_halving` decides a rung once every member bound for it has paused there (or
+  ended); the arms not promoted are pruned at once.
+- `asha` (asynchronous) promotes an arm as soon as it is in the top 1/eta of the arms that
+  have reached the rung so far; the paused arms left when nothing else can run are pruned.
+
+`decide` runs where a member pauses (the worker, right after it writes `paused`) and on the
+reaper's timer, so a worker that dies between the two loses nothing; every transition is a
+guarded UPDATE under the sweep's row lock, so running it twice, or on two hosts at once,
+changes nothing more.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from core.spec import ExperimentSpec
+from core.spec.horizon import horizon
+from core.store.experiments import add_event
+from core.store.models import Experiment, Metric, Status, Sweep, utcnow
+
+PENDING = (Status.queued.value, Status.running.value, Status.cancelling.value)
+
+
+@dataclass(frozen=True)
+class Rung:
+    """A rung: its index, its resource (in the search's unit) and the step members pause
+    at (None for the last rung: they train to the end)."""
+
+    index: int
+    resource: int
+    step: int | None
+
+
+def rungs(search: dict[str, Any], spec: dict[str, Any]) -> list[Rung]:
+    """The rungs of a member whose spec is `spec`: min_resource * eta**i below the run's
+    length, then the run's end."""
+    h = horizon(ExperimentSpec.model_validate(spec))
+    epochs = search["unit"] == "epochs"
+    total = h.total_epochs if epochs else h.total_steps
+    eta, resource = int(search["reduction_factor"]), int(search["min_resource"])
+    out: list[Rung] = []
+    while resource < total:
+        step = resource * h.steps_per_epoch if epochs else resource
+        out.append(Rung(len(out), resource, min(step, h.total_steps)))
+        resource *= eta
+    out.append(Rung(len(out), total, None))
+    return out
+
+
+def first_pause(search: dict[str, Any], spec: dict[str, Any]) -> int | None:
+    """The step a new member pauses at (its first rung), None if it has only one."""
+    return rungs(search, spec)[0].step
+
+
+def decide(session: Session, sweep_id: str) -> list[str]:
+    """Promote and prune what the sweep's rungs allow now; the ids promoted (to be sent to
+    the workers once committed). Idempotent."""
+    sweep = session.scalars(select(Sweep).where(Sweep.id == sweep_id).with_for_update()).first()
+    if sweep is None or not sweep.search:
+        return []
+    search = sweep.search
+    members = list(
+        session.scalars(
+            select(Experiment).where(Experiment.sweep_id == sweep_id).order_by(Experiment.id)
+        )
+    )
+    if not members:
+        return []
+    ladder = rungs(search, members[0].spec)
+    promoted: list[str] = []
+    for rung in ladder[:-1]:
+        if search["kind"] == "successive_halving":
+            promoted += _halve(session, search, ladder, rung, members)
+        else:
+            promoted += _asha(session, search, ladder, rung, members)
+    if not search.get("resume", True) and promoted:  # stop-only: they train again from 0
+        session.execute(
+            update(Experiment)
+            .where(Experiment.id.in_(promoted))
+            .values(checkpoint_path=None, progress_epoch=0, progress_step=0)
+            .execution_options(synchronize_session=False)
+        )
+    if search["kind"] == "asha" and not any(m.status in PENDING for m in members):
+        for m in members:  # nothing can reach a rung any more: the waiting arms are done
+            if m.status == Status.paused.value:
+                _prune(session, m, f"pruned: the search ended with it waiting at rung {m.rung}")
+    return promoted
+
+
+def _halve(
+    session: Session, search: dict[str, Any], ladder: list[Rung], rung: Rung, members: list
+) -> list[str]:
+    """Successive halving: decide `rung` once no member bound for it is still training."""
+    bound = [m for m in members if m.rung == rung.index]
+    if any(m.status in PENDING for m in bound):
+        return []
+    paused = [m for m in bound if m.status == Status.paused.value]
+    if not paused:
+        return []
+    ranked = _ranked_arms(session, search, rung, paused)
+    keep = max(1, len(ranked) // int(search["reduction_factor"]))
+    winners = {arm for arm, _ in ranked[:keep]}
+    out = []
+    for m in paused:
+        if m.sweep_arm in winners:
+            if _promote(session, m, ladder[rung.index + 1]):
+                out.append(m.id)
+        else:
+            place = [arm for arm, _ in ranked].index(m.sweep_arm) + 1
+            _prune(session, m, _why(search, rung, ranked, m.sweep_arm, place))
+    return out
+
+
+def _asha(
+    session: Session, search: dict[str, Any], ladder: list[Rung], rung: Rung, members: list
+) -> list[str]:
+    """ASHA: promote the arms in the top 1/eta of those that have reached `rung` so far."""
+    by_arm: dict[str | None, list[Experiment]] = {}
+    for m in members:
+        by_arm.setdefault(m.sweep_arm, []).append(m)
+    reached: list[Experiment] = []
+    for ms in by_arm.values():
+        live = [m for m in ms if m.status not in (Status.failed.value, Status.cancelled.value)]
+        if live and all(_reached(m, rung) for m in live):
+            reached += live
+    if not reached:
+        return []
+    ranked = _ranked_arms(session, search, rung, reached)
+    keep = len(ranked) // int(search["reduction_factor"])
+    winners = {arm for arm, _ in ranked[:keep]}
+    waiting = [m for m in reached if m.rung == rung.index and m.status == Status.paused.value]
+    return [
+        m.id
+        for m in waiting
+        if m.sweep_arm in winners and _promote(session, m, ladder[rung.index + 1])
+    ]
+
+
+def _reached(m: Experiment, rung: Rung) -> bool:
+    """Whether the member has its metric at `rung`: paused or pruned there, or past it."""
+    at = m.rung or 0
+    stopped = m.status in (Status.paused.value, Status.pruned.value)
+    return at > rung.index or (at == rung.index and stopped)
+
+
+def _ranked_arms(
+    session: Session, search: dict[str, Any], rung: Rung, members: list[Experiment]
+) -> list[tuple[str | None, float]]:
+    """Arms, best first, by the mean over their members of the metric's last value at or
+    before the rung's step (a member that never reported it counts as the worst)."""
+    values = rung_values(session, [m.id for m in members], search["metric"], rung.step)
+    worst = -math.inf if search["mode"] == "max" else math.inf
+    arms: dict[str | None, list[float]] = {}
+    for m in members:
+        arms.setdefault(m.sweep_arm, []).append(values.get(m.id, worst))
+    means = [(arm, sum(v) / len(v)) for arm, v in arms.items()]
+    sign = -1.0 if search["mode"] == "max" else 1.0
+    return sorted(means, key=lambda a: (sign * a[1], str(a[0])))
+
+
+def rung_values(
+    session: Session, ids: list[str], metric: str, step: int | None
+) -> dict[str, float]:
+    """Each experiment's last value of `metric` at or before `step`."""
+    if not ids:
+        return {}
+    last = (
+        select(Metric.experiment_id, func.max(Metric.step).label("step"))
+        .where(Metric.experiment_id.in_(ids), Metric.name == metric)
+        .group_by(Metric.experiment_id)
+    )
+    if step is not None:
+        last = last.where(Metric.step <= step)
+    sub = last.subquery()
+    rows = session.execute(
+        select(Metric.experiment_id, Metric.value).join(
+            sub,
+            (Metric.experiment_id == sub.c.experiment_id)
+            & (Metric.step == sub.c.step)
+            & (Metric.name == metric),
+        )
+    )
+    return {experiment_id: float(value) for experiment_id, value in rows}
+
+
+def _promote(session: Session, m: Experiment, to: Rung) -> bool:
+    now = utcnow()
+    result = session.execute(
+        update(Experiment)
+        .where(Experiment.id == m.id, Experiment.status == Status.paused.value)
+        .where(Experiment.rung == to.index - 1)
+        .values(
+            status=Status.queued.value,
+            status_reason=None,
+            status_message=None,
+            rung=to.index,
+            rung_step=to.step,
+            enqueued_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    m.status, m.rung, m.rung_step = Status.queued.value, to.index, to.step
+    where = "to the end" if to.step is None else f"to rung {to.index} (step {to.step})"
+    add_event(
+        session,
+        m.id,
+        "status",
+        f"promoted {where}: resumes from its checkpoint",
+        status=Status.queued.value,
+        data={"reason": "promoted", "rung": to.index},
+    )
+    return True
+
+
+def _prune(session: Session, m: Experiment, message: str) -> None:
+    result = session.execute(
+        update(Experiment)
+        .where(Experiment.id == m.id, Experiment.status == Status.paused.value)
+        .values(
+            status=Status.pruned.value,
+            status_reason="pruned",
+            status_message=message,
+            finished_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount == 1:  # type: ignore[attr-defined]
+        m.status = Status.pruned.value
+        add_event(
+            session,
+            m.id,
+            "status",
+            message,
+            status=Status.pruned.value,
+            data={"reason": "pruned", "rung": m.rung},
+        )
+
+
+def _why(
+    search: dict[str, Any], rung: Rung, ranked: list[tuple[str | None, float]], arm: Any, place: int
+) -> str:
+    mean = dict(ranked)[arm]
+    return (
+        f"pruned at rung {rung.index} (step {rung.step}): its arm's mean {search['metric']} "
+        f"{mean:.4g} ranked {place} of {len(ranked)}"
+    )
+
+
+def sweeps_waiting(session: Session) -> list[str]:
+    """The sweeps with a paused member (for the reaper's pass)."""
+    query = select(Experiment.sweep_id).where(Experiment.status == Status.paused.value)
+    return sorted({s for s in session.scalars(query.distinct()) if s})
