@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+TERMINAL = frozenset({"succeeded", "failed", "cancelled", "pruned"})
 
 
 class _Read(BaseModel):
@@ -117,6 +117,7 @@ class SweepExperiment(_Read):
     status_reason: str | None
     value: float | None
     pack_id: str | None = None  # the pack it trains in (packed sweeps); None when alone
+    rung: int | None = None  # an adaptive sweep's: the rung it is bound for
 
 
 class ArmRow(_Read):
@@ -130,6 +131,7 @@ class ArmRow(_Read):
     n_pending: int
     n_failed: int
     n_cancelled: int
+    n_pruned: int = 0
     n_missing: int
 
 
@@ -163,9 +165,21 @@ class SweepSummary(_Read):
         return self.status in TERMINAL
 
 
+class RungRow(_Read):
+    rung: int
+    resource: int
+    step: int | None
+    reached: int
+    waiting: int
+    promoted: int
+    pruned: int
+
+
 class Sweep(SweepSummary):
     base_spec: dict[str, Any]
     fork: dict[str, Any] | None = None  # a continuation study's start
+    search: dict[str, Any] | None = None  # an adaptive sweep's successive halving or ASHA
+    rungs: list[RungRow] = []
     confidence: float
     experiments: list[SweepExperiment]
     aggregate: list[ArmRow]

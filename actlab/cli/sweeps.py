@@ -43,6 +43,19 @@ def render(sweep: Sweep) -> None:
         base = sweep.comparisons[0].baseline_label
         columns = ["arm", "pairs", "mean diff", "CI low", "CI high", "p (paired t)"]
         console.print(table(f"paired by seed, minus {base}", columns, rows))
+    if sweep.rungs:
+        search = sweep.search or {}
+        unit = search.get("unit", "epochs")
+        rows = [
+            [r.rung, r.resource, "end" if r.step is None else r.step, r.reached, r.waiting,
+             r.promoted, r.pruned]
+            for r in sweep.rungs
+        ]  # fmt: skip
+        columns = ["rung", unit, "step", "reached", "waiting", "promoted", "pruned"]
+        title = (
+            f"{search.get('kind')} on {search.get('metric')} (eta {search.get('reduction_factor')})"
+        )
+        console.print(table(title, columns, rows))
     for arm, paths in (sweep.dropped_params or {}).items():
         console.print(f"note: {arm} dropped base parameters {', '.join(paths)}")
 

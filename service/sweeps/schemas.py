@@ -24,7 +24,12 @@ from core.spec.numbers import Int
 from core.store.models import Status
 from service.sweeps.stats import CONFIDENCE
 
-PENDING = {Status.queued.value, Status.running.value, Status.cancelling.value}
+PENDING = {
+    Status.queued.value,
+    Status.running.value,
+    Status.cancelling.value,
+    Status.paused.value,  # at a rung, waiting for the sweep's decision
+}
 
 PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 # Set per experiment by the sweep itself, never by the grid.
@@ -85,6 +90,31 @@ class SweepFork(BaseModel):
         return self
 
 
+class SearchSpec(BaseModel):
+    """Successive halving or ASHA over the grid's arms; promoted members resume from their
+    checkpoints (docs/search.md)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    kind: Literal["successive_halving", "asha"]
+    metric: str = Field(
+        "val/acc", min_length=1, max_length=128, description="Ranks the arms at each rung."
+    )
+    mode: Literal["max", "min"] = "max"
+    reduction_factor: Int = Field(
+        3, ge=2, le=100, description="eta: the best 1/eta of a rung's arms go on."
+    )
+    min_resource: Int = Field(
+        1, ge=1, le=2**31 - 1, description="The first rung, in `unit`; then x eta each rung."
+    )
+    unit: Literal["epochs", "steps"] = "epochs"
+    resume: bool = Field(
+        True,
+        description="False: a promoted member trains again from step 0, as with a stop-only "
+        "pruner (benchmarks/bench_search.py measures what resuming saves).",
+    )
+
+
 class SweepCreate(BaseModel):
     """A base spec, a grid over dotted spec paths, and seeds: one experiment per point and seed.
 
@@ -119,6 +149,11 @@ class SweepCreate(BaseModel):
         None, description="The grid point others are compared with; default the first point."
     )
     tags: list[Tag] = Field(default_factory=list, max_length=32)
+    search: SearchSpec | None = Field(
+        None,
+        description="Adaptive: successive halving or ASHA; the rest of a rung's arms end "
+        "as `pruned`, the best resume from their checkpoints (docs/search.md).",
+    )
     fork: SweepFork | None = Field(
         None,
         description="A continuation study: every experiment forks the parent(s) at "
@@ -155,6 +190,14 @@ class SweepCreate(BaseModel):
         if seeds is not None and len(set(seeds)) != len(seeds):
             raise ValueError("seeds must be unique")
         return seeds
+
+    @model_validator(mode="after")
+    def _search(self) -> SweepCreate:
+        if self.search is not None and self.packing is not None:
+            raise ValueError("packing: a search sweep's members do not pack (yet): leave it out")
+        if self.search is not None and self.fork is not None:
+            raise ValueError("search: a fork sweep cannot search (yet): leave one out")
+        return self
 
     @model_validator(mode="after")
     def _sources(self) -> SweepCreate:
@@ -223,6 +266,7 @@ class SweepExperiment(_Read):
     status_reason: str | None
     value: float | None = Field(description="The metric: the summary's, else its last point.")
     pack_id: str | None = Field(None, description="The pack it trains in; null when alone.")
+    rung: int | None = Field(None, description="An adaptive sweep's: the rung it is bound for.")
 
 
 class ArmRow(_Read):
@@ -238,6 +282,7 @@ class ArmRow(_Read):
     n_pending: int = Field(description="Queued, running or cancelling.")
     n_failed: int
     n_cancelled: int
+    n_pruned: int = Field(0, description="Pruned at a rung of an adaptive sweep.")
     n_missing: int = Field(description="Succeeded, but the metric was never reported.")
 
 
@@ -256,6 +301,18 @@ class Comparison(_Read):
     )
 
 
+class RungRow(BaseModel):
+    """One rung of an adaptive sweep: how many members reached it, went on, were pruned."""
+
+    rung: int
+    resource: int = Field(description="In the search's unit (epochs or steps).")
+    step: int | None = Field(description="The step its members pause at; null: the end.")
+    reached: int = Field(description="Members that trained to it (paused, pruned or past).")
+    waiting: int = Field(description="Paused there, waiting for the decision.")
+    promoted: int
+    pruned: int
+
+
 def experiment_count(grid: Mapping[str, Sequence[Any]], seeds: Sequence[int]) -> int:
     """Experiments in a sweep: one per grid point and seed."""
     return math.prod(len(v) for v in grid.values()) * len(seeds)
@@ -266,7 +323,7 @@ def sweep_status(counts: Mapping[str, int]) -> str:
     present = {s for s, n in counts.items() if n}
     if present & PENDING:
         return Status.queued.value if present <= {Status.queued.value} else Status.running.value
-    for outcome in (Status.failed, Status.cancelled):
+    for outcome in (Status.failed, Status.cancelled):  # pruned is a search's normal end
         if outcome.value in present:
             return outcome.value
     return Status.succeeded.value
@@ -305,6 +362,10 @@ class SweepRead(SweepSummary):
     # `baseline` point they were aggregated for (the request's, else the sweep's).
     base_spec: dict[str, Any]
     fork: dict[str, Any] | None = Field(None, description="A fork sweep's start (SweepFork).")
+    search: dict[str, Any] | None = Field(None, description="An adaptive sweep's SearchSpec.")
+    rungs: list[RungRow] = Field(
+        default_factory=list, description="An adaptive sweep's rungs, first to last."
+    )
     experiments: list[SweepExperiment]
     aggregate: list[ArmRow]
     comparisons: list[Comparison]

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from core import search
 from core.queue import send_run
 from core.settings import Settings
 from core.store import experiments as experiments_repo
@@ -29,6 +30,7 @@ from service.sweeps.schemas import (
     PENDING,
     ArmRow,
     Comparison,
+    RungRow,
     SweepCreate,
     SweepExperiment,
     SweepRead,
@@ -79,6 +81,8 @@ def create(
     )
     if body.fork is not None:
         sweep.fork = plan.fork
+    if body.search is not None:
+        sweep.search = body.search.model_dump()
     rows = []
     for m in members:
         row = experiments_repo.create(
@@ -90,6 +94,8 @@ def create(
             fork=m.fork,
         )
         row.sweep_point, row.sweep_arm, row.sweep_seed = m.point, label(m.point), m.seed
+        if sweep.search is not None:  # every member starts bound for the first rung
+            row.rung, row.rung_step = 0, search.first_pause(sweep.search, row.spec)
         experiments_repo.mark_enqueued(session, row.id)
         rows.append(row)
         # One hook per id: a failed send does not stop the others (the reaper re-sends).
@@ -202,11 +208,36 @@ def view(*, session: Session, sweep: Sweep, metric: str | None, baseline: str | 
         "comparisons": [
             _compare(p, arms[i], pts[base], arms[base]) for i, p in enumerate(pts) if i != base
         ],
+        "rungs": _rungs(sweep, exps),
         "dropped_params": {
             label(p): dropped for p in pts if (dropped := dropped_params(sweep.base_spec, p))
         },
     }
     return SweepRead.model_validate(sweep, context=over)
+
+
+def _rungs(sweep: Sweep, exps: Sequence[Experiment]) -> list[RungRow]:
+    """An adaptive sweep's rungs: who reached each, waits there, went on or was pruned."""
+    if not sweep.search or not exps:
+        return []
+    rows = []
+    for r in search.rungs(sweep.search, exps[0].spec):
+        at = [e for e in exps if (e.rung or 0) == r.index]
+        past = [e for e in exps if (e.rung or 0) > r.index]
+        stopped = [e for e in at if e.status in (Status.paused.value, Status.pruned.value)]
+        done = [e for e in at if e.status == Status.succeeded.value and r.step is None]
+        rows.append(
+            RungRow(
+                rung=r.index,
+                resource=r.resource,
+                step=r.step,
+                reached=len(past) + len(stopped) + len(done),
+                waiting=sum(e.status == Status.paused.value for e in at),
+                promoted=len(past),
+                pruned=sum(e.status == Status.pruned.value for e in at),
+            )
+        )
+    return rows
 
 
 def _positions(
@@ -256,6 +287,7 @@ def _arm(point: Point, values: dict[int, float], counts: Counter[str]) -> ArmRow
         "n_pending": sum(counts[k] for k in PENDING),
         "n_failed": counts[Status.failed.value],
         "n_cancelled": counts[Status.cancelled.value],
+        "n_pruned": counts[Status.pruned.value],
         "n_missing": counts[Status.succeeded.value] - s.n,
     }
     return ArmRow.model_validate(s, context=over)

@@ -1,0 +1,204 @@
+"""Rung decisions of adaptive sweeps (core/search.py) on a real database, without a worker:
+members are paused at their rungs by hand with their metric, then the sweep decides.
+(tests/e2e/test_search.py trains them for real.)"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+from core import search
+from core.settings import Settings
+from core.store import metrics
+from core.store.db import session_scope
+from core.store.models import Experiment, Status
+from tests.support import canonical_spec
+
+pytestmark = pytest.mark.backend
+
+SIGMAS = [0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0]
+
+
+def _sweep(client: TestClient, kind: str, seeds: list[int], **over: Any) -> dict[str, Any]:
+    base = canonical_spec(training={"epochs": 9})
+    del base["name"], base["seed"]
+    body = {
+        "name": f"search-{kind}",
+        "base_spec": base,
+        "grid": {"activation.params.sigma": SIGMAS},
+        "seeds": seeds,
+        "search": {"kind": kind, "metric": "val/acc", "reduction_factor": 3, **over},
+    }
+    response = client.post("/v1/sweeps", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def _pause(settings: Settings, experiment: dict[str, Any], value: float) -> None:
+    """What a worker leaves at a rung: the metric up to the rung's step, status paused."""
+    with session_scope(settings.resolved_database_url) as session:
+        row = session.get(Experiment, experiment["id"])
+        assert row is not None and row.rung_step is not None
+        metrics.insert_points(
+            session, row.id, step=row.rung_step, epoch=1, values={"val/acc": value}
+        )
+        session.execute(
+            update(Experiment).where(Experiment.id == row.id).values(status=Status.paused.value)
+        )
+
+
+def _decide(settings: Settings, sweep_id: str) -> list[str]:
+    with session_scope(settings.resolved_database_url) as session:
+        return search.decide(session, sweep_id)
+
+
+def _rows(settings: Settings, sweep_id: str) -> dict[str, Experiment]:
+    with session_scope(settings.resolved_database_url) as session:
+        rows = session.query(Experiment).filter(Experiment.sweep_id == sweep_id).all()
+        session.expunge_all()
+        return {r.id: r for r in rows}
+
+
+def test_rungs_grow_by_eta_and_end_at_the_run(client: TestClient) -> None:
+    sweep = _sweep(client, "successive_halving", [0])
+    # 9 epochs of 36 steps: rungs at 1 and 3 epochs, then the end.
+    assert [(r["rung"], r["resource"], r["step"]) for r in sweep["rungs"]] == [
+        (0, 1, 36),
+        (1, 3, 108),
+        (2, 9, None),
+    ]
+    assert {e["rung"] for e in sweep["experiments"]} == {0}
+
+
+def test_successive_halving_waits_for_the_rung_then_promotes_the_best_third_by_arm_mean(
+    client: TestClient, settings: Settings
+) -> None:
+    sweep = _sweep(client, "successive_halving", [0, 1])
+    by_arm: dict[str, list[dict]] = {}
+    for e in sweep["experiments"]:
+        by_arm.setdefault(e["label"], []).append(e)
+    arms = sorted(by_arm)
+    # Arm i's seeds score i and i + 0.5, except one lucky seed of the worst arm.
+    for i, arm in enumerate(arms):
+        first, second = by_arm[arm]
+        _pause(settings, first, 100.0 if i == 0 else float(i))
+        if arm != arms[-1]:
+            _pause(settings, second, i + 0.5)
+            assert _decide(settings, sweep["id"]) == []  # the rung is not complete yet
+    _pause(settings, by_arm[arms[-1]][1], len(arms) - 1 + 0.5)
+    promoted = _decide(settings, sweep["id"])
+    rows = _rows(settings, sweep["id"])
+    # Means: arm 0 has (100 + 0.5) / 2 = 50.25 (its lucky seed), then arms 8 and 7.
+    winners = {arms[0], arms[-1], arms[-2]}
+    assert {rows[i].sweep_arm for i in promoted} == winners and len(promoted) == 6
+    for row in rows.values():
+        if row.sweep_arm in winners:
+            assert (row.status, row.rung, row.rung_step) == ("queued", 1, 108)
+        else:
+            assert row.status == "pruned" and "ranked" in (row.status_message or "")
+    assert _decide(settings, sweep["id"]) == []  # idempotent
+    view = client.get(f"/v1/sweeps/{sweep['id']}").json()
+    assert view["rungs"][0] == {
+        "rung": 0,
+        "resource": 1,
+        "step": 36,
+        "reached": 18,
+        "waiting": 0,
+        "promoted": 6,
+        "pruned": 12,
+    }
+    assert view["status"] == "running"  # queued members remain
+    assert sum(a["n_pruned"] for a in view["aggregate"]) == 12
+
+
+def test_asha_promotes_as_soon_as_an_arm_is_in_the_top_third_so_far(
+    client: TestClient, settings: Settings
+) -> None:
+    sweep = _sweep(client, "asha", [0])
+    exps = sorted(sweep["experiments"], key=lambda e: e["label"])
+    for value, e in zip([5.0, 1.0], exps[:2], strict=True):
+        _pause(settings, e, value)
+    assert _decide(settings, sweep["id"]) == []  # 2 arms reached: floor(2 / 3) = 0
+    _pause(settings, exps[2], 3.0)
+    assert _decide(settings, sweep["id"]) == [exps[0]["id"]]  # 3 reached: the best goes on
+    assert _rows(settings, sweep["id"])[exps[0]["id"]].rung == 1
+    for e in exps[3:]:
+        _pause(settings, e, 0.0)
+    _decide(settings, sweep["id"])
+    rows = _rows(settings, sweep["id"])
+    # 9 arms reached: 3 promoted in all (the first, then the 3.0 and the 1.0 ones).
+    assert sum(r.rung == 1 for r in rows.values()) == 3
+    assert all(r.status == "paused" for r in rows.values() if r.rung == 0)
+
+
+def test_asha_prunes_what_still_waits_when_nothing_can_run(
+    client: TestClient, settings: Settings
+) -> None:
+    sweep = _sweep(client, "asha", [0], min_resource=3)  # rungs at 3 epochs, then the end
+    for i, e in enumerate(sweep["experiments"]):
+        _pause(settings, e, float(i))
+    promoted = _decide(settings, sweep["id"])
+    assert len(promoted) == 3
+    with session_scope(settings.resolved_database_url) as session:  # the promoted end
+        session.execute(
+            update(Experiment)
+            .where(Experiment.id.in_(promoted))
+            .values(status=Status.succeeded.value)
+        )
+    _decide(settings, sweep["id"])
+    statuses = sorted(r.status for r in _rows(settings, sweep["id"]).values())
+    assert statuses == ["pruned"] * 6 + ["succeeded"] * 3
+    assert client.get(f"/v1/sweeps/{sweep['id']}").json()["status"] == "succeeded"
+
+
+@pytest.mark.parametrize(
+    ("search", "path"),
+    [
+        ({"kind": "hyperband"}, "search.kind"),
+        ({"kind": "asha", "reduction_factor": 1}, "search.reduction_factor"),
+        ({"kind": "asha", "min_resource": 0}, "search.min_resource"),
+        ({"kind": "asha", "unit": "hours"}, "search.unit"),
+        ({"kind": "asha", "colour": 1}, "search.colour"),
+    ],
+)
+def test_a_bad_search_is_a_422_naming_the_field(
+    client: TestClient, search: dict[str, Any], path: str
+) -> None:
+    base = canonical_spec()
+    del base["name"], base["seed"]
+    body = {"name": "bad", "base_spec": base, "grid": {}, "seeds": [0], "search": search}
+    response = client.post("/v1/sweeps", json=body)
+    assert response.status_code == 422, response.text
+    assert path in [e["path"] for e in response.json()["errors"]], response.json()
+
+
+def test_the_reaper_decides_a_rung_a_dead_worker_left_undecided(
+    client: TestClient, settings: Settings
+) -> None:
+    """A worker that dies between writing `paused` and deciding leaves the rung as it is:
+    the reaper's next pass (on any worker) decides it."""
+    from worker.reaper import reap_once
+
+    sweep = _sweep(client, "successive_halving", [0])
+    for i, e in enumerate(sweep["experiments"]):
+        _pause(settings, e, float(i))
+    reap_once(settings)
+    rows = _rows(settings, sweep["id"])
+    assert sorted(r.status for r in rows.values()) == ["pruned"] * 6 + ["queued"] * 3
+
+
+def test_a_paused_member_can_be_cancelled_and_the_rung_decides_without_it(
+    client: TestClient, settings: Settings
+) -> None:
+    sweep = _sweep(client, "successive_halving", [0])
+    exps = sweep["experiments"]
+    for i, e in enumerate(exps[:-1]):
+        _pause(settings, e, float(i))
+    _pause(settings, exps[-1], 99.0)
+    assert client.post(f"/v1/experiments/{exps[-1]['id']}/cancel").json()["status"] == "cancelled"
+    promoted = _decide(settings, sweep["id"])
+    # 8 arms left: floor(8 / 3) = 2 go on (the best two of the rest), the cancelled does not.
+    assert len(promoted) == 2 and exps[-1]["id"] not in promoted

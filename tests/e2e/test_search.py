@@ -1,0 +1,63 @@
+"""Adaptive sweeps with a real worker: members pause at their rung with their checkpoint,
+the best arm resumes from it (its curve equals an uninterrupted run's, no step twice), and
+the pruned keep their metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from core.settings import Settings
+from tests.support import canonical_spec, learnt, series, start_worker, wait_for_status
+
+pytestmark = pytest.mark.integration
+
+FAST = {"lease_seconds": 6, "heartbeat_seconds": 0.5, "reaper_interval_seconds": 1}
+
+
+def test_successive_halving_resumes_the_promoted_and_keeps_the_pruneds_metrics(
+    api: TestClient, fast: Settings, tmp_path: Path
+) -> None:
+    base = canonical_spec(training={"epochs": 3, "checkpoint_interval_s": 0})
+    del base["name"], base["seed"]
+    body = {
+        "name": "halving",
+        "base_spec": base,
+        "grid": {"optimizer.lr": [0.01, 0.003, 0.0001]},
+        "seeds": [0],
+        "search": {"kind": "successive_halving", "metric": "val/acc", "reduction_factor": 3},
+    }
+    sweep = api.post("/v1/sweeps", json=body).json()
+    worker = start_worker(fast, tmp_path / "w.log")
+    try:
+        for e in sweep["experiments"]:
+            wait_for_status(api, e["id"], {"succeeded", "pruned", "failed"})
+        view = api.get(f"/v1/sweeps/{sweep['id']}").json()
+        winner = next(e for e in view["experiments"] if e["status"] == "succeeded")
+        # The same spec, never paused, for the comparison.
+        alone = api.post(
+            "/v1/experiments", json=api.get(f"/v1/experiments/{winner['id']}").json()["spec"]
+        ).json()
+        wait_for_status(api, alone["id"], {"succeeded", "failed"})
+    finally:
+        worker.stop()
+    assert view["status"] == "succeeded", view["status_counts"]
+    assert sorted(e["status"] for e in view["experiments"]) == ["pruned", "pruned", "succeeded"]
+    assert view["rungs"] == [
+        {"rung": 0, "resource": 1, "step": 36, "reached": 3, "waiting": 0, "promoted": 1,
+         "pruned": 2},
+        {"rung": 1, "resource": 3, "step": None, "reached": 1, "waiting": 0, "promoted": 0,
+         "pruned": 0},
+    ]  # fmt: skip
+    assert learnt(series(api, winner["id"])) == learnt(series(api, alone["id"]))
+    events = api.get(f"/v1/experiments/{winner['id']}/events").json()["events"]
+    said = [e["message"] for e in events]
+    assert any("resumed from checkpoint at step 36" in m for m in said), said
+    assert any("promoted to the end" in m for m in said), said
+    for e in view["experiments"]:
+        if e["status"] == "pruned":
+            points = series(api, e["id"])
+            assert [p["step"] for p in points["val/acc"]] == [36]  # its metrics are kept
+            assert e["value"] == points["test/acc"][-1]["value"]  # the sweep's metric
