@@ -237,6 +237,34 @@ def test_a_forks_page_shows_its_lineage_and_its_curves_over_its_parents(
     page.shot("experiment-forked")
 
 
+def test_a_search_sweeps_page_shows_its_rungs_as_the_api_does(
+    page: Watched, server: Server
+) -> None:
+    base = small_spec()
+    del base["name"], base["seed"]
+    body = {
+        "name": "halving",
+        "base_spec": base,
+        "grid": {"optimizer.lr": [0.03, 0.01, 0.0001]},
+        "seeds": [0],
+        "search": {"kind": "successive_halving", "metric": "val/acc"},
+    }
+    with api(server) as client:
+        sweep = client.post("/v1/sweeps", json=body).json()
+        for e in sweep["experiments"]:
+            wait_for_status(client, e["id"], {"succeeded", "pruned", "failed"})
+        rungs = client.get(f"/v1/sweeps/{sweep['id']}").json()["rungs"]
+    p = page.page
+    p.goto(f"/#/sweeps/{sweep['id']}")
+    p.wait_for_selector("table.rungs tbody tr")
+    rows = p.locator("table.rungs tbody tr")
+    assert rows.count() == len(rungs) == 2
+    first = rows.nth(0).inner_text().split()
+    assert first == ["0", "1", "6", "3", "0", "1", "2"]  # 1 epoch of 6 steps: 3 reached, 1 on
+    assert "n_pruned" in p.inner_text("table.aggregate thead")
+    page.shot("sweep-search")
+
+
 def test_queue_page_shows_the_apis_order_reasons_and_starts(page: Watched, server: Server) -> None:
     with api(server) as client:
         running = client.post("/v1/experiments", json=canonical_spec(training=LONG)).json()

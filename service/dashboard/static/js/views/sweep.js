@@ -75,14 +75,23 @@ function render(view) {
     h("label", {}, "per-seed lines", h("input", { type: "checkbox", name: "per-seed", checked: view.perSeed,
       onchange: (e) => { view.perSeed = e.target.checked; drawCurves(view); } })));
   const num = (key) => ({ title: key, num: true, cell: (r) => cell(r[key]) });
+  const counts = ["n_pending", "n_failed", "n_cancelled", ...(s.search ? ["n_pruned"] : []), "n_missing"];
   const aggregate = table([{ title: "arm", cell: (r) => r.label }, num("n"), num("mean"), num("std"),
-    num("ci_low"), num("ci_high"), num("n_pending"), num("n_failed"), num("n_cancelled"), num("n_missing")],
+    num("ci_low"), num("ci_high"), ...counts.map(num)],
   s.aggregate, { class: "aggregate", row: (r) => ({ "data-label": r.label }) });
   const comparisons = table([{ title: "arm", cell: (r) => r.label },
     { title: "baseline", cell: (r) => r.baseline_label }, num("n_pairs"), num("mean_diff"),
     num("ci_low"), num("ci_high"), num("p_value")], s.comparisons,
   { class: "comparisons", row: (r) => ({ "data-label": r.label }) });
-  clear(view.els.tables, h("h2", {}, `Aggregate of ${view.metric} (${Math.round(s.confidence * 100)}% CI)`),
+  const search = s.search;
+  const rungs = search ? [h("h2", {}, `Rungs: ${search.kind} on ${search.metric} (eta ${search.reduction_factor})`),
+    table([{ title: "rung", cell: (r) => String(r.rung) },
+      { title: search.unit, num: true, cell: (r) => String(r.resource) },
+      { title: "step", num: true, cell: (r) => (r.step == null ? "end" : String(r.step)) },
+      num("reached"), num("waiting"), num("promoted"), num("pruned")], s.rungs,
+    { class: "rungs", row: (r) => ({ "data-rung": String(r.rung) }) })] : [];
+  clear(view.els.tables, ...rungs,
+    h("h2", {}, `Aggregate of ${view.metric} (${Math.round(s.confidence * 100)}% CI)`),
     aggregate, h("h2", {}, "Paired comparisons with the baseline"),
     s.comparisons.length ? comparisons : h("p", { class: "muted" }, "One arm only: nothing to compare."));
   clear(view.els.experiments, table([
