@@ -24,6 +24,7 @@ from actlab.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from actlab.client import Client
     from actlab.models import Experiment, StreamEvent
 
 
@@ -39,10 +40,15 @@ def submit(
         exp = c.experiments.submit(spec, overrides=overrides(set_))
         console.print(f"{exp.id} {exp.status}")
         if wait:
-            done = c.experiments.wait(exp.id, progress=True)
-            show_experiment(done)
-            if done.status != "succeeded":
-                raise typer.Exit(1)
+            _wait_and_show(c, exp.id)
+
+
+def _wait_and_show(c: Client, experiment_id: str) -> None:
+    """Wait with a progress bar, show the result; exit 1 unless it succeeded."""
+    done = c.experiments.wait(experiment_id, progress=True)
+    show_experiment(done)
+    if done.status != "succeeded":
+        raise typer.Exit(1)
 
 
 def fork(
@@ -78,10 +84,7 @@ def fork(
         )
         console.print(f"{exp.id} {exp.status} (forked from {experiment_id} at step {at_step})")
         if wait:
-            done = c.experiments.wait(exp.id, progress=True)
-            show_experiment(done)
-            if done.status != "succeeded":
-                raise typer.Exit(1)
+            _wait_and_show(c, exp.id)
 
 
 def _sort_key(metric: str):  # type: ignore[no-untyped-def]

@@ -64,8 +64,11 @@ def plan(*, session: Session, settings: Settings, principal: Principal, body: Sw
         grid, base_spec, seeds = {**sweep.grid, **body.grid}, sweep.base_spec, list(sweep.seeds)
     grid_points = points(body.grid)
     members: list[Member] = []
+    kept: dict[str, dict[int, str]] = {}  # one parent's steps, read once for all its seeds
     for parent, parent_point, seed in parents:
-        steps = experiment_forks.available(session, settings, parent)
+        if parent.id not in kept:
+            kept[parent.id] = experiment_forks.available(session, settings, parent)
+        steps = kept[parent.id]
         if source.at_step not in steps:
             listed = ", ".join(map(str, steps)) or "none"
             raise _invalid(
