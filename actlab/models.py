@@ -158,6 +158,8 @@ class SweepSummary(_Read):
     size: int
     status_counts: dict[str, int]
     packing: dict[str, Any] | None = None  # {"max_members": K} for a packed sweep
+    n_trials: int | None = None  # an Optuna search's planned trials
+    trials_left: int = 0  # ... and those not asked yet
 
     @property
     def done(self) -> bool:
@@ -178,7 +180,7 @@ class RungRow(_Read):
 class Sweep(SweepSummary):
     base_spec: dict[str, Any]
     fork: dict[str, Any] | None = None  # a continuation study's start
-    search: dict[str, Any] | None = None  # an adaptive sweep's successive halving or ASHA
+    search: dict[str, Any] | None = None  # successive halving, ASHA or an Optuna search
     rungs: list[RungRow] = []
     confidence: float
     experiments: list[SweepExperiment]

@@ -1,4 +1,4 @@
-"""`client.sweeps`: create, get, list, wait, watch, and the aggregate tables."""
+"""`client.sweeps`: create, get, cancel, list, wait, watch, and the aggregate tables."""
 
 from __future__ import annotations
 
@@ -32,6 +32,10 @@ class Sweeps(Resource):
         """The sweep, its experiments, the aggregate of `metric` and the paired comparisons."""
         body = self._c.get(f"/v1/sweeps/{sweep_id}", metric=metric, baseline=baseline)
         return Sweep.model_validate(body)
+
+    def cancel(self, sweep_id: str) -> Sweep:
+        """Cancel every experiment of the sweep that has not ended; a search asks no more."""
+        return Sweep.model_validate(self._c.request("POST", f"/v1/sweeps/{sweep_id}/cancel").json())
 
     def list(self, *, page_size: int = 100) -> Iterator[SweepSummary]:
         """Every sweep, newest first."""

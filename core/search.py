@@ -21,54 +21,26 @@ changes nothing more.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from core.spec import ExperimentSpec
-from core.spec.horizon import horizon
+from core import trials
+from core.rungs import Rung, first_pause, halving, rungs
 from core.store.experiments import add_event
 from core.store.models import Experiment, Metric, Status, Sweep, utcnow
 
+__all__ = ["Rung", "decide", "first_pause", "halving", "rung_values", "rungs", "sweeps_waiting"]
+
 PENDING = (Status.queued.value, Status.running.value, Status.cancelling.value)
-
-
-@dataclass(frozen=True)
-class Rung:
-    """A rung: its index, its resource (in the search's unit) and the step members pause
-    at (None for the last rung: they train to the end)."""
-
-    index: int
-    resource: int
-    step: int | None
-
-
-def rungs(search: dict[str, Any], spec: dict[str, Any]) -> list[Rung]:
-    """The rungs of a member whose spec is `spec`: min_resource * eta**i below the run's
-    length, then the run's end."""
-    h = horizon(ExperimentSpec.model_validate(spec))
-    epochs = search["unit"] == "epochs"
-    total = h.total_epochs if epochs else h.total_steps
-    eta, resource = int(search["reduction_factor"]), int(search["min_resource"])
-    out: list[Rung] = []
-    while resource < total:
-        step = resource * h.steps_per_epoch if epochs else resource
-        out.append(Rung(len(out), resource, min(step, h.total_steps)))
-        resource *= eta
-    out.append(Rung(len(out), total, None))
-    return out
-
-
-def first_pause(search: dict[str, Any], spec: dict[str, Any]) -> int | None:
-    """The step a new member pauses at (its first rung), None if it has only one."""
-    return rungs(search, spec)[0].step
 
 
 def decide(session: Session, sweep_id: str) -> list[str]:
     """Promote and prune what the sweep's rungs allow now; the ids promoted (to be sent to
     the workers once committed). Idempotent."""
+    if not session.scalar(select(Sweep.search).where(Sweep.id == sweep_id)):
+        return []  # a grid sweep: nothing to decide, and no lock taken
     sweep = session.scalars(select(Sweep).where(Sweep.id == sweep_id).with_for_update()).first()
     if sweep is None or not sweep.search:
         return []
@@ -78,10 +50,8 @@ def decide(session: Session, sweep_id: str) -> list[str]:
             select(Experiment).where(Experiment.sweep_id == sweep_id).order_by(Experiment.id)
         )
     )
-    if not members:
-        return []
-    ladder = rungs(search, members[0].spec)
     promoted: list[str] = []
+    ladder = rungs(search, members[0].spec) if members else []
     for rung in ladder[:-1]:
         if search["kind"] == "successive_halving":
             promoted += _halve(session, search, ladder, rung, members)
@@ -94,7 +64,12 @@ def decide(session: Session, sweep_id: str) -> list[str]:
             .values(checkpoint_path=None, progress_epoch=0, progress_step=0)
             .execution_options(synchronize_session=False)
         )
-    if search["kind"] == "asha" and not any(m.status in PENDING for m in members):
+    if search["kind"] == "optuna":  # the trials the sampler may start now
+        promoted += trials.advance(session, sweep, members)
+        search = sweep.search or search
+    asked_all = sweep.trials_left == 0
+    idle = not any(m.status in PENDING for m in members)
+    if search["kind"] != "successive_halving" and asked_all and idle:
         for m in members:  # nothing can reach a rung any more: the waiting arms are done
             if m.status == Status.paused.value:
                 _prune(session, m, f"pruned: the search ended with it waiting at rung {m.rung}")
@@ -140,7 +115,7 @@ def _asha(
     if not reached:
         return []
     ranked = _ranked_arms(session, search, rung, reached)
-    keep = len(ranked) // int(search["reduction_factor"])
+    keep = len(ranked) // int((halving(search) or {})["reduction_factor"])
     winners = {arm for arm, _ in ranked[:keep]}
     waiting = [m for m in reached if m.rung == rung.index and m.status == Status.paused.value]
     return [
@@ -263,6 +238,7 @@ def _why(
 
 
 def sweeps_waiting(session: Session) -> list[str]:
-    """The sweeps with a paused member (for the reaper's pass)."""
+    """The sweeps with a paused member, or trials left to ask (for the reaper's pass)."""
     query = select(Experiment.sweep_id).where(Experiment.status == Status.paused.value)
-    return sorted({s for s in session.scalars(query.distinct()) if s})
+    paused = {s for s in session.scalars(query.distinct()) if s}
+    return sorted(paused | set(trials.sweeps_to_advance(session)))

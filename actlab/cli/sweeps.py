@@ -1,4 +1,4 @@
-"""sweep create, sweep show, sweep ls."""
+"""sweep create, sweep show, sweep cancel, sweep ls."""
 
 from __future__ import annotations
 
@@ -28,6 +28,13 @@ def render(sweep: Sweep) -> None:
     """The aggregate table with CIs, then the paired comparisons."""
     counts = " ".join(f"{k}={v}" for k, v in sorted(sweep.status_counts.items()))
     console.print(f"[bold]{sweep.id}[/bold]  {sweep.name}  {sweep.status}  ({counts})")
+    search = sweep.search or {}
+    if sweep.n_trials is not None:
+        asked = sweep.n_trials - sweep.trials_left
+        console.print(
+            f"optuna {search.get('sampler')} on {search.get('metric')} ({search.get('mode')}): "
+            f"{asked} of {sweep.n_trials} trials asked, {search.get('parallel')} at a time"
+        )
     pct = round(sweep.confidence * 100)
     rows = [
         [a.label, a.n, a.mean, a.std, a.ci_low, a.ci_high, a.n_pending, a.n_failed]
@@ -44,17 +51,16 @@ def render(sweep: Sweep) -> None:
         columns = ["arm", "pairs", "mean diff", "CI low", "CI high", "p (paired t)"]
         console.print(table(f"paired by seed, minus {base}", columns, rows))
     if sweep.rungs:
-        search = sweep.search or {}
-        unit = search.get("unit", "epochs")
+        rule = search.get("halving") or search  # an Optuna search's rung rule is its own block
+        unit = rule.get("unit", "epochs")
         rows = [
             [r.rung, r.resource, "end" if r.step is None else r.step, r.reached, r.waiting,
              r.promoted, r.pruned]
             for r in sweep.rungs
         ]  # fmt: skip
         columns = ["rung", unit, "step", "reached", "waiting", "promoted", "pruned"]
-        title = (
-            f"{search.get('kind')} on {search.get('metric')} (eta {search.get('reduction_factor')})"
-        )
+        kind = "asha" if search.get("kind") == "optuna" else search.get("kind")
+        title = f"{kind} on {search.get('metric')} (eta {rule.get('reduction_factor')})"
         console.print(table(title, columns, rows))
     for arm, paths in (sweep.dropped_params or {}).items():
         console.print(f"note: {arm} dropped base parameters {', '.join(paths)}")
@@ -90,6 +96,19 @@ def show(
     """The aggregate table with confidence intervals, and the paired comparisons."""
     with client(url, api_key) as c:
         render(c.sweeps.get(sweep_id, metric=metric, baseline=baseline))
+
+
+@app.command("cancel")
+def cancel(
+    sweep_id: Annotated[str, typer.Argument(help="Sweep id")],
+    url: Url = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Cancel every experiment of the sweep that has not ended; a search asks no more."""
+    with client(url, api_key) as c:
+        sweep = c.sweeps.cancel(sweep_id)
+    counts = " ".join(f"{k}={v}" for k, v in sorted(sweep.status_counts.items()))
+    console.print(f"{sweep.id} {sweep.status} ({counts})")
 
 
 @app.command("ls")

@@ -225,9 +225,26 @@ class Sweep(Base):
     # A fork sweep's start: {experiment_id | sweep_id, at_step, noise_clock[, skipped]}.
     fork: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # An adaptive sweep's search (core/search.py): {kind, metric, mode, reduction_factor,
-    # min_resource, unit}.
+    # min_resource, unit}; an Optuna search's also holds the trials asked so far
+    # (core/trials.py) and `stopped` once the sweep was cancelled.
     search: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @property
+    def n_trials(self) -> int | None:
+        """An Optuna search's trials: planned, or asked once it was stopped (None otherwise)."""
+        search = self.search or {}
+        if search.get("kind") != "optuna":
+            return None
+        return len(search.get("trials", [])) if search.get("stopped") else int(search["n_trials"])
+
+    @property
+    def trials_left(self) -> int:
+        """An Optuna search's trials not asked yet (0 for any other sweep, or once stopped)."""
+        search = self.search or {}
+        if search.get("kind") != "optuna" or search.get("stopped"):
+            return 0
+        return max(0, int(search["n_trials"]) - len(search.get("trials", [])))
 
 
 class ApiKey(Base):

@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import copy
 import itertools
-import json
 from typing import Any
 
 from pydantic import ValidationError
 
-import activations
-from activations import schedules
 from core.spec import ExperimentSpec
+from core.spec import points as points_
 from core.spec.paths import field_errors
+from core.spec.points import Point, drop_foreign_params, experiment_name, label, set_path
 from service.errors import InvalidSpec
-from service.sweeps.schemas import SweepCreate, canonical
+from service.sweeps.schemas import SweepCreate
 
-Point = dict[str, Any]
-NAME_MAX = 200  # Experiment.name
+__all__ = [
+    "Point",
+    "dropped_params",
+    "expand",
+    "experiment_name",
+    "label",
+    "point_errors",
+    "point_spec",
+    "points",
+]
 
 
 def points(grid: dict[str, list[Any]]) -> list[Point]:
@@ -26,79 +33,14 @@ def points(grid: dict[str, list[Any]]) -> list[Point]:
     return [dict(zip(paths, combo, strict=True)) for combo in itertools.product(*grid.values())]
 
 
-def label(point: Point) -> str:
-    """`activation.name=relu,activation.params.sigma=0.3`; `base` for the empty point."""
-    return ",".join(f"{path}={_show(value)}" for path, value in point.items()) or "base"
-
-
-def _show(value: Any) -> str:
-    # Strings bare, unless they would read as another JSON value ("1", "true").
-    if isinstance(value, str):
-        try:
-            json.loads(value)
-        except ValueError:
-            return value
-    return canonical(value)
-
-
-def experiment_name(sweep_name: str, index: int, point: Point, seed: int) -> str:
-    """The experiment's name; also how a sweep finds which point and seed an experiment is."""
-    name = f"{sweep_name}/{label(point)}/seed={seed}"
-    return name if len(name) <= NAME_MAX else f"{sweep_name}/point-{index}/seed={seed}"
-
-
-def _set_path(doc: dict[str, Any], path: str, value: Any) -> None:
-    *parents, leaf = path.split(".")
-    node = doc
-    for i, key in enumerate(parents):
-        child = node.setdefault(key, {})
-        if not isinstance(child, dict):
-            where = ".".join(parents[: i + 1])
-            raise ValueError(f"{where} is {canonical(child)}, not an object")
-        node = child
-    node[leaf] = copy.deepcopy(value)
-
-
-def _accepted(section: str, name: Any) -> set[str] | None:
-    """Parameter names the chosen unit or schedule kind takes; None when the name is unknown."""
-    lookup = activations.registry.param_names if section == "activation" else schedules.param_names
-    try:
-        return set(lookup(str(name)))
-    except (KeyError, ValueError):
-        return None
-
-
-def _drop_foreign_params(spec: dict[str, Any], point: Point) -> None:
-    """When the grid picks a unit (or schedule kind), drop base params that it does not take."""
-    for section, key in (("activation", "name"), ("noise_schedule", "kind")):
-        if f"{section}.{key}" not in point or f"{section}.params" in point:
-            continue
-        block = spec.get(section)
-        if not isinstance(block, dict):
-            continue
-        params = block.get("params")
-        accepted = _accepted(section, point[f"{section}.{key}"])
-        if not isinstance(params, dict) or accepted is None:
-            continue  # validation reports an unknown name or a malformed block
-        swept = {p.split(".", 2)[2] for p in point if p.startswith(f"{section}.params.")}
-        block["params"] = {k: v for k, v in params.items() if k in accepted or k in swept}
-
-
 def point_spec(body: SweepCreate, index: int, point: Point, seed: int) -> dict[str, Any]:
     """The spec document of one experiment: base spec, grid values, seed, name and tags."""
-    spec = copy.deepcopy(body.base_spec or {})
-    for path, value in point.items():
-        _set_path(spec, path, value)
-    _drop_foreign_params(spec, point)
-    spec["seed"] = seed
-    spec["name"] = experiment_name(body.name, index, point, seed)
-    base_tags = spec.get("tags", [])
-    if isinstance(base_tags, list):
-        spec["tags"] = list(dict.fromkeys([*base_tags, *body.tags]))
-    return spec
+    return points_.point_spec(
+        body.base_spec, sweep_name=body.name, tags=body.tags, index=index, point=point, seed=seed
+    )
 
 
-def _point_errors(where: str, spec: dict[str, Any] | None, exc: Exception) -> list[dict]:
+def point_errors(where: str, spec: dict[str, Any] | None, exc: Exception) -> list[dict]:
     if not isinstance(exc, ValidationError):
         return [{"path": where, "message": str(exc), "type": "value_error"}]
     return field_errors(exc.errors(), spec, within=where)
@@ -117,7 +59,7 @@ def expand(body: SweepCreate) -> list[tuple[Point, list[ExperimentSpec]]]:
                 spec = point_spec(body, index, point, seed)
                 specs.append(ExperimentSpec.model_validate(spec))
         except (ValidationError, ValueError) as exc:
-            errors.extend(_point_errors(where, spec, exc))
+            errors.extend(point_errors(where, spec, exc))
             continue
         out.append((point, specs))
     if errors:
@@ -131,7 +73,7 @@ def dropped_params(base_spec: dict[str, Any], point: Point) -> list[str]:
     spec = copy.deepcopy(base_spec)
     try:
         for path, value in point.items():
-            _set_path(spec, path, value)
+            set_path(spec, path, value)
     except ValueError:
         return []
     before = {
@@ -139,7 +81,7 @@ def dropped_params(base_spec: dict[str, Any], point: Point) -> list[str]:
         for section in ("activation", "noise_schedule")
         for k in ((spec.get(section) or {}).get("params") or {})
     }
-    _drop_foreign_params(spec, point)
+    drop_foreign_params(spec, point)
     after = {
         f"{section}.params.{k}"
         for section in ("activation", "noise_schedule")

@@ -63,3 +63,10 @@ def get_sweep(
 ) -> Any:
     """Status counts, experiments, per-point mean/std/95% CI, and paired tests vs the baseline."""
     return service.view(session=session, sweep=sweep, metric=metric, baseline=baseline)
+
+
+@router.post("/{sweep_id}/cancel", response_model=SweepRead)
+def cancel_sweep(sweep: SweepDep, session: SessionDep) -> Any:
+    """Cancel every experiment of the sweep that has not ended (queued and paused ones at
+    once, running ones at their next step); an Optuna search asks no more trials."""
+    return service.cancel(session=session, sweep=sweep)

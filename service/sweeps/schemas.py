@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -21,6 +20,7 @@ from pydantic import (
 
 from core.spec.experiment import CANONICAL_EXAMPLE, Tag
 from core.spec.numbers import Int
+from core.spec.points import canonical
 from core.store.models import Status
 from service.sweeps.stats import CONFIDENCE
 
@@ -50,11 +50,6 @@ EXAMPLE: dict[str, Any] = {
 }
 
 Seed = Annotated[Int, Field(ge=0, le=2**31 - 1)]
-
-
-def canonical(value: Any) -> str:
-    """One string per JSON value, to compare grid values and detect duplicates."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 class PackingSpec(BaseModel):
@@ -90,13 +85,72 @@ class SweepFork(BaseModel):
         return self
 
 
-class SearchSpec(BaseModel):
-    """Successive halving or ASHA over the grid's arms; promoted members resume from their
-    checkpoints (docs/search.md)."""
+class Halving(BaseModel):
+    """The rung rule of an Optuna search: its trials pause at rungs and ASHA promotes the best
+    1/eta (they resume from their checkpoints) or prunes them."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    kind: Literal["successive_halving", "asha"]
+    reduction_factor: Int = Field(
+        3, ge=2, le=100, description="eta: the best 1/eta of a rung's arms go on."
+    )
+    min_resource: Int = Field(
+        1, ge=1, le=2**31 - 1, description="The first rung, in `unit`; then x eta each rung."
+    )
+    unit: Literal["epochs", "steps"] = "epochs"
+
+
+Number = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class Distribution(BaseModel):
+    """One dimension of an Optuna search's space: `float` or `int` between `low` and `high`
+    (optionally on a log scale, or in steps), or `categorical` over `choices`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    type: Literal["float", "int", "categorical"]
+    low: Number | None = None
+    high: Number | None = None
+    log: bool = False
+    step: Number | None = Field(None, gt=0)
+    choices: list[Any] | None = Field(None, min_length=1, max_length=1000)
+
+    @model_validator(mode="after")
+    def _shape(self) -> Distribution:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("choices: a categorical dimension needs at least one")
+            if self.low is not None or self.high is not None or self.step is not None:
+                raise ValueError("low, high and step are for float and int dimensions")
+            if len({canonical(c) for c in self.choices}) != len(self.choices):
+                raise ValueError("choices: a value is listed twice")
+            return self
+        if self.choices is not None:
+            raise ValueError("choices: only a categorical dimension has them")
+        if self.low is None or self.high is None:
+            raise ValueError(f"low and high: needed for a {self.type} dimension")
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) is above high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError("low: a log scale needs low > 0")
+        if self.log and self.step is not None:
+            raise ValueError("step: not with a log scale")
+        if self.type == "int":
+            for name in ("low", "high", "step"):
+                value = getattr(self, name)
+                if value is not None and value != int(value):
+                    raise ValueError(f"{name}: an int dimension takes whole numbers")
+        return self
+
+
+class SearchSpec(BaseModel):
+    """Successive halving or ASHA over the grid's arms (promoted members resume from their
+    checkpoints), or an Optuna sampler over a space (docs/search.md)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    kind: Literal["successive_halving", "asha", "optuna"]
     metric: str = Field(
         "val/acc", min_length=1, max_length=128, description="Ranks the arms at each rung."
     )
@@ -113,6 +167,58 @@ class SearchSpec(BaseModel):
         description="False: a promoted member trains again from step 0, as with a stop-only "
         "pruner (benchmarks/bench_search.py measures what resuming saves).",
     )
+    sampler: Literal["tpe", "cmaes", "gp", "random", "qmc"] | None = Field(
+        None, description="optuna: the sampler that picks each trial (default tpe)."
+    )
+    n_trials: Int | None = Field(
+        None, ge=1, le=10_000, description="optuna: how many configurations to try."
+    )
+    space: dict[str, Distribution] | None = Field(
+        None,
+        description="optuna: dotted spec path -> distribution, e.g. "
+        '{"optimizer.lr": {"type": "float", "low": 1e-4, "high": 0.1, "log": true}}.',
+    )
+    parallel: Int | None = Field(
+        None,
+        ge=1,
+        le=1000,
+        description="optuna: trials in flight at once (default 1: every trial is asked "
+        "knowing all before it, so the search is reproducible); set it to the workers you "
+        "have to use them all.",
+    )
+    seed: Int = Field(0, ge=0, le=2**31 - 1, description="optuna: the sampler's seed.")
+    n_startup_trials: Int | None = Field(
+        None, ge=0, le=10_000, description="optuna: random trials first (default n_trials // 3)."
+    )
+    halving: Halving | None = Field(
+        None, description="optuna: also stop trials at rungs (ASHA); the best resume."
+    )
+
+    @field_validator("space")
+    @classmethod
+    def _paths(cls, space: dict[str, Distribution] | None) -> dict[str, Distribution] | None:
+        for path in space or {}:
+            if not PATH.match(path):
+                raise ValueError(f"{path!r} is not a dotted spec path like 'optimizer.lr'")
+            if path in RESERVED_PATHS:
+                raise ValueError(f"{path!r} cannot be searched: {RESERVED_PATHS[path]}")
+        return space
+
+    @model_validator(mode="after")
+    def _kind(self) -> SearchSpec:
+        own = ("sampler", "n_trials", "space", "parallel", "n_startup_trials", "halving")
+        if self.kind != "optuna":
+            given = [f for f in own if getattr(self, f) is not None]
+            if given:
+                raise ValueError(f"{given[0]}: only an optuna search takes it")
+            return self
+        if self.n_trials is None:
+            raise ValueError("n_trials: an optuna search needs it")
+        if not self.space:
+            raise ValueError("space: an optuna search needs at least one dimension")
+        self.sampler = self.sampler or "tpe"
+        self.parallel = self.parallel or 1
+        return self
 
 
 class SweepCreate(BaseModel):
@@ -197,6 +303,8 @@ class SweepCreate(BaseModel):
             raise ValueError("packing: a search sweep's members do not pack (yet): leave it out")
         if self.search is not None and self.fork is not None:
             raise ValueError("search: a fork sweep cannot search (yet): leave one out")
+        if self.search is not None and self.search.kind == "optuna" and self.grid:
+            raise ValueError("grid: an optuna search samples its space; leave grid out")
         return self
 
     @model_validator(mode="after")
@@ -318,9 +426,12 @@ def experiment_count(grid: Mapping[str, Sequence[Any]], seeds: Sequence[int]) ->
     return math.prod(len(v) for v in grid.values()) * len(seeds)
 
 
-def sweep_status(counts: Mapping[str, int]) -> str:
-    """One status for the sweep, derived from its experiments' status counts."""
+def sweep_status(counts: Mapping[str, int], trials_left: int = 0) -> str:
+    """One status for the sweep, derived from its experiments' status counts (and, for an
+    Optuna search, the trials it has yet to ask: it runs until they are asked)."""
     present = {s for s, n in counts.items() if n}
+    if trials_left and not present & PENDING:
+        return Status.running.value
     if present & PENDING:
         return Status.queued.value if present <= {Status.queued.value} else Status.running.value
     for outcome in (Status.failed, Status.cancelled):  # pruned is a search's normal end
@@ -342,6 +453,10 @@ class SweepSummary(_Read):
     baseline: dict[str, Any] | None
     status_counts: dict[str, int]
     packing: PackingSpec | None = None
+    n_trials: int | None = Field(None, description="An Optuna search's trials (planned).")
+    trials_left: int = Field(
+        0, description="An Optuna search's trials not asked yet (it runs until they are)."
+    )
 
     @computed_field(  # type: ignore[prop-decorator]
         description="From its experiments: queued until one starts, running while any is"
@@ -349,11 +464,13 @@ class SweepSummary(_Read):
     )
     @property
     def status(self) -> str:
-        return sweep_status(self.status_counts)
+        return sweep_status(self.status_counts, self.trials_left)
 
     @computed_field(description="Number of experiments.")  # type: ignore[prop-decorator]
     @property
     def size(self) -> int:
+        if self.n_trials is not None:  # an Optuna search: one member per trial and seed
+            return self.n_trials * len(self.seeds)
         return experiment_count(self.grid, self.seeds)
 
 

@@ -9,11 +9,14 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
+from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import search
+from core import search, trials
 from core.queue import send_run
 from core.settings import Settings
+from core.spec import ExperimentSpec
 from core.store import experiments as experiments_repo
 from core.store import metrics as metrics_repo
 from core.store import sweeps as repo
@@ -25,7 +28,16 @@ from service.errors import InvalidSpec, LimitExceeded
 from service.experiments.service import check_names
 from service.sweeps import forking, packing, stats
 from service.sweeps.forking import Member
-from service.sweeps.grid import Point, dropped_params, expand, experiment_name, label, points
+from service.sweeps.grid import (
+    Point,
+    dropped_params,
+    expand,
+    experiment_name,
+    label,
+    point_errors,
+    point_spec,
+    points,
+)
 from service.sweeps.schemas import (
     PENDING,
     ArmRow,
@@ -46,6 +58,8 @@ def create(
     *, session: Session, settings: Settings, body: SweepCreate, principal: Principal
 ) -> SweepRead:
     """Insert the sweep and all its experiments (the request commits them together)."""
+    if body.search is not None and body.search.kind == "optuna":
+        return _create_search(session=session, settings=settings, body=body, principal=principal)
     if body.fork is None:
         assert body.base_spec is not None and body.seeds is not None
         _check_size(experiment_count(body.grid, body.seeds), settings)
@@ -105,6 +119,61 @@ def create(
     if body.packing is not None:
         sweep.packing = body.packing.model_dump()
         packing.assign_packs(session, rows, max_members=body.packing.max_members)
+    return view(session=session, sweep=sweep, metric=None, baseline=None)
+
+
+def _create_search(
+    *, session: Session, settings: Settings, body: SweepCreate, principal: Principal
+) -> SweepRead:
+    """An Optuna search: the sweep, and the first trials its sampler asks (core/trials.py);
+    the rest are asked as trials end. Every edge of the space is validated now."""
+    assert body.search is not None and body.search.space is not None
+    assert body.search.n_trials is not None and body.search.parallel is not None
+    assert body.seeds is not None and body.base_spec is not None
+    search_ = body.search.model_dump()
+    _check_size(body.search.n_trials * len(body.seeds), settings)
+    start = min(body.search.parallel, body.search.n_trials) * len(body.seeds)
+    limits.check_queue(session, principal.owner_id, start, settings)
+    errors: list[dict[str, Any]] = []
+    for corner in trials.corners(search_["space"]):
+        doc = point_spec(body, 0, corner, body.seeds[0])
+        try:
+            spec = ExperimentSpec.model_validate(doc)
+        except (ValidationError, ValueError) as exc:
+            errors += point_errors(f"search.space[{label(corner)}]", doc, exc)
+            continue
+        limits.check_spec(spec, settings)
+        field = "base_spec.priority"
+        limits.check_priority(spec.priority, owners.max_priority(session, principal), field=field)
+    if errors:
+        raise InvalidSpec(
+            "; ".join(f"{e['path']}: {e['message']}" for e in errors[:5]), errors=errors
+        )
+    sweep = repo.create(
+        session,
+        name=body.name,
+        owner_id=principal.owner_id,
+        metric=body.metric,
+        baseline=body.baseline,
+        base_spec=body.base_spec,
+        grid={},
+        seeds=body.seeds,
+    )
+    sweep.search = search_
+    for experiment_id in search.decide(session, sweep.id):
+        after_commit(session, partial(send_run, settings, experiment_id))
+    return view(session=session, sweep=sweep, metric=None, baseline=None)
+
+
+def cancel(*, session: Session, sweep: Sweep) -> SweepRead:
+    """Cancel every member that has not ended (a paused one at once); an Optuna search also
+    stops asking. Under the sweep's row lock, so no rung decision or ask runs beside it."""
+    session.scalars(select(Sweep).where(Sweep.id == sweep.id).with_for_update()).first()
+    if sweep.search and sweep.search.get("kind") == "optuna":
+        sweep.search = {**sweep.search, "stopped": True}
+    for exp in repo.experiments_of(session, sweep.id):
+        if Status(exp.status) not in TERMINAL:
+            experiments_repo.request_cancel(session, exp)
     return view(session=session, sweep=sweep, metric=None, baseline=None)
 
 
@@ -188,7 +257,7 @@ def _one(found: list[int], wanted: str) -> int:
 def view(*, session: Session, sweep: Sweep, metric: str | None, baseline: str | None) -> SweepRead:
     """The sweep with its experiments, one aggregate row per point, and paired comparisons."""
     asked, metric = metric, metric or sweep.metric
-    pts = points(sweep.grid)
+    pts = arms_of(sweep)
     base = baseline_index(pts, baseline if baseline is not None else sweep.baseline)
     everyone = repo.experiments_of(session, sweep.id)
     where = _positions(sweep, pts, everyone)
@@ -209,6 +278,7 @@ def view(*, session: Session, sweep: Sweep, metric: str | None, baseline: str | 
             _compare(p, arms[i], pts[base], arms[base]) for i, p in enumerate(pts) if i != base
         ],
         "rungs": _rungs(sweep, exps),
+        "search": _search_view(sweep.search),
         "dropped_params": {
             label(p): dropped for p in pts if (dropped := dropped_params(sweep.base_spec, p))
         },
@@ -216,9 +286,23 @@ def view(*, session: Session, sweep: Sweep, metric: str | None, baseline: str | 
     return SweepRead.model_validate(sweep, context=over)
 
 
+def arms_of(sweep: Sweep) -> list[Point]:
+    """The sweep's points: its grid's, or an Optuna search's trials in the order asked."""
+    if sweep.search and sweep.search.get("kind") == "optuna":
+        return [t["point"] for t in sweep.search.get("trials", [])]
+    return points(sweep.grid)
+
+
+def _search_view(search: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The search as stored, its trials as their points (the sampler's state left out)."""
+    if not search or "trials" not in search:
+        return search
+    return {**search, "trials": [t["point"] for t in search["trials"]]}
+
+
 def _rungs(sweep: Sweep, exps: Sequence[Experiment]) -> list[RungRow]:
     """An adaptive sweep's rungs: who reached each, waits there, went on or was pruned."""
-    if not sweep.search or not exps:
+    if not sweep.search or not exps or search.halving(sweep.search) is None:
         return []
     rows = []
     for r in search.rungs(sweep.search, exps[0].spec):

@@ -4,6 +4,9 @@ members are paused at their rungs by hand with their metric, then the sweep deci
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -162,6 +165,45 @@ def test_asha_prunes_what_still_waits_when_nothing_can_run(
         ({"kind": "asha", "min_resource": 0}, "search.min_resource"),
         ({"kind": "asha", "unit": "hours"}, "search.unit"),
         ({"kind": "asha", "colour": 1}, "search.colour"),
+        ({"kind": "optuna", "n_trials": 3, "space": {}}, "search"),
+        (
+            {"kind": "optuna", "space": {"optimizer.lr": {"type": "float", "low": 0, "high": 1}}},
+            "search",
+        ),
+        (
+            {
+                "kind": "optuna",
+                "n_trials": 3,
+                "space": {"optimizer..lr": {"type": "int", "low": 0, "high": 9}},
+            },
+            "search.space",
+        ),
+        (
+            {
+                "kind": "optuna",
+                "n_trials": 3,
+                "space": {"seed": {"type": "int", "low": 0, "high": 9}},
+            },
+            "search.space",
+        ),
+        (
+            {
+                "kind": "optuna",
+                "n_trials": 3,
+                "space": {"optimizer.lr": {"type": "float", "low": 0, "high": 1, "log": True}},
+            },
+            "search.space.optimizer.lr",
+        ),
+        (
+            {
+                "kind": "optuna",
+                "n_trials": 3,
+                "sampler": "bohb",
+                "space": {"optimizer.lr": {"type": "float", "low": 0, "high": 1}},
+            },
+            "search.sampler",
+        ),
+        ({"kind": "asha", "n_trials": 3}, "search"),
     ],
 )
 def test_a_bad_search_is_a_422_naming_the_field(
@@ -202,3 +244,98 @@ def test_a_paused_member_can_be_cancelled_and_the_rung_decides_without_it(
     promoted = _decide(settings, sweep["id"])
     # 8 arms left: floor(8 / 3) = 2 go on (the best two of the rest), the cancelled does not.
     assert len(promoted) == 2 and exps[-1]["id"] not in promoted
+
+
+_KILL_MID_DECISION = """
+import os, signal, sys
+from core import search
+from core.store.db import session_scope
+with session_scope(sys.argv[1]) as session:
+    promoted = search.decide(session, sys.argv[2])
+    assert promoted, "the rung should promote"
+    session.flush()  # the UPDATEs are sent, the transaction is open
+    os.kill(os.getpid(), signal.SIGKILL)  # the worker dies before it commits
+"""
+
+
+def test_a_worker_killed_during_a_rung_decision_loses_nothing(
+    client: TestClient, settings: Settings
+) -> None:
+    """SIGKILL of a process in the middle of a decision (its UPDATEs sent, not committed):
+    the database rolls them back, and the reaper's next pass decides the rung once."""
+    from worker.reaper import reap_once
+
+    sweep = _sweep(client, "successive_halving", [0])
+    for i, e in enumerate(sweep["experiments"]):
+        _pause(settings, e, float(i))
+    url, sweep_id = settings.resolved_database_url, sweep["id"]
+    died = subprocess.run([sys.executable, "-c", _KILL_MID_DECISION, url, sweep_id], check=False)
+    assert died.returncode == -signal.SIGKILL
+    assert {r.status for r in _rows(settings, sweep_id).values()} == {"paused"}
+    reap_once(settings)
+    rows = _rows(settings, sweep_id)
+    assert sorted(r.status for r in rows.values()) == ["pruned"] * 6 + ["queued"] * 3
+    assert _decide(settings, sweep_id) == []  # decided once
+
+
+def _optuna(client: TestClient, **over: Any) -> dict[str, Any]:
+    base = canonical_spec(training={"epochs": 9})
+    del base["name"], base["seed"]
+    space = {
+        "activation.params.sigma": {"type": "float", "low": 0.0, "high": 2.0},
+        "optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+    }
+    search = {"kind": "optuna", "n_trials": 6, "space": space, "seed": 3, **over}
+    body = {"name": "optuna", "base_spec": base, "seeds": [0, 1], "search": search}
+    response = client.post("/v1/sweeps", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def _finish(settings: Settings, experiment_id: str, value: float) -> None:
+    with session_scope(settings.resolved_database_url) as session:
+        metrics.insert_points(session, experiment_id, step=324, epoch=9, values={"val/acc": value})
+        session.execute(
+            update(Experiment)
+            .where(Experiment.id == experiment_id)
+            .values(status=Status.succeeded.value)
+        )
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "cmaes", "gp", "random", "qmc"])
+def test_an_optuna_study_is_rebuilt_from_the_database_and_asks_the_same_after_a_rollback(
+    client: TestClient, settings: Settings, sampler: str
+) -> None:
+    """Every sampler: trials end (their value is the mean over seeds), and the next ask, made
+    in a transaction that is rolled back (a process that died), is asked again the same."""
+    sweep = _optuna(client, sampler=sampler, n_startup_trials=2, parallel=2)
+    assert len(sweep["experiments"]) == 4  # two trials in flight, two seeds each
+    for round_ in range(2):
+        view = client.get(f"/v1/sweeps/{sweep['id']}").json()
+        for e in view["experiments"]:
+            if e["status"] == "queued":
+                _finish(settings, e["id"], e["point"]["activation.params.sigma"] + round_)
+        with session_scope(settings.resolved_database_url) as session:
+            asked = search.decide(session, sweep["id"])
+            points = [session.get(Experiment, i).sweep_point for i in asked]
+            session.rollback()
+        again = _decide(settings, sweep["id"])
+        with session_scope(settings.resolved_database_url) as session:
+            assert [session.get(Experiment, i).sweep_point for i in again] == points
+        assert len(again) == 4  # the two trials that ended are replaced, two seeds each
+    view = client.get(f"/v1/sweeps/{sweep['id']}").json()
+    assert [t["trial"] for t in view["search"]["trials"]] == list(range(6))
+    assert view["trials_left"] == 0 and view["size"] == 12
+
+
+def test_an_optuna_search_validates_every_edge_of_its_space(client: TestClient) -> None:
+    base = canonical_spec()
+    del base["name"], base["seed"]
+    space = {"activation.params.sigma": {"type": "float", "low": 0.0, "high": 2.0},
+             "model.hidden": {"type": "categorical", "choices": [[100, 100], [0]]}}  # fmt: skip
+    search = {"kind": "optuna", "n_trials": 4, "space": space}
+    body = {"name": "bad-edge", "base_spec": base, "seeds": [0], "search": search}
+    response = client.post("/v1/sweeps", json=body)
+    assert response.status_code == 422, response.text
+    paths = [e["path"] for e in response.json()["errors"]]
+    assert any(p.startswith("search.space[") and "model.hidden" in p for p in paths), paths

@@ -21,6 +21,7 @@ import actlab
 from actlab.frames import COLUMNS
 from tests.actlab.test_models_openapi import mismatches
 from tests.support import (
+    HANG_S,
     ROOT,
     Process,
     canonical_spec,
@@ -239,6 +240,34 @@ def test_watch_reconnects_with_last_event_id(server: str) -> None:
     statuses = [e.data["status"] for e in events if e.kind == "status"]
     assert statuses[0] == "queued" and statuses[-1] == "succeeded"
     assert any(e.kind == "metrics" for e in events)
+
+
+def test_an_optuna_search_from_a_yaml_file_shows_its_trials_and_cancels(
+    server: str, tmp_path: Path
+) -> None:
+    base = canonical_spec(training={"epochs": 50})
+    del base["name"], base["seed"]
+    space = {"optimizer.lr": {"type": "float", "low": 0.0001, "high": 0.1, "log": True}}
+    body = {
+        "name": "cli-optuna",
+        "base_spec": base,
+        "seeds": [0],
+        "search": {"kind": "optuna", "sampler": "tpe", "n_trials": 5, "space": space},
+    }
+    (tmp_path / "search.yaml").write_text(yaml.safe_dump(body))
+    made = cli(server, "sweep", "create", str(tmp_path / "search.yaml"))
+    assert made.returncode == 0, made.stdout + made.stderr
+    sweep_id = made.stdout.split()[0]
+    assert "5 experiments" in made.stdout
+    shown = cli(server, "sweep", "show", sweep_id)
+    assert "optuna tpe on val/acc (max): 1 of 5 trials asked, 1 at a time" in shown.stdout
+    assert "trial=0,optimizer.lr=" in shown.stdout
+    cancelled = cli(server, "sweep", "cancel", sweep_id)
+    assert cancelled.returncode == 0, cancelled.stdout + cancelled.stderr
+    sweep = actlab.Client(server).sweeps.wait(sweep_id, timeout=HANG_S, poll=0.2)
+    assert sweep.status == "cancelled" and sweep.trials_left == 0 and sweep.size == 1
+    bad = cli(server, "sweep", "cancel", "swp_missing")
+    assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
 
 
 def test_watch_a_sweep_follows_every_experiment_on_the_sweep_stream(server: str) -> None:

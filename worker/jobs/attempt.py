@@ -282,14 +282,15 @@ def _finish(claim: Claim, settings: Settings, *, status: Status, **kwargs: Any) 
         return "lease_lost"
     if status == Status.queued:
         send_run(settings, claim.experiment_id)
-    if status == Status.paused:
+    if status != Status.queued:
         decide_rungs(settings, claim.experiment_id)
     return status.value
 
 
 def decide_rungs(settings: Settings, experiment_id: str) -> None:
-    """The sweep's rung decision once a member paused (the reaper decides too, so a worker
-    that dies here loses nothing); the promoted members are sent once committed."""
+    """The sweep's decision once a member paused or ended: its rungs, and an Optuna search's
+    next trials (the reaper decides too, so a worker that dies here loses nothing); what it
+    promoted or started is sent once committed."""
     try:
         with session_scope(settings.resolved_database_url) as session:
             sweep_id = session.scalar(

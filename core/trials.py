@@ -1,0 +1,259 @@
+"""Model-based search (`search.kind = optuna`): Optuna's samplers pick the next trials, and
+the database is the study's only record (docs/search.md).
+
+A trial is one configuration (a point of the search space) run once per sweep seed: its
+members are ordinary experiments of the sweep, so fair share, preemption, cancel, retry and
+both databases treat them as any other run. What the sampler asked is kept on the sweep
+(`search.trials`: each trial's number, point and the sampler's own attributes, which CMA-ES
+uses to carry its state); what a trial scored is read from its members' metrics. Before each
+ask the study is rebuilt from those two in trial order, and the sampler is seeded from the
+sweep's seed and the trial's number: the same history asks the same next point, and a
+process that dies between an ask and its commit loses nothing (the ask is redone).
+
+`advance` keeps `parallel` trials in flight until `n_trials` were asked. It runs where
+rung decisions run (core.search.decide): in the worker whenever a member of the sweep stops,
+on every reaper pass, and in the API when the sweep is created. With a `halving` block the
+trials also pause at rungs and ASHA promotes or prunes them (their members resume from
+their checkpoints); a pruned trial is told to the sampler as pruned, with its value at the
+rung.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.trial import TrialState, create_trial
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core.rungs import first_pause
+from core.spec import ExperimentSpec
+from core.spec.estimate import footprint
+from core.spec.points import Point, experiment_name, label, point_spec
+from core.store import experiments as experiments_repo
+from core.store.models import Experiment, Metric, Status, Sweep
+
+log = logging.getLogger("actlab.search")
+
+SAMPLERS = ("tpe", "cmaes", "gp", "random", "qmc")
+RUNNING = (Status.queued.value, Status.running.value, Status.cancelling.value)
+WAITING = (*RUNNING, Status.paused.value)  # not finished, for the sampler
+TRIAL = "trial"  # a trial's point carries its number under this key (paths have dots)
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def distributions(space: dict[str, dict[str, Any]]) -> dict[str, BaseDistribution]:
+    """The search space as Optuna's distributions, one per dotted spec path."""
+    out: dict[str, BaseDistribution] = {}
+    for path, d in space.items():
+        if d["type"] == "categorical":
+            out[path] = CategoricalDistribution(list(d["choices"]))
+        elif d["type"] == "int":
+            out[path] = IntDistribution(
+                int(d["low"]), int(d["high"]), log=bool(d.get("log")), step=int(d.get("step") or 1)
+            )
+        else:
+            out[path] = FloatDistribution(
+                float(d["low"]), float(d["high"]), log=bool(d.get("log")), step=d.get("step")
+            )
+    return out
+
+
+def sampler(search: dict[str, Any], number: int) -> optuna.samplers.BaseSampler:
+    """The sampler that asks trial `number`: seeded from the sweep's seed and the number, so
+    a rebuilt study asks the same point (QMC keeps one seed: its sequence is the number)."""
+    with warnings.catch_warnings():  # GP, QMC and TPE's options are marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return _sampler(search, number)
+
+
+def _sampler(search: dict[str, Any], number: int) -> optuna.samplers.BaseSampler:
+    kind, seed = search["sampler"], int(search.get("seed", 0))
+    each = seed * 1_000_003 + number
+    startup = startup_trials(search)
+    if kind == "tpe":
+        return optuna.samplers.TPESampler(
+            seed=each, n_startup_trials=startup, constant_liar=True, multivariate=True
+        )
+    if kind == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=each, n_startup_trials=startup)
+    if kind == "gp":
+        return optuna.samplers.GPSampler(seed=each, n_startup_trials=startup)
+    if kind == "qmc":
+        return optuna.samplers.QMCSampler(seed=seed, scramble=True)
+    return optuna.samplers.RandomSampler(seed=each)
+
+
+def startup_trials(search: dict[str, Any]) -> int:
+    """Random trials before the model takes over: given, else a third of the budget."""
+    given = search.get("n_startup_trials")
+    return int(given) if given is not None else max(1, int(search["n_trials"]) // 3)
+
+
+def study(
+    session: Session, sweep: Sweep, members: Sequence[Experiment], number: int
+) -> optuna.Study:
+    """The study as the database has it: every asked trial, in order, with its state."""
+    search = sweep.search or {}
+    dists = distributions(search["space"])
+    direction = "maximize" if search.get("mode", "max") == "max" else "minimize"
+    out = optuna.create_study(direction=direction, sampler=sampler(search, number))
+    by_arm: dict[str, list[Experiment]] = {}
+    for m in members:
+        by_arm.setdefault(m.sweep_arm or "", []).append(m)
+    for asked in search.get("trials", []):
+        ms = by_arm.get(label(asked["point"]), [])
+        state, value, steps = outcome(session, search, ms)
+        out.add_trial(
+            create_trial(
+                state=state,
+                value=value,
+                params={p: asked["point"][p] for p in dists},
+                distributions=dists,
+                system_attrs=asked.get("system_attrs") or {},
+                intermediate_values=steps,
+            )
+        )
+    return out
+
+
+def outcome(
+    session: Session, search: dict[str, Any], members: Sequence[Experiment]
+) -> tuple[TrialState, float | None, dict[int, float]]:
+    """A trial's state for the sampler, its value (the mean of the metric over its seeds) and,
+    when pruned, its value at the rung it stopped at."""
+    if not members or any(m.status in WAITING for m in members):
+        return TrialState.RUNNING, None, {}
+    metric = search.get("metric", "val/acc")
+    done = [m for m in members if m.status == Status.succeeded.value]
+    if done:
+        values = _last_values(session, [m.id for m in done], metric, None)
+        if values:
+            return TrialState.COMPLETE, sum(values.values()) / len(values), {}
+    pruned = [m for m in members if m.status == Status.pruned.value]
+    if pruned:
+        step = max(m.progress_step for m in pruned)
+        values = _last_values(session, [m.id for m in pruned], metric, step)
+        if values:
+            return TrialState.PRUNED, None, {step: sum(values.values()) / len(values)}
+        return TrialState.PRUNED, None, {}
+    return TrialState.FAIL, None, {}
+
+
+def _last_values(session: Session, ids: list[str], metric: str, step: int | None) -> dict:
+    last = (
+        select(Metric.experiment_id, func.max(Metric.step).label("step"))
+        .where(Metric.experiment_id.in_(ids), Metric.name == metric)
+        .group_by(Metric.experiment_id)
+    )
+    if step is not None:
+        last = last.where(Metric.step <= step)
+    sub = last.subquery()
+    rows = session.execute(
+        select(Metric.experiment_id, Metric.value).join(
+            sub,
+            (Metric.experiment_id == sub.c.experiment_id)
+            & (Metric.step == sub.c.step)
+            & (Metric.name == metric),
+        )
+    )
+    return {i: float(v) for i, v in rows}
+
+
+def in_flight(search: dict[str, Any], members: Sequence[Experiment]) -> int:
+    """Asked trials with a member queued or running (one paused at a rung holds no worker:
+    ASHA asks a new trial rather than wait for a promotion)."""
+    waiting = {m.sweep_arm for m in members if m.status in RUNNING}
+    return sum(label(t["point"]) in waiting for t in search.get("trials", []))
+
+
+def to_ask(search: dict[str, Any], members: Sequence[Experiment]) -> int:
+    """How many trials to ask now: up to `parallel` in flight, `n_trials` in all."""
+    if search.get("stopped"):
+        return 0
+    asked = len(search.get("trials", []))
+    free = int(search.get("parallel") or 1) - in_flight(search, members)
+    return max(0, min(int(search["n_trials"]) - asked, free))
+
+
+def advance(session: Session, sweep: Sweep, members: list[Experiment]) -> list[str]:
+    """Ask the sampler for the trials the sweep may start now and insert their members
+    (queued); the ids to send once committed. The caller holds the sweep's row lock."""
+    search = dict(sweep.search or {})
+    new: list[str] = []
+    for _ in range(to_ask(search, members)):
+        number = len(search.get("trials", []))
+        s = study(session, sweep, members, number)
+        trial = s.ask(distributions(search["space"]))
+        point: Point = {TRIAL: number, **{p: trial.params[p] for p in search["space"]}}
+        attrs = s._storage.get_trial(trial._trial_id).system_attrs
+        asked = {"point": point, "system_attrs": attrs}
+        # A new dict each time, the old one untouched: the JSON column sees the change.
+        search = {**search, "trials": [*search.get("trials", []), asked]}
+        sweep.search = search
+        rows = _members(session, sweep, number, point)
+        members += rows
+        new += [r.id for r in rows]
+    return new
+
+
+def _members(session: Session, sweep: Sweep, number: int, point: Point) -> list[Experiment]:
+    """One queued experiment per seed at the trial's point, bound for the first rung."""
+    params = {p: v for p, v in point.items() if p != TRIAL}
+    rows = []
+    for seed in sweep.seeds:
+        doc = point_spec(
+            sweep.base_spec, sweep_name=sweep.name, tags=[], index=number, point=params, seed=seed
+        )
+        doc["name"] = experiment_name(sweep.name, number, point, seed)
+        spec = ExperimentSpec.model_validate(doc)
+        row = experiments_repo.create(
+            session,
+            spec=spec,
+            owner_id=sweep.owner_id,
+            sweep_id=sweep.id,
+            memory_bytes=footprint(spec).total_bytes,
+        )
+        row.sweep_point, row.sweep_arm, row.sweep_seed = point, label(point), seed
+        row.rung, row.rung_step = 0, first_pause(sweep.search or {}, row.spec)
+        experiments_repo.mark_enqueued(session, row.id)
+        rows.append(row)
+    return rows
+
+
+def corners(space: dict[str, dict[str, Any]]) -> list[Point]:
+    """Points that reach every edge of the space (each path's low and high, or each choice,
+    the others at their first): validated when the sweep is created, so that a trial the
+    sampler asks later builds."""
+    first = {
+        p: (d["choices"][0] if d["type"] == "categorical" else d["low"]) for p, d in space.items()
+    }
+    out = [first]
+    for path, d in space.items():
+        edges = d["choices"][1:] if d["type"] == "categorical" else [d["high"]]
+        out += [{**first, path: v} for v in edges]
+    return out
+
+
+def sweeps_to_advance(session: Session) -> list[str]:
+    """Optuna sweeps that have trials left to ask (for the reaper's pass)."""
+    rows = session.execute(select(Sweep.id, Sweep.search).where(Sweep.search.is_not(None)))
+    return [
+        sweep_id
+        for sweep_id, search in rows
+        if search
+        and search.get("kind") == "optuna"
+        and not search.get("stopped")
+        and len(search.get("trials", [])) < int(search["n_trials"])
+    ]
