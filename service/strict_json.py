@@ -4,12 +4,18 @@ Python's json module accepts `NaN` and `Infinity`, lets the last of two equal ke
 and passes lone surrogates (`"\\udfff"`) that no database can encode; a syntax error names
 a character offset. Here each of these is a 422 with the field's path (or the line and
 column), and a NUL in a query parameter is one naming the parameter, on every database.
+
+Nesting is bounded too (MAX_DEPTH levels of arrays and objects): the json module recurses
+once per level, so a body of 2,000 nested arrays raised RecursionError out of this
+middleware (a 500 and a reset connection). The depth is counted before parsing, so no body
+makes anything here recurse deeper than the bound.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -17,6 +23,14 @@ from service import problems
 from service.errors import InvalidSpec
 
 JSON_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+# The deepest valid spec nests about 6 levels (a sweep's grid of an activation's params);
+# 64 leaves room for any real body and stays far below Python's recursion limit (1000).
+MAX_DEPTH = 64
+
+# A string (escapes skipped; unterminated ones run to the end, so scanning stays linear) or
+# one bracket. Brackets inside strings are matched as part of the string, never counted.
+_NESTING_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.DOTALL)
 
 
 class _Pairs(list[tuple[str, Any]]):
@@ -34,11 +48,28 @@ def problem_in(body: bytes) -> tuple[str, str] | None:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         return "body", f"not UTF-8 (byte {exc.start})"
+    if too_deep(text):
+        return "body", f"nested deeper than {MAX_DEPTH} levels of arrays and objects"
     try:
         doc = json.loads(text, object_pairs_hook=_Pairs, parse_constant=_NonFinite)
     except json.JSONDecodeError as exc:
         return "body", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
     return _walk(doc, "")
+
+
+def too_deep(text: str) -> bool:
+    """Whether arrays and objects in `text` nest deeper than MAX_DEPTH, read without parsing
+    (and without recursion), so that json.loads is only ever given bounded nesting."""
+    depth = 0
+    for match in _NESTING_TOKEN.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif token in "]}":
+            depth -= 1
+    return False
 
 
 def _walk(node: Any, path: str) -> tuple[str, str] | None:
