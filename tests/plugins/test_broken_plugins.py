@@ -1,6 +1,7 @@
 """Plugins that fail to import, take a built-in's name or declare bad parameters are
 skipped and reported; the API and the worker start anyway. A good model plugin from the
-same distribution still registers."""
+same distribution still registers. A plugin that fails after registering leaves nothing
+registered."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ pytestmark = pytest.mark.integration
 ENTRY_POINTS = """\
 [actlab.activations]
 explodes = broken_plugins.explodes
+leaky = broken_plugins.leaks
 relu = broken_plugins.collides
 wobbly = broken_plugins.bad_params
 [actlab.datasets]
@@ -30,6 +32,21 @@ tiny = broken_plugins.models:Tiny
 """
 MODULES = {
     "explodes": "raise RuntimeError('boom at import')",
+    "leaks": """
+        from torch import nn
+        from activations import register, schedules
+
+        @register("leaky", description="registered, then its module fails", reference="none")
+        class Leaky(nn.ReLU):
+            pass
+
+        @register("leaky_too", description="a second one", reference="none")
+        class LeakyToo(nn.ReLU):
+            pass
+
+        schedules.register(schedules.Kind("leaky_ramp", "a third", lambda p, t: t))
+        raise RuntimeError("failed after registering")
+    """,
     "collides": """
         from torch import nn
         from activations import register
@@ -81,7 +98,15 @@ from core.spec.estimate import footprint
 with TestClient(create_app(Settings())) as client:
     out = {"healthz": client.get("/healthz").json(),
            "plugins": client.get("/v1/plugins").json(),
-           "models": [m["name"] for m in client.get("/v1/models").json()]}
+           "models": [m["name"] for m in client.get("/v1/models").json()],
+           "activations": [a["name"] for a in client.get("/v1/activations").json()],
+           "schedules": [s["name"] for s in client.get("/v1/schedules").json()]}
+    leaky = {"dataset": {"name": "moons"}, "model": {"arch": "mlp"},
+             "activation": {"name": "leaky_too"}}
+    answer = client.post("/v1/experiments/preview", json=leaky)
+    out["leaky_preview"] = [answer.status_code, answer.json().get("detail")]
+    answer = client.post("/v1/experiments/preview", json={**leaky, "activation": {"name": "relu"}})
+    out["relu_preview"] = answer.status_code
 spec = ExperimentSpec.model_validate({"dataset": {"name": "moons"}, "model": {"arch": "tiny"},
                                       "activation": {"name": "relu"}})
 out["tiny_parameters"] = footprint(spec).parameters
@@ -117,8 +142,15 @@ def test_broken_plugins_are_reported_and_do_not_stop_the_api(
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout.splitlines()[-1])
     problems = {p["name"]: p for p in out["healthz"]["plugin_problems"]}
-    assert set(problems) == {"explodes", "relu", "wobbly", "moons"}
+    assert set(problems) == {"explodes", "leaky", "relu", "wobbly", "moons"}
     assert "boom at import" in problems["explodes"]["error"]
+    assert "failed after registering" in problems["leaky"]["error"]
+    # What the failing plugin registered before it raised is gone: not listed, not usable.
+    assert {"leaky", "leaky_too", "wobbly"}.isdisjoint(out["activations"])
+    assert "leaky_ramp" not in out["schedules"]
+    assert out["relu_preview"] == 200
+    status, detail = out["leaky_preview"]
+    assert status == 422 and "leaky_too" in detail, detail
     assert "already registered" in problems["relu"]["error"]
     assert (
         "bad parameters" in problems["wobbly"]["error"]
