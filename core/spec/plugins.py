@@ -9,7 +9,9 @@ start-up, listed by `problems()` (GET /healthz counts them, the catalogue shows 
 
 Loading a plugin is all or nothing: whatever it registered before failing (units, noise
 laws, schedule kinds, specs) is taken back, so no half-loaded plugin's unit is validated,
-trained or listed as built in.
+trained or listed as built in. Any exception at import counts as a failure, SystemExit and
+KeyboardInterrupt included: a plugin calling sys.exit() must not stop `actlab api` or
+`actlab worker`.
 """
 
 from __future__ import annotations
@@ -93,8 +95,10 @@ def _load_one(kind: str, ep: metadata.EntryPoint, registry: Any) -> Plugin:
                 _check_activation(ep.name)
             else:
                 _register(registry, obj, ep.name, plugin.distribution)
-    except Exception as exc:  # a broken plugin must not take the process down
-        error = f"{type(exc).__name__}: {exc}"
+    # BaseException: a plugin's sys.exit() or KeyboardInterrupt at import is a broken
+    # plugin too, not a reason for the API or a worker to stop.
+    except BaseException as exc:
+        error = _describe(exc)
         log.error(
             "plugin %s %r from %s (%s = %s) skipped: %s",
             kind,
@@ -107,6 +111,12 @@ def _load_one(kind: str, ep: metadata.EntryPoint, registry: Any) -> Plugin:
         return Plugin(**{**plugin.as_dict(), "error": error})
     log.info("plugin %s %r loaded from %s", kind, ep.name, plugin.distribution)
     return plugin
+
+
+def _describe(exc: BaseException) -> str:
+    """The exception's type and message ("SystemExit: 3"; the type alone without one)."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _check_activation(name: str) -> None:

@@ -22,16 +22,22 @@ pytestmark = pytest.mark.integration
 ENTRY_POINTS = """\
 [actlab.activations]
 explodes = broken_plugins.explodes
+interrupts = broken_plugins.interrupts
 leaky = broken_plugins.leaks
+quits = broken_plugins.quits
 relu = broken_plugins.collides
 wobbly = broken_plugins.bad_params
 [actlab.datasets]
+halts = broken_plugins.halts:Halts
 moons = broken_plugins.datasets:Moons
 [actlab.models]
 tiny = broken_plugins.models:Tiny
 """
 MODULES = {
     "explodes": "raise RuntimeError('boom at import')",
+    "quits": "import sys\nsys.exit(3)",
+    "interrupts": "raise KeyboardInterrupt",
+    "halts": "raise SystemExit",
     "leaks": """
         from torch import nn
         from activations import register, schedules
@@ -142,8 +148,23 @@ def test_broken_plugins_are_reported_and_do_not_stop_the_api(
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout.splitlines()[-1])
     problems = {p["name"]: p for p in out["healthz"]["plugin_problems"]}
-    assert set(problems) == {"explodes", "leaky", "relu", "wobbly", "moons"}
+    assert set(problems) == {
+        "explodes",
+        "interrupts",
+        "leaky",
+        "quits",
+        "relu",
+        "wobbly",
+        "halts",
+        "moons",
+    }
     assert "boom at import" in problems["explodes"]["error"]
+    # sys.exit() and KeyboardInterrupt at import are failures like any other.
+    assert problems["quits"]["error"] == "SystemExit: 3"
+    assert problems["halts"]["error"] == "SystemExit"
+    assert problems["interrupts"]["error"] == "KeyboardInterrupt"
+    assert "plugin activation 'quits' from broken-plugins 0.1" in run.stderr
+    assert "plugin dataset 'halts' from broken-plugins 0.1" in run.stderr
     assert "failed after registering" in problems["leaky"]["error"]
     # What the failing plugin registered before it raised is gone: not listed, not usable.
     assert {"leaky", "leaky_too", "wobbly"}.isdisjoint(out["activations"])
@@ -172,5 +193,6 @@ def test_a_worker_starts_with_broken_plugins(settings: Settings, tmp_path: Path)
     try:
         worker.wait_for(" ready.")
         assert "plugin activation 'explodes' from broken-plugins 0.1" in worker.output()
+        assert "plugin activation 'quits' from broken-plugins 0.1" in worker.output()
     finally:
         worker.stop()
