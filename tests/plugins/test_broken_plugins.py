@@ -1,7 +1,7 @@
 """Plugins that fail to import, take a built-in's name or declare bad parameters are
 skipped and reported; the API and the worker start anyway. A good model plugin from the
 same distribution still registers. A plugin that fails after registering leaves nothing
-registered."""
+registered. With auth on, only an admin's key reads why a plugin failed."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from core.settings import Settings
+from service.catalogue.router import HIDDEN_ERROR
 from tests.plugins.conftest import with_path
 from tests.support import ROOT, Process, settings_env
 
@@ -98,11 +99,22 @@ import json
 from fastapi.testclient import TestClient
 from service.app import create_app
 from core.settings import Settings
+from service.catalogue.router import HIDDEN_ERROR
 from core.spec import ExperimentSpec
 from core.spec.estimate import footprint
+from core.store.db import session_scope
+from service import auth
 
-with TestClient(create_app(Settings())) as client:
-    out = {"healthz": client.get("/healthz").json(),
+settings = Settings()  # auth on: ACTLAB_AUTH_ENABLED
+with TestClient(create_app(settings)) as client:
+    with session_scope(settings.resolved_database_url) as session:
+        admin = auth.create_key(session, owner="root", admin=True)
+        user = auth.create_key(session, owner="alice")
+    client.headers["Authorization"] = f"Bearer {admin}"
+    out = {"healthz": client.get("/healthz", headers={"Authorization": ""}).json(),
+           "plugins_without_key": client.get("/v1/plugins", headers={"Authorization": ""}).text,
+           "plugins_for_user": client.get("/v1/plugins",
+                                          headers={"Authorization": f"Bearer {user}"}).json(),
            "plugins": client.get("/v1/plugins").json(),
            "models": [m["name"] for m in client.get("/v1/models").json()],
            "activations": [a["name"] for a in client.get("/v1/activations").json()],
@@ -137,6 +149,7 @@ def test_broken_plugins_are_reported_and_do_not_stop_the_api(
     settings: Settings, tmp_path: Path
 ) -> None:
     env = with_path(settings_env(settings), _broken_site(tmp_path / "site"))
+    env["ACTLAB_AUTH_ENABLED"] = "true"
     run = subprocess.run(
         [sys.executable, "-c", PROBE],
         env=env,
@@ -147,7 +160,7 @@ def test_broken_plugins_are_reported_and_do_not_stop_the_api(
     )
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout.splitlines()[-1])
-    problems = {p["name"]: p for p in out["healthz"]["plugin_problems"]}
+    problems = {p["name"]: p for p in out["plugins"] if p["error"] is not None}
     assert set(problems) == {
         "explodes",
         "interrupts",
@@ -181,6 +194,13 @@ def test_broken_plugins_are_reported_and_do_not_stop_the_api(
     assert all(p["distribution"] == "broken-plugins 0.1" for p in problems.values())
     # Every failure is logged at start-up, naming the plugin and its distribution.
     assert "plugin activation 'explodes' from broken-plugins 0.1" in run.stderr
+    # Liveness needs no key, so it counts the failures and shows none of their text; the
+    # plugin list needs a key, and only an admin's shows why a plugin failed.
+    assert out["healthz"] == {"status": "ok", "failed_plugins": len(problems)}
+    assert '"status":401' in out["plugins_without_key"]
+    assert "broken-plugins" not in out["plugins_without_key"]
+    for_user = {p["name"]: p["error"] for p in out["plugins_for_user"]}
+    assert for_user == {p["name"]: p["error"] and HIDDEN_ERROR for p in out["plugins"]}
     listed = {p["name"]: p["error"] for p in out["plugins"]}
     assert listed["tiny"] is None and out["models"][-1] == "tiny"
     assert out["tiny_parameters"] == 2 * 2 + 2  # Linear(2, 2) from the registration's build
