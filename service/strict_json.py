@@ -8,7 +8,8 @@ column), and a NUL in a query parameter is one naming the parameter, on every da
 Nesting is bounded too (MAX_DEPTH levels of arrays and objects): the json module recurses
 once per level, so a body of 2,000 nested arrays raised RecursionError out of this
 middleware (a 500 and a reset connection). The depth is counted before parsing, so no body
-makes anything here recurse deeper than the bound.
+makes anything here recurse deeper than the bound. An integer longer than Python converts
+(4300 digits) is a 422 naming its field, not a ValueError raised past the error handlers.
 """
 
 from __future__ import annotations
@@ -42,6 +43,21 @@ class _NonFinite:
         self.text = text
 
 
+class _TooLong:
+    """An integer with more digits than Python converts (sys.get_int_max_str_digits(), 4300
+    by default): int() raises ValueError, which json.loads passes on as it is."""
+
+    def __init__(self, text: str) -> None:
+        self.digits = len(text.lstrip("-"))
+
+
+def _integer(text: str) -> int | _TooLong:
+    try:
+        return int(text)
+    except ValueError:
+        return _TooLong(text)
+
+
 def problem_in(body: bytes) -> tuple[str, str] | None:
     """(path, message) of the first thing in `body` that is not strict JSON, else None."""
     try:
@@ -51,7 +67,9 @@ def problem_in(body: bytes) -> tuple[str, str] | None:
     if too_deep(text):
         return "body", f"nested deeper than {MAX_DEPTH} levels of arrays and objects"
     try:
-        doc = json.loads(text, object_pairs_hook=_Pairs, parse_constant=_NonFinite)
+        doc = json.loads(
+            text, object_pairs_hook=_Pairs, parse_constant=_NonFinite, parse_int=_integer
+        )
     except json.JSONDecodeError as exc:
         return "body", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
     return _walk(doc, "")
@@ -76,6 +94,8 @@ def _walk(node: Any, path: str) -> tuple[str, str] | None:
     where = path or "body"
     if isinstance(node, _NonFinite):
         return where, f"{node.text} is not a JSON number; use a finite value"
+    if isinstance(node, _TooLong):
+        return where, f"an integer of {node.digits} digits is too long to read"
     if isinstance(node, float) and not math.isfinite(node):
         return where, "number out of range"
     if isinstance(node, str):

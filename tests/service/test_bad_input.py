@@ -204,28 +204,31 @@ def _body_routes(app: FastAPI) -> list[tuple[str, str]]:
     return found
 
 
-DEEP_BODIES = {
-    "arrays": "[" * 2000 + "]" * 2000,
-    "objects": '{"a": ' * 2000 + "1" + "}" * 2000,
-    "mixed": '[{"a": ' * 1000 + "1" + "}]" * 1000,
-    "one level over": "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1),
+DEEP = f"deeper than {MAX_DEPTH} levels"
+# Bodies that once raised out of the strict JSON check (a 500 and a reset connection), each
+# with what its 422 must say.
+HOSTILE_BODIES = {
+    "deep arrays": ("[" * 2000 + "]" * 2000, DEEP),
+    "deep objects": ('{"a": ' * 2000 + "1" + "}" * 2000, DEEP),
+    "deep mixed": ('[{"a": ' * 1000 + "1" + "}]" * 1000, DEEP),
+    "one level over": ("[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1), DEEP),
+    "a 5000-digit integer": ('{"seed": ' + "7" * 5000 + "}", "seed: an integer of 5000 digits"),
 }
 
 
-@pytest.mark.parametrize("shape", list(DEEP_BODIES))
-def test_deep_nesting_is_a_422_naming_the_limit_on_every_body_route(
+@pytest.mark.parametrize("shape", list(HOSTILE_BODIES))
+def test_hostile_json_is_a_422_naming_the_problem_on_every_body_route(
     client: TestClient, shape: str
 ) -> None:
+    body, expected = HOSTILE_BODIES[shape]
     wrong = {}
     for method, path in _body_routes(client.app):
         for media in ("application/json", "application/merge-patch+json; charset=utf-8"):
-            response = client.request(
-                method, path, content=DEEP_BODIES[shape], headers={"content-type": media}
-            )
+            response = client.request(method, path, content=body, headers={"content-type": media})
             if not (
                 response.status_code == 422
                 and response.headers["content-type"] == "application/problem+json"
-                and f"deeper than {MAX_DEPTH} levels" in response.json()["detail"]
+                and expected in response.json()["detail"]
             ):
                 wrong[f"{method} {path} ({media})"] = (response.status_code, response.text[:200])
     assert wrong == {}
