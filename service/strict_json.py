@@ -25,8 +25,9 @@ from service.errors import InvalidSpec
 
 JSON_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
-# The deepest valid spec nests about 6 levels (a sweep's grid of an activation's params);
-# 64 leaves room for any real body and stays far below Python's recursion limit (1000).
+# Real bodies nest a handful of levels (a sweep: body, base_spec, activation, params, a
+# list value); 64 leaves room for any of them and stays far below Python's recursion limit
+# (1000), also for what reads the body after this check (pydantic, the spec's NUL check).
 MAX_DEPTH = 64
 
 # A string (escapes skipped; unterminated ones run to the end, so scanning stays linear) or
