@@ -5,16 +5,38 @@ One way to register (`add`, which refuses a name or alias already taken unless t
 replace it), one lookup (`get`: a name or an alias, folded when the registry folds case and
 '-'/'_'), and one error for a name that is not there (`UnknownNameError`, which lists the
 valid names).
+
+`all_or_nothing()` undoes every registration made inside it, in every registry, when the
+block raises: a plugin that registers units and then fails at import leaves nothing behind
+(otherwise its half-registered units would pass validation and be listed as built in).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Generic, TypeVar
+import weakref
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, Generic, TypeVar
 
 from .errors import UnknownNameError
 
 T = TypeVar("T")
+
+# Every registry alive, so that all_or_nothing() can restore each without a list to keep.
+_REGISTRIES: weakref.WeakSet[Registry[Any]] = weakref.WeakSet()
+
+
+@contextmanager
+def all_or_nothing() -> Iterator[None]:
+    """Registrations made in the block stay only if it ends normally: on any exception
+    (SystemExit and KeyboardInterrupt included) every registry is put back as it was."""
+    saved = [(registry, registry.snapshot()) for registry in list(_REGISTRIES)]
+    try:
+        yield
+    except BaseException:
+        for registry, state in saved:
+            registry.restore(state)
+        raise
 
 
 class Registry(Generic[T]):
@@ -29,6 +51,18 @@ class Registry(Generic[T]):
         self._entries: dict[str, T] = {}
         self._aliases: dict[str, str] = {}  # alias -> name
         self._own_aliases: dict[str, tuple[str, ...]] = {}  # name -> its aliases
+        _REGISTRIES.add(self)
+
+    def snapshot(self) -> tuple[dict[str, T], dict[str, str], dict[str, tuple[str, ...]]]:
+        """What `restore` needs to put the registry back as it is now."""
+        return dict(self._entries), dict(self._aliases), dict(self._own_aliases)
+
+    def restore(
+        self, state: tuple[dict[str, T], dict[str, str], dict[str, tuple[str, ...]]]
+    ) -> None:
+        """Put back what `snapshot` saw (registration order included)."""
+        entries, aliases, own = state
+        self._entries, self._aliases, self._own_aliases = dict(entries), dict(aliases), dict(own)
 
     def key(self, spelling: str) -> str:
         """How a spelling is matched: as written, or ("Leaky-ReLU") as "leaky_relu"."""

@@ -133,13 +133,13 @@ def check_priority(priority: int, allowed: int, *, field: str = "priority") -> N
         raise InvalidSpec(f"{field}: {detail}", errors=[{"path": field, "message": detail}])
 
 
-def check_queue(session: Session, owner_id: str | None, new: int, settings: Settings) -> None:
-    """Raise 429 if `new` more queued experiments would exceed the owner's cap.
-
-    The owner's inserts are serialised first (core.scheduling.lock_owner), so the count
-    and the insert it admits are one step: concurrent requests cannot both pass the cap.
-    """
-    scheduling.lock_owner(session, owner_id)
+def refuse_if_queue_full(
+    session: Session, owner_id: str | None, new: int, settings: Settings
+) -> None:
+    """Raise 429 if the owner's queue already has no room for `new` more, without taking the
+    owner's lock: one count, cheap enough to run before the validation that builds models,
+    so an owner at the cap is refused at once (a sweep's validation takes seconds). Only
+    `check_queue`, just before the insert, is exact under concurrency."""
     queued = experiments_repo.count_queued(session, owner_id)
     if queued + new > settings.max_queued_per_owner:
         raise LimitExceeded(
@@ -148,3 +148,13 @@ def check_queue(session: Session, owner_id: str | None, new: int, settings: Sett
             limit=settings.max_queued_per_owner,
             status=429,
         )
+
+
+def check_queue(session: Session, owner_id: str | None, new: int, settings: Settings) -> None:
+    """Raise 429 if `new` more queued experiments would exceed the owner's cap.
+
+    The owner's inserts are serialised first (core.scheduling.lock_owner), so the count
+    and the insert it admits are one step: concurrent requests cannot both pass the cap.
+    """
+    scheduling.lock_owner(session, owner_id)
+    refuse_if_queue_full(session, owner_id, new, settings)

@@ -5,7 +5,13 @@ is the name it registers (docs/extending.md). An activation entry point names a 
 class that registers itself with `activations.register`; a dataset or model entry point
 names its spec class, which is registered here. A plugin that fails to import, collides
 with a registered name or declares bad parameters is skipped and reported: logged at
-start-up, listed by `problems()` (GET /healthz and the catalogue show them).
+start-up, listed by `problems()` (GET /healthz counts them, the catalogue shows them).
+
+Loading a plugin is all or nothing: whatever it registered before failing (units, noise
+laws, schedule kinds, specs) is taken back, so no half-loaded plugin's unit is validated,
+trained or listed as built in. Any exception at import counts as a failure, SystemExit and
+KeyboardInterrupt included: a plugin calling sys.exit() must not stop `actlab api` or
+`actlab worker`.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any
 
 import activations
 from activations.errors import ParamError
+from activations.names import all_or_nothing
 
 log = logging.getLogger("actlab.plugins")
 
@@ -82,13 +89,16 @@ def _distribution(ep: metadata.EntryPoint) -> str:
 def _load_one(kind: str, ep: metadata.EntryPoint, registry: Any) -> Plugin:
     plugin = Plugin(kind, ep.name, ep.group, ep.value, _distribution(ep))
     try:
-        obj = ep.load()
-        if kind == "activation":
-            _check_activation(ep.name)
-        else:
-            _register(registry, obj, ep.name, plugin.distribution)
-    except Exception as exc:  # a broken plugin must not take the process down
-        error = f"{type(exc).__name__}: {exc}"
+        with all_or_nothing():
+            obj = ep.load()
+            if kind == "activation":
+                _check_activation(ep.name)
+            else:
+                _register(registry, obj, ep.name, plugin.distribution)
+    # BaseException: a plugin's sys.exit() or KeyboardInterrupt at import is a broken
+    # plugin too, not a reason for the API or a worker to stop.
+    except BaseException as exc:
+        error = _describe(exc)
         log.error(
             "plugin %s %r from %s (%s = %s) skipped: %s",
             kind,
@@ -103,6 +113,12 @@ def _load_one(kind: str, ep: metadata.EntryPoint, registry: Any) -> Plugin:
     return plugin
 
 
+def _describe(exc: BaseException) -> str:
+    """The exception's type and message ("SystemExit: 3"; the type alone without one)."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def _check_activation(name: str) -> None:
     """The module registered `name`, and its declared defaults validate."""
     try:
@@ -111,8 +127,7 @@ def _check_activation(name: str) -> None:
         raise LookupError(f"importing it registered no activation named {name!r}") from None
     try:
         activations.validate_params(entry.name, {})
-    except ParamError as exc:
-        activations.registry.unregister(entry.name)
+    except ParamError as exc:  # all_or_nothing takes the registration back
         raise ValueError(f"bad parameters: {exc}") from None
 
 

@@ -13,6 +13,7 @@ import activations
 from activations import noise, schedules
 from core.spec import catalogue, plugins
 from core.spec.activation import ScheduleSpec
+from service.auth import PrincipalDep
 from service.errors import InvalidSpec, not_finite
 
 router = APIRouter(prefix="/v1", tags=["catalogue"])
@@ -29,11 +30,25 @@ def list_activations() -> list[dict[str, Any]]:
     ]
 
 
+# What a key that is not an admin's reads as a failed plugin's `error`.
+HIDDEN_ERROR = "failed to load (an admin key shows why)"
+
+
 @router.get("/plugins")
-def list_plugins() -> list[dict[str, Any]]:
+def list_plugins(principal: PrincipalDep) -> list[dict[str, Any]]:
     """Every plugin entry point found at start-up: what it registers, from which
-    distribution, and `error` when it was skipped (failed import, name taken, bad params)."""
-    return [p.as_dict() for p in plugins.loaded()]
+    distribution, and `error` when it was skipped (failed import, name taken, bad params).
+
+    With auth on this needs a key, and only an admin's key reads why a plugin failed: the
+    error text is the plugin's own exception message, which may name server paths or
+    settings."""
+    return [_as_seen_by(p.as_dict(), principal.admin) for p in plugins.loaded()]
+
+
+def _as_seen_by(plugin: dict[str, Any], admin: bool) -> dict[str, Any]:
+    if plugin["error"] is None or admin:
+        return plugin
+    return {**plugin, "error": HIDDEN_ERROR}
 
 
 @router.get("/schedules")

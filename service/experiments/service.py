@@ -35,9 +35,13 @@ def create(
     fork: dict[str, Any] | None = None,
 ) -> Experiment:
     """Insert a queued experiment (a fork, with its `fork` record); it is sent to the
-    workers after the commit."""
-    size = limits.check_spec(spec, settings)
+    workers after the commit.
+
+    The cheap checks come first (the queue cap, the key's priority), then the one that
+    builds the model: an owner over a limit learns it at once, whatever else is wrong."""
+    limits.refuse_if_queue_full(session, principal.owner_id, 1, settings)
     limits.check_priority(spec.priority, owners.max_priority(session, principal))
+    size = limits.check_spec(spec, settings)
     limits.check_queue(session, principal.owner_id, 1, settings)
     experiment = repo.create(
         session, spec=spec, owner_id=principal.owner_id, memory_bytes=size.total_bytes, fork=fork

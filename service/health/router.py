@@ -18,13 +18,15 @@ router = APIRouter(tags=["health"])
 
 @router.get("/healthz")
 async def healthz() -> dict[str, Any]:
-    """The process is up; `plugin_problems` lists plugins skipped at start-up, if any.
+    """The process is up; `failed_plugins` counts plugins skipped at start-up, if any.
 
-    On the event loop (no thread): a liveness probe must not queue behind the thread pool.
+    Only a count: liveness needs no key, and a plugin's error text may name server paths or
+    settings (`GET /v1/plugins` says which failed and, to an admin, why). On the event loop
+    (no thread): a liveness probe must not queue behind the thread pool.
     """
     body: dict[str, Any] = {"status": "ok"}
     if skipped := plugins.problems():
-        body["plugin_problems"] = skipped
+        body["failed_plugins"] = len(skipped)
     return body
 
 

@@ -57,31 +57,42 @@ from service.sweeps.schemas import (
 def create(
     *, session: Session, settings: Settings, body: SweepCreate, principal: Principal
 ) -> SweepRead:
-    """Insert the sweep and all its experiments (the request commits them together)."""
+    """Insert the sweep and all its experiments (the request commits them together).
+
+    Cheap checks first: the sweep's size and the owner's queue cap from the grid alone, then
+    each member's spec and the key's priority, and only then the limits that build every
+    point's model (seconds for a large grid). An owner at the cap is refused at once, with
+    the cap's error even when a member's spec is also wrong.
+    """
     if body.search is not None and body.search.kind == "optuna":
         return _create_search(session=session, settings=settings, body=body, principal=principal)
+    owner_id = principal.owner_id
     if body.fork is None:
         assert body.base_spec is not None and body.seeds is not None
-        _check_size(experiment_count(body.grid, body.seeds), settings)
+        count = experiment_count(body.grid, body.seeds)
+        _check_size(count, settings)
+        limits.refuse_if_queue_full(session, owner_id, count, settings)
         members = [
             Member(point, spec.seed, spec) for point, specs in expand(body) for spec in specs
         ]
         base_spec, grid, seeds = body.base_spec, body.grid, body.seeds
     else:
-        fork_seeds = body.seeds or [0]
-        _check_size(experiment_count(body.grid, fork_seeds), settings)
+        # A fork of a sweep has at least one member per grid point: a lower bound to refuse on.
+        count = experiment_count(body.grid, body.seeds or [0])
+        _check_size(count, settings)
+        limits.refuse_if_queue_full(session, owner_id, count, settings)
         plan = forking.plan(session=session, settings=settings, principal=principal, body=body)
         _check_size(len(plan.members), settings)
+        limits.refuse_if_queue_full(session, owner_id, len(plan.members), settings)
         members = plan.members
         base_spec, grid, seeds = plan.base_spec, plan.grid, plan.seeds
-    owner_id = principal.owner_id
+    priority = max(m.spec.priority for m in members)
+    field = "base_spec.priority" if body.fork is None else "priority"
+    limits.check_priority(priority, owners.max_priority(session, principal), field=field)
     sizes = {}
     for m in members:  # seeds do not change the size of a run
         if label(m.point) not in sizes:
             sizes[label(m.point)] = limits.check_spec(m.spec, settings).total_bytes
-    priority = max(m.spec.priority for m in members)
-    field = "base_spec.priority" if body.fork is None else "priority"
-    limits.check_priority(priority, owners.max_priority(session, principal), field=field)
     limits.check_queue(session, owner_id, len(members), settings)
     sweep = repo.create(
         session,

@@ -8,6 +8,7 @@ from act_helpers import gradcheck_unit
 from torch import nn
 
 import activations
+from activations.names import all_or_nothing
 from activations.params import Param
 
 NOISY = [e["name"] for e in activations.catalogue() if e["noisy"]]
@@ -56,6 +57,23 @@ def test_duplicate_register_refused_and_override():
         activations.register("relu", description="max(0, x).", reference="r", override=True)(
             original
         )
+
+
+@pytest.mark.parametrize("raised", [RuntimeError("late"), SystemExit(3)])
+def test_registrations_in_a_failed_block_are_all_taken_back(raised):
+    """What a plugin registered before failing is undone in every registry, overrides too."""
+    before = (activations.catalogue(), activations.schedules.names())
+    relu = activations.get_activation("relu")
+    with pytest.raises(type(raised)), all_or_nothing():
+        activations.register("half_loaded", aliases=("half",), description="x", reference="x")(
+            nn.ReLU
+        )
+        activations.register("relu", description="x", reference="x", override=True)(nn.Tanh)
+        activations.schedules.register(activations.schedules.Kind("half_kind", "x", max))
+        raise raised
+    assert (activations.catalogue(), activations.schedules.names()) == before
+    assert activations.get_activation("relu") is relu
+    assert "half" not in activations.names()
 
 
 def test_validate_params_normalises_and_names_bad_param():

@@ -41,6 +41,7 @@ def test_requests_without_a_key_get_401(secured: tuple[TestClient, Settings]) ->
     bad = client.get("/v1/experiments", headers={"Authorization": "Bearer actlab_x_y"})
     assert bad.status_code == 401
     assert client.get("/healthz").status_code == 200  # liveness needs no key
+    assert client.get("/v1/plugins").status_code == 401  # plugin details do
 
 
 def test_owners_are_isolated_and_admins_see_all(secured: tuple[TestClient, Settings]) -> None:

@@ -6,10 +6,14 @@ Run on Postgres with ACTLAB_TEST_DATABASE_URL set; the answers must not differ.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 
+from service.strict_json import MAX_DEPTH
 from tests.support import canonical_spec
 
 SPEC = json.dumps(canonical_spec())
@@ -185,3 +189,57 @@ def test_a_bad_activation_param_is_named_down_to_the_leaf(
     response = client.post("/v1/experiments", json=spec)
     assert response.status_code == 422
     assert response.json()["errors"][0]["path"] == leaf, response.json()
+
+
+def _body_routes(app: FastAPI) -> list[tuple[str, str]]:
+    """(method, path) of every route of `app` that takes a body, path parameters filled in:
+    a route added later is probed without anyone listing it here."""
+    found = sorted(
+        (method, re.sub(r"\{[^}]*\}", "x", context.path))
+        for context in iter_route_contexts(app.routes)
+        if context.path
+        for method in set(context.methods or ()) & {"POST", "PUT", "PATCH"}
+    )
+    assert ("POST", "/v1/experiments") in found and ("POST", "/v1/sweeps") in found, found
+    return found
+
+
+DEEP = f"deeper than {MAX_DEPTH} levels"
+# Bodies that once raised out of the strict JSON check (a 500 and a reset connection), each
+# with what its 422 must say.
+HOSTILE_BODIES = {
+    "deep arrays": ("[" * 2000 + "]" * 2000, DEEP),
+    "deep objects": ('{"a": ' * 2000 + "1" + "}" * 2000, DEEP),
+    "deep mixed": ('[{"a": ' * 1000 + "1" + "}]" * 1000, DEEP),
+    "one level over": ("[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1), DEEP),
+    "a 5000-digit integer": ('{"seed": ' + "7" * 5000 + "}", "seed: an integer of 5000 digits"),
+}
+
+
+@pytest.mark.parametrize("shape", list(HOSTILE_BODIES))
+def test_hostile_json_is_a_422_naming_the_problem_on_every_body_route(
+    client: TestClient, shape: str
+) -> None:
+    body, expected = HOSTILE_BODIES[shape]
+    wrong = {}
+    for method, path in _body_routes(client.app):
+        for media in ("application/json", "application/merge-patch+json; charset=utf-8"):
+            response = client.request(method, path, content=body, headers={"content-type": media})
+            if not (
+                response.status_code == 422
+                and response.headers["content-type"] == "application/problem+json"
+                and expected in response.json()["detail"]
+            ):
+                wrong[f"{method} {path} ({media})"] = (response.status_code, response.text[:200])
+    assert wrong == {}
+
+
+def test_nesting_at_the_limit_passes_the_strict_parser(client: TestClient) -> None:
+    """MAX_DEPTH levels are read and validated as usual: the field is named, not the depth."""
+    tags = "[" * (MAX_DEPTH - 1) + '"t"' + "]" * (MAX_DEPTH - 1)
+    response = client.post(
+        "/v1/experiments", content=_with("tags", tags), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert "levels" not in response.json()["detail"]
+    assert response.json()["errors"][0]["path"].startswith("tags")

@@ -74,6 +74,39 @@ def test_queued_per_owner_cap(tight: TestClient) -> None:
     assert len(tight.get("/v1/experiments").json()["items"]) == 2
 
 
+# The last of ten grid points is wrong: a spec that does not validate, or one whose model
+# (built only by the limit checks) is over the parameter cap.
+DEEP_FAULTS = {
+    "invalid member spec": ("optimizer.lr", [0.001 * (i + 1) for i in range(9)] + ["fast"]),
+    "member over a limit": ("model.hidden", [[i + 1] for i in range(9)] + [[500]]),
+}
+
+
+@pytest.mark.parametrize("fault", list(DEEP_FAULTS))
+def test_an_owner_at_the_queue_cap_is_refused_before_any_member_is_checked(
+    tight: TestClient, fault: str
+) -> None:
+    """Over the cap and wrong deep in the grid: the cap's 429 wins, so the checks that
+    validate every member and build its model (seconds for a large sweep) never ran."""
+    for seed in range(2):
+        assert tight.post("/v1/experiments", json=canonical_spec(seed=seed)).status_code == 201
+    path, values = DEEP_FAULTS[fault]
+    base = {k: v for k, v in canonical_spec().items() if k not in ("name", "seed")}
+    sweep = {"name": "deep", "base_spec": base, "grid": {path: values}, "seeds": [0]}
+    _rejected(tight.post("/v1/sweeps", json=sweep), 429, "ACTLAB_MAX_QUEUED_PER_OWNER")
+    assert tight.get("/v1/sweeps").json()["items"] == []
+    assert len(tight.get("/v1/experiments").json()["items"]) == 2
+
+
+def test_an_owner_at_the_queue_cap_is_refused_before_the_model_is_built(
+    tight: TestClient,
+) -> None:
+    for seed in range(2):
+        assert tight.post("/v1/experiments", json=canonical_spec(seed=seed)).status_code == 201
+    too_big = canonical_spec(model={"arch": "mlp", "hidden": [500]})
+    _rejected(tight.post("/v1/experiments", json=too_big), 429, "ACTLAB_MAX_QUEUED_PER_OWNER")
+
+
 def test_body_size_cap(tight: TestClient) -> None:
     spec = canonical_spec(tags=["x" * 60] * 30, name="y" * 200)
     spec["padding"] = "z" * 5000
