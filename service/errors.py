@@ -61,6 +61,13 @@ class Unavailable(ProblemError):
     status, type, title = 503, "unavailable", "Service unavailable"
 
 
+class InsufficientStorage(ProblemError):
+    """The database refused a write for lack of space: the server's fault, and one a
+    retry after the operator frees space fixes, so not a 500."""
+
+    status, type, title = 507, "insufficient-storage", "Insufficient storage"
+
+
 class LimitExceeded(ProblemError):
     """A request over a configured limit; names the limit and the setting that raises it."""
 

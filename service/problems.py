@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+from core.diskfull import is_disk_full
 from core.spec.paths import field_errors
-from service.errors import PROBLEM_JSON, InvalidSpec, ProblemError
+from service.errors import PROBLEM_JSON, InsufficientStorage, InvalidSpec, ProblemError
 
 log = logging.getLogger("actlab.api")
 
@@ -81,6 +83,32 @@ def _http(request: Request, exc: HTTPException) -> HTTPProblem:
     return error
 
 
+# How long /readyz reports a database write refused for lack of space: long enough for a
+# probe or an operator to see it, short enough that freed space reads ready again.
+DISK_FULL_READY_S = 300.0
+
+
+def _operational(request: Request, exc: OperationalError) -> ProblemError:
+    """A full database is a 507 that says so (and /readyz reports it); any other
+    operational error (a dropped connection, a lock timeout) is still a 500."""
+    if not is_disk_full(exc):
+        return _crash(request, exc)
+    request.app.state.disk_full_at = time.time()
+    log.error("database full on %s %s: %s", request.method, request.url.path, exc.orig)
+    return InsufficientStorage(
+        "the server's database has no space left for this write; nothing was stored: "
+        "retry once its operator has freed space"
+    )
+
+
+def disk_full_since(app: Any, now: float | None = None) -> float | None:
+    """When a write last failed for lack of space, if within DISK_FULL_READY_S."""
+    at: float | None = getattr(app.state, "disk_full_at", None)
+    if at is None or (now or time.time()) - at > DISK_FULL_READY_S:
+        return None
+    return at
+
+
 def _crash(request: Request, exc: Exception) -> ProblemError:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return ProblemError("an unexpected error occurred")
@@ -99,6 +127,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _handler(lambda _r, exc: _invalid(exc)))
     app.add_exception_handler(HTTPException, _handler(_http))
     app.add_exception_handler(DataError, _handler(_unstorable))
+    app.add_exception_handler(OperationalError, _handler(_operational))
     app.add_exception_handler(Exception, _handler(_crash))
 
 
@@ -137,6 +166,7 @@ _WHY = {
     413: "Request body too large",
     422: "Invalid request: each error names its field path",
     429: "Too many queued experiments for this owner",
+    507: "The server's database has no space left: nothing was stored",
 }
 
 # Documented on every route, so clients (and schemathesis) know errors are problem+json.

@@ -193,3 +193,22 @@ def wait_for_status(
             return body
         time.sleep(0.2)
     raise TimeoutError(f"{experiment_id} still {body.get('status')} after {timeout}s: {body}")
+
+
+def cap_sqlite_at_its_size(url: str) -> None:
+    """From now on, the SQLite database at `url` cannot grow: `PRAGMA max_page_count` at its
+    present page count on every connection the process's engine opens, so a write that needs
+    a new page fails as a full disk does (SQLITE_FULL, "database or disk is full")."""
+    from sqlalchemy import event
+
+    from core.store.db import get_engine
+
+    engine = get_engine(url)
+    with engine.connect() as conn:
+        pages = int(conn.exec_driver_sql("PRAGMA page_count").scalar_one())
+
+    def cap(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute(f"PRAGMA max_page_count = {pages}")
+
+    event.listen(engine, "connect", cap)
+    engine.dispose()  # pooled connections opened before the cap are not reused

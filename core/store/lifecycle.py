@@ -159,11 +159,15 @@ def finish(
     message: str | None = None,
     summary: dict[str, Any] | None = None,
     progress_at: tuple[int, int] | None = None,
+    event: bool = True,
 ) -> None:
     """End the attempt in a terminal status (or back to queued), fenced by the token.
 
     `progress_at` (epoch, step): the checkpoint an interrupted attempt left, which a retry
     resumes from, so that progress and the retry's "resumed at step" agree.
+
+    `event=False` leaves out the status event: a database too full for one more row can
+    often still update the row in place, and the lease is then handed back at once.
 
     Back to queued (a preemption, a worker's shutdown) only from running: a user who
     cancelled meanwhile (cancelling) gets cancelled, not a re-queued run.
@@ -199,6 +203,8 @@ def finish(
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise LeaseLost(f"experiment {claim.experiment_id}: token {claim.token} is stale")
     close_attempt(session, claim.experiment_id, claim.token, now)
+    if not event:
+        return
     text = _status_text(status, reason, message)
     add_event(
         session,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
@@ -12,6 +13,7 @@ from core.queue import ping_broker
 from core.spec import plugins
 from core.store.db import get_engine
 from service.deps import SettingsDep
+from service.problems import DISK_FULL_READY_S, disk_full_since
 
 router = APIRouter(tags=["health"])
 
@@ -31,9 +33,12 @@ async def healthz() -> dict[str, Any]:
 
 
 @router.get("/readyz")
-def readyz(settings: SettingsDep) -> Any:
-    """The database and the broker answer; 503 names the one that does not."""
+def readyz(request: Request, settings: SettingsDep) -> Any:
+    """The database and the broker answer, and no write was refused for lack of space in
+    the last few minutes; 503 names what is wrong."""
     checks: dict[str, str] = {}
+    if (storage := storage_check(request)) is not None:
+        checks["storage"] = storage  # listed only while it reports a problem
     try:
         with get_engine(settings.resolved_database_url).connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -49,4 +54,16 @@ def readyz(settings: SettingsDep) -> Any:
     return JSONResponse(
         {"status": "ok" if ready else "unavailable", "checks": checks},
         status_code=200 if ready else 503,
+    )
+
+
+def storage_check(request: Request) -> str | None:
+    """A full database still answers SELECT 1: only a refused write tells, so remember it."""
+    at = disk_full_since(request.app)
+    if at is None:
+        return None
+    when = datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="seconds")
+    return (
+        f"error: the database refused a write for lack of space at {when} "
+        f"(reported for {DISK_FULL_READY_S:g} s after the last one)"
     )

@@ -4,7 +4,7 @@ The engine knows nothing about the database: `train` reports through `Callbacks`
 """
 
 from worker.engine.callbacks import Callbacks, TrainResult
-from worker.engine.checkpoint import export_safetensors
+from worker.engine.checkpoint import CheckpointDiskFull, export_safetensors
 from worker.engine.errors import (
     Diverged,
     Interrupted,
@@ -16,6 +16,7 @@ from zoo.datasets.errors import DatasetUnavailable
 
 __all__ = [
     "Callbacks",
+    "CheckpointDiskFull",
     "DatasetUnavailable",
     "Diverged",
     "ForkStart",

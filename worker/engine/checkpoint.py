@@ -8,16 +8,19 @@ elapsed time).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import numpy as np
 import torch
 
+from core.diskfull import is_disk_full
 from worker.engine.errors import TrainingError
 from worker.engine.state import EarlyStopState, LoopState
 
@@ -85,7 +88,7 @@ def stage(run: Any, loop: LoopState, path: Path, *, durable: bool = True) -> Pat
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
-        raise CheckpointWriteFailed(path, loop.step, exc) from exc
+        raise write_failed(path, loop.step, exc, payload) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             torch.save(payload, fh)
@@ -94,12 +97,52 @@ def stage(run: Any, loop: LoopState, path: Path, *, durable: bool = True) -> Pat
                 os.fsync(fh.fileno())
     except BaseException as exc:
         os.unlink(tmp)
-        # OSError from Python's writes; RuntimeError ("file write failed") from torch's
-        # zip writer when the disk fills under it.
+        # OSError from Python's writes; RuntimeError ("unexpected pos") from torch's zip
+        # writer when the disk fills under it, the ENOSPC only in its context.
         if isinstance(exc, (OSError, RuntimeError)):
-            raise CheckpointWriteFailed(path, loop.step, exc) from exc
+            raise write_failed(path, loop.step, exc, payload) from exc
         raise
     return Path(tmp)
+
+
+def write_failed(
+    path: Path, step: int, exc: BaseException, payload: dict[str, Any]
+) -> CheckpointWriteFailed:
+    """The error for a failed write: a full disk is named, with what did not fit where.
+
+    The free space is read after the partial file is gone, so it is what the whole
+    checkpoint had to fit in.
+    """
+    if not is_disk_full(exc):
+        return CheckpointWriteFailed(path, step, exc)
+    try:
+        free: int | None = shutil.disk_usage(path.parent).free
+    except OSError:
+        free = None
+    return CheckpointDiskFull(path, step, exc, needed=serialized_size(payload), free=free)
+
+
+class _Counter(io.RawIOBase):
+    """A sink that keeps only the number of bytes written to it."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        size = memoryview(data).nbytes
+        self.count += size
+        return size
+
+
+def serialized_size(payload: dict[str, Any]) -> int:
+    """The bytes `torch.save(payload)` writes, counted without storing them (on a failed
+    write only: it costs a second serialization)."""
+    counter = _Counter()
+    torch.save(payload, cast(IO[bytes], counter))  # it has what torch uses: write()
+    return counter.count
 
 
 class CheckpointWriteFailed(TrainingError):
@@ -114,6 +157,23 @@ class CheckpointWriteFailed(TrainingError):
             "(or keep fewer: training.keep_checkpoints), then retry"
         )
         self.step = step
+
+
+class CheckpointDiskFull(CheckpointWriteFailed):
+    """The checkpoint volume has no room for the checkpoint: the worker fails the run as
+    `disk_full`, naming the directory, the checkpoint's size and the free space."""
+
+    def __init__(
+        self, path: Path, step: int, exc: BaseException, *, needed: int, free: int | None
+    ) -> None:
+        TrainingError.__init__(
+            self,
+            f"no space left for the checkpoint of step {step} in {path.parent}: it needs "
+            f"{needed} bytes, {'an unknown number' if free is None else free} bytes are "
+            "free; the metrics and earlier checkpoints are kept: free space on the "
+            "checkpoint volume (or keep fewer: training.keep_checkpoints), then retry",
+        )
+        self.step, self.directory, self.needed, self.free = step, path.parent, needed, free
 
 
 class UnreadableCheckpoint(TrainingError):

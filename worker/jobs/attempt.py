@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from core import search
 from core.artifacts import resolve_checkpoint, weights_path
+from core.diskfull import is_disk_full
 from core.queue import send_run
 from core.settings import Settings
 from core.spec import known
@@ -215,6 +216,14 @@ def failure(
         return {**_interrupted(exc.reason), "progress_at": checkpoint_at}
     if isinstance(exc, LeaseLost):
         return _interrupted("lease_lost")
+    if isinstance(exc, engine.CheckpointDiskFull):
+        log.error("experiment %s: %s", claim.experiment_id, exc)
+        message = public_message(str(exc), settings)
+        return {"status": Status.failed, "reason": "disk_full", "message": message}
+    if is_disk_full(exc):  # most often the database, refusing a metric or progress write
+        log.error("experiment %s: no space left", claim.experiment_id, exc_info=exc)
+        message = public_message(disk_full_message(exc), settings)
+        return {"status": Status.failed, "reason": "disk_full", "message": message}
     if isinstance(exc, known.MissingPlugin):
         message = f"worker {WORKER_NAME}: {exc}"
         log.error("experiment %s: %s", claim.experiment_id, message)
@@ -228,6 +237,16 @@ def failure(
     )
     message = public_message(f"{type(exc).__name__}: {exc}", settings)
     return {"status": Status.failed, "reason": "error", "message": message}
+
+
+def disk_full_message(exc: BaseException) -> str:
+    """What a user reads of a full disk other than the checkpoint volume's."""
+    first = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    return (
+        f"no space left on a disk the run writes to ({type(exc).__name__}: {first}); the "
+        "metrics written so far are kept: free space (the database's volume, most often), "
+        "then retry"
+    )
 
 
 def end(claim: Claim, settings: Settings, outcome: dict[str, Any]) -> str:
@@ -275,8 +294,16 @@ def _interrupted(reason: str) -> dict[str, Any]:
 
 def _finish(claim: Claim, settings: Settings, *, status: Status, **kwargs: Any) -> str:
     try:
-        with session_scope(settings.resolved_database_url) as session:
-            lifecycle.finish(session, claim, status=status, **kwargs)
+        try:
+            _write_end(claim, settings, status=status, **kwargs)
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+            # A full database: the status event needs room the row's own update may not.
+            # Hand the lease back without the event, rather than hold it until it expires
+            # and the reaper re-queues a run that meets the same full disk again.
+            log.error("experiment %s: ending it without its event", claim.experiment_id)
+            _write_end(claim, settings, status=status, event=False, **kwargs)
     except LeaseLost:
         log.warning("experiment %s: lease lost before finishing", claim.experiment_id)
         return "lease_lost"
@@ -285,6 +312,11 @@ def _finish(claim: Claim, settings: Settings, *, status: Status, **kwargs: Any) 
     if status != Status.queued:
         decide_rungs(settings, claim.experiment_id)
     return status.value
+
+
+def _write_end(claim: Claim, settings: Settings, **kwargs: Any) -> None:
+    with session_scope(settings.resolved_database_url) as session:
+        lifecycle.finish(session, claim, **kwargs)
 
 
 def decide_rungs(settings: Settings, experiment_id: str) -> None:

@@ -42,21 +42,34 @@ export class Chart {
 
   draw() {
     const visible = this.curves.filter((c) => c.xs.length);
+    this.el.dataset.points = String(visible.reduce((n, c) => n + c.xs.length, 0));
+    if (!visible.length) {
+      this.empty();
+      return;
+    }
     const key = visible.map((c) => `${c.label}|${Boolean(c.band)}`).join("\n") + this.logY;
     const data = this.data(visible);
-    this.el.dataset.points = String(visible.reduce((n, c) => n + c.xs.length, 0));
     if (this.plot && this.key === key) {
       this.plot.setData(data);
       return;
     }
     this.plot?.destroy();
     this.key = key;
-    if (!visible.length) {
-      this.el.dataset.drawn = "empty";
-      return;
-    }
     this.plot = new uPlot(this.options(visible), data, this.el);
     this.renderLegend(visible);
+  }
+
+  /**
+   * No point yet (a view opened before its runs report): no plot, since uPlot.join([])
+   * throws and a plot of nothing has no scale. The card stays, and the next set() with
+   * points draws it from scratch.
+   */
+  empty() {
+    this.plot?.destroy();
+    this.plot = null;
+    this.key = null;
+    clear(this.legend);
+    this.el.dataset.drawn = "empty";
   }
 
   /** Our own legend: one swatch per curve (none for CI bounds), wrapping for many curves. */

@@ -2,6 +2,9 @@
 import { api, qs } from "../api.js";
 import { Chart } from "../chart.js";
 import { clear, errorBox, h, labelled, link, select, statusBadge, table } from "../dom.js";
+import { TERMINAL } from "../status.js";
+
+const REFRESH_MS = 3000;
 
 export async function compareView(root, ctx, params) {
   const ids = (params.get("ids") || "").split(",").map((s) => s.trim()).filter(Boolean);
@@ -17,24 +20,59 @@ export async function compareView(root, ctx, params) {
   }
   let exps;
   try {
-    exps = await Promise.all(ids.map((id) => api(`/v1/experiments/${encodeURIComponent(id)}`)));
+    exps = await fetchExperiments(ids);
   } catch (err) {
     clear(root, errorBox(err));
     return;
   }
-  const view = { exps, metric: "val/acc", chart: new Chart("curves", { height: 320 }) };
-  const names = await metricNames(ids);
-  if (!names.includes(view.metric)) view.metric = names[0] || view.metric;
-  const picker = labelled("metric", select("metric", names, view.metric,
-    (v) => { view.metric = v; view.chart.el.querySelector("h3").textContent = v; draw(view); }));
-  view.chart.el.querySelector("h3").textContent = view.metric;
-  clear(root, h("h1", {}, `Compare ${exps.length} experiments`),
+  const view = { ids, exps, names: [], metric: "val/acc", chart: new Chart("curves", { height: 320 }),
+    els: { compared: h("div", { id: "compared" }), controls: h("div", { class: "controls" }) } };
+  clear(root, h("h1", {}, `Compare ${exps.length} experiments`), view.els.compared,
+    view.els.controls, h("div", { class: "charts wide" }, view.chart.el),
+    h("h2", {}, "Spec diff"), specDiff(exps));
+  let timer = null;
+  let left = false;
+  ctx.onLeave(() => { left = true; clearTimeout(timer); });
+  // Runs still going (or not yet started) report later: look again until all have ended,
+  // so a page opened before the first point draws its curves without a reload.
+  const tick = async () => {
+    const going = await refresh(view).catch(() => true);
+    if (going && !left) timer = setTimeout(tick, REFRESH_MS);
+  };
+  await refresh(view, { fresh: true });
+  if (view.exps.some((e) => !TERMINAL.has(e.status))) timer = setTimeout(tick, REFRESH_MS);
+}
+
+function fetchExperiments(ids) {
+  return Promise.all(ids.map((id) => api(`/v1/experiments/${encodeURIComponent(id)}`)));
+}
+
+/** Statuses, metric names and curves once more; whether any run has yet to end. */
+async function refresh(view, { fresh = false } = {}) {
+  if (!fresh) view.exps = await fetchExperiments(view.ids);
+  const names = await metricNames(view.ids);
+  if (fresh || names.join("\n") !== view.names.join("\n")) {
+    view.names = names;
+    if (!names.includes(view.metric)) view.metric = names[0] || view.metric;
+    renderControls(view);
+  }
+  renderCompared(view);
+  await draw(view);
+  return view.exps.some((e) => !TERMINAL.has(e.status));
+}
+
+function renderCompared(view) {
+  clear(view.els.compared,
     table([{ title: "experiment", cell: (e) => link(e.name || e.id, "experiments", e.id) },
       { title: "id", cell: (e) => h("code", {}, e.id) },
-      { title: "status", cell: (e) => statusBadge(e.status) }], exps, { class: "compared" }),
-    h("div", { class: "controls" }, picker), h("div", { class: "charts wide" }, view.chart.el),
-    h("h2", {}, "Spec diff"), specDiff(exps));
-  await draw(view);
+      { title: "status", cell: (e) => statusBadge(e.status) }], view.exps, { class: "compared" }));
+}
+
+function renderControls(view) {
+  const title = () => (view.chart.el.querySelector("h3").textContent = view.metric);
+  clear(view.els.controls, labelled("metric", select("metric", view.names, view.metric,
+    (v) => { view.metric = v; title(); draw(view); })));
+  title();
 }
 
 async function metricNames(ids) {
