@@ -38,9 +38,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import actlab  # noqa: E402
+from core.rungs import compare_from_step  # noqa: E402
 from core.search import rungs  # noqa: E402
 from core.spec import ExperimentSpec  # noqa: E402
 from core.spec.horizon import horizon  # noqa: E402
+from core.spec.points import label  # noqa: E402
 
 GRID = {
     "activation.params.sigma": [0.1, 0.3, 1.0],
@@ -87,9 +89,11 @@ def steps_trained(sweep: Any, spec: dict[str, Any], *, resume: bool) -> int:
 
 
 def found(sweep: Any) -> str:
-    """The best finished arm by mean test/acc (what the search would report)."""
+    """The best finished arm by mean test/acc (what the search would report), as the grid's
+    label (an Optuna trial's point, less its number)."""
     done = [a for a in sweep.aggregate if a.n and a.mean is not None]
-    return max(done, key=lambda a: a.mean).label
+    best = max(done, key=lambda a: a.mean)
+    return label({k: v for k, v in best.point.items() if k != "trial"})
 
 
 def main() -> None:
@@ -121,10 +125,20 @@ def main() -> None:
             seeds = list(range(args.seeds))
             common = {"base_spec": spec, "grid": GRID, "seeds": seeds, "metric": "test/acc"}
             halving = {"kind": "successive_halving", "metric": "val/acc", "reduction_factor": 3}
+            within = {**halving, "compare_within": ["noise_schedule.kind"]}
+            # The same space for Optuna's TPE, with a third of the grid's runs: 9 trials.
+            space = {
+                path: {"type": "categorical", "choices": values} for path, values in GRID.items()
+            }
+            tpe = {"kind": "optuna", "sampler": "tpe", "metric": "val/acc", "space": space,
+                   "n_trials": 9, "n_startup_trials": 3, "seed": 0}  # fmt: skip
+            optuna_common = {k: v for k, v in common.items() if k != "grid"}
             bodies = {
                 "grid": {"name": "grid", **common},
                 "halving": {"name": "halving", **common, "search": halving},
                 "restart": {"name": "restart", **common, "search": {**halving, "resume": False}},
+                "halving within schedule": {"name": "within", **common, "search": within},
+                "tpe": {"name": "tpe", **optuna_common, "search": tpe},
             }
             results = {name: run_sweep(client, body) for name, body in bodies.items()}
             # Each member's progress is where its last attempt stopped: for a resuming
@@ -162,6 +176,11 @@ def main() -> None:
             f"| {name} | {steps} | {steps / full_steps:.2f} | {wall:.1f} | {arm} | {mean:.4f} "
             f"| {100 * ((best.mean or 0.0) - mean):.2f} | {'yes' if within else 'no'} |"
         )
+    for kind in GRID["noise_schedule.kind"]:
+        doc = {**spec, "noise_schedule": {**spec["noise_schedule"], "kind": kind}}
+        step = compare_from_step("annealed", [doc])
+        total = horizon(ExperimentSpec.model_validate(doc)).total_steps
+        print(f"compare_after annealed, {kind}: no rung before step {step} of {total}")
     halving_sweep = results["halving"][0]
     print()
     print(f"halving: steps from the database's progress: {results_progress['halving']}; rungs:")

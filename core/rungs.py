@@ -3,11 +3,12 @@ decides them, core/trials.py binds a new trial's members to the first."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from core.spec import ExperimentSpec
-from core.spec.horizon import horizon
+from core.spec.horizon import Horizon, build_schedule, horizon, position
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,46 @@ def rungs(search: dict[str, Any], spec: dict[str, Any]) -> list[Rung]:
         out.append(Rung(len(out), resource, min(step, h.total_steps)))
         resource *= eta
     out.append(Rung(len(out), total, None))
+    start = int(search.get("compare_from_step") or 0)  # compare_after: no rung before it
+    kept = [r for r in out if r.step is None or r.step >= start]
+    return [Rung(i, r.resource, r.step) for i, r in enumerate(kept)]
+
+
+def compare_from_step(after: float | str, specs: list[dict[str, Any]]) -> int:
+    """The first step a rung may sit at under `compare_after`: a fraction of the run, or
+    `annealed`, the step from which every arm's noise schedule stays within `TOLERANCE` of
+    its last value (the latest over the arms, so that every arm is compared annealed)."""
+    out = 0
+    for spec in specs:
+        parsed = ExperimentSpec.model_validate(spec)
+        h = horizon(parsed)
+        if after == "annealed":
+            out = max(out, annealed_step(parsed, h))
+        else:
+            out = max(out, math.ceil(float(after) * h.total_steps))
     return out
+
+
+TOLERANCE = 0.05  # of the schedule's range: "annealed" once it stays this close to its end
+_SAMPLES = 2000  # where the schedule is read: the step found is within total / 2000
+
+
+def annealed_step(spec: Any, h: Horizon) -> int:
+    """The first step (counted from 1; step s trains at the schedule's t = s - 1) from which
+    the noise multiplier stays within TOLERANCE of its range from the value it reaches at
+    the run's horizon (0 for a constant schedule without warm-up)."""
+    schedule = build_schedule(spec.noise_schedule, h)
+    steps = sorted({round(h.total_steps * i / _SAMPLES) for i in range(_SAMPLES + 1)})
+    unit = spec.noise_schedule.unit
+    values = [schedule.at(position(unit, max(s - 1, 0), h.steps_per_epoch)) for s in steps]
+    final = schedule.at(position(unit, h.total_steps, h.steps_per_epoch))  # its horizon's
+    span = max(abs(v - final) for v in values)
+    if span == 0:
+        return 0
+    for i in range(len(steps) - 1, -1, -1):
+        if abs(values[i] - final) > TOLERANCE * span:
+            return steps[i + 1]  # the first sample after the last one still annealing
+    return 0
 
 
 def first_pause(search: dict[str, Any], spec: dict[str, Any]) -> int | None:

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from core import trials
 from core.rungs import Rung, first_pause, halving, rungs
+from core.spec.points import canonical
 from core.store.experiments import add_event
 from core.store.models import Experiment, Metric, Status, Sweep, utcnow
 
@@ -79,31 +80,34 @@ def decide(session: Session, sweep_id: str) -> list[str]:
 def _halve(
     session: Session, search: dict[str, Any], ladder: list[Rung], rung: Rung, members: list
 ) -> list[str]:
-    """Successive halving: decide `rung` once no member bound for it is still training."""
+    """Successive halving: decide `rung` once no member bound for it is still training; the
+    best 1/eta of each group (`compare_within`; one group without it) go on."""
     bound = [m for m in members if m.rung == rung.index]
     if any(m.status in PENDING for m in bound):
         return []
     paused = [m for m in bound if m.status == Status.paused.value]
     if not paused:
         return []
-    ranked = _ranked_arms(session, search, rung, paused)
-    keep = max(1, len(ranked) // int(search["reduction_factor"]))
-    winners = {arm for arm, _ in ranked[:keep]}
     out = []
-    for m in paused:
-        if m.sweep_arm in winners:
-            if _promote(session, m, ladder[rung.index + 1]):
-                out.append(m.id)
-        else:
-            place = [arm for arm, _ in ranked].index(m.sweep_arm) + 1
-            _prune(session, m, _why(search, rung, ranked, m.sweep_arm, place))
+    for group in _groups(search, paused):
+        ranked = _ranked_arms(session, search, rung, group)
+        keep = max(1, len(ranked) // int(search["reduction_factor"]))
+        winners = {arm for arm, _ in ranked[:keep]}
+        for m in group:
+            if m.sweep_arm in winners:
+                if _promote(session, m, ladder[rung.index + 1]):
+                    out.append(m.id)
+            else:
+                place = [arm for arm, _ in ranked].index(m.sweep_arm) + 1
+                _prune(session, m, _why(search, rung, ranked, m.sweep_arm, place))
     return out
 
 
 def _asha(
     session: Session, search: dict[str, Any], ladder: list[Rung], rung: Rung, members: list
 ) -> list[str]:
-    """ASHA: promote the arms in the top 1/eta of those that have reached `rung` so far."""
+    """ASHA: promote the arms in the top 1/eta of those (of their group, with
+    `compare_within`) that have reached `rung` so far."""
     by_arm: dict[str | None, list[Experiment]] = {}
     for m in members:
         by_arm.setdefault(m.sweep_arm, []).append(m)
@@ -112,17 +116,29 @@ def _asha(
         live = [m for m in ms if m.status not in (Status.failed.value, Status.cancelled.value)]
         if live and all(_reached(m, rung) for m in live):
             reached += live
-    if not reached:
-        return []
-    ranked = _ranked_arms(session, search, rung, reached)
-    keep = len(ranked) // int((halving(search) or {})["reduction_factor"])
-    winners = {arm for arm, _ in ranked[:keep]}
-    waiting = [m for m in reached if m.rung == rung.index and m.status == Status.paused.value]
-    return [
-        m.id
-        for m in waiting
-        if m.sweep_arm in winners and _promote(session, m, ladder[rung.index + 1])
-    ]
+    out = []
+    for group in _groups(search, reached):
+        ranked = _ranked_arms(session, search, rung, group)
+        keep = len(ranked) // int((halving(search) or {})["reduction_factor"])
+        winners = {arm for arm, _ in ranked[:keep]}
+        waiting = [m for m in group if m.rung == rung.index and m.status == Status.paused.value]
+        out += [
+            m.id
+            for m in waiting
+            if m.sweep_arm in winners and _promote(session, m, ladder[rung.index + 1])
+        ]
+    return out
+
+
+def _groups(search: dict[str, Any], members: list[Experiment]) -> list[list[Experiment]]:
+    """Members grouped by their values of `compare_within` (arms that share a noise schedule,
+    say, so that a rung compares them at the same noise level); one group without it."""
+    within = search.get("compare_within") or []
+    groups: dict[str, list[Experiment]] = {}
+    for m in members:
+        key = canonical([(m.sweep_point or {}).get(path) for path in within])
+        groups.setdefault(key, []).append(m)
+    return [groups[k] for k in sorted(groups)]
 
 
 def _reached(m: Experiment, rung: Rung) -> bool:

@@ -193,6 +193,22 @@ class SearchSpec(BaseModel):
     halving: Halving | None = Field(
         None, description="optuna: also stop trials at rungs (ASHA); the best resume."
     )
+    compare_after: (
+        Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] | Literal["annealed"] | None
+    ) = Field(
+        None,
+        description="No rung before this fraction of the run, or before every arm's noise "
+        "schedule has annealed (`annealed`: within 5% of its range from its final value); "
+        "a paused member has seen only part of its annealing (docs/search.md).",
+    )
+    compare_within: list[str] | None = Field(
+        None,
+        min_length=1,
+        max_length=16,
+        description="Grid (or space) paths whose arms are ranked only among themselves at a "
+        "rung, e.g. ['noise_schedule.kind']: each group keeps its best 1/eta, so arms are "
+        "compared at the same noise level; the end of the run compares them all.",
+    )
 
     @field_validator("space")
     @classmethod
@@ -305,6 +321,15 @@ class SweepCreate(BaseModel):
             raise ValueError("search: a fork sweep cannot search (yet): leave one out")
         if self.search is not None and self.search.kind == "optuna" and self.grid:
             raise ValueError("grid: an optuna search samples its space; leave grid out")
+        if self.search is not None and self.search.compare_within:
+            swept = set(self.search.space or self.grid)
+            for path in self.search.compare_within:
+                if path not in swept:
+                    where = "space" if self.search.kind == "optuna" else "grid"
+                    raise ValueError(
+                        f"search.compare_within: {path!r} is not a path of the {where}; "
+                        f"valid: {', '.join(sorted(swept)) or '(none)'}"
+                    )
         return self
 
     @model_validator(mode="after")

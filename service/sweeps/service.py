@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import rungs as rungs_
 from core import search, trials
 from core.queue import send_run
 from core.settings import Settings
@@ -107,7 +108,7 @@ def create(
     if body.fork is not None:
         sweep.fork = plan.fork
     if body.search is not None:
-        sweep.search = body.search.model_dump()
+        sweep.search = _with_start(body.search.model_dump(), [m.spec for m in members])
     rows = []
     for m in members:
         row = experiments_repo.create(
@@ -170,7 +171,8 @@ def _create_search(
         grid={},
         seeds=body.seeds,
     )
-    sweep.search = search_
+    corners = [point_spec(body, 0, c, body.seeds[0]) for c in trials.corners(search_["space"])]
+    sweep.search = _with_start(search_, corners)
     for experiment_id in search.decide(session, sweep.id):
         after_commit(session, partial(send_run, settings, experiment_id))
     return view(session=session, sweep=sweep, metric=None, baseline=None)
@@ -186,6 +188,15 @@ def cancel(*, session: Session, sweep: Sweep) -> SweepRead:
         if Status(exp.status) not in TERMINAL:
             experiments_repo.request_cancel(session, exp)
     return view(session=session, sweep=sweep, metric=None, baseline=None)
+
+
+def _with_start(search_: dict[str, Any], specs: Sequence[Any]) -> dict[str, Any]:
+    """The search with `compare_from_step`, where `compare_after` lets the first rung be."""
+    after = search_.get("compare_after")
+    if after is None:
+        return search_
+    docs = [s if isinstance(s, dict) else s.model_dump(mode="json") for s in specs]
+    return {**search_, "compare_from_step": rungs_.compare_from_step(after, docs)}
 
 
 def _check_size(total: int, settings: Settings) -> None:

@@ -4,6 +4,7 @@ members are paused at their rungs by hand with their metric, then the sweep deci
 
 from __future__ import annotations
 
+import math
 import signal
 import subprocess
 import sys
@@ -339,3 +340,75 @@ def test_an_optuna_search_validates_every_edge_of_its_space(client: TestClient) 
     assert response.status_code == 422, response.text
     paths = [e["path"] for e in response.json()["errors"]]
     assert any(p.startswith("search.space[") and "model.hidden" in p for p in paths), paths
+
+
+def test_compare_after_a_fraction_drops_the_rungs_before_it(client: TestClient) -> None:
+    sweep = _sweep(client, "successive_halving", [0], compare_after=0.3)
+    # 9 epochs of 36 steps: rungs at 36 and 108; 0.3 of 324 steps is 98 (rounded up).
+    assert sweep["search"]["compare_from_step"] == 98
+    assert [(r["rung"], r["resource"], r["step"]) for r in sweep["rungs"]] == [
+        (0, 3, 108),
+        (1, 9, None),
+    ]
+    assert {e["rung"] for e in sweep["experiments"]} == {0}
+
+
+@pytest.mark.parametrize(
+    ("kind", "fraction"),
+    # The multiplier (start 1, end 0) at step s is read at t = s - 1 of T = 324 steps; it is
+    # annealed once it stays within 0.05: linear 1 - t/T <= 0.05, cosine (1 + cos(pi t/T))/2
+    # <= 0.05; constant has nothing to anneal.
+    [("linear", 0.95), ("cosine", math.acos(-0.9) / math.pi), ("constant", None)],
+)
+def test_annealed_is_the_first_step_every_arm_stays_within_5_percent_of_its_end(
+    client: TestClient, kind: str, fraction: float | None
+) -> None:
+    base = canonical_spec(training={"epochs": 9})
+    base["noise_schedule"] = {"kind": kind, "start": 1.0, "end": 0.0}
+    del base["name"], base["seed"]
+    body = {
+        "name": f"annealed-{kind}",
+        "base_spec": base,
+        "grid": {"optimizer.lr": [0.01, 0.001]},
+        "seeds": [0],
+        "search": {"kind": "asha", "compare_after": "annealed"},
+    }
+    sweep = client.post("/v1/sweeps", json=body).json()
+    expected = 0 if fraction is None else math.ceil(fraction * 324 - 1e-9) + 1
+    assert sweep["search"]["compare_from_step"] == expected
+
+
+def test_compare_within_ranks_each_schedule_among_its_own(
+    client: TestClient, settings: Settings
+) -> None:
+    """Constant noise leads early at every sigma; ranked within their schedule kind, the
+    best cosine and the best linear arm go on too."""
+    base = canonical_spec(training={"epochs": 9})
+    del base["name"], base["seed"]
+    body = {
+        "name": "within",
+        "base_spec": base,
+        "grid": {
+            "noise_schedule.kind": ["constant", "cosine", "linear"],
+            "activation.params.sigma": [0.1, 0.3, 1.0],
+        },
+        "seeds": [0],
+        "search": {"kind": "successive_halving", "compare_within": ["noise_schedule.kind"]},
+    }
+    sweep = client.post("/v1/sweeps", json=body).json()
+    lead = {"constant": 0.9, "cosine": 0.5, "linear": 0.4}
+    for e in sweep["experiments"]:
+        point = e["point"]
+        _pause(settings, e, lead[point["noise_schedule.kind"]] - point["activation.params.sigma"])
+    promoted = _decide(settings, sweep["id"])
+    rows = _rows(settings, sweep["id"])
+    went_on = sorted(
+        (rows[i].sweep_point["noise_schedule.kind"], rows[i].sweep_point["activation.params.sigma"])
+        for i in promoted
+    )
+    assert went_on == [("constant", 0.1), ("cosine", 0.1), ("linear", 0.1)]
+    bad = client.post(
+        "/v1/sweeps",
+        json={**body, "search": {**body["search"], "compare_within": ["optimizer.lr"]}},
+    )
+    assert bad.status_code == 422 and "compare_within" in bad.text and "'optimizer.lr'" in bad.text
