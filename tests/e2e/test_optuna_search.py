@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from core.settings import Settings
+from service.app import create_app
 from tests.support import HANG_S, canonical_spec, learnt, series, start_worker
 from worker.reaper import reap_once
 
@@ -79,12 +80,13 @@ def test_a_tpe_search_asks_its_trials_one_after_another_and_the_same_seed_asks_t
     assert [r["mean"] for r in b["aggregate"]] == [r["mean"] for r in a["aggregate"]]
 
 
-def test_an_optuna_search_with_halving_prunes_at_rungs_and_resumes_the_promoted(
+def test_optuna_with_halving_prunes_at_rungs_and_resumes_the_promoted_across_an_api_restart(
     api: TestClient, fast: Settings, tmp_path: Path
 ) -> None:
     halving = {"reduction_factor": 3, "min_resource": 1, "unit": "epochs"}
     body = _body("tpe-asha", 3, n_trials=3, parallel=3, n_startup_trials=3, halving=halving)
-    created = api.post("/v1/sweeps", json=body).json()
+    with TestClient(create_app(fast)) as first:  # an API that is gone before anything runs
+        created = first.post("/v1/sweeps", json=body).json()
     assert len(created["experiments"]) == 3  # three in flight at once
     worker = start_worker(fast, tmp_path / "w.log")
     try:
