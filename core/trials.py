@@ -196,7 +196,8 @@ def advance(session: Session, sweep: Sweep, members: list[Experiment]) -> list[s
         number = len(search.get("trials", []))
         s = study(session, sweep, members, number)
         trial = s.ask(distributions(search["space"]))
-        point: Point = {TRIAL: number, **{p: trial.params[p] for p in search["space"]}}
+        params = {p: _readable(search["space"][p], v) for p, v in trial.params.items()}
+        point: Point = {TRIAL: number, **{p: params[p] for p in search["space"]}}
         attrs = s._storage.get_trial(trial._trial_id).system_attrs
         asked = {"point": point, "system_attrs": attrs}
         # A new dict each time, the old one untouched: the JSON column sees the change.
@@ -206,6 +207,15 @@ def advance(session: Session, sweep: Sweep, members: list[Experiment]) -> list[s
         members += rows
         new += [r.id for r in rows]
     return new
+
+
+def _readable(dimension: dict[str, Any], value: Any) -> Any:
+    """A continuous value to 4 significant digits (what a label and a paper print; finer
+    than any activation or learning-rate study resolves), kept within the dimension."""
+    if dimension["type"] != "float" or dimension.get("step") is not None:
+        return value
+    rounded = float(f"{value:.4g}")
+    return min(max(rounded, float(dimension["low"])), float(dimension["high"]))
 
 
 def _members(session: Session, sweep: Sweep, number: int, point: Point) -> list[Experiment]:

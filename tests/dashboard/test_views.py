@@ -6,6 +6,7 @@ use for a bare expression string.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -263,6 +264,32 @@ def test_a_search_sweeps_page_shows_its_rungs_as_the_api_does(
     assert first == ["0", "1", "6", "3", "0", "1", "2"]  # 1 epoch of 6 steps: 3 reached, 1 on
     assert "n_pruned" in p.inner_text("table.aggregate thead")
     page.shot("sweep-search")
+
+
+def test_an_optuna_sweeps_page_says_how_many_trials_were_asked_and_lists_each(
+    page: Watched, server: Server
+) -> None:
+    base = small_spec()
+    del base["name"], base["seed"]
+    space = {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.03, "log": True}}
+    search = {"kind": "optuna", "sampler": "tpe", "n_trials": 3, "space": space}
+    body = {"name": "tpe", "base_spec": base, "seeds": [0], "search": search}
+    with api(server) as client:
+        sweep = client.post("/v1/sweeps", json=body).json()
+        deadline = time.monotonic() + HANG_S
+        while client.get(f"/v1/sweeps/{sweep['id']}").json()["status"] != "succeeded":
+            assert time.monotonic() < deadline, "the search never ended"
+            time.sleep(0.2)
+    p = page.page
+    p.goto(f"/#/sweeps/{sweep['id']}")
+    p.wait_for_selector("p.trials")
+    assert p.inner_text("p.trials") == (
+        "Optuna tpe on val/acc (max): 3 of 3 trials asked, 1 at a time"
+    )
+    labels = p.locator("table.aggregate tbody tr").all_inner_texts()
+    assert [row.split()[0].split(",")[0] for row in labels] == ["trial=0", "trial=1", "trial=2"]
+    assert p.locator("table.rungs").count() == 0  # no halving block: no rungs
+    page.shot("sweep-optuna")
 
 
 def test_queue_page_shows_the_apis_order_reasons_and_starts(page: Watched, server: Server) -> None:

@@ -84,13 +84,18 @@ function render(view) {
     num("ci_low"), num("ci_high"), num("p_value")], s.comparisons,
   { class: "comparisons", row: (r) => ({ "data-label": r.label }) });
   const search = s.search;
-  const rungs = search ? [h("h2", {}, `Rungs: ${search.kind} on ${search.metric} (eta ${search.reduction_factor})`),
+  const rule = search?.halving || search;  // an Optuna search's rungs follow its halving block
+  const kind = search?.kind === "optuna" ? "asha" : search?.kind;
+  const trials = s.n_trials != null ? [h("p", { class: "trials" },
+    `Optuna ${search.sampler} on ${search.metric} (${search.mode}): `
+    + `${s.n_trials - s.trials_left} of ${s.n_trials} trials asked, ${search.parallel} at a time`)] : [];
+  const rungs = s.rungs.length ? [h("h2", {}, `Rungs: ${kind} on ${search.metric} (eta ${rule.reduction_factor})`),
     table([{ title: "rung", cell: (r) => String(r.rung) },
-      { title: search.unit, num: true, cell: (r) => String(r.resource) },
+      { title: rule.unit, num: true, cell: (r) => String(r.resource) },
       { title: "step", num: true, cell: (r) => (r.step == null ? "end" : String(r.step)) },
       num("reached"), num("waiting"), num("promoted"), num("pruned")], s.rungs,
     { class: "rungs", row: (r) => ({ "data-rung": String(r.rung) }) })] : [];
-  clear(view.els.tables, ...rungs,
+  clear(view.els.tables, ...trials, ...rungs,
     h("h2", {}, `Aggregate of ${view.metric} (${Math.round(s.confidence * 100)}% CI)`),
     aggregate, h("h2", {}, "Paired comparisons with the baseline"),
     s.comparisons.length ? comparisons : h("p", { class: "muted" }, "One arm only: nothing to compare."));
