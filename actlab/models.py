@@ -136,14 +136,43 @@ class ArmRow(_Read):
 
 
 class Comparison(_Read):
+    """An arm minus the baseline (paired t, else Welch), with its family-adjusted p-values,
+    effect sizes and intervals; `flags` says why a figure is missing."""
+
     point: dict[str, Any]
     label: str
     baseline_label: str
+    test: str
     n_pairs: int
+    n_arm: int
+    n_baseline: int
+    n_failed: int
+    n_dropped: int
     mean_diff: float | None
     ci_low: float | None
     ci_high: float | None
+    statistic: float | None = None
+    df: float | None = None
     p_value: float | None
+    p_holm: float | None = None
+    p_bh: float | None = None
+    d_z: float | None = None
+    d_z_ci_low: float | None = None
+    d_z_ci_high: float | None = None
+    hedges_g: float | None = None
+    hedges_g_ci_low: float | None = None
+    hedges_g_ci_high: float | None = None
+    boot_ci_low: float | None = None
+    boot_ci_high: float | None = None
+    margin: float | None = None
+    tost_p: float | None = None
+    flags: list[str] = []
+
+
+class Family(_Read):
+    kind: str
+    size: int
+    alpha: float = 0.05
 
 
 class SweepSummary(_Read):
@@ -186,6 +215,7 @@ class Sweep(SweepSummary):
     experiments: list[SweepExperiment]
     aggregate: list[ArmRow]
     comparisons: list[Comparison]
+    family: Family | None = None  # what p_holm and p_bh are adjusted over
     dropped_params: dict[str, list[str]] = {}
 
 

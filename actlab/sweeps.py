@@ -27,10 +27,21 @@ class Sweeps(Resource):
         return Sweep.model_validate(self._submit("/v1/sweeps", sweep, overrides, idempotency_key))
 
     def get(
-        self, sweep_id: str, *, metric: str | None = None, baseline: str | None = None
+        self,
+        sweep_id: str,
+        *,
+        metric: str | None = None,
+        baseline: str | None = None,
+        family: str | None = None,
+        margin: float | None = None,
     ) -> Sweep:
-        """The sweep, its experiments, the aggregate of `metric` and the paired comparisons."""
-        body = self._c.get(f"/v1/sweeps/{sweep_id}", metric=metric, baseline=baseline)
+        """The sweep, its experiments, the aggregate of `metric` and the comparisons of the
+        `family` (`baseline`: each arm with it; `all_pairs`), adjusted over it; `margin`
+        adds equivalence tests (TOST)."""
+        body = self._c.get(
+            f"/v1/sweeps/{sweep_id}", metric=metric, baseline=baseline, family=family,
+            margin=margin,
+        )  # fmt: skip
         return Sweep.model_validate(body)
 
     def cancel(self, sweep_id: str) -> Sweep:
@@ -108,10 +119,17 @@ class Sweeps(Resource):
         return pd.DataFrame([row.model_dump() for row in sweep.aggregate])
 
     def comparisons(
-        self, sweep_id: str, *, metric: str | None = None, baseline: str | None = None
+        self,
+        sweep_id: str,
+        *,
+        metric: str | None = None,
+        baseline: str | None = None,
+        family: str | None = None,
+        margin: float | None = None,
     ) -> pd.DataFrame:
-        """Each arm minus the baseline, paired by seed: mean difference, CI, p-value."""
+        """The family's comparisons, one row each: mean difference and CI, p-value and its
+        Holm and BH adjustments, d_z and Hedges' g with CIs, and TOST with `margin`."""
         import pandas as pd
 
-        sweep = self.get(sweep_id, metric=metric, baseline=baseline)
+        sweep = self.get(sweep_id, metric=metric, baseline=baseline, family=family, margin=margin)
         return pd.DataFrame([row.model_dump() for row in sweep.comparisons])

@@ -43,13 +43,28 @@ def render(sweep: Sweep) -> None:
     columns = ["arm", "n", "mean", "std", f"{pct}% CI low", f"{pct}% CI high", "pending", "failed"]
     console.print(table(f"{sweep.metric} by arm", columns, rows))
     if sweep.comparisons:
+        all_pairs = sweep.family is not None and sweep.family.kind == "all_pairs"
         rows = [
-            [c.label, c.n_pairs, c.mean_diff, c.ci_low, c.ci_high, c.p_value]
+            [c.label, *([c.baseline_label] if all_pairs else []), c.n_pairs, c.mean_diff,
+             c.ci_low, c.ci_high, c.p_value, c.p_holm, c.d_z if c.test == "paired_t" else
+             c.hedges_g, ", ".join(c.flags) or ("welch" if c.test == "welch" else "")]
             for c in sweep.comparisons
-        ]
-        base = sweep.comparisons[0].baseline_label
-        columns = ["arm", "pairs", "mean diff", "CI low", "CI high", "p (paired t)"]
-        console.print(table(f"paired by seed, minus {base}", columns, rows))
+        ]  # fmt: skip
+        columns = ["arm", *(["minus"] if all_pairs else []), "pairs", "mean diff", "CI low",
+                   "CI high", "p", "p (Holm)", "d_z / g", "note"]  # fmt: skip
+        margin = sweep.comparisons[0].margin
+        if margin is not None:  # equivalence: small TOST p supports |diff| < margin
+            columns.append(f"TOST p (±{margin:g})")
+            for row, c in zip(rows, sweep.comparisons, strict=True):
+                row.append(c.tost_p)
+        size = sweep.family.size if sweep.family else len(rows)
+        title = (
+            f"all pairs ({size} tests, Holm over them)"
+            if all_pairs
+            else f"paired by seed, minus {sweep.comparisons[0].baseline_label} "
+            f"({size} tests, Holm over them)"
+        )
+        console.print(table(title, columns, rows))
     if sweep.rungs:
         rule = search.get("halving") or search  # an Optuna search's rung rule is its own block
         unit = rule.get("unit", "epochs")
@@ -90,12 +105,22 @@ def show(
     baseline: Annotated[
         str | None, typer.Option(help="The arm to compare with (its label)")
     ] = None,
+    family: Annotated[
+        str | None,
+        typer.Option(help="baseline (each arm with it) or all_pairs: what Holm corrects over"),
+    ] = None,
+    margin: Annotated[
+        float | None, typer.Option(help="Equivalence margin: adds TOST p-values")
+    ] = None,
     url: Url = None,
     api_key: ApiKey = None,
 ) -> None:
-    """The aggregate table with confidence intervals, and the paired comparisons."""
+    """The aggregate table with confidence intervals, and the family's comparisons."""
     with client(url, api_key) as c:
-        render(c.sweeps.get(sweep_id, metric=metric, baseline=baseline))
+        sweep = c.sweeps.get(
+            sweep_id, metric=metric, baseline=baseline, family=family, margin=margin
+        )
+        render(sweep)
 
 
 @app.command("cancel")

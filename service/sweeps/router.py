@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, status
 
@@ -60,9 +60,22 @@ def get_sweep(
         str | None,
         Query(max_length=2000, description="An arm's `label` or a JSON object of grid values."),
     ] = None,
+    family: Annotated[
+        Literal["baseline", "all_pairs"],
+        Query(description="The comparisons, and what p_holm/p_bh are adjusted over."),
+    ] = "baseline",
+    margin: Annotated[
+        float | None,
+        Query(gt=0, le=1e6, description="Equivalence margin: adds TOST p-values (tost_p)."),
+    ] = None,
 ) -> Any:
-    """Status counts, experiments, per-point mean/std/95% CI, and paired tests vs the baseline."""
-    return service.view(session=session, sweep=sweep, metric=metric, baseline=baseline)
+    """Status counts, experiments, per-point mean/std/95% CI, and the family's comparisons:
+    paired t (else Welch), Holm and BH adjusted p-values, d_z and Hedges' g with CIs, a
+    bootstrap CI, and TOST with `margin`."""
+    return service.view(
+        session=session, sweep=sweep, metric=metric, baseline=baseline, family=family,
+        margin=margin,
+    )  # fmt: skip
 
 
 @router.post("/{sweep_id}/cancel", response_model=SweepRead)

@@ -420,18 +420,59 @@ class ArmRow(_Read):
 
 
 class Comparison(_Read):
-    """An arm minus the baseline, paired by seed (seeds where both have a value)."""
+    """An arm minus the baseline: paired by seed where at least two seeds have a value in
+    both, else Welch's test; with effect sizes, and p-values adjusted over the family."""
 
     point: dict[str, Any]
     label: str
     baseline_label: str
+    test: Literal["paired_t", "welch", "none"] = Field(
+        description="paired_t over the seeds both have; welch when fewer than two pair; "
+        "none with fewer than two values a side."
+    )
     n_pairs: int
+    n_arm: int = Field(description="The arm's values (succeeded seeds with the metric).")
+    n_baseline: int
+    n_failed: int = Field(description="Failed or cancelled experiments of the two arms.")
+    n_dropped: int = Field(
+        description="Values left out of the paired test: seeds that only one side has."
+    )
     mean_diff: float | None
     ci_low: float | None
     ci_high: float | None
+    statistic: float | None = Field(None, description="The t statistic.")
+    df: float | None = Field(None, description="Its degrees of freedom (Welch's: fractional).")
     p_value: float | None = Field(
-        description="Two-sided paired t-test; null for n_pairs < 2; 1.0/0.0 for zero variance."
+        description="Two-sided; null with a flag when there is no test (too few values, or "
+        "zero variance), never 0 for want of variance."
     )
+    p_holm: float | None = Field(None, description="Holm-adjusted over the family.")
+    p_bh: float | None = Field(None, description="Benjamini-Hochberg (FDR) adjusted.")
+    d_z: float | None = Field(None, description="Paired effect: mean difference / its SD.")
+    d_z_ci_low: float | None = None
+    d_z_ci_high: float | None = None
+    hedges_g: float | None = Field(None, description="Bias-corrected standardised difference.")
+    hedges_g_ci_low: float | None = None
+    hedges_g_ci_high: float | None = None
+    boot_ci_low: float | None = Field(
+        None, description="BCa bootstrap interval of mean_diff over seeds (n >= 3)."
+    )
+    boot_ci_high: float | None = None
+    margin: float | None = Field(None, description="The equivalence margin asked for.")
+    tost_p: float | None = Field(
+        None, description="TOST p-value that |difference| < margin (small: equivalent)."
+    )
+    flags: list[str] = Field(
+        default_factory=list, description="too_few, zero_variance: why a figure is missing."
+    )
+
+
+class Family(BaseModel):
+    """The comparisons the adjusted p-values are corrected over, declared by the request."""
+
+    kind: Literal["baseline", "all_pairs"]
+    size: int = Field(description="Comparisons with a p-value: the m of the correction.")
+    alpha: float = 0.05
 
 
 class RungRow(BaseModel):
@@ -511,6 +552,9 @@ class SweepRead(SweepSummary):
     experiments: list[SweepExperiment]
     aggregate: list[ArmRow]
     comparisons: list[Comparison]
+    family: Family | None = Field(
+        None, description="What comparisons' p_holm and p_bh are adjusted over."
+    )
     dropped_params: dict[str, list[str]] = Field(
         default_factory=dict,
         description="Arm label -> base-spec params its unit or schedule kind does not take,"

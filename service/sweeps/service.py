@@ -276,8 +276,17 @@ def _one(found: list[int], wanted: str) -> int:
     return found[0]
 
 
-def view(*, session: Session, sweep: Sweep, metric: str | None, baseline: str | None) -> SweepRead:
-    """The sweep with its experiments, one aggregate row per point, and paired comparisons."""
+def view(
+    *,
+    session: Session,
+    sweep: Sweep,
+    metric: str | None,
+    baseline: str | None,
+    family: str = "baseline",
+    margin: float | None = None,
+) -> SweepRead:
+    """The sweep with its experiments, one aggregate row per point, and the comparisons of
+    the declared `family` (every arm with the baseline, or all pairs)."""
     asked, metric = metric, metric or sweep.metric
     pts = arms_of(sweep)
     base = baseline_index(pts, baseline if baseline is not None else sweep.baseline)
@@ -296,9 +305,7 @@ def view(*, session: Session, sweep: Sweep, metric: str | None, baseline: str | 
         "baseline": pts[base],
         "experiments": rows,
         "aggregate": [_arm(p, arms[i], counts[i]) for i, p in enumerate(pts)],
-        "comparisons": [
-            _compare(p, arms[i], pts[base], arms[base]) for i, p in enumerate(pts) if i != base
-        ],
+        **_comparisons(pts, arms, counts, base, family=family, margin=margin),
         "rungs": _rungs(sweep, exps),
         "search": _search_view(sweep.search),
         "dropped_params": {
@@ -399,9 +406,39 @@ def _arm(point: Point, values: dict[int, float], counts: Counter[str]) -> ArmRow
     return ArmRow.model_validate(s, context=over)
 
 
-def _compare(
-    point: Point, values: dict[int, float], base: Point, base_values: dict[int, float]
-) -> Comparison:
-    p = stats.paired(values, base_values)
-    over = {"point": point, "label": label(point), "baseline_label": label(base)}
-    return Comparison.model_validate(p, context=over)
+def _comparisons(
+    pts: list[Point],
+    arms: list[dict[int, float]],
+    counts: list[Counter[str]],
+    base: int,
+    *,
+    family: str,
+    margin: float | None,
+) -> dict[str, Any]:
+    """The family's comparisons, each with its p-value adjusted (Holm, and BH) over it."""
+    if family == "all_pairs":
+        pairs = [(i, j) for j in range(len(pts)) for i in range(j + 1, len(pts))]
+    else:
+        pairs = [(i, base) for i in range(len(pts)) if i != base]
+    done = [stats.compare(arms[i], arms[j], margin=margin) for i, j in pairs]
+    p = [c.p_value for c in done]
+    holm, bh = stats.adjust(p, "holm"), stats.adjust(p, "fdr_bh")
+    rows = []
+    for (i, j), c, ph, pb in zip(pairs, done, holm, bh, strict=True):
+        failed = sum(
+            counts[k][s] for k in (i, j) for s in (Status.failed.value, Status.cancelled.value)
+        )
+        over = {
+            **c.__dict__,
+            "point": pts[i],
+            "label": label(pts[i]),
+            "baseline_label": label(pts[j]),
+            "n_failed": failed,
+            "n_dropped": c.n_arm + c.n_baseline - 2 * c.n_pairs if c.test == "paired_t" else 0,
+            "p_holm": ph,
+            "p_bh": pb,
+            "flags": list(c.flags),
+        }
+        rows.append(Comparison.model_validate(over))
+    size = sum(x is not None for x in p)
+    return {"comparisons": rows, "family": {"kind": family, "size": size}}

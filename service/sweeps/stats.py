@@ -2,16 +2,23 @@
 
 Every result field is a finite float or None, never NaN or infinity, so it can be sent as
 JSON as it is. Intervals use Student's t, which is what small seed counts (3 to 10) need.
+The tests and intervals are scipy's and statsmodels' (ttest_rel, ttest_ind, nct,
+bootstrap, ttost_paired/ttost_ind, multipletests); what is computed here is only how they
+are combined, and checked against them in tests/service/sweeps/test_stats.py.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from scipy import optimize, special
 from scipy import stats as sps
+from statsmodels.stats import multitest, weightstats
 
 CONFIDENCE = 0.95
 
@@ -67,34 +74,201 @@ def summarize(values: Sequence[float], *, confidence: float = CONFIDENCE) -> Sum
     return Summary(n, _finite(mean), _finite(std), low, high)
 
 
+@dataclass(frozen=True)
+class Compared:
+    """An arm minus the baseline: the test the seeds allow, its effect sizes and intervals.
+
+    `test` is `paired_t` when at least two seeds have a value in both (the differences of
+    shared seeds; each seed is one training randomness, common to both), else `welch`
+    (independent groups, unequal variances) when each side has two values, else `none`.
+    `flags` says why a figure is missing: `too_few` (no test possible), `zero_variance`
+    (every difference, or every value, equal: a t statistic is 0/0 or x/0, so no p-value
+    rather than p = 0).
+    """
+
+    test: str
+    n_pairs: int
+    n_arm: int
+    n_baseline: int
+    mean_diff: float | None
+    ci_low: float | None
+    ci_high: float | None
+    statistic: float | None
+    df: float | None
+    p_value: float | None
+    d_z: float | None
+    d_z_ci_low: float | None
+    d_z_ci_high: float | None
+    hedges_g: float | None
+    hedges_g_ci_low: float | None
+    hedges_g_ci_high: float | None
+    boot_ci_low: float | None
+    boot_ci_high: float | None
+    margin: float | None
+    tost_p: float | None
+    flags: tuple[str, ...]
+
+
+def _nct_interval(t: float, df: float, confidence: float) -> tuple[float, float] | None:
+    """The noncentrality parameters between which `t` is not in either alpha/2 tail of the
+    noncentral t (scipy.stats.nct), found by root-finding: the exact interval that a
+    standardised effect's CI is scaled from (Steiger & Fouladi 1997)."""
+    tail = (1 - confidence) / 2
+
+    def root(f: Any) -> float | None:
+        width = 10.0 + abs(t)
+        for _ in range(8):  # widen the bracket until it holds the root
+            lo, hi = t - width, t + width
+            if f(lo) * f(hi) < 0:
+                try:
+                    return float(optimize.brentq(f, lo, hi, xtol=1e-12))
+                except ValueError:  # nct's tails underflow to NaN far out: no interval
+                    return None
+            width *= 4
+        return None
+
+    low = root(lambda nc: sps.nct.sf(t, df, nc) - tail)
+    high = root(lambda nc: sps.nct.cdf(t, df, nc) - tail)
+    return None if low is None or high is None else (low, high)
+
+
+def _hedges(
+    a: np.ndarray, b: np.ndarray, confidence: float
+) -> tuple[float | None, float | None, float | None]:
+    """Hedges' g (Cohen's d on the pooled SD, times the small-sample correction J) and its
+    noncentral-t interval."""
+    n1, n2 = len(a), len(b)
+    if n1 < 2 or n2 < 2:
+        return None, None, None
+    pooled = math.sqrt(((n1 - 1) * a.var(ddof=1) + (n2 - 1) * b.var(ddof=1)) / (n1 + n2 - 2))
+    if pooled == 0.0:
+        return None, None, None
+    df = n1 + n2 - 2
+    j = math.exp(special.gammaln(df / 2) - special.gammaln((df - 1) / 2)) / math.sqrt(df / 2)
+    d = float(a.mean() - b.mean()) / pooled
+    scale = math.sqrt(1 / n1 + 1 / n2)
+    nc = _nct_interval(d / scale, df, confidence)
+    if nc is None:
+        return _finite(j * d), None, None
+    return _finite(j * d), _finite(j * nc[0] * scale), _finite(j * nc[1] * scale)
+
+
+def _bootstrap(
+    samples: tuple[np.ndarray, ...], statistic: Any, confidence: float
+) -> tuple[float | None, float | None]:
+    """scipy.stats.bootstrap's BCa interval (fixed seed: the same data give the same
+    interval); None when the data are too few or all equal (degenerate)."""
+    if min(len(x) for x in samples) < 3:
+        return None, None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # DegenerateDataWarning: reported as None below
+        result = sps.bootstrap(
+            samples,
+            statistic,
+            confidence_level=confidence,
+            n_resamples=9999,
+            method="BCa",
+            random_state=np.random.default_rng(0),
+            paired=len(samples) == 1,
+        )
+    interval = result.confidence_interval
+    return _finite(float(interval.low)), _finite(float(interval.high))
+
+
+def _mean_diff(x: np.ndarray, y: np.ndarray, axis: int = -1) -> Any:
+    return np.mean(x, axis=axis) - np.mean(y, axis=axis)
+
+
 @np.errstate(all="ignore")
-def paired(
+def compare(
     arm: Mapping[int, float],
     baseline: Mapping[int, float],
     *,
     confidence: float = CONFIDENCE,
-) -> Paired:
-    """Compare `arm` with `baseline` (both seed -> value) over the seeds present in both.
-
-    The p-value is the two-sided paired t-test's (scipy.stats.ttest_rel). With fewer than
-    two pairs there is no test (None). When every difference is identical the t statistic
-    is 0/0 or x/0: the p-value is then 1.0 if the differences are all 0 (no evidence of a
-    difference) and 0.0 otherwise (the same non-zero gap on every seed), never NaN.
-    """
+    margin: float | None = None,
+) -> Compared:
+    """`arm` minus `baseline` (both seed -> value): paired over the seeds both have, else
+    Welch's test over all their values. With `margin`, the two one-sided tests (TOST, from
+    statsmodels) of |difference| < margin: a small `tost_p` supports "no effect larger than
+    the margin"."""
     seeds = sorted(set(arm) & set(baseline))
-    a = np.asarray([arm[s] for s in seeds], dtype=float)
-    b = np.asarray([baseline[s] for s in seeds], dtype=float)
-    n = len(seeds)
-    if n == 0:
-        return Paired(0, None, None, None, None)
+    if len(seeds) >= 2:
+        a = np.asarray([arm[s] for s in seeds], dtype=float)
+        b = np.asarray([baseline[s] for s in seeds], dtype=float)
+        return _paired(a, b, confidence, margin, len(arm), len(baseline))
+    a = np.asarray([arm[s] for s in sorted(arm)], dtype=float)
+    b = np.asarray([baseline[s] for s in sorted(baseline)], dtype=float)
+    if len(a) >= 2 and len(b) >= 2:
+        return _welch(a, b, confidence, margin)
+    diff = _finite(float(a.mean() - b.mean())) if len(a) and len(b) else None
+    return Compared(
+        "none", len(seeds), len(a), len(b), diff, *(None,) * 13, margin, None, ("too_few",)
+    )
+
+
+def _paired(
+    a: np.ndarray, b: np.ndarray, confidence: float, margin: float | None, n_arm: int, n_base: int
+) -> Compared:
+    n = len(a)
     diff = a - b
-    mean = float(np.mean(diff))
-    if n == 1:
-        return Paired(1, _finite(mean), None, None, None)
-    std = float(np.std(diff, ddof=1))
+    mean, std = float(diff.mean()), float(diff.std(ddof=1))
     low, high = _t_interval(mean, std, n, confidence)
-    if std == 0.0:
-        p: float | None = 1.0 if mean == 0.0 else 0.0
-    else:
-        p = _finite(float(sps.ttest_rel(a, b).pvalue))
-    return Paired(n, _finite(mean), low, high, p)
+    g = _hedges(a, b, confidence)
+    boot = _bootstrap((diff,), np.mean, confidence)
+    if std == 0.0:  # every seed moved by the same amount: no t statistic, no p-value
+        return Compared(
+            "paired_t", n, n_arm, n_base, _finite(mean), low, high, None, n - 1, None,
+            None, None, None, *g, *boot, margin, None, ("zero_variance",),
+        )  # fmt: skip
+    t = sps.ttest_rel(a, b)
+    d = mean / std
+    nc = _nct_interval(d * math.sqrt(n), n - 1, confidence)
+    d_low, d_high = (nc[0] / math.sqrt(n), nc[1] / math.sqrt(n)) if nc else (None, None)
+    tost = None
+    if margin is not None:
+        tost = _finite(float(weightstats.ttost_paired(a, b, -margin, margin)[0]))
+    return Compared(
+        "paired_t", n, n_arm, n_base, _finite(mean), low, high, _finite(float(t.statistic)),
+        n - 1, _finite(float(t.pvalue)), _finite(d), _opt(d_low), _opt(d_high), *g, *boot,
+        margin, tost, (),
+    )  # fmt: skip
+
+
+def _welch(a: np.ndarray, b: np.ndarray, confidence: float, margin: float | None) -> Compared:
+    mean = float(a.mean() - b.mean())
+    g = _hedges(a, b, confidence)
+    boot = _bootstrap((a, b), _mean_diff, confidence)
+    if a.var(ddof=1) == 0.0 and b.var(ddof=1) == 0.0:
+        return Compared(
+            "welch", 0, len(a), len(b), _finite(mean), None, None, None, None, None,
+            None, None, None, *g, *boot, margin, None, ("zero_variance",),
+        )  # fmt: skip
+    t = sps.ttest_ind(a, b, equal_var=False)
+    df = float(t.df)
+    low, high = t.confidence_interval(confidence)
+    tost = None
+    if margin is not None:
+        tost = _finite(float(weightstats.ttost_ind(a, b, -margin, margin, usevar="unequal")[0]))
+    return Compared(
+        "welch", 0, len(a), len(b), _finite(mean), _finite(float(low)), _finite(float(high)),
+        _finite(float(t.statistic)), _finite(df), _finite(float(t.pvalue)), None, None, None,
+        *g, *boot, margin, tost, (),
+    )  # fmt: skip
+
+
+def _opt(x: float | None) -> float | None:
+    return None if x is None else _finite(x)
+
+
+def adjust(p_values: Sequence[float | None], method: str) -> list[float | None]:
+    """Family-wise (`holm`) or false-discovery-rate (`fdr_bh`) adjusted p-values over the
+    comparisons that have one (statsmodels' multipletests); a missing p stays missing and
+    is not counted in the family."""
+    present = [i for i, p in enumerate(p_values) if p is not None]
+    out: list[float | None] = [None] * len(p_values)
+    if not present:
+        return out
+    adjusted = multitest.multipletests([p_values[i] for i in present], method=method)[1]
+    for i, p in zip(present, adjusted, strict=True):
+        out[i] = _finite(float(p))
+    return out

@@ -114,7 +114,7 @@ def test_sweep_page_table_equals_the_api(page: Watched, server: Server) -> None:
                 "els => els.map(e => e.dataset.value)"
             )
         ]
-        keys = ["n_pairs", "mean_diff", "ci_low", "ci_high", "p_value"]
+        keys = ["n_pairs", "mean_diff", "ci_low", "ci_high", "p_value", "p_holm"]
         assert shown == [comparison[k] for k in keys]
     assert truth["comparisons"][0]["p_value"] is not None
     page.shot("sweep")

@@ -8,8 +8,9 @@ import math
 import numpy as np
 import pytest
 from scipy import stats as sps
+from statsmodels.stats import multitest, weightstats
 
-from service.sweeps.stats import paired, summarize
+from service.sweeps.stats import adjust, compare, summarize
 
 ACC = [0.91, 0.93, 0.90, 0.94, 0.92]
 
@@ -51,32 +52,113 @@ def test_constant_values_have_a_zero_width_interval() -> None:
 def test_paired_matches_ttest_rel_over_common_seeds() -> None:
     base = {0: 0.90, 1: 0.92, 2: 0.88, 3: 0.91, 9: 0.5}
     arm = {0: 0.93, 1: 0.92, 2: 0.91, 3: 0.95, 7: 0.1}
-    p = paired(arm, base)
+    p = compare(arm, base)
     a, b = np.array([0.93, 0.92, 0.91, 0.95]), np.array([0.90, 0.92, 0.88, 0.91])
-    assert p.n_pairs == 4
+    ref = sps.ttest_rel(a, b)
+    assert (p.test, p.n_pairs, p.n_arm, p.n_baseline) == ("paired_t", 4, 5, 5)
     assert p.mean_diff == pytest.approx((a - b).mean(), abs=1e-12)
     assert (p.ci_low, p.ci_high) == pytest.approx(_t_ci(list(a - b)), abs=1e-12)
-    assert p.p_value == pytest.approx(sps.ttest_rel(a, b).pvalue, abs=1e-12)
+    assert p.p_value == pytest.approx(ref.pvalue, abs=1e-12)
+    assert (p.statistic, p.df) == (pytest.approx(ref.statistic, abs=1e-9), 3)
+    assert (p.ci_low, p.ci_high) == pytest.approx(tuple(ref.confidence_interval()), abs=1e-12)
     # The 95% interval excludes 0 exactly when the two-sided test rejects at 5%.
     assert p.ci_low is not None and p.p_value is not None
     assert (p.ci_low > 0) == (p.p_value < 0.05)
 
 
-def test_paired_with_fewer_than_two_pairs_has_no_test() -> None:
-    assert paired({}, {0: 1.0}).n_pairs == 0 and paired({}, {0: 1.0}).mean_diff is None
-    one = paired({0: 0.9}, {0: 0.8, 1: 0.7})
-    assert one.n_pairs == 1 and one.mean_diff == pytest.approx(0.1)
+def test_d_z_and_its_interval_invert_the_noncentral_t() -> None:
+    arm = {s: v for s, v in enumerate([0.93, 0.92, 0.91, 0.95, 0.90, 0.94])}
+    base = {s: v for s, v in enumerate([0.90, 0.92, 0.88, 0.91, 0.89, 0.90])}
+    c = compare(arm, base)
+    diff = np.array(list(arm.values())) - np.array(list(base.values()))
+    n = len(diff)
+    assert c.d_z == pytest.approx(diff.mean() / diff.std(ddof=1), abs=1e-12)
+    t = c.d_z * math.sqrt(n)
+    assert c.statistic == pytest.approx(t, abs=1e-9)  # d_z is t / sqrt(n)
+    # The bounds are the noncentralities that put t at the 97.5% and 2.5% points.
+    assert sps.nct.sf(t, n - 1, c.d_z_ci_low * math.sqrt(n)) == pytest.approx(0.025, abs=1e-9)
+    assert sps.nct.cdf(t, n - 1, c.d_z_ci_high * math.sqrt(n)) == pytest.approx(0.025, abs=1e-9)
+    assert c.d_z_ci_low < c.d_z < c.d_z_ci_high
+
+
+def test_hedges_g_is_cohens_d_times_the_small_sample_correction() -> None:
+    a, b = np.array([0.93, 0.92, 0.91, 0.95]), np.array([0.90, 0.92, 0.88, 0.91, 0.86])
+    c = compare(dict(enumerate(a)), {10 + i: v for i, v in enumerate(b)})  # no shared seed
+    n1, n2 = len(a), len(b)
+    pooled = math.sqrt(((n1 - 1) * a.var(ddof=1) + (n2 - 1) * b.var(ddof=1)) / (n1 + n2 - 2))
+    df = n1 + n2 - 2
+    j = 1 - 3 / (4 * df - 1)  # Hedges' approximation of the exact gamma-function J
+    assert c.hedges_g == pytest.approx(j * (a.mean() - b.mean()) / pooled, rel=5e-3)
+    assert c.hedges_g_ci_low < c.hedges_g < c.hedges_g_ci_high
+
+
+def test_welch_where_seeds_do_not_pair_matches_ttest_ind() -> None:
+    arm, base = {0: 0.91, 1: 0.93, 2: 0.95}, {3: 0.90, 4: 0.89, 5: 0.94, 6: 0.88}
+    c = compare(arm, base)
+    ref = sps.ttest_ind([0.91, 0.93, 0.95], [0.90, 0.89, 0.94, 0.88], equal_var=False)
+    assert (c.test, c.n_pairs) == ("welch", 0)
+    assert c.p_value == pytest.approx(ref.pvalue, abs=1e-12)
+    assert c.df == pytest.approx(ref.df, abs=1e-9)
+    assert (c.ci_low, c.ci_high) == pytest.approx(tuple(ref.confidence_interval()), abs=1e-12)
+    one_pair = compare({0: 0.9, 1: 0.8, 2: 0.7}, {0: 0.85, 5: 0.75})
+    assert one_pair.test == "welch"  # a single shared seed is no pairing
+
+
+def test_tost_matches_statsmodels_for_paired_and_welch() -> None:
+    a, b = [0.93, 0.92, 0.91, 0.95, 0.90], [0.92, 0.92, 0.90, 0.93, 0.91]
+    c = compare(dict(enumerate(a)), dict(enumerate(b)), margin=0.03)
+    assert c.tost_p == pytest.approx(weightstats.ttost_paired(np.array(a), np.array(b), -0.03,
+                                                              0.03)[0], abs=1e-12)  # fmt: skip
+    w = compare(dict(enumerate(a)), {9 + i: v for i, v in enumerate(b)}, margin=0.03)
+    ref = weightstats.ttost_ind(np.array(a), np.array(b), -0.03, 0.03, usevar="unequal")[0]
+    assert w.tost_p == pytest.approx(ref, abs=1e-12)
+    assert compare(dict(enumerate(a)), dict(enumerate(b))).tost_p is None  # no margin, no TOST
+
+
+def test_the_bootstrap_interval_is_scipys_bca_and_reproducible() -> None:
+    a = [0.93, 0.92, 0.91, 0.95, 0.90, 0.97]
+    b = [0.90, 0.92, 0.88, 0.91, 0.89, 0.90]
+    c = compare(dict(enumerate(a)), dict(enumerate(b)))
+    diff = np.array(a) - np.array(b)
+    ref = sps.bootstrap((diff,), np.mean, n_resamples=9999, method="BCa",
+                        random_state=np.random.default_rng(0)).confidence_interval  # fmt: skip
+    assert (c.boot_ci_low, c.boot_ci_high) == pytest.approx((ref.low, ref.high), abs=1e-12)
+    assert c == compare(dict(enumerate(a)), dict(enumerate(b)))
+    assert compare({0: 1.0, 1: 2.0}, {0: 0.0, 1: 3.0}).boot_ci_low is None  # n = 2: none
+
+
+def test_fewer_than_two_values_have_no_test_and_say_so() -> None:
+    empty = compare({}, {0: 1.0})
+    assert (empty.test, empty.n_pairs, empty.mean_diff, empty.flags) == ("none", 0, None,
+                                                                         ("too_few",))  # fmt: skip
+    one = compare({0: 0.9}, {0: 0.8, 1: 0.7})
+    assert one.n_pairs == 1 and one.test == "none" and one.flags == ("too_few",)
     assert (one.ci_low, one.ci_high, one.p_value) == (None, None, None)
 
 
-def test_identical_differences_give_a_finite_p_value() -> None:
-    same = paired({0: 0.5, 1: 0.7}, {0: 0.5, 1: 0.7})
-    assert (same.mean_diff, same.ci_low, same.ci_high, same.p_value) == (0.0, 0.0, 0.0, 1.0)
-    shifted = paired({0: 1.5, 1: 2.5, 2: 3.5}, {0: 1.0, 1: 2.0, 2: 3.0})
-    assert shifted.mean_diff == 0.5 and shifted.p_value == 0.0
-    assert shifted.ci_low == shifted.ci_high == 0.5
+def test_zero_variance_is_flagged_never_p_zero() -> None:
+    same = compare({0: 0.5, 1: 0.7}, {0: 0.5, 1: 0.7})
+    assert (same.mean_diff, same.p_value, same.flags) == (0.0, None, ("zero_variance",))
+    shifted = compare({0: 1.5, 1: 2.5, 2: 3.5}, {0: 1.0, 1: 2.0, 2: 3.0})
+    assert shifted.mean_diff == 0.5 and shifted.p_value is None and shifted.d_z is None
+    assert shifted.ci_low == shifted.ci_high == 0.5 and shifted.flags == ("zero_variance",)
+    ties = compare({3: 0.8, 4: 0.8}, {5: 0.6, 6: 0.6})  # Welch, every value tied
+    assert ties.test == "welch" and ties.p_value is None and ties.flags == ("zero_variance",)
+
+
+def test_holm_and_bh_match_statsmodels_and_skip_missing_p_values() -> None:
+    p = [0.01, None, 0.04, 0.03, 0.2]
+    present = [0.01, 0.04, 0.03, 0.2]
+    for method in ("holm", "fdr_bh"):
+        ref = list(multitest.multipletests(present, method=method)[1])
+        got = adjust(p, method)
+        assert got[1] is None
+        assert [x for x in got if x is not None] == pytest.approx(ref, abs=1e-12)
+    # By hand: Holm multiplies the i-th smallest of m = 4 by (m - i) and keeps it monotone.
+    assert adjust(p, "holm") == pytest.approx([0.04, None, 0.09, 0.09, 0.2])
+    assert adjust([None, None], "holm") == [None, None]
 
 
 def test_results_are_json_safe() -> None:
-    for result in (summarize([1e308, -1e308, 1e308]), paired({0: 1.0, 1: 2.0}, {0: 0.0, 1: 3.0})):
+    for result in (summarize([1e308, -1e308, 1e308]), compare({0: 1.0, 1: 2.0}, {0: 0.0, 1: 3.0})):
         json.dumps(result.__dict__, allow_nan=False)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from scipy import stats as sps
+from statsmodels.stats import multitest
 
 from core.settings import Settings
 from core.store.db import session_scope
@@ -249,6 +250,28 @@ def test_aggregate_and_paired_comparison(settings: Settings, api: TestClient) ->
         assert c["mean_diff"] == pytest.approx((a - b).mean(), abs=1e-9)
         assert (c["ci_low"], c["ci_high"]) == pytest.approx((low, high), abs=1e-9)
         assert c["p_value"] == pytest.approx(sps.ttest_rel(a, b).pvalue, abs=1e-9)
+        diff = a - b
+        assert c["d_z"] == pytest.approx(diff.mean() / diff.std(ddof=1), abs=1e-9)
+        assert c["test"] == "paired_t" and c["flags"] == []
+    # The family: both arms against relu, corrected together (statsmodels' multipletests).
+    raw = [comparisons[u]["p_value"] for u in ("noisy_relu", "hard_tanh")]
+    for key, method in (("p_holm", "holm"), ("p_bh", "fdr_bh")):
+        ref = multitest.multipletests(raw, method=method)[1]
+        got_p = [comparisons[u][key] for u in ("noisy_relu", "hard_tanh")]
+        assert got_p == pytest.approx(list(ref), abs=1e-12)
+    assert got["family"] == {"kind": "baseline", "size": 2, "alpha": 0.05}
+    # hard_tanh: seed 3 failed and seed 2 runs, so relu's seeds 2 and 3 are not paired.
+    assert (comparisons["hard_tanh"]["n_failed"], comparisons["hard_tanh"]["n_dropped"]) == (1, 2)
+    assert (comparisons["noisy_relu"]["n_failed"], comparisons["noisy_relu"]["n_dropped"]) == (0, 0)
+    pairs = api.get(f"/v1/sweeps/{sweep['id']}", params={"family": "all_pairs", "margin": 0.05})
+    every = pairs.json()
+    assert every["family"]["kind"] == "all_pairs" and len(every["comparisons"]) == 3
+    assert {(c["label"], c["baseline_label"]) for c in every["comparisons"]} == {
+        ("activation.name=noisy_relu", "activation.name=relu"),
+        ("activation.name=hard_tanh", "activation.name=relu"),
+        ("activation.name=hard_tanh", "activation.name=noisy_relu"),
+    }
+    assert all(c["margin"] == 0.05 and c["tost_p"] is not None for c in every["comparisons"])
     values = {e["id"]: e["value"] for e in got["experiments"]}
     assert values[del_id] == acc[("noisy_relu", 1)]
     json.dumps(got, allow_nan=False)

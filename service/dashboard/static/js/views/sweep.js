@@ -81,7 +81,7 @@ function render(view) {
   s.aggregate, { class: "aggregate", row: (r) => ({ "data-label": r.label }) });
   const comparisons = table([{ title: "arm", cell: (r) => r.label },
     { title: "baseline", cell: (r) => r.baseline_label }, num("n_pairs"), num("mean_diff"),
-    num("ci_low"), num("ci_high"), num("p_value")], s.comparisons,
+    num("ci_low"), num("ci_high"), num("p_value"), num("p_holm")], s.comparisons,
   { class: "comparisons", row: (r) => ({ "data-label": r.label }) });
   const search = s.search;
   const rule = search?.halving || search;  // an Optuna search's rungs follow its halving block
@@ -97,7 +97,7 @@ function render(view) {
     { class: "rungs", row: (r) => ({ "data-rung": String(r.rung) }) })] : [];
   clear(view.els.tables, ...trials, ...rungs,
     h("h2", {}, `Aggregate of ${view.metric} (${Math.round(s.confidence * 100)}% CI)`),
-    aggregate, h("h2", {}, "Paired comparisons with the baseline"),
+    aggregate, h("h2", {}, `Paired comparisons with the baseline (Holm over ${s.family ? s.family.size : 0} tests)`),
     s.comparisons.length ? comparisons : h("p", { class: "muted" }, "One arm only: nothing to compare."));
   clear(view.els.experiments, table([
     { title: "experiment", cell: (e) => link(e.label + ` seed ${e.seed}`, "experiments", e.id) },
