@@ -11,6 +11,8 @@ from typing import Any
 
 import redis
 from celery import Celery
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from core.settings import Settings
 
@@ -68,13 +70,20 @@ def ping_broker(settings: Settings, timeout: float = 2.0) -> None:
         conn.ensure_connection(max_retries=1, timeout=timeout)
 
 
-def broker_client(settings: Settings, timeout: float = 2.0) -> redis.Redis:
-    """A plain Redis client on the broker (a TCP URL or the embedded server's socket)."""
+def broker_client(settings: Settings, timeout: float = 2.0, *, retry: bool = True) -> redis.Redis:
+    """A plain Redis client on the broker (a TCP URL or the embedded server's socket).
+
+    `timeout` bounds connecting and each reply; `retry=False` makes a failure raise at
+    once instead of redis-py's retries with backoff (seconds of sleeping while it is down).
+    """
+    options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    if not retry:
+        options["retry"] = Retry(NoBackoff(), 0)
     url = settings.resolved_broker_url
     if url.startswith("redis+socket://"):
         path = url.removeprefix("redis+socket://")
-        return redis.Redis(unix_socket_path=path, socket_timeout=timeout)
-    return redis.Redis.from_url(url, socket_timeout=timeout)
+        return redis.Redis(unix_socket_path=path, **options)
+    return redis.Redis.from_url(url, **options)
 
 
 def pending_runs(settings: Settings) -> set[str]:

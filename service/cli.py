@@ -11,13 +11,15 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 if TYPE_CHECKING:
     from core.settings import Settings
+    from service.embedded import EmbeddedRedis
+    from service.supervise import Supervisor
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 db_app = typer.Typer(help="database commands", no_args_is_help=True)
@@ -65,8 +67,10 @@ def _serve(
     host: str | None,
     port: int | None,
     stop_on: Sequence[signal.Signals] = (),
+    children: Supervisor | None = None,
 ) -> None:
-    """Run the API until uvicorn's signals (SIGINT, SIGTERM) or one of `stop_on` stop it.
+    """Run the API until uvicorn's signals (SIGINT, SIGTERM) or one of `stop_on` stop it;
+    `/healthz` reports `children` (those `actlab up` started) when given.
 
     uvicorn re-raises the signal that stopped it once it has shut down; the handlers here
     make that a no-op, so the caller's cleanup runs instead of the default action killing
@@ -79,7 +83,9 @@ def _serve(
     host = host or settings.api_host
     port = port or settings.api_port
     print(f"actlab API on http://{host}:{port}  (docs: http://{host}:{port}/docs)", flush=True)
-    config = uvicorn.Config(create_app(settings), host=host, port=port, log_level="info")
+    app = create_app(settings)
+    app.state.children = children  # /healthz reports the supervised children, if any
+    config = uvicorn.Config(app, host=host, port=port, log_level="info")
     server = uvicorn.Server(config)
 
     def graceful(*_: object) -> None:
@@ -98,6 +104,7 @@ def up(host: Host = None, port: Port = None) -> None:
     """embedded mode: redis + migrations + API + one worker"""
     from core.store.migrate import upgrade
     from service.embedded import EmbeddedRedis
+    from service.supervise import Supervisor
 
     settings = _settings()
     settings.ensure_dirs()
@@ -110,29 +117,54 @@ def up(host: Host = None, port: Port = None) -> None:
     stops = (signal.SIGTERM, signal.SIGHUP)
     for sig in stops:
         signal.signal(sig, _interrupt)
-    broker, worker = None, None
+    # The broker and the worker are restarted if they die (service/supervise.py); /healthz
+    # reports them.
+    children = Supervisor()
+    broker = None
     try:
         if settings.embedded_broker:
             broker = EmbeddedRedis(settings.data_dir, settings.redis_socket).start()
+            # One already answering on the socket was adopted: not our child to restart.
+            if broker.process is not None:
+                children.add("broker", broker.process, _restarter(broker))
             print(f"embedded redis on {settings.redis_socket}", flush=True)
         upgrade(settings.resolved_database_url)
         print(f"database ready: {_redact(settings.resolved_database_url)}", flush=True)
-        # Its own session too: Ctrl-C reaches `up` alone, which then stops the worker
-        # (SIGTERM: checkpoint and hand back) before the broker, not all three at once.
-        # The worker is the `actlab worker` verb, started as a process: no import of it here.
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "actlab", "worker"], env=os.environ, start_new_session=True
-        )
-        _serve(settings, host, port, stop_on=stops)
+        children.add("worker", _start_worker(), _start_worker)
+        children.start()
+        _serve(settings, host, port, stop_on=stops, children=children)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     finally:
         for sig in stops:  # a second signal must not cut the cleanup short
             signal.signal(sig, signal.SIG_IGN)
-        _stop_worker(worker)
+        children.stop()  # no restarts while shutting down
+        _stop_worker(children.process("worker"))
         if broker:
             broker.stop()
         print("actlab stopped", flush=True)
+
+
+def _restarter(broker: EmbeddedRedis) -> Callable[[], subprocess.Popen[bytes]]:
+    """Start the embedded broker again, on the same socket and data (append-only file)."""
+
+    def restart() -> subprocess.Popen[bytes]:
+        broker.process = None  # the dead one, reaped by the supervisor
+        broker.start()
+        if broker.process is None:
+            raise RuntimeError(f"another server answers on {broker.socket}")
+        return broker.process
+
+    return restart
+
+
+def _start_worker() -> subprocess.Popen[bytes]:
+    """The `actlab worker` verb, started as a process (no import of the worker here), in its
+    own session: Ctrl-C reaches `up` alone, which then stops the worker (SIGTERM: checkpoint
+    and hand back) before the broker, not all three at once."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "actlab", "worker"], env=os.environ, start_new_session=True
+    )
 
 
 def _interrupt(*_: object) -> None:

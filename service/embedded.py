@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 
 def redis_executable() -> str:
@@ -27,10 +29,20 @@ class EmbeddedRedis:
         self.process: subprocess.Popen[bytes] | None = None
 
     def running(self) -> bool:
+        """One PING, no retries: redis-py's default retries with backoff made every check of
+        a server not (yet) listening take seconds, and so every (re)start."""
+        client = redis.Redis(
+            unix_socket_path=str(self.socket),
+            socket_timeout=1,
+            socket_connect_timeout=1,
+            retry=Retry(NoBackoff(), 0),
+        )
         try:
-            return bool(redis.Redis(unix_socket_path=str(self.socket), socket_timeout=1).ping())
+            return bool(client.ping())
         except (redis.RedisError, OSError):
             return False
+        finally:
+            client.close()
 
     def start(self, timeout: float = 15.0) -> EmbeddedRedis:
         """Start the server (or adopt one already answering on the socket)."""

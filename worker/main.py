@@ -34,6 +34,7 @@ def run_worker(settings: Settings, *, name: str | None = None, loglevel: str | N
     _join(settings)
     resources.start_registry_thread(settings, stop)  # what this worker has, while it lives
     reaper.start_reaper_thread(settings, stop)
+    reaper.start_resend_thread(settings, stop)  # runs submitted while the broker was down
     try:
         app.worker_main(worker_argv(settings, name=name, loglevel=loglevel))
     except SystemExit as exc:

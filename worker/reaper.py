@@ -13,7 +13,8 @@ import threading
 from datetime import timedelta
 
 from core import scheduling, search
-from core.queue import pending_runs, send_run
+from core.dispatch import resend_unsent, send_runs
+from core.queue import pending_runs
 from core.settings import Settings
 from core.store import experiments as repo
 from core.store import idempotency, lifecycle
@@ -53,8 +54,7 @@ def reap_once(settings: Settings) -> int:
         asked = scheduling.preempt(session, settings)
     if asked:
         log.info("preemption asked of %s", ", ".join(asked))
-    for experiment_id in resend:  # after commit: the task re-reads the row
-        send_run(settings, experiment_id)
+    send_runs(settings, resend)  # after commit: the task re-reads the row
     return len(resend)
 
 
@@ -84,5 +84,28 @@ def start_reaper_thread(settings: Settings, stop: threading.Event) -> threading.
                 log.exception("reaper pass failed")
 
     thread = threading.Thread(target=loop, name="actlab-reaper", daemon=True)
+    thread.start()
+    return thread
+
+
+# How often a worker looks for runs left unsent while the broker was down: a run submitted
+# during an outage starts about this long after the broker answers again.
+RESEND_INTERVAL_S = 1.0
+
+
+def start_resend_thread(settings: Settings, stop: threading.Event) -> threading.Thread:
+    """Send runs marked unsent (core/dispatch.py) as soon as the broker answers, until `stop`.
+
+    Off the training thread: each pass is one indexed read of the queued rows, plus a PING
+    (0.5 s at most, no retries) only when there are some."""
+
+    def loop() -> None:
+        while not stop.wait(RESEND_INTERVAL_S):
+            try:
+                resend_unsent(settings)
+            except Exception:  # the database may be briefly away; try again next tick
+                log.exception("re-sending unsent runs failed")
+
+    thread = threading.Thread(target=loop, name="actlab-resend", daemon=True)
     thread.start()
     return thread

@@ -64,7 +64,7 @@ def get_sessionmaker(url: str) -> sessionmaker[Session]:
     return sessionmaker(bind=get_engine(url), expire_on_commit=False)
 
 
-def after_commit(session: Session, action: Callable[[], None]) -> None:
+def after_commit(session: Session, action: Callable[[], object]) -> None:
     """Run `action` once `session`'s unit of work has committed (e.g. send a task).
 
     A message sent before the commit could reach a worker before its row exists; one sent

@@ -305,6 +305,25 @@ def stale_queued(session: Session, before: datetime) -> Sequence[str]:
     return session.scalars(query).all()
 
 
+def unsent(session: Session) -> Sequence[str]:
+    """Queued experiments whose message could not be sent (the broker was down): those
+    `mark_unsent` left without `enqueued_at` (an indexed read of the queued rows)."""
+    query = select(Experiment.id).where(
+        Experiment.status == Status.queued.value, Experiment.enqueued_at.is_(None)
+    )
+    return session.scalars(query.order_by(Experiment.id)).all()
+
+
+def mark_unsent(session: Session, ids: Sequence[str]) -> None:
+    """Their message was not sent: `unsent` finds them (and the reaper's `stale_queued`)."""
+    session.execute(
+        update(Experiment)
+        .where(Experiment.id.in_(list(ids)), Experiment.status == Status.queued.value)
+        .values(enqueued_at=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def _status_text(status: Status, reason: str | None, message: str | None) -> str:
     """`failed (diverged): loss is nan`; a reason that repeats the status is left out."""
     if not reason:

@@ -16,9 +16,13 @@ costs latency, never a point (see service/experiments/events.py).
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import os
+import queue
 import threading
+import time
 from typing import Any
 
 import redis
@@ -69,27 +73,114 @@ def note_progress(session: Session, experiment_id: str, progress: dict[str, Any]
 
 
 class Publisher:
-    """Publishes committed writes of one database to one deployment's channel."""
+    """Publishes committed writes of one database to one deployment's channel.
 
-    def __init__(self, settings: Settings) -> None:
+    `publish` never waits on Redis: it hands the messages to the process's one background
+    thread (`_Outbox`, in order), so a worker whose broker is gone trains at full speed. While the
+    broker is away messages are dropped and counted, never retried: after a failure the
+    publisher skips every attempt for `pause_s` (a circuit breaker), each attempt fails
+    within `timeout_s`, and the next message sent asks streams to re-read the database.
+    """
+
+    def __init__(self, settings: Settings, *, timeout_s: float = 0.5, pause_s: float = 2.0):
         from core.queue import broker_client
 
         self.channel = channel(settings)
-        self.client = broker_client(settings, timeout=2.0)
-        self._failed = False  # a lost message: the next one asks streams to re-read the db
+        self.client = broker_client(settings, timeout=timeout_s, retry=False)
+        self.pause_s = pause_s
+        self.dropped = 0  # messages never sent (broker away, or the outbox full)
+        self._covered = 0  # drops that a message sent with `resync` already told streams of
+        self._closed_until = 0.0  # the breaker: no attempt before this (time.monotonic)
         self._lock = threading.Lock()
 
     def publish(self, messages: list[dict[str, Any]]) -> None:
+        """Queue the messages for the background thread; returns at once."""
+        for message in messages:
+            if not _outbox().put(self, message):
+                self.drop("the outbox is full")
+
+    def drop(self, why: str) -> None:
         with self._lock:
+            self.dropped += 1
+        log.debug("live message dropped (%s); streams will re-read the database", why)
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Publish one message now (on the outbox's thread), or drop it while the broker is
+        away. The rows are committed either way; streams catch up from the database by id."""
+        if time.monotonic() < self._closed_until:
+            self.drop("the broker was unreachable moments ago")
+            return
+        dropped = self.dropped  # drops after this read are told by a later message
+        message["resync"] = message["resync"] or dropped != self._covered
+        try:
+            self.client.publish(self.channel, json.dumps(message, default=str))
+        except (redis.RedisError, OSError) as exc:
+            self._closed_until = time.monotonic() + self.pause_s
+            self.drop(type(exc).__name__)
+            log.warning(
+                "live publish failed (%s); none tried for %g s, streams will re-read the "
+                "database (%d messages dropped so far)",
+                exc,
+                self.pause_s,
+                self.dropped,
+            )
+            return
+        self._covered = dropped
+
+
+class _Outbox:
+    """A bounded queue of (publisher, message) and the one thread that sends them in order."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self.pid = os.getpid()
+        self._queue: queue.Queue[tuple[Publisher, dict[str, Any]]] = queue.Queue(capacity)
+        self._thread = threading.Thread(target=self._run, name="actlab-live-publish", daemon=True)
+        self._thread.start()
+        atexit.register(self.flush, 2.0)  # a process ending sends what it committed last
+
+    def put(self, publisher: Publisher, message: dict[str, Any]) -> bool:
+        try:
+            self._queue.put_nowait((publisher, message))
+        except queue.Full:
+            return False
+        return True
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait (at most `timeout_s`) until every queued message was sent or dropped."""
+        deadline = time.monotonic() + timeout_s
+        while self._queue.unfinished_tasks:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def _run(self) -> None:
+        while True:
+            publisher, message = self._queue.get()
             try:
-                for message in messages:
-                    message["resync"] = message["resync"] or self._failed
-                    self.client.publish(self.channel, json.dumps(message, default=str))
-                self._failed = False
-            except (redis.RedisError, OSError):
-                # The rows are committed; streams catch up from the database by id.
-                self._failed = True
-                log.warning("live publish failed; streams will re-read the database")
+                publisher.send(message)
+            except Exception:  # e.g. a row that does not serialise: one message, not all
+                log.exception("live publish failed")
+            finally:
+                self._queue.task_done()
+
+
+_outbox_lock = threading.Lock()
+_the_outbox: _Outbox | None = None
+
+
+def _outbox() -> _Outbox:
+    """The process's outbox, its thread started by the first message (after any fork)."""
+    global _the_outbox
+    with _outbox_lock:
+        if _the_outbox is None or _the_outbox.pid != os.getpid():
+            _the_outbox = _Outbox()
+        return _the_outbox
+
+
+def flush(timeout_s: float = 5.0) -> bool:
+    """Wait until what this process committed so far was published (or dropped)."""
+    return _the_outbox is None or _the_outbox.flush(timeout_s)
 
 
 _publishers: dict[str, Publisher] = {}

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core.artifacts import weights_path
-from core.queue import send_run
+from core.dispatch import send_runs
 from core.settings import Settings
 from core.spec import ExperimentSpec
 from core.store import experiments as repo
@@ -57,8 +57,7 @@ def enqueue_after_commit(
     """Send the wake-ups once committed; work above the default priority may preempt."""
 
     def send() -> None:
-        for experiment_id in ids:
-            send_run(settings, experiment_id)
+        send_runs(settings, ids)  # a broker that is down: sent once it answers again
         if priority > 0:
             owners.preempt_now(settings)
 

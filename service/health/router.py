@@ -18,18 +18,33 @@ from service.problems import DISK_FULL_READY_S, disk_full_since
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
-async def healthz() -> dict[str, Any]:
+@router.get(
+    "/healthz",
+    response_model=dict[str, Any],
+    responses={503: {"description": "A child of `actlab up` (broker, worker) is down"}},
+)
+async def healthz(request: Request) -> Any:
     """The process is up; `failed_plugins` counts plugins skipped at start-up, if any.
 
     Only a count: liveness needs no key, and a plugin's error text may name server paths or
     settings (`GET /v1/plugins` says which failed and, to an admin, why). On the event loop
     (no thread): a liveness probe must not queue behind the thread pool.
+
+    Under `actlab up`, `children` reports the broker and worker it supervises (status, pid,
+    restarts); while one of them is down and being restarted the answer is a 503, so a
+    probe sees a deployment that cannot queue or train (service/supervise.py).
     """
     body: dict[str, Any] = {"status": "ok"}
     if skipped := plugins.problems():
         body["failed_plugins"] = len(skipped)
-    return body
+    children = getattr(request.app.state, "children", None)
+    if children is None:
+        return body
+    body["children"] = children.snapshot()
+    if all(child["status"] == "running" for child in body["children"].values()):
+        return body
+    body["status"] = "unavailable"
+    return JSONResponse(body, status_code=503)
 
 
 @router.get("/readyz")

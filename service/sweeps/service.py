@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from core import rungs as rungs_
 from core import search, trials
-from core.queue import send_run
+from core.dispatch import send_runs
 from core.settings import Settings
 from core.spec import ExperimentSpec
 from core.store import experiments as experiments_repo
@@ -124,8 +124,8 @@ def create(
             row.rung, row.rung_step = 0, search.first_pause(sweep.search, row.spec)
         experiments_repo.mark_enqueued(session, row.id)
         rows.append(row)
-        # One hook per id: a failed send does not stop the others (the reaper re-sends).
-        after_commit(session, partial(send_run, settings, row.id))
+    # Unsent ones (the broker down) are sent once it answers again (core/dispatch.py).
+    after_commit(session, partial(send_runs, settings, [row.id for row in rows]))
     if priority > 0:
         after_commit(session, partial(owners.preempt_now, settings))
     if body.packing is not None:
@@ -173,8 +173,7 @@ def _create_search(
     )
     corners = [point_spec(body, 0, c, body.seeds[0]) for c in trials.corners(search_["space"])]
     sweep.search = _with_start(search_, corners)
-    for experiment_id in search.decide(session, sweep.id):
-        after_commit(session, partial(send_run, settings, experiment_id))
+    after_commit(session, partial(send_runs, settings, search.decide(session, sweep.id)))
     return view(session=session, sweep=sweep, metric=None, baseline=None)
 
 

@@ -9,15 +9,32 @@ import socket
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from service.embedded import EmbeddedRedis
-from tests.support import HANG_S, ROOT, Process, canonical_spec, wait_for_status
+from tests.support import (
+    HANG_S,
+    ROOT,
+    Process,
+    canonical_spec,
+    wait_for_epoch,
+    wait_for_status,
+)
 
 # Its own SQLite and embedded Redis, whatever the suite's configuration: the first pass only.
 pytestmark = [pytest.mark.integration, pytest.mark.own_backend]
+
+# A run's speed is measured over this long before and after the broker is killed: long
+# enough that a progress write every few steps, and a box shared with other work, move the
+# ratio by a few percent only.
+SPEED_WINDOW_S = 20.0
+# The issue's criterion is "within 10%"; the failure it reports was a ratio of 0.09. On a
+# busy 2-core box the two windows may differ by more than 10% for reasons of their own, so
+# the assertion leaves that room; the test prints the figures.
+MIN_SPEED_RATIO = 0.8
 
 
 def _free_port() -> int:
@@ -134,4 +151,104 @@ def test_sigterm_and_sighup_end_up_cleanly(tmp_path: Path, sig: signal.Signals) 
             assert row is not None and row.status == "queued"  # handed back, resumes later
     finally:
         up.stop(signal.SIGKILL)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _children(api: httpx.Client) -> tuple[int, dict[str, Any]]:
+    """/healthz's status code and its `children` (what `actlab up` supervises)."""
+    response = api.get("/healthz")
+    return response.status_code, response.json()["children"]
+
+
+def _steps_per_s(api: httpx.Client, experiment_id: str, window_s: float) -> float:
+    """The run's speed over at least `window_s`, from its progress as polled: the step and
+    the time each new value was first seen (a progress write every few steps; a long window
+    makes that granularity small)."""
+    path = f"/v1/experiments/{experiment_id}"
+
+    def next_change(after: int) -> tuple[float, int]:
+        while (step := api.get(path).json()["progress"]["step"]) == after:
+            time.sleep(0.02)
+        return time.monotonic(), step
+
+    t0, s0 = next_change(api.get(path).json()["progress"]["step"])
+    t1, s1 = t0, s0
+    while t1 - t0 < window_s:
+        t1, s1 = next_change(s1)
+    return (s1 - s0) / (t1 - t0)
+
+
+def _kill_broker(api: httpx.Client) -> tuple[int, float]:
+    """`kill -9` the embedded broker; returns its pid and when, once /healthz saw it back
+    (a new pid), the last moment it was seen down (so a delay measured from it is an
+    upper bound)."""
+    _, children = _children(api)
+    pid = children["broker"]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    down_seen = time.monotonic()
+    while True:
+        code, children = _children(api)
+        broker = children["broker"]
+        if broker["status"] == "running" and broker["pid"] != pid:
+            assert code == 200
+            return pid, down_seen
+        down_seen = time.monotonic()
+        time.sleep(0.02)
+
+
+def test_a_killed_embedded_broker_is_restarted_and_runs_go_on(tmp_path: Path) -> None:
+    """Issue 32: kill -9 of `up`'s redis-server mid-run. It is reaped and restarted, the
+    running run keeps its speed, and a run submitted while it was down starts within
+    seconds of its return (not after the reaper's 5-minute grace)."""
+    data_dir = Path(f"/tmp/actlab-up-k-{os.getpid()}")
+    port = _free_port()
+    up = _up(data_dir, port, tmp_path / "up.log")
+    figures: dict[str, float] = {}
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=HANG_S) as api:
+            code, children = _children(api)
+            assert code == 200 and set(children) == {"broker", "worker"}, children
+            spec = canonical_spec(training={"epochs": 400, "checkpoint_interval_s": 0})
+            long = api.post("/v1/experiments", json=spec).json()["id"]
+            wait_for_status(api, long, {"running"})
+            wait_for_epoch(api, long, 1)  # past data loading and the first evaluation
+            figures["before"] = _steps_per_s(api, long, SPEED_WINDOW_S)
+
+            # (a) reaped (no zombie) and restarted: a new pid that answers PING.
+            killed, _ = _kill_broker(api)
+            with pytest.raises(ProcessLookupError):
+                os.kill(killed, 0)
+            assert EmbeddedRedis(data_dir).running()
+            assert "broker (pid" in up.output() and "broker restarted" in up.output()
+
+            # (b) the run goes on at its speed (the issue: 36 -> 3.2 steps/s).
+            figures["after"] = _steps_per_s(api, long, SPEED_WINDOW_S)
+            figures["ratio"] = figures["after"] / figures["before"]
+            api.post(f"/v1/experiments/{long}/cancel")
+            wait_for_status(api, long, {"cancelled"})
+
+            # (c) a submit during an outage: kill it while it is young, so the restart
+            # backs off (0.5, 1, 2 s, then 4 s), and POST in the 4-s gap.
+            for _ in range(3):
+                _kill_broker(api)
+            _, children = _children(api)
+            os.kill(children["broker"]["pid"], signal.SIGKILL)
+            while _children(api)[1]["broker"]["status"] != "restarting":
+                time.sleep(0.02)
+            short = canonical_spec(training={"epochs": 2, "batch_size": 100})
+            response = api.post("/v1/experiments", json=short)
+            code, children = _children(api)
+            assert code == 503 and children["broker"]["status"] == "restarting", children
+            assert response.status_code == 201, response.text  # kept in the database
+            back_at = time.monotonic()
+            while _children(api)[1]["broker"]["status"] != "running":
+                back_at = time.monotonic()  # the last moment it was still down
+                time.sleep(0.02)
+            wait_for_status(api, response.json()["id"], {"running", "succeeded"})
+            figures["start_delay_s"] = time.monotonic() - back_at
+            print(f"issue 32 figures: {figures}")
+            assert figures["ratio"] >= MIN_SPEED_RATIO, (figures, up.output()[-3000:])
+            assert figures["start_delay_s"] < 10.0, (figures, up.output()[-3000:])
+    finally:
+        up.stop(signal.SIGINT)
         shutil.rmtree(data_dir, ignore_errors=True)

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import scheduling
-from core.queue import send_run
+from core.dispatch import send_runs
 from core.settings import Settings
 from core.store.db import session_scope
 from core.store.lifecycle import Claim
@@ -101,6 +101,6 @@ def wake_if_queued(settings: Settings) -> None:
                 select(Experiment.id).where(Experiment.status == Status.queued.value).limit(1)
             )
         if queued is not None:
-            send_run(settings, queued)
+            send_runs(settings, [queued])
     except Exception:  # the reaper re-sends what stays queued
         log.exception("could not send a wake-up")

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from core import search
 from core.artifacts import resolve_checkpoint, weights_path
 from core.diskfull import is_disk_full
-from core.queue import send_run
+from core.dispatch import send_runs
 from core.settings import Settings
 from core.spec import known
 from core.store import experiments as repo
@@ -308,7 +308,7 @@ def _finish(claim: Claim, settings: Settings, *, status: Status, **kwargs: Any) 
         log.warning("experiment %s: lease lost before finishing", claim.experiment_id)
         return "lease_lost"
     if status == Status.queued:
-        send_run(settings, claim.experiment_id)
+        send_runs(settings, [claim.experiment_id])
     if status != Status.queued:
         decide_rungs(settings, claim.experiment_id)
     return status.value
@@ -332,8 +332,7 @@ def decide_rungs(settings: Settings, experiment_id: str) -> None:
     except Exception:  # the reaper's next pass decides
         log.exception("rung decision after %s paused failed", experiment_id)
         return
-    for promoted_id in promoted:
-        send_run(settings, promoted_id)
+    send_runs(settings, promoted)
 
 
 def fork_start(claimed: Claim, settings: Settings) -> engine.ForkStart | None:
