@@ -277,6 +277,31 @@ class Queue(_Read):
     workers: Workers
 
 
+class PowerRow(_Read):
+    label: str
+    baseline_label: str
+    n_pairs: int
+    sd_diff: float | None
+    effect_size: float | None
+    seeds_needed: int | None  # pairs to detect `delta` at `power` and the family's alpha
+    detectable_delta: float | None  # what the current pairs detect
+    note: str | None = None
+
+
+class Power(_Read):
+    """GET /v1/sweeps/{id}/power: the seeds each comparison needs for `delta`."""
+
+    sweep_id: str
+    metric: str
+    delta: float
+    power: float
+    alpha: float
+    family: str
+    family_size: int
+    alpha_per_test: float
+    rows: list[PowerRow]
+
+
 MIRRORS: dict[type[BaseModel], str] = {
     QueuePlace: "QueuePlace",
     QueueItem: "QueueItem",
@@ -294,6 +319,9 @@ MIRRORS: dict[type[BaseModel], str] = {
     SweepExperiment: "SweepExperiment",
     ArmRow: "ArmRow",
     Comparison: "Comparison",
+    Family: "Family",
+    PowerRow: "PowerRow",
+    Power: "PowerRead",
     SweepSummary: "SweepSummary",
     Sweep: "SweepRead",
     SweepList: "SweepList",

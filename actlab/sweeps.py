@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from actlab import errors, specs
 from actlab.experiments import follow
-from actlab.models import TERMINAL, StreamEvent, Sweep, SweepList, SweepSummary
+from actlab.models import TERMINAL, Power, StreamEvent, Sweep, SweepList, SweepSummary
 from actlab.resource import Resource
 
 if TYPE_CHECKING:
@@ -43,6 +43,29 @@ class Sweeps(Resource):
             margin=margin,
         )  # fmt: skip
         return Sweep.model_validate(body)
+
+    def power(
+        self,
+        sweep_id: str,
+        delta: float,
+        *,
+        power: float = 0.8,
+        alpha: float = 0.05,
+        metric: str | None = None,
+        family: str | None = None,
+    ) -> Power:
+        """The seeds each comparison needs to detect `delta` (alpha split over the family),
+        and the smallest difference the current seeds detect."""
+        body = self._c.get(
+            f"/v1/sweeps/{sweep_id}/power", delta=delta, power=power, alpha=alpha,
+            metric=metric, family=family,
+        )  # fmt: skip
+        return Power.model_validate(body)
+
+    def add_seeds(self, sweep_id: str, seeds: list[int]) -> Sweep:
+        """Run every arm on more seeds (each new run is its arm's spec with the new seed)."""
+        response = self._c.request("POST", f"/v1/sweeps/{sweep_id}/seeds", json={"seeds": seeds})
+        return Sweep.model_validate(response.json())
 
     def cancel(self, sweep_id: str) -> Sweep:
         """Cancel every experiment of the sweep that has not ended; a search asks no more."""

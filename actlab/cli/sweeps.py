@@ -1,4 +1,4 @@
-"""sweep create, sweep show, sweep cancel, sweep ls."""
+"""sweep create, show, power, add-seeds, cancel, ls."""
 
 from __future__ import annotations
 
@@ -121,6 +121,47 @@ def show(
             sweep_id, metric=metric, baseline=baseline, family=family, margin=margin
         )
         render(sweep)
+
+
+@app.command("power")
+def power(
+    sweep_id: Annotated[str, typer.Argument(help="Sweep id")],
+    delta: Annotated[float, typer.Option(help="The difference to detect, in the metric's units")],
+    power_: Annotated[float, typer.Option("--power", help="Power to detect it with")] = 0.8,
+    alpha: Annotated[float, typer.Option(help="Over the family (split as alpha / m)")] = 0.05,
+    metric: Annotated[str | None, typer.Option(help="Plan for this metric")] = None,
+    family: Annotated[str | None, typer.Option(help="baseline or all_pairs")] = None,
+    url: Url = None,
+    api_key: ApiKey = None,
+) -> None:
+    """How many seeds each comparison needs to detect DELTA, and what the current detect."""
+    with client(url, api_key) as c:
+        p = c.sweeps.power(sweep_id, delta, power=power_, alpha=alpha, metric=metric, family=family)
+    rows = [
+        [r.label, r.baseline_label, r.n_pairs, r.sd_diff, r.seeds_needed, r.detectable_delta,
+         r.note or ""]
+        for r in p.rows
+    ]  # fmt: skip
+    columns = ["arm", "minus", "pairs", "SD of diffs", f"seeds for {delta:g}",
+               f"detectable at {p.power:g}", "note"]  # fmt: skip
+    title = (
+        f"{p.metric}: power {p.power:g}, alpha {p.alpha:g} over {p.family_size} tests "
+        f"({p.alpha_per_test:.3g} each)"
+    )
+    console.print(table(title, columns, rows))
+
+
+@app.command("add-seeds")
+def add_seeds(
+    sweep_id: Annotated[str, typer.Argument(help="Sweep id")],
+    seeds: Annotated[list[int], typer.Argument(help="New seeds")],
+    url: Url = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Run every arm of the sweep on more seeds, paired with the ones it has."""
+    with client(url, api_key) as c:
+        sweep = c.sweeps.add_seeds(sweep_id, seeds)
+    console.print(f"{sweep.id} seeds {', '.join(map(str, sweep.seeds))} ({sweep.size} runs)")
 
 
 @app.command("cancel")

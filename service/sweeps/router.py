@@ -10,7 +10,7 @@ from service.access import SweepDep
 from service.auth import PrincipalDep
 from service.deps import PageDep, SessionDep, SettingsDep
 from service.idempotency import IdempotencyDep
-from service.sweeps import service
+from service.sweeps import power, service
 from service.sweeps.schemas import EXAMPLE, SweepCreate, SweepList, SweepRead
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
@@ -83,3 +83,39 @@ def cancel_sweep(sweep: SweepDep, session: SessionDep) -> Any:
     """Cancel every experiment of the sweep that has not ended (queued and paused ones at
     once, running ones at their next step); an Optuna search asks no more trials."""
     return service.cancel(session=session, sweep=sweep)
+
+
+@router.get("/{sweep_id}/power", response_model=power.PowerRead)
+def get_power(
+    sweep: SweepDep,
+    session: SessionDep,
+    delta: Annotated[float, Query(gt=0, le=1e6, description="The difference to detect.")],
+    power_: Annotated[float, Query(alias="power", gt=0, lt=1)] = 0.8,
+    alpha: Annotated[float, Query(gt=0, lt=1)] = 0.05,
+    metric: Annotated[str | None, Query(max_length=128)] = None,
+    baseline: Annotated[str | None, Query(max_length=2000)] = None,
+    family: Annotated[Literal["baseline", "all_pairs"], Query()] = "baseline",
+) -> Any:
+    """How many seeds each comparison needs to detect `delta` at `power`, with alpha split
+    over the family (alpha / m), from the observed SD of the paired differences; and the
+    smallest difference the current seeds detect."""
+    view = service.view(
+        session=session, sweep=sweep, metric=metric, baseline=baseline, family=family
+    )
+    return power.power_table(view, delta=delta, power=power_, alpha=alpha, family=family)
+
+
+@router.post("/{sweep_id}/seeds", status_code=status.HTTP_201_CREATED, response_model=SweepRead)
+def add_sweep_seeds(
+    sweep: SweepDep,
+    body: power.SeedsAdd,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+) -> Any:
+    """Run every arm of a grid sweep on more seeds: each new experiment is its arm's spec
+    with the new seed, so comparisons stay paired seed by seed."""
+    power.add_seeds(
+        session=session, settings=settings, sweep=sweep, seeds=body.seeds, principal=principal
+    )
+    return service.view(session=session, sweep=sweep, metric=None, baseline=None)
