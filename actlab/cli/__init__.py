@@ -127,13 +127,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(exc: object) -> None:
+    """An API error: its detail, then the field errors the detail does not already give.
+
+    A 422's detail joins its first field errors ("a: ...; b: ..."), so listing every error
+    under it printed each of those twice; the lines below are only the ones it left out.
+    """
     from actlab.errors import ApiError
 
     assert isinstance(exc, ApiError)
     print(f"error: {exc}", file=sys.stderr)
     for err in exc.errors:
         line = f"{err.get('path')}: {err.get('message')}"
-        if line != exc.detail:  # a single-field error's detail is already that line
+        if line not in exc.detail:
             print(f"  {line}", file=sys.stderr)
     if exc.setting:
         print(f"  raise the limit with {exc.setting}", file=sys.stderr)
