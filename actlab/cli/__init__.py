@@ -113,6 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except errors.ConnectionFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except errors.ActlabError as exc:  # the client's own: a spec file, --set, a missing extra
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
     except typer.Abort:

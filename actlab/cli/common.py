@@ -25,10 +25,8 @@ ApiKey = Annotated[
     str | None,
     typer.Option("--api-key", envvar="ACTLAB_API_KEY", help="API key (Bearer)", show_default=False),
 ]
-Document = Annotated[
-    Path,
-    typer.Argument(help="A spec (or a sweep) as YAML or JSON", exists=True, dir_okay=False),
-]
+# No `exists=True`: a missing file is the loader's one-line SpecError, as an unreadable one is.
+Document = Annotated[Path, typer.Argument(help="A spec (or a sweep) as YAML or JSON")]
 Wait = Annotated[bool, typer.Option("--wait", help="Show progress until it ends, then the result")]
 Sets = Annotated[
     list[str] | None,
@@ -49,10 +47,7 @@ def overrides(sets: list[str] | None) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     for item in sets or []:
-        try:
-            path, value = parse_assignment(item)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--set") from exc
+        path, value = parse_assignment(item)  # SpecError: one line, from main()
         out[path] = value
     return out
 

@@ -198,9 +198,7 @@ def retry(
 
 
 def preview(
-    spec: Annotated[
-        Path, typer.Argument(help="A spec as YAML or JSON", exists=True, dir_okay=False)
-    ],
+    spec: Annotated[Path, typer.Argument(help="A spec as YAML or JSON")],
     set_: Sets = None,
     points: Annotated[int, typer.Option(help="Points of the curves to print", min=1)] = 5,
     evaluations: Annotated[
