@@ -95,6 +95,19 @@ def _sort_key(metric: str):  # type: ignore[no-untyped-def]
     return key
 
 
+def _check_sortable(exps: list[Experiment], metric: str) -> None:
+    """InputError listing the summaries' metrics when none has `metric` and one has ended
+    (the API's rule for an unknown metric name: until a run ends, it may yet report it)."""
+    from actlab.errors import InputError
+
+    have = sorted(
+        {k for e in exps for k, v in (e.summary or {}).items() if not isinstance(v, dict)}
+    )
+    if metric not in have and any(e.done for e in exps):
+        listed = ", ".join(have) or "none"
+        raise InputError(f"--sort {metric!r}: no experiment has that metric; they have: {listed}")
+
+
 def ls(
     status: Annotated[str | None, typer.Option(help="queued, running, succeeded, ...")] = None,
     sweep: Annotated[str | None, typer.Option(help="Only this sweep's experiments")] = None,
@@ -108,6 +121,7 @@ def ls(
         found = c.experiments.list(status=status, sweep=sweep, page_size=min(limit, 500))
         exps = list(itertools.islice(found, limit)) if not sort else list(found)
     if sort:
+        _check_sortable(exps, sort)
         exps = sorted(exps, key=_sort_key(sort))[:limit]
     shown = sort or "test/acc"
     rows = [
