@@ -70,6 +70,33 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table
     return out
 
 
+def print_rows(
+    columns: list[str], rows: list[list[Any]], *, shrink: str, out: Console = console
+) -> None:
+    """A table of one row a line. In a terminal it fits the width by ellipsizing the
+    `shrink` column alone (a sweep member's auto name wrapped over many lines before);
+    piped, it is plain columns as wide as their cells, so `actlab ls | grep NAME` finds
+    every name whole."""
+    cells = [[fmt(v) for v in row] for row in rows]
+    widths = [max([len(name), *(len(row[i]) for row in cells)]) for i, name in enumerate(columns)]
+    if not out.is_terminal:
+        for row in [columns, *cells]:
+            line = "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
+        return
+    t = Table(header_style="bold", box=None, pad_edge=False)
+    others = sum(w for name, w in zip(columns, widths, strict=True) if name != shrink)
+    room = out.width - others - 2 * (len(columns) - 1)  # two spaces between columns
+    for name, width in zip(columns, widths, strict=True):
+        if name == shrink:
+            t.add_column(name, overflow="ellipsis", no_wrap=True, max_width=max(room, 8))
+        else:
+            t.add_column(name, no_wrap=True, min_width=width)
+    for row in cells:
+        t.add_row(*row)
+    out.print(t)
+
+
 def show_experiment(exp: Experiment) -> None:
     """Status, progress and summary of one experiment."""
     p = exp.progress

@@ -19,6 +19,7 @@ from actlab.cli.common import (
     console,
     fmt,
     overrides,
+    print_rows,
     show_experiment,
     table,
 )
@@ -135,7 +136,7 @@ def ls(
         ]
         for e in exps
     ]
-    console.print(table(None, ["id", "name", "status", "activation", "progress", shown], rows))
+    print_rows(["id", "name", "status", "activation", "progress", shown], rows, shrink="name")
 
 
 def show(
