@@ -59,7 +59,9 @@ def fork(
         typer.Option("--at-step", help="A kept step; without it, the kept steps are listed"),
     ] = None,
     set_: Sets = None,
-    name: Annotated[str | None, typer.Option(help="Default: the parent's name@step")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Default: the parent's name@step+what --set changed")
+    ] = None,
     restart_noise: Annotated[
         bool,
         typer.Option("--restart-noise", help="Start the noise schedule's clock at the fork step"),
