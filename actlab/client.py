@@ -114,7 +114,11 @@ class Client:
         names: str | Iterable[str] | None = None,
         max_points: int | None = None,
     ) -> pd.DataFrame:
-        """Curves as a DataFrame: experiment, sweep, arm, seed, name, step, epoch, value."""
+        """Curves as a DataFrame: experiment, sweep, arm, seed, name, step, epoch, value.
+
+        A name that none of the experiments has reported raises `InvalidRequest` (its
+        `problem["names"]` lists theirs) once one of them has ended; before, it is no rows.
+        """
         from actlab import frames  # pandas, only when asked for
 
         ids = [experiments] if isinstance(experiments, str) else list(experiments or [])

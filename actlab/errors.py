@@ -16,6 +16,21 @@ class ConnectionFailed(ActlabError):
     """The server could not be reached (wrong URL or port, or it is not running)."""
 
 
+class InputError(ActlabError, ValueError):
+    """Something wrong before any request is sent (a spec file, an override, a metric name):
+    the message says what and where in one line, so the CLI prints it without a traceback.
+    A ValueError too, so callers that caught ValueError from `specs` still catch it."""
+
+
+class SpecError(InputError):
+    """A spec or sweep document that cannot be read: missing, unparsable (file, line and
+    column), a duplicate key, a tag or alias expansion refused, or a malformed override."""
+
+
+class MissingDependency(ActlabError, ImportError):
+    """An optional dependency is not installed; the message names the extra that adds it."""
+
+
 class ApiError(ActlabError):
     """A problem+json answer: `status`, `type`, `title`, `detail`, and each invalid field."""
 

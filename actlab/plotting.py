@@ -11,6 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from actlab.errors import InputError
+
 # Two-sided 95% t quantiles by degrees of freedom; 1.96 past the table.
 T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228]
 
@@ -23,7 +25,8 @@ def _names(frame: pd.DataFrame, metric: str) -> list[str]:
     names = sorted(frame["name"].unique())
     chosen = [n for n in names if fnmatch.fnmatchcase(n, metric)]
     if not chosen:
-        raise ValueError(f"no metric matches {metric!r}; the data has: {', '.join(names)}")
+        listed = ", ".join(names) or "no metric yet"
+        raise InputError(f"no metric matches {metric!r}; the experiments have: {listed}")
     return chosen
 
 
@@ -43,7 +46,7 @@ def _band(ax: plt.Axes, curves: pd.DataFrame, label: str, per_seed: bool) -> Non
 def plot(frame: pd.DataFrame, metric: str, output: Path, *, per_seed: bool = False) -> int:
     """One panel per matching metric; sweeps by arm (mean and 95% CI), else per experiment."""
     if frame.empty:
-        raise ValueError(f"no points of {metric!r} to plot")
+        raise InputError(f"no points of {metric!r} to plot")
     names = _names(frame, metric)
     fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):

@@ -113,6 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except errors.ConnectionFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except errors.ActlabError as exc:  # the client's own: a spec file, --set, a missing extra
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
     except typer.Abort:
@@ -127,13 +130,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(exc: object) -> None:
+    """An API error: its detail, then the field errors the detail does not already give.
+
+    A 422's detail joins its first field errors ("a: ...; b: ..."), so listing every error
+    under it printed each of those twice; the lines below are only the ones it left out.
+    """
     from actlab.errors import ApiError
 
     assert isinstance(exc, ApiError)
     print(f"error: {exc}", file=sys.stderr)
     for err in exc.errors:
         line = f"{err.get('path')}: {err.get('message')}"
-        if line != exc.detail:  # a single-field error's detail is already that line
+        if line not in exc.detail:
             print(f"  {line}", file=sys.stderr)
     if exc.setting:
         print(f"  raise the limit with {exc.setting}", file=sys.stderr)

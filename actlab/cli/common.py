@@ -25,10 +25,8 @@ ApiKey = Annotated[
     str | None,
     typer.Option("--api-key", envvar="ACTLAB_API_KEY", help="API key (Bearer)", show_default=False),
 ]
-Document = Annotated[
-    Path,
-    typer.Argument(help="A spec (or a sweep) as YAML or JSON", exists=True, dir_okay=False),
-]
+# No `exists=True`: a missing file is the loader's one-line SpecError, as an unreadable one is.
+Document = Annotated[Path, typer.Argument(help="A spec (or a sweep) as YAML or JSON")]
 Wait = Annotated[bool, typer.Option("--wait", help="Show progress until it ends, then the result")]
 Sets = Annotated[
     list[str] | None,
@@ -49,10 +47,7 @@ def overrides(sets: list[str] | None) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     for item in sets or []:
-        try:
-            path, value = parse_assignment(item)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--set") from exc
+        path, value = parse_assignment(item)  # SpecError: one line, from main()
         out[path] = value
     return out
 
@@ -73,6 +68,33 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table
     for row in rows:
         out.add_row(*(fmt(v) for v in row))
     return out
+
+
+def print_rows(
+    columns: list[str], rows: list[list[Any]], *, shrink: str, out: Console = console
+) -> None:
+    """A table of one row a line. In a terminal it fits the width by ellipsizing the
+    `shrink` column alone (a sweep member's auto name wrapped over many lines before);
+    piped, it is plain columns as wide as their cells, so `actlab ls | grep NAME` finds
+    every name whole."""
+    cells = [[fmt(v) for v in row] for row in rows]
+    widths = [max([len(name), *(len(row[i]) for row in cells)]) for i, name in enumerate(columns)]
+    if not out.is_terminal:
+        for row in [columns, *cells]:
+            line = "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
+        return
+    t = Table(header_style="bold", box=None, pad_edge=False)
+    others = sum(w for name, w in zip(columns, widths, strict=True) if name != shrink)
+    room = out.width - others - 2 * (len(columns) - 1)  # two spaces between columns
+    for name, width in zip(columns, widths, strict=True):
+        if name == shrink:
+            t.add_column(name, overflow="ellipsis", no_wrap=True, max_width=max(room, 8))
+        else:
+            t.add_column(name, no_wrap=True, min_width=width)
+    for row in cells:
+        t.add_row(*row)
+    out.print(t)
 
 
 def show_experiment(exp: Experiment) -> None:

@@ -17,11 +17,13 @@ SweepOpt = Annotated[str | None, typer.Option("--sweep", help="Every experiment 
 Out = Annotated[Path, typer.Option("-o", "--output", help="Where to write", dir_okay=False)]
 
 
-def _frame(ids: list[str] | None, sweep: str | None, names: list[str] | None, url, api_key):  # type: ignore[no-untyped-def]
+def _frame(ids: list[str] | None, sweep: str | None, names: list[str] | None, url, api_key, **kw):  # type: ignore[no-untyped-def]
+    from actlab.errors import InputError
+
     if not ids and not sweep:
-        raise typer.BadParameter("give experiment ids or --sweep ID")
+        raise InputError("give experiment ids or --sweep ID")
     with client(url, api_key) as c:
-        return c.metrics(ids, sweep=sweep, names=names)
+        return c.metrics(ids, sweep=sweep, names=names, **kw)
 
 
 def plot(
@@ -37,8 +39,15 @@ def plot(
 ) -> None:
     """Curves to a PNG: per arm a mean with its 95% CI band across seeds, for a sweep."""
     from actlab import plotting
+    from actlab.errors import InputError
 
     frame = _frame(ids, sweep, None if "*" in metric else [metric], url, api_key)
+    if frame.empty and "*" not in metric:
+        # The API answers an unknown name with a 422 listing the names once a run has
+        # ended; before that, say which names the runs have reported so far.
+        have = sorted(set(_frame(ids, sweep, None, url, api_key, max_points=1)["name"]))
+        listed = ", ".join(have) or "none yet"
+        raise InputError(f"no points of metric {metric!r}; the experiments have: {listed}")
     panels = plotting.plot(frame, metric, output, per_seed=seeds)
     console.print(f"wrote {output} ({panels} panel{'s' if panels != 1 else ''})")
 
@@ -54,6 +63,8 @@ def export(
     api_key: ApiKey = None,
 ) -> None:
     """Every point as a table (experiment, sweep, arm, seed, name, step, epoch, value)."""
+    if output.suffix == ".parquet":
+        require_parquet()  # before the download, not after it
     frame = _frame(ids, sweep, metric, url, api_key)
     write(frame, output)
     console.print(f"wrote {len(frame)} rows to {output}")
@@ -62,11 +73,23 @@ def export(
 def write(frame: pd.DataFrame, output: Path) -> None:
     """CSV or Parquet, by the file's suffix."""
     if output.suffix == ".parquet":
-        try:
-            frame.to_parquet(output, index=False)
-        except ImportError as exc:
-            raise typer.BadParameter(f"{exc}; `pip install pyarrow` for Parquet") from exc
+        require_parquet()
+        frame.to_parquet(output, index=False)
     elif output.suffix == ".csv":
         frame.to_csv(output, index=False)
     else:
-        raise typer.BadParameter("write .csv or .parquet", param_hint="-o")
+        from actlab.errors import InputError
+
+        raise InputError(f"-o {output}: write .csv or .parquet")
+
+
+def require_parquet() -> None:
+    """MissingDependency naming the extra, before pandas says it in a paragraph."""
+    from actlab.errors import MissingDependency
+
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise MissingDependency(
+            "Parquet export needs pyarrow: install actlab[parquet] (pyarrow), or write .csv"
+        ) from None

@@ -19,6 +19,7 @@ from actlab.cli.common import (
     console,
     fmt,
     overrides,
+    print_rows,
     show_experiment,
     table,
 )
@@ -58,7 +59,9 @@ def fork(
         typer.Option("--at-step", help="A kept step; without it, the kept steps are listed"),
     ] = None,
     set_: Sets = None,
-    name: Annotated[str | None, typer.Option(help="Default: the parent's name@step")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Default: the parent's name@step+what --set changed")
+    ] = None,
     restart_noise: Annotated[
         bool,
         typer.Option("--restart-noise", help="Start the noise schedule's clock at the fork step"),
@@ -95,6 +98,19 @@ def _sort_key(metric: str):  # type: ignore[no-untyped-def]
     return key
 
 
+def _check_sortable(exps: list[Experiment], metric: str) -> None:
+    """InputError listing the summaries' metrics when none has `metric` and one has ended
+    (the API's rule for an unknown metric name: until a run ends, it may yet report it)."""
+    from actlab.errors import InputError
+
+    have = sorted(
+        {k for e in exps for k, v in (e.summary or {}).items() if not isinstance(v, dict)}
+    )
+    if metric not in have and any(e.done for e in exps):
+        listed = ", ".join(have) or "none"
+        raise InputError(f"--sort {metric!r}: no experiment has that metric; they have: {listed}")
+
+
 def ls(
     status: Annotated[str | None, typer.Option(help="queued, running, succeeded, ...")] = None,
     sweep: Annotated[str | None, typer.Option(help="Only this sweep's experiments")] = None,
@@ -108,6 +124,7 @@ def ls(
         found = c.experiments.list(status=status, sweep=sweep, page_size=min(limit, 500))
         exps = list(itertools.islice(found, limit)) if not sort else list(found)
     if sort:
+        _check_sortable(exps, sort)
         exps = sorted(exps, key=_sort_key(sort))[:limit]
     shown = sort or "test/acc"
     rows = [
@@ -121,7 +138,7 @@ def ls(
         ]
         for e in exps
     ]
-    console.print(table(None, ["id", "name", "status", "activation", "progress", shown], rows))
+    print_rows(["id", "name", "status", "activation", "progress", shown], rows, shrink="name")
 
 
 def show(
@@ -198,9 +215,7 @@ def retry(
 
 
 def preview(
-    spec: Annotated[
-        Path, typer.Argument(help="A spec as YAML or JSON", exists=True, dir_okay=False)
-    ],
+    spec: Annotated[Path, typer.Argument(help="A spec as YAML or JSON")],
     set_: Sets = None,
     points: Annotated[int, typer.Option(help="Points of the curves to print", min=1)] = 5,
     evaluations: Annotated[

@@ -35,7 +35,11 @@ def batch_metrics(
     max_points: MaxPoints = None,
     format: FormatQuery = SeriesFormat.points,
 ) -> Any:
-    """Series of every listed experiment (and/or every experiment of `sweep_id`)."""
+    """Series of every listed experiment (and/or every experiment of `sweep_id`).
+
+    Once one of them has ended, a `name` that none of them has reported is a 422 that lists
+    the names they have.
+    """
     ids = list(dict.fromkeys(experiment_id or []))
     if sweep_id:
         ids += [i for i in repo.ids_of_sweep(session, sweep_id, principal.scope) if i not in ids]

@@ -151,25 +151,28 @@ class Stream:
                 functools.partial(_read, url, events_after, points_after),
                 not_before=not_before,
             )
-            out += self._render(batch)
+            out += self._render(batch, replay=True)
             if not batch.full:
                 break
         return out
 
-    def _render(self, batch: Batch) -> list[bytes]:
-        out: list[bytes] = []
+    def _render(self, batch: Batch, *, replay: bool = False) -> list[bytes]:
+        """A batch's frames. A live message is in the order it happened (its points, then
+        the events after them); a database read (`replay`) holds two tables read apart, so
+        each experiment's events up to its latest `running` are sent before the points and
+        the rest after them, as they happened: a replay shows queued and running, then the
+        metrics, then how it ended. When more points remain to be read than this page
+        holds, those later events wait for the page that ends the points (their cursor does
+        not move, so the next read brings them again). A run of several attempts replays
+        every attempt's status before their points, which carry no time of their own."""
+        early, late = _split(batch.events) if replay else ([], list(range(len(batch.events))))
+        out = self._render_events(batch, early)
         if batch.points:
             out += self._render_points(batch)
+        if replay and len(batch.points) >= BATCH:
+            return out  # the next page's progress is as new as this one's
+        out += self._render_events(batch, late)
         metrics = self.cursor.metrics
-        events = self.cursor.events
-        for index, row in enumerate(batch.events):
-            experiment_id = row["experiment_id"]
-            if row["id"] <= events.get(experiment_id, NEVER):
-                continue
-            events[experiment_id] = row["id"]
-            if row["kind"] == "status" and row["status"]:
-                self.status[experiment_id] = row["status"]
-            out.append(frames.frame(row["kind"], self._id(), batch.event_data(index, self.tagged)))
         for experiment_id, progress in batch.progress.items():
             if experiment_id not in metrics:
                 continue
@@ -178,6 +181,20 @@ class Stream:
                 self.sent_progress[experiment_id] = progress
                 data = batch.progress_data(experiment_id, self.tagged)
                 out.append(frames.frame("progress", self._id(), data))
+        return out
+
+    def _render_events(self, batch: Batch, indexes: list[int]) -> list[bytes]:
+        out: list[bytes] = []
+        events = self.cursor.events
+        for index in indexes:
+            row = batch.events[index]
+            experiment_id = row["experiment_id"]
+            if row["id"] <= events.get(experiment_id, NEVER):
+                continue
+            events[experiment_id] = row["id"]
+            if row["kind"] == "status" and row["status"]:
+                self.status[experiment_id] = row["status"]
+            out.append(frames.frame(row["kind"], self._id(), batch.event_data(index, self.tagged)))
         return out
 
     def _render_points(self, batch: Batch) -> list[bytes]:
@@ -217,6 +234,22 @@ class Stream:
 
 
 TERMINAL_VALUES = frozenset(s.value for s in TERMINAL)
+RUNNING = "running"
+
+
+def _split(events: list[dict[str, Any]]) -> tuple[list[int], list[int]]:
+    """Indexes of a read's events that precede its points (each experiment's up to its
+    latest `running` status) and of those that follow them, each in id order."""
+    last_start: dict[str, int] = {}
+    for index, row in enumerate(events):
+        if row["kind"] == "status" and row["status"] == RUNNING:
+            last_start[row["experiment_id"]] = index
+    early: list[int] = []
+    late: list[int] = []
+    for index, row in enumerate(events):
+        before = index <= last_start.get(row["experiment_id"], -1)
+        (early if before else late).append(index)
+    return early, late
 
 
 def respond(

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from core.artifacts import kept_dir, kept_name, kept_steps
 from core.settings import Settings
 from core.spec import forks
+from core.spec.points import NAME_MAX, label
 from core.store import experiments as repo
 from core.store.models import Experiment
 from service.auth import Principal
@@ -34,7 +35,11 @@ class ForkRequest(BaseModel):
         '{"noise_schedule.kind": "constant", "noise_schedule.start": 0.0}.',
         examples=[{"noise_schedule": {"kind": "constant", "start": 0.0}}],
     )
-    name: str | None = Field(None, max_length=200, description="Default: the parent's, + @k.")
+    name: str | None = Field(
+        None,
+        max_length=200,
+        description="Default: the parent's, + @k, + '+path=value,...' for each override.",
+    )
     noise_clock: Literal["continue", "restart"] = Field(
         "continue",
         description="`continue`: the noise schedule goes on at step k as if the run had had "
@@ -81,7 +86,7 @@ def create(
     if request.name is not None:
         overrides["name"] = request.name
     elif "name" not in overrides:
-        overrides["name"] = f"{parent.name or parent.id}@{request.at_step}"[:200]
+        overrides["name"] = default_name(parent, request.at_step, request.overrides)
     try:
         spec = forks.apply(parent.spec, overrides)
         forks.check_step(spec, request.at_step)
@@ -102,6 +107,24 @@ def create(
     return service.create(
         session=session, settings=settings, principal=principal, spec=spec, fork=record
     )
+
+
+def default_name(parent: Experiment, at_step: int, overrides: dict[str, Any]) -> str:
+    """`parent@step`, then `+path=value,...` for what the fork changed.
+
+    A sweep member's name is made from its point and seed (`sweep/activation.params.sigma=
+    0.3/seed=0`): a fork named `parent@step` alone that changed one of those kept a name
+    that no longer said what it ran. The changes are appended rather than substituted,
+    because up to the fork step the run was the parent's, exactly. A name given with the
+    fork (or in its overrides) is kept as it is.
+    """
+    name = f"{parent.name or parent.id}@{at_step}"
+    changed = label(overrides) if overrides else ""
+    if changed and len(name) + 1 + len(changed) <= NAME_MAX:
+        return f"{name}+{changed}"
+    if changed:
+        return f"{name}+{len(overrides)} changes"[:NAME_MAX]
+    return name[:NAME_MAX]
 
 
 def inherited_through(experiment: Experiment) -> int | None:

@@ -162,10 +162,19 @@ def many_series(
     after_step: int | None,
     max_points: int | None,
 ) -> dict[str, dict[str, list[Row]]]:
-    """Curves of many experiments in one query (e.g. a sweep's); each must be visible."""
+    """Curves of many experiments in one query (e.g. a sweep's); each must be visible.
+
+    A `name` that none of them (their lineages included) has reported is a 422 listing the
+    names they have, once at least one of them has ended: as for one experiment, a name
+    still unknown after a run ended is a typo, not a metric yet to come. A name that some
+    of them have is never an error (a sweep's arms may report different diagnostics).
+    """
     rows = [get(session=session, principal=principal, experiment_id=i) for i in experiment_ids]
     if not experiment_ids:
         return {}
+    if names and any(Status(r.status) in TERMINAL for r in rows):
+        lineages = {i for r in rows for i, _ in repo.lineage(session, r)}
+        check_names(names, metrics_repo.names(session, sorted(lineages)), field="name")
     own = [r.id for r in rows if not r.fork]
     out = _rows(session, own, names, after_step, max_points) if own else {}
     for fork in (r for r in rows if r.fork):

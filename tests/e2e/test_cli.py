@@ -104,6 +104,31 @@ def test_submit_wait_then_ls_and_show(server: str, tmp_path: Path) -> None:
     assert bad.returncode == 1 and "training.epochs" in bad.stderr
 
 
+def _one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    return done.stderr.strip()
+
+
+def test_an_unknown_metric_is_an_error_listing_the_names(server: str, tmp_path: Path) -> None:
+    done = cli(server, "submit", str(_spec_file(tmp_path)), "--set", "training.epochs=1", "--wait")
+    assert done.returncode == 0, done.stdout + done.stderr
+    exp_id = done.stdout.split()[0]
+    out = str(tmp_path / "out.csv")
+    err = _one_line_error(cli(server, "export", exp_id, "--metric", "val/accuracy", "-o", out))
+    assert "422" in err and "'val/accuracy'" in err and "val/acc" in err, err
+    err = _one_line_error(cli(server, "plot", exp_id, "--metric", "val/accuracy", "-o", out))
+    assert "'val/accuracy'" in err and "train/loss" in err, err
+    err = _one_line_error(cli(server, "ls", "--sort", "val/accuracy"))
+    assert "--sort 'val/accuracy'" in err and "test/acc" in err, err
+    with actlab.Client(server) as client, pytest.raises(actlab.InvalidRequest) as info:
+        client.metrics(exp_id, names=["val/accuracy"])
+    assert info.value.field == "name" and "val/acc" in info.value.problem["names"]
+    two = cli(server, "submit", str(_spec_file(tmp_path)), "--set", "training.epochs=0",
+              "--set", "optimizer.lr=-1")  # fmt: skip
+    assert two.returncode == 1 and two.stderr.count("training.epochs") == 1, two.stderr
+
+
 def test_fork_lists_kept_steps_forks_with_set_and_says_why_not(server: str, tmp_path: Path) -> None:
     spec = _spec_file(tmp_path)
     done = cli(server, "submit", str(spec), "--set", "training.epochs=2", "--wait")

@@ -13,8 +13,10 @@ from core.spec import ExperimentSpec
 from core.spec.estimate import footprint, kept_checkpoints
 from core.store import metrics
 from core.store.db import session_scope
+from core.store.models import Experiment
 from service import auth
 from service.app import create_app
+from service.experiments import forks
 from tests.support import canonical_spec
 
 
@@ -63,9 +65,28 @@ def test_a_fork_records_its_lineage_and_its_spec(client: TestClient, parent: str
     assert fork["spec"]["noise_schedule"]["start"] == 0.0
     parent_spec = client.get(f"/v1/experiments/{parent}").json()["spec"]
     assert fork["spec"]["model"] == parent_spec["model"]
-    assert fork["name"] == f"{canonical_spec()['name']}@20"
+    changed = "noise_schedule.kind=constant,noise_schedule.start=0.0"
+    assert fork["name"] == f"{canonical_spec()['name']}@20+{changed}"
     listed = client.get("/v1/experiments", params={"parent_id": parent}).json()["items"]
     assert [e["id"] for e in listed] == [fork["id"]]
+
+
+def test_a_forks_default_name_says_what_it_changed(client: TestClient, parent: str) -> None:
+    """A sweep member's auto name is made from its point and seed; `parent@step` alone
+    kept saying the old values once a fork changed them."""
+    base = canonical_spec()["name"]
+    changed = _fork(client, parent, at_step=10, overrides={"seed": 3}).json()
+    assert changed["name"] == f"{base}@10+seed=3" and changed["spec"]["seed"] == 3
+    assert _fork(client, parent, at_step=10).json()["name"] == f"{base}@10"
+    named = _fork(client, parent, at_step=10, overrides={"seed": 3}, name="mine").json()
+    assert named["name"] == "mine"
+
+
+def test_a_default_name_too_long_for_its_changes_counts_them() -> None:
+    parent = Experiment(id="exp_x", name="n" * 150)
+    name = forks.default_name(parent, 10, {"a.b": "x" * 60, "c": 1})
+    assert name == f"{'n' * 150}@10+2 changes"
+    assert forks.default_name(Experiment(id="exp_x", name=None), 10, {}) == "exp_x@10"
 
 
 def test_an_unknown_step_is_a_422_listing_the_kept_ones(client: TestClient, parent: str) -> None:

@@ -69,3 +69,21 @@ def test_a_sweeps_unknown_metric_is_a_422_listing_the_names(
     assert problem["errors"][0]["path"] == "metric" and "val/acc" in problem["detail"]
     got = client.get(f"/v1/sweeps/{sweep['id']}", params={"metric": "val/acc"}).json()
     assert got["metric"] == "val/acc" and got["aggregate"][0]["n"] == 2
+
+
+def test_the_batch_series_route_refuses_a_name_none_of_its_ended_experiments_has(
+    settings: Settings, client: TestClient
+) -> None:
+    running = client.post("/v1/experiments", json=canonical_spec()).json()["id"]
+    ended = client.post("/v1/experiments", json=canonical_spec(seed=1)).json()["id"]
+    ids = {"experiment_id": [running, ended]}
+    # None has ended: the name may yet be reported, so an empty answer, not an error.
+    early = client.get("/v1/metrics/series", params={**ids, "name": "val/accuracy"})
+    assert early.status_code == 200, early.text
+    _finished(settings, ended)
+    problem = _problem(client.get("/v1/metrics/series", params={**ids, "name": "val/accuracy"}))
+    assert problem["errors"][0]["path"] == "name" and problem["names"] == ["train/loss", "val/acc"]
+    assert "'val/accuracy'" in problem["detail"] and "train/loss, val/acc" in problem["detail"]
+    # A name one of them has is no error, though the running one has none of it yet.
+    ok = client.get("/v1/metrics/series", params={**ids, "name": "val/acc"})
+    assert ok.status_code == 200 and ok.json()["experiments"][running] == {}
