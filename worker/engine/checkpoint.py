@@ -137,11 +137,14 @@ class _Counter(io.RawIOBase):
         return size
 
 
-def serialized_size(payload: dict[str, Any]) -> int:
+def serialized_size(payload: dict[str, Any]) -> int | None:
     """The bytes `torch.save(payload)` writes, counted without storing them (on a failed
-    write only: it costs a second serialization)."""
+    write only: it costs a second serialization); None if that fails too."""
     counter = _Counter()
-    torch.save(payload, cast(IO[bytes], counter))  # it has what torch uses: write()
+    try:
+        torch.save(payload, cast(IO[bytes], counter))  # it has what torch uses: write()
+    except Exception:  # the message then says the size is unknown; the run fails anyway
+        return None
     return counter.count
 
 
@@ -164,12 +167,13 @@ class CheckpointDiskFull(CheckpointWriteFailed):
     `disk_full`, naming the directory, the checkpoint's size and the free space."""
 
     def __init__(
-        self, path: Path, step: int, exc: BaseException, *, needed: int, free: int | None
+        self, path: Path, step: int, exc: BaseException, *, needed: int | None, free: int | None
     ) -> None:
         TrainingError.__init__(
             self,
             f"no space left for the checkpoint of step {step} in {path.parent}: it needs "
-            f"{needed} bytes, {'an unknown number' if free is None else free} bytes are "
+            f"{'an unknown number of' if needed is None else needed} bytes, "
+            f"{'an unknown number' if free is None else free} bytes are "
             "free; the metrics and earlier checkpoints are kept: free space on the "
             "checkpoint volume (or keep fewer: training.keep_checkpoints), then retry",
         )
