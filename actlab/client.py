@@ -15,6 +15,8 @@ from actlab.experiments import Experiments
 from actlab.sweeps import Sweeps
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
 
     from actlab.models import Queue, SpecPreview
@@ -105,6 +107,19 @@ class Client:
     def preview(self, spec: Any, **options: Any) -> SpecPreview:
         """`experiments.preview`: a spec's length and noise/scale and lr curves, unsubmitted."""
         return self.experiments.preview(spec, **options)
+
+    def report(
+        self, sweep_id: str, output: str | os.PathLike[str], *, format: str = "md", **options: Any
+    ) -> Path:
+        """A sweep's report (md, latex or html) at `output`, its figures beside it; `options`
+        as `actlab report`'s: metric, family, margin, delta, curve, x, dpi."""
+        from pathlib import Path
+
+        from actlab import report as reports
+
+        path = Path(output)
+        reports.write(reports.build(self, sweep_id, path, **options), path, format)
+        return path
 
     def metrics(
         self,

@@ -187,6 +187,7 @@ class SweepSummary(_Read):
     size: int
     status_counts: dict[str, int]
     packing: dict[str, Any] | None = None  # {"max_members": K} for a packed sweep
+    labels: dict[str, str] | None = None  # arm label -> the name a report prints
     n_trials: int | None = None  # an Optuna search's planned trials
     trials_left: int = 0  # ... and those not asked yet
 

@@ -37,6 +37,7 @@ for command in (
     experiments.retry,
     curves.plot,
     curves.export,
+    curves.report,
     queue.queue,
 ):
     app.command()(command)

@@ -26,6 +26,19 @@ def _frame(ids: list[str] | None, sweep: str | None, names: list[str] | None, ur
         return c.metrics(ids, sweep=sweep, names=names, **kw)
 
 
+def parse_size(size: str) -> tuple[float, float]:
+    """`6x4` -> (6.0, 4.0) inches; one clear error otherwise."""
+    from actlab.errors import InputError
+
+    try:
+        width, height = (float(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise InputError(f"--size {size!r}: give WIDTHxHEIGHT in inches, e.g. 6x4") from None
+    if not (0 < width <= 50 and 0 < height <= 50):
+        raise InputError(f"--size {size!r}: each side between 0 and 50 inches")
+    return width, height
+
+
 def plot(
     ids: Ids = None,
     sweep: SweepOpt = None,
@@ -34,10 +47,16 @@ def plot(
     ] = "val/acc",
     seeds: Annotated[bool, typer.Option("--seeds", help="Also thin per-seed lines")] = False,
     output: Out = Path("curves.png"),
+    x: Annotated[str, typer.Option("--x", help="epoch or step")] = "epoch",
+    size: Annotated[str, typer.Option(help="Each panel's WIDTHxHEIGHT in inches")] = "6x4",
+    dpi: Annotated[int, typer.Option(min=30, max=1200, help="Resolution")] = 150,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="png, pdf or svg (default: the suffix)")
+    ] = None,
     url: Url = None,
     api_key: ApiKey = None,
 ) -> None:
-    """Curves to a PNG: per arm a mean with its 95% CI band across seeds, for a sweep."""
+    """Curves to a figure: per arm a mean with its 95% CI band across seeds, for a sweep."""
     from actlab import plotting
     from actlab.errors import InputError
 
@@ -48,7 +67,9 @@ def plot(
         have = sorted(set(_frame(ids, sweep, None, url, api_key, max_points=1)["name"]))
         listed = ", ".join(have) or "none yet"
         raise InputError(f"no points of metric {metric!r}; the experiments have: {listed}")
-    panels = plotting.plot(frame, metric, output, per_seed=seeds)
+    panels = plotting.plot(
+        frame, metric, output, per_seed=seeds, x=x, size=parse_size(size), dpi=dpi, fmt=fmt
+    )
     console.print(f"wrote {output} ({panels} panel{'s' if panels != 1 else ''})")
 
 
@@ -93,3 +114,43 @@ def require_parquet() -> None:
         raise MissingDependency(
             "Parquet export needs pyarrow: install actlab[parquet] (pyarrow), or write .csv"
         ) from None
+
+
+SUFFIXES = {".md": "md", ".markdown": "md", ".tex": "latex", ".html": "html", ".htm": "html"}
+
+
+def report(
+    sweep_id: Annotated[str, typer.Argument(help="Sweep id")],
+    output: Out = Path("report.md"),
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="md, latex or html (default: the suffix)")
+    ] = None,
+    metric: Annotated[str | None, typer.Option(help="The metric of the tables")] = None,
+    family: Annotated[str, typer.Option(help="baseline or all_pairs")] = "baseline",
+    margin: Annotated[float | None, typer.Option(help="Equivalence margin (TOST)")] = None,
+    delta: Annotated[
+        float | None, typer.Option(help="Add the seeds needed to detect this difference")
+    ] = None,
+    curve: Annotated[str, typer.Option(help="The metric drawn as curves")] = "val/acc",
+    x: Annotated[str, typer.Option("--x", help="epoch or step")] = "epoch",
+    dpi: Annotated[int, typer.Option(min=30, max=1200)] = 150,
+    url: Url = None,
+    api_key: ApiKey = None,
+) -> None:
+    """A sweep's report: arms, the family's comparisons, seeds needed and figures."""
+    from actlab import report as reports
+    from actlab.errors import InputError
+
+    kind = fmt or SUFFIXES.get(output.suffix.lower())
+    if kind not in reports.FORMATS:
+        raise InputError(
+            f"{output}: give --format md, latex or html (or a .md, .tex or .html name)"
+        )
+    with client(url, api_key) as c:
+        built = reports.build(
+            c, sweep_id, output, metric=metric, family=family, margin=margin, delta=delta,
+            curve=curve, x=x, dpi=dpi,
+        )  # fmt: skip
+    reports.write(built, output, kind)
+    drawn = ", ".join(str(path) for path, _ in built.figures)
+    console.print(f"wrote {output} ({kind}) and {drawn}")

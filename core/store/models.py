@@ -228,6 +228,9 @@ class Sweep(Base):
     # min_resource, unit}; an Optuna search's also holds the trials asked so far
     # (core/trials.py) and `stopped` once the sweep was cancelled.
     search: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Arm label -> the name a report prints for it (`NoisyReLU sigma=0.3, cosine`); others
+    # are named from their points (actlab/report.py).
+    labels: Mapped[dict[str, str] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     @property

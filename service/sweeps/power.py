@@ -14,7 +14,7 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from statsmodels.stats.power import TTestPower
@@ -178,4 +178,6 @@ def add_seeds(
 
 
 class SeedsAdd(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     seeds: list[Seed] = Field(min_length=1, max_length=1000, description="New seeds, unique.")

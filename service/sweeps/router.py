@@ -108,7 +108,14 @@ def get_power(
 @router.post("/{sweep_id}/seeds", status_code=status.HTTP_201_CREATED, response_model=SweepRead)
 def add_sweep_seeds(
     sweep: SweepDep,
-    body: power.SeedsAdd,
+    body: Annotated[
+        power.SeedsAdd,
+        Body(
+            openapi_examples={
+                "three": {"summary": "Three more seeds", "value": {"seeds": [5, 6, 7]}}
+            }
+        ),
+    ],
     session: SessionDep,
     settings: SettingsDep,
     principal: PrincipalDep,

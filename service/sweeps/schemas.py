@@ -271,6 +271,14 @@ class SweepCreate(BaseModel):
         None, description="The grid point others are compared with; default the first point."
     )
     tags: list[Tag] = Field(default_factory=list, max_length=32)
+    labels: dict[str, Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        None,
+        max_length=10_000,
+        description="Arm -> the name reports and figures print for it; an arm is given by "
+        "its `label` (`activation.name=noisy_relu`). Arms left out are named from their "
+        "points (`noisy_relu, sigma=0.3`).",
+        examples=[{"activation.name=noisy_relu": "NoisyReLU"}],
+    )
     search: SearchSpec | None = Field(
         None,
         description="Adaptive: successive halving or ASHA; the rest of a rung's arms end "
@@ -519,6 +527,7 @@ class SweepSummary(_Read):
     baseline: dict[str, Any] | None
     status_counts: dict[str, int]
     packing: PackingSpec | None = None
+    labels: dict[str, str] | None = Field(None, description="Arm label -> its printed name.")
     n_trials: int | None = Field(None, description="An Optuna search's trials (planned).")
     trials_left: int = Field(
         0, description="An Optuna search's trials not asked yet (it runs until they are)."

@@ -107,6 +107,7 @@ def create(
     )
     if body.fork is not None:
         sweep.fork = plan.fork
+    sweep.labels = _labels(body.labels, [label(p) for p in points(grid)])
     if body.search is not None:
         sweep.search = _with_start(body.search.model_dump(), [m.spec for m in members])
     rows = []
@@ -142,6 +143,11 @@ def _create_search(
     assert body.search is not None and body.search.space is not None
     assert body.search.n_trials is not None and body.search.parallel is not None
     assert body.seeds is not None and body.base_spec is not None
+    if body.labels:
+        raise InvalidSpec(
+            "labels: an optuna search's arms are its trials, named when asked",
+            errors=[{"path": "labels", "message": "not for an optuna search"}],
+        )
     search_ = body.search.model_dump()
     _check_size(body.search.n_trials * len(body.seeds), settings)
     start = min(body.search.parallel, body.search.n_trials) * len(body.seeds)
@@ -187,6 +193,16 @@ def cancel(*, session: Session, sweep: Sweep) -> SweepRead:
         if Status(exp.status) not in TERMINAL:
             experiments_repo.request_cancel(session, exp)
     return view(session=session, sweep=sweep, metric=None, baseline=None)
+
+
+def _labels(labels: dict[str, str] | None, arms: list[str]) -> dict[str, str] | None:
+    """The sweep's `labels`, each naming one of its arms (a 422 lists them otherwise)."""
+    unknown = sorted(set(labels or {}) - set(arms))
+    if unknown:
+        valid = ", ".join(arms[:20]) + (" ..." if len(arms) > 20 else "")
+        message = f"{unknown[0]!r} is not an arm of the sweep; its arms: {valid}"
+        raise InvalidSpec(f"labels: {message}", errors=[{"path": "labels", "message": message}])
+    return labels or None
 
 
 def _with_start(search_: dict[str, Any], specs: Sequence[Any]) -> dict[str, Any]:

@@ -270,7 +270,7 @@ def test_watch_reconnects_with_last_event_id(server: str) -> None:
 def test_an_optuna_search_from_a_yaml_file_shows_its_trials_and_cancels(
     server: str, tmp_path: Path
 ) -> None:
-    base = canonical_spec(training={"epochs": 50})
+    base = canonical_spec(training={"epochs": 5000})  # far longer than the test: cancelled
     del base["name"], base["seed"]
     space = {"optimizer.lr": {"type": "float", "low": 0.0001, "high": 0.1, "log": True}}
     body = {
@@ -333,3 +333,60 @@ def test_preview_prints_the_horizon_and_the_client_reads_the_curves(
         assert "activation.params.sigma" in str(info.value.errors)
     bad = cli(server, "preview", str(path), "--set", "training.epochs=0")
     assert bad.returncode == 1 and "training.epochs" in bad.stderr
+
+
+def test_a_sweeps_report_in_markdown_latex_and_html_with_its_figures(
+    server: str, tmp_path: Path
+) -> None:
+    base = canonical_spec(training={"epochs": 2})
+    del base["name"], base["seed"]
+    body = {
+        "name": "cli-report",
+        "base_spec": base,
+        "grid": {"activation.name": ["relu", "noisy_relu"], "noise_schedule.kind": ["cosine"]},
+        "seeds": [0, 1, 2],
+        "labels": {"activation.name=noisy_relu,noise_schedule.kind=cosine": "NoisyReLU (ours)"},
+    }
+    with actlab.Client(server) as client:
+        sweep = client.sweeps.create(body)
+        client.sweeps.wait(sweep.id, timeout=HANG_S, poll=0.5)
+    md = tmp_path / "report.md"
+    made = cli(server, "report", sweep.id, "-o", str(md), "--delta", "0.01", "--margin", "0.05")
+    assert made.returncode == 0, made.stdout + made.stderr
+    text = md.read_text()
+    for heading in ("# Sweep cli-report", "## Arms", "## Comparisons", "## How many seeds"):
+        assert heading in text, text
+    assert "| NoisyReLU (ours) | ReLU, cosine | paired t | 3 |" in text  # names, not paths
+    assert "p (Holm)" in text and "TOST p" in text and "1 test in the family" in text
+    for name in ("report-test-acc.png", "report-val-acc.png"):
+        assert f"]({name})" in text and (tmp_path / name).stat().st_size > 10_000
+
+    tex = tmp_path / "report.tex"
+    done = cli(server, "report", sweep.id, "-o", str(tex))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "report-val-acc.pdf").read_bytes()[:5] == b"%PDF-"
+    _check_latex(tex)
+
+    page = tmp_path / "report.html"
+    assert cli(server, "report", sweep.id, "-o", str(page)).returncode == 0
+    assert "<td>NoisyReLU (ours)</td>" in page.read_text()
+    bad = cli(server, "report", sweep.id, "-o", str(tmp_path / "report.txt"))
+    assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
+def _check_latex(tex: Path) -> None:
+    """Compile with Debian's pdflatex where it is installed (.ci/run installs it); else the
+    environments and braces must at least balance."""
+    engine = shutil.which("pdflatex")
+    if engine is None:
+        text = tex.read_text()
+        assert text.count("{") - text.count(r"\{") == text.count("}") - text.count(r"\}")
+        for env in ("document", "table", "tabular", "figure"):
+            assert text.count(rf"\begin{{{env}") == text.count(rf"\end{{{env}")
+        return
+    run = subprocess.run(
+        [engine, "-interaction=nonstopmode", "-halt-on-error", tex.name],
+        cwd=tex.parent, capture_output=True, text=True, timeout=HANG_S, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert tex.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"

@@ -77,3 +77,22 @@ def test_the_response_names_the_base_params_an_arm_dropped(client: TestClient) -
     assert relu and sweep["base_spec"]["activation"]["params"] == {"sigma": 0.3}
     kept = _sweep(client, name="kept", grid={"activation.params.sigma": [0.1, 0.2]})
     assert kept["dropped_params"] == {}
+
+
+def test_a_sweep_keeps_the_names_given_to_its_arms_and_refuses_an_unknown_arm(
+    client: TestClient,
+) -> None:
+    names = {"activation.name=noisy_relu": "NoisyReLU (ours)"}
+    sweep = _sweep(client, grid={"activation.name": ["relu", "noisy_relu"]}, labels=names)
+    assert client.get(f"/v1/sweeps/{sweep['id']}").json()["labels"] == names
+    base = canonical_spec()
+    del base["name"], base["seed"]
+    bad = client.post(
+        "/v1/sweeps",
+        json={"name": "bad-labels", "base_spec": base, "seeds": [0],
+              "grid": {"activation.name": ["relu", "noisy_relu"]},
+              "labels": {"activation.name=gelu": "GELU"}},
+    )  # fmt: skip
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["path"] == "labels"
+    assert "activation.name=relu, activation.name=noisy_relu" in bad.json()["detail"]
