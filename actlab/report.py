@@ -100,7 +100,7 @@ def build(
     dpi: int = 150,
 ) -> Report:
     """Read the sweep and draw its figures beside `output` (`<stem>-curves.png`, ...)."""
-    sweep = client.sweeps.get(sweep_id, metric=metric, family=family, margin=margin)
+    sweep = client.sweeps.get(sweep_id, metric=metric, family=family, margin=margin, bootstrap=True)
     names = {a.label: readable(a.point, sweep.labels, a.label) for a in sweep.aggregate}
     power = client.sweeps.power(sweep_id, delta, metric=metric, family=family) if delta else None
     report = Report(sweep, names, power, curve_metric=curve)
@@ -164,7 +164,7 @@ def arm_table(report: Report) -> tuple[list[str], list[list[str]]]:
 def comparison_table(report: Report) -> tuple[list[str], list[list[str]]]:
     s = report.sweep
     head = ["arm", "minus", "test", "pairs", "diff", "95% CI", "p", "p (Holm)", "p (BH)",
-            "d_z [95% CI]", "g [95% CI]"]  # fmt: skip
+            "d_z [95% CI]", "g [95% CI]", "bootstrap CI"]  # fmt: skip
     with_tost = any(c.margin is not None for c in s.comparisons)
     if with_tost:
         head.append("TOST p")
@@ -184,6 +184,7 @@ def comparison_table(report: Report) -> tuple[list[str], list[list[str]]]:
             f"{_num(c.d_z, 2)} {_ci(c.d_z_ci_low, c.d_z_ci_high, 2)}" if c.d_z is not None else "—",
             f"{_num(c.hedges_g, 2)} {_ci(c.hedges_g_ci_low, c.hedges_g_ci_high, 2)}"
             if c.hedges_g is not None else "—",
+            _ci(c.boot_ci_low, c.boot_ci_high),
         ]  # fmt: skip
         if with_tost:
             row.append(_p(c.tost_p))

@@ -34,13 +34,14 @@ class Sweeps(Resource):
         baseline: str | None = None,
         family: str | None = None,
         margin: float | None = None,
+        bootstrap: bool = False,
     ) -> Sweep:
         """The sweep, its experiments, the aggregate of `metric` and the comparisons of the
         `family` (`baseline`: each arm with it; `all_pairs`), adjusted over it; `margin`
-        adds equivalence tests (TOST)."""
+        adds equivalence tests (TOST), `bootstrap` BCa intervals."""
         body = self._c.get(
             f"/v1/sweeps/{sweep_id}", metric=metric, baseline=baseline, family=family,
-            margin=margin,
+            margin=margin, bootstrap=bootstrap or None,
         )  # fmt: skip
         return Sweep.model_validate(body)
 

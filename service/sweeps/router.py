@@ -68,13 +68,16 @@ def get_sweep(
         float | None,
         Query(gt=0, le=1e6, description="Equivalence margin: adds TOST p-values (tost_p)."),
     ] = None,
+    bootstrap: Annotated[
+        bool, Query(description="Add BCa bootstrap CIs (boot_ci_*): slower, so only when asked.")
+    ] = False,
 ) -> Any:
     """Status counts, experiments, per-point mean/std/95% CI, and the family's comparisons:
     paired t (else Welch), Holm and BH adjusted p-values, d_z and Hedges' g with CIs, a
     bootstrap CI, and TOST with `margin`."""
     return service.view(
         session=session, sweep=sweep, metric=metric, baseline=baseline, family=family,
-        margin=margin,
+        margin=margin, bootstrap=bootstrap,
     )  # fmt: skip
 
 

@@ -463,7 +463,8 @@ class Comparison(_Read):
     hedges_g_ci_low: float | None = None
     hedges_g_ci_high: float | None = None
     boot_ci_low: float | None = Field(
-        None, description="BCa bootstrap interval of mean_diff over seeds (n >= 3)."
+        None,
+        description="BCa bootstrap interval of mean_diff over seeds (n >= 3; with bootstrap=true).",
     )
     boot_ci_high: float | None = None
     margin: float | None = Field(None, description="The equivalence margin asked for.")

@@ -299,6 +299,7 @@ def view(
     baseline: str | None,
     family: str = "baseline",
     margin: float | None = None,
+    bootstrap: bool = False,
 ) -> SweepRead:
     """The sweep with its experiments, one aggregate row per point, and the comparisons of
     the declared `family` (every arm with the baseline, or all pairs)."""
@@ -320,7 +321,7 @@ def view(
         "baseline": pts[base],
         "experiments": rows,
         "aggregate": [_arm(p, arms[i], counts[i]) for i, p in enumerate(pts)],
-        **_comparisons(pts, arms, counts, base, family=family, margin=margin),
+        **_comparisons(pts, arms, counts, base, family=family, margin=margin, bootstrap=bootstrap),
         "rungs": _rungs(sweep, exps),
         "search": _search_view(sweep.search),
         "dropped_params": {
@@ -429,13 +430,14 @@ def _comparisons(
     *,
     family: str,
     margin: float | None,
+    bootstrap: bool,
 ) -> dict[str, Any]:
     """The family's comparisons, each with its p-value adjusted (Holm, and BH) over it."""
     if family == "all_pairs":
         pairs = [(i, j) for j in range(len(pts)) for i in range(j + 1, len(pts))]
     else:
         pairs = [(i, base) for i in range(len(pts)) if i != base]
-    done = [stats.compare(arms[i], arms[j], margin=margin) for i, j in pairs]
+    done = [stats.compare(arms[i], arms[j], margin=margin, bootstrap=bootstrap) for i, j in pairs]
     p = [c.p_value for c in done]
     holm, bh = stats.adjust(p, "holm"), stats.adjust(p, "fdr_bh")
     rows = []
