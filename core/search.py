@@ -23,14 +23,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core import trials
 from core.rungs import Rung, first_pause, halving, rungs
 from core.spec.points import canonical
+from core.store import metrics
 from core.store.experiments import add_event
-from core.store.models import Experiment, Metric, Status, Sweep, utcnow
+from core.store.models import Experiment, Status, Sweep, utcnow
 
 __all__ = ["Rung", "decide", "first_pause", "halving", "rung_values", "rungs", "sweeps_waiting"]
 
@@ -167,25 +168,7 @@ def rung_values(
     session: Session, ids: list[str], metric: str, step: int | None
 ) -> dict[str, float]:
     """Each experiment's last value of `metric` at or before `step`."""
-    if not ids:
-        return {}
-    last = (
-        select(Metric.experiment_id, func.max(Metric.step).label("step"))
-        .where(Metric.experiment_id.in_(ids), Metric.name == metric)
-        .group_by(Metric.experiment_id)
-    )
-    if step is not None:
-        last = last.where(Metric.step <= step)
-    sub = last.subquery()
-    rows = session.execute(
-        select(Metric.experiment_id, Metric.value).join(
-            sub,
-            (Metric.experiment_id == sub.c.experiment_id)
-            & (Metric.step == sub.c.step)
-            & (Metric.name == metric),
-        )
-    )
-    return {experiment_id: float(value) for experiment_id, value in rows}
+    return metrics.last_values_at(session, ids, metric, step)
 
 
 def _promote(session: Session, m: Experiment, to: Rung) -> bool:

@@ -33,7 +33,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 from optuna.trial import TrialState, create_trial
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.rungs import first_pause
@@ -41,7 +41,8 @@ from core.spec import ExperimentSpec
 from core.spec.estimate import footprint
 from core.spec.points import Point, experiment_name, label, point_spec
 from core.store import experiments as experiments_repo
-from core.store.models import Experiment, Metric, Status, Sweep
+from core.store import metrics
+from core.store.models import Experiment, Status, Sweep
 
 log = logging.getLogger("actlab.search")
 
@@ -138,37 +139,17 @@ def outcome(
     metric = search.get("metric", "val/acc")
     done = [m for m in members if m.status == Status.succeeded.value]
     if done:
-        values = _last_values(session, [m.id for m in done], metric, None)
+        values = metrics.last_values_at(session, [m.id for m in done], metric, None)
         if values:
             return TrialState.COMPLETE, sum(values.values()) / len(values), {}
     pruned = [m for m in members if m.status == Status.pruned.value]
     if pruned:
         step = max(m.progress_step for m in pruned)
-        values = _last_values(session, [m.id for m in pruned], metric, step)
+        values = metrics.last_values_at(session, [m.id for m in pruned], metric, step)
         if values:
             return TrialState.PRUNED, None, {step: sum(values.values()) / len(values)}
         return TrialState.PRUNED, None, {}
     return TrialState.FAIL, None, {}
-
-
-def _last_values(session: Session, ids: list[str], metric: str, step: int | None) -> dict:
-    last = (
-        select(Metric.experiment_id, func.max(Metric.step).label("step"))
-        .where(Metric.experiment_id.in_(ids), Metric.name == metric)
-        .group_by(Metric.experiment_id)
-    )
-    if step is not None:
-        last = last.where(Metric.step <= step)
-    sub = last.subquery()
-    rows = session.execute(
-        select(Metric.experiment_id, Metric.value).join(
-            sub,
-            (Metric.experiment_id == sub.c.experiment_id)
-            & (Metric.step == sub.c.step)
-            & (Metric.name == metric),
-        )
-    )
-    return {i: float(v) for i, v in rows}
 
 
 def in_flight(search: dict[str, Any], members: Sequence[Experiment]) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.store import metric_writes, publish, series_read
@@ -149,3 +149,29 @@ def compose_lineage(
         if high is not None:
             low = max(low, high)
     return dict(sorted(out.items()))
+
+
+def last_values_at(
+    session: Session, ids: list[str], metric: str, step: int | None
+) -> dict[str, float]:
+    """Each experiment's last value of `metric` at or before `step` (all of it for None):
+    what a rung ranks, and what an Optuna trial scored."""
+    if not ids:
+        return {}
+    last = (
+        select(Metric.experiment_id, func.max(Metric.step).label("step"))
+        .where(Metric.experiment_id.in_(ids), Metric.name == metric)
+        .group_by(Metric.experiment_id)
+    )
+    if step is not None:
+        last = last.where(Metric.step <= step)
+    sub = last.subquery()
+    rows = session.execute(
+        select(Metric.experiment_id, Metric.value).join(
+            sub,
+            (Metric.experiment_id == sub.c.experiment_id)
+            & (Metric.step == sub.c.step)
+            & (Metric.name == metric),
+        )
+    )
+    return {experiment_id: float(value) for experiment_id, value in rows}
