@@ -75,12 +75,16 @@ def paired(
 
 
 def holm(pvalues: list[float]) -> list[float]:
-    """Holm-Bonferroni adjusted p-values, in the input order."""
-    order = sorted(range(len(pvalues)), key=lambda i: pvalues[i])
-    adjusted, running = [0.0] * len(pvalues), 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[i]))
-        adjusted[i] = running
+    """Holm-Bonferroni adjusted p-values (statsmodels), in the input order; a NaN p-value
+    (no test: zero variance or too few seeds) stays NaN and is not counted in the family."""
+    from statsmodels.stats.multitest import multipletests
+
+    present = [i for i, p in enumerate(pvalues) if p == p]
+    adjusted = [float("nan")] * len(pvalues)
+    if present:
+        values = multipletests([pvalues[i] for i in present], method="holm")[1]
+        for i, value in zip(present, values, strict=True):
+            adjusted[i] = float(value)
     return adjusted
 
 

@@ -1,0 +1,26 @@
+"""The study scripts' own statistics (docs/studies/report.py), against statsmodels."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+
+import pytest
+from statsmodels.stats.multitest import multipletests
+
+from tests.support import ROOT
+
+
+def _report():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("report", ROOT / "docs/studies/report.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_holm_leaves_a_missing_p_value_out_of_the_family() -> None:
+    got = _report().holm([0.01, math.nan, 0.04, 0.03])
+    assert math.isnan(got[1])
+    ref = multipletests([0.01, 0.04, 0.03], method="holm")[1]
+    assert [got[0], got[2], got[3]] == pytest.approx(list(ref), abs=1e-12)
