@@ -158,3 +158,13 @@ def check_queue(session: Session, owner_id: str | None, new: int, settings: Sett
     """
     scheduling.lock_owner(session, owner_id)
     refuse_if_queue_full(session, owner_id, new, settings)
+
+
+def check_sweep_size(total: int, settings: Settings) -> None:
+    """Raise LimitExceeded if a sweep would hold more than `total` experiments allow."""
+    if total > settings.max_sweep_size:
+        raise LimitExceeded(
+            f"a sweep of {total} experiments is too large",
+            setting="ACTLAB_MAX_SWEEP_SIZE",
+            limit=settings.max_sweep_size,
+        )

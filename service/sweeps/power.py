@@ -29,7 +29,7 @@ from core.store.db import after_commit
 from core.store.models import Sweep
 from service import limits
 from service.auth import Principal
-from service.errors import Conflict, InvalidSpec, LimitExceeded
+from service.errors import Conflict, InvalidSpec
 from service.sweeps import packing
 from service.sweeps.schemas import Seed, SweepRead
 
@@ -146,13 +146,7 @@ def add_seeds(
     template: dict[str, Any] = {}  # one member per arm: its spec is the arm's
     for m in members:
         template.setdefault(m.sweep_arm or m.name or m.id, m)
-    total = len(members) + len(template) * len(seeds)
-    if total > settings.max_sweep_size:
-        raise LimitExceeded(
-            f"a sweep of {total} experiments is too large",
-            setting="ACTLAB_MAX_SWEEP_SIZE",
-            limit=settings.max_sweep_size,
-        )
+    limits.check_sweep_size(len(members) + len(template) * len(seeds), settings)
     limits.check_queue(session, principal.owner_id, len(template) * len(seeds), settings)
     locked = select(Sweep).where(Sweep.id == sweep.id).with_for_update()
     session.scalars(locked).first()

@@ -25,7 +25,7 @@ from core.store.db import after_commit
 from core.store.models import TERMINAL, Experiment, Status, Sweep
 from service import limits, owners
 from service.auth import Principal
-from service.errors import InvalidSpec, LimitExceeded
+from service.errors import InvalidSpec
 from service.experiments.service import check_names
 from service.sweeps import forking, packing, stats
 from service.sweeps.forking import Member
@@ -71,7 +71,7 @@ def create(
     if body.fork is None:
         assert body.base_spec is not None and body.seeds is not None
         count = experiment_count(body.grid, body.seeds)
-        _check_size(count, settings)
+        limits.check_sweep_size(count, settings)
         limits.refuse_if_queue_full(session, owner_id, count, settings)
         members = [
             Member(point, spec.seed, spec) for point, specs in expand(body) for spec in specs
@@ -80,10 +80,10 @@ def create(
     else:
         # A fork of a sweep has at least one member per grid point: a lower bound to refuse on.
         count = experiment_count(body.grid, body.seeds or [0])
-        _check_size(count, settings)
+        limits.check_sweep_size(count, settings)
         limits.refuse_if_queue_full(session, owner_id, count, settings)
         plan = forking.plan(session=session, settings=settings, principal=principal, body=body)
-        _check_size(len(plan.members), settings)
+        limits.check_sweep_size(len(plan.members), settings)
         limits.refuse_if_queue_full(session, owner_id, len(plan.members), settings)
         members = plan.members
         base_spec, grid, seeds = plan.base_spec, plan.grid, plan.seeds
@@ -149,7 +149,7 @@ def _create_search(
             errors=[{"path": "labels", "message": "not for an optuna search"}],
         )
     search_ = body.search.model_dump()
-    _check_size(body.search.n_trials * len(body.seeds), settings)
+    limits.check_sweep_size(body.search.n_trials * len(body.seeds), settings)
     start = min(body.search.parallel, body.search.n_trials) * len(body.seeds)
     limits.check_queue(session, principal.owner_id, start, settings)
     errors: list[dict[str, Any]] = []
@@ -212,15 +212,6 @@ def _with_start(search_: dict[str, Any], specs: Sequence[Any]) -> dict[str, Any]
         return search_
     docs = [s if isinstance(s, dict) else s.model_dump(mode="json") for s in specs]
     return {**search_, "compare_from_step": rungs_.compare_from_step(after, docs)}
-
-
-def _check_size(total: int, settings: Settings) -> None:
-    if total > settings.max_sweep_size:
-        raise LimitExceeded(
-            f"a sweep of {total} experiments is too large",
-            setting="ACTLAB_MAX_SWEEP_SIZE",
-            limit=settings.max_sweep_size,
-        )
 
 
 def list_page(
