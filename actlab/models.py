@@ -118,6 +118,8 @@ class SweepExperiment(_Read):
     value: float | None
     pack_id: str | None = None  # the pack it trains in (packed sweeps); None when alone
     rung: int | None = None  # an adaptive sweep's: the rung it is bound for
+    rung_step: int | None = None  # that rung's step (where it pauses, or was pruned)
+    promoted_at: list[int] = []  # the rung steps it was promoted at
 
 
 class ArmRow(_Read):

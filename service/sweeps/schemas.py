@@ -408,6 +408,16 @@ class SweepExperiment(_Read):
     value: float | None = Field(description="The metric: the summary's, else its last point.")
     pack_id: str | None = Field(None, description="The pack it trains in; null when alone.")
     rung: int | None = Field(None, description="An adaptive sweep's: the rung it is bound for.")
+    rung_step: int | None = Field(
+        None,
+        description="An adaptive sweep's: the step of that rung, where it pauses (and, if "
+        "pruned, where it stopped); null: the end of the run.",
+    )
+    promoted_at: list[int] = Field(
+        default_factory=list,
+        description="An adaptive sweep's: the steps of the rungs it was promoted at, first "
+        "to last (it resumed from its checkpoint at each).",
+    )
 
 
 class ArmRow(_Read):

@@ -305,7 +305,7 @@ def view(
         known = set(metrics_repo.names(session, [e.id for e in exps]))
         known |= {k for e in exps for k, v in (e.summary or {}).items() if _number(v) is not None}
         check_names([asked], sorted(known), field="metric")
-    rows, arms, counts = _collect(exps, where, pts, values)
+    rows, arms, counts = _collect(exps, where, pts, values, _rung_steps(sweep, exps))
     over = {
         "status_counts": dict(Counter(e.status for e in exps)),
         "metric": metric,  # the one aggregated: the sweep's, or the request's `metric=`
@@ -336,12 +336,22 @@ def _search_view(search: dict[str, Any] | None) -> dict[str, Any] | None:
     return {**search, "trials": [t["point"] for t in search["trials"]]}
 
 
-def _rungs(sweep: Sweep, exps: Sequence[Experiment]) -> list[RungRow]:
-    """An adaptive sweep's rungs: who reached each, waits there, went on or was pruned."""
+def _ladder(sweep: Sweep, exps: Sequence[Experiment]) -> list[search.Rung]:
+    """An adaptive sweep's rungs, as core/search.py decides them (its first member's)."""
     if not sweep.search or not exps or search.halving(sweep.search) is None:
         return []
+    return search.rungs(sweep.search, exps[0].spec)
+
+
+def _rung_steps(sweep: Sweep, exps: Sequence[Experiment]) -> list[int]:
+    """The steps of the rungs a member can be promoted at (every rung but the end)."""
+    return [r.step for r in _ladder(sweep, exps) if r.step is not None]
+
+
+def _rungs(sweep: Sweep, exps: Sequence[Experiment]) -> list[RungRow]:
+    """An adaptive sweep's rungs: who reached each, waits there, went on or was pruned."""
     rows = []
-    for r in search.rungs(sweep.search, exps[0].spec):
+    for r in _ladder(sweep, exps):
         at = [e for e in exps if (e.rung or 0) == r.index]
         past = [e for e in exps if (e.rung or 0) > r.index]
         stopped = [e for e in at if e.status in (Status.paused.value, Status.pruned.value)]
@@ -383,8 +393,10 @@ def _collect(
     where: dict[str, tuple[int, int]],
     pts: list[Point],
     values: dict[str, float],
+    rung_steps: list[int],
 ) -> tuple[list[SweepExperiment], list[dict[int, float]], list[Counter[str]]]:
-    """Experiment rows, and per point: seed -> value of its succeeded runs, status counts."""
+    """Experiment rows, and per point: seed -> value of its succeeded runs, status counts.
+    A member bound for rung r was promoted at the r rungs before it (`rung_steps`)."""
     arms: list[dict[int, float]] = [{} for _ in pts]
     counts: list[Counter[str]] = [Counter() for _ in pts]
     rows = []
@@ -394,7 +406,13 @@ def _collect(
         counts[index][exp.status] += 1
         if exp.status == Status.succeeded.value and value is not None:
             arms[index][seed] = value
-        over = {"point": pts[index], "label": label(pts[index]), "seed": seed, "value": value}
+        over = {
+            "point": pts[index],
+            "label": label(pts[index]),
+            "seed": seed,
+            "value": value,
+            "promoted_at": rung_steps[: exp.rung or 0],
+        }
         rows.append(SweepExperiment.model_validate(exp, context=over))
     return rows, arms, counts
 

@@ -6,6 +6,7 @@ use for a bare expression string.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -13,7 +14,7 @@ import httpx
 import pytest
 
 from tests.dashboard.browser import HOSTILE_NAME, HOSTILE_TAG, Server, Watched
-from tests.support import HANG_S, canonical_spec, wait_for_status
+from tests.support import HANG_S, canonical_spec, series, wait_for_status
 
 pytestmark = pytest.mark.integration
 
@@ -254,7 +255,9 @@ def test_a_search_sweeps_page_shows_its_rungs_as_the_api_does(
         sweep = client.post("/v1/sweeps", json=body).json()
         for e in sweep["experiments"]:
             wait_for_status(client, e["id"], {"succeeded", "pruned", "failed"})
-        rungs = client.get(f"/v1/sweeps/{sweep['id']}").json()["rungs"]
+        view = client.get(f"/v1/sweeps/{sweep['id']}").json()
+        last = {e["label"]: series(client, e["id"])["test/acc"][-1] for e in view["experiments"]}
+    rungs = view["rungs"]
     p = page.page
     p.goto(f"/#/sweeps/{sweep['id']}")
     p.wait_for_selector("table.rungs tbody tr")
@@ -263,6 +266,24 @@ def test_a_search_sweeps_page_shows_its_rungs_as_the_api_does(
     first = rows.nth(0).inner_text().split()
     assert first == ["0", "1", "6", "3", "0", "1", "2"]  # 1 epoch of 6 steps: 3 reached, 1 on
     assert "n_pruned" in p.inner_text("table.aggregate thead")
+    # The curves: the winner marked where it was promoted, the pruned where they stopped,
+    # each pruned curve ending at its mark (its last point is the rung's step).
+    chart = '.chart[data-chart="curves"]'
+    p.wait_for_selector(f"{chart}[data-points]")
+    marks = json.loads(p.get_attribute(chart, "data-marks") or "[]")
+    seen = {(m["label"].split(" (mean")[0], m["kind"], m["x"]) for m in marks}
+    status = {e["label"]: e["status"] for e in view["experiments"]}
+    kind = {"succeeded": "promoted", "pruned": "pruned"}
+    assert seen == {(arm, kind[s], 6) for arm, s in status.items()}
+    for m in marks:
+        arm = m["label"].split(" (mean")[0]
+        if status[arm] == "pruned":
+            assert last[arm]["step"] == 6 and m["y"] == last[arm]["value"]
+        else:
+            assert last[arm]["step"] == 18
+    caption = p.inner_text("#curves-caption")
+    assert "dashed lines are the rungs (step 6)" in caption
+    assert "promoted at the rung" in caption and "pruned at the rung" in caption
     page.shot("sweep-search")
 
 

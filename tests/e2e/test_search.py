@@ -52,6 +52,11 @@ def test_successive_halving_resumes_the_promoted_and_keeps_the_pruneds_metrics(
          "pruned": 0},
     ]  # fmt: skip
     assert learnt(series(api, winner["id"])) == learnt(series(api, alone["id"]))
+    # Where each stopped and went on, for the dashboard's marks.
+    assert (winner["rung"], winner["rung_step"], winner["promoted_at"]) == (1, None, [36])
+    for e in view["experiments"]:
+        if e["status"] == "pruned":
+            assert (e["rung"], e["rung_step"], e["promoted_at"]) == (0, 36, [])
     events = api.get(f"/v1/experiments/{winner['id']}/events").json()["events"]
     said = [e["message"] for e in events]
     assert any("resumed from checkpoint at step 36" in m for m in said), said

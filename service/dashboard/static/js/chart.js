@@ -5,29 +5,42 @@ import { clear, fmt, h } from "./dom.js";
 export const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2",
   "#db2777", "#65a30d", "#4f46e5", "#a16207"];
 
+/** The shapes of curve marks: what each means is the caller's (its legend says). */
+export const MARKS = {
+  promoted: { glyph: "\u25B2", draw: triangle },
+  pruned: { glyph: "\u2715", draw: cross },
+  waiting: { glyph: "\u25CB", draw: ring },
+};
+
 export function color(i) {
   return COLORS[i % COLORS.length];
 }
 
 /**
- * A chart card. curves: [{label, xs, ys, color?, dash?, width?, band?}] where band is
- * {lo: [...], hi: [...]} on the same xs (drawn as a shaded interval).
+ * A chart card. curves: [{label, xs, ys, color?, dash?, width?, band?, marks?}] where band is
+ * {lo: [...], hi: [...]} on the same xs (drawn as a shaded interval) and marks is
+ * [{x, kind}] (a MARKS shape drawn on the curve at its last point at or before x).
+ * set()'s rules: [{x, label}], dashed vertical lines across the plot (an adaptive sweep's
+ * rungs).
  */
 export class Chart {
-  constructor(title, { height = 240, xLabel = "step", logY = false } = {}) {
+  constructor(title, { height = 240, xLabel = "step", logY = false, xFromZero = false } = {}) {
     this.title = title;
+    this.xFromZero = xFromZero;
     this.logY = logY;
     this.height = height;
     this.xLabel = xLabel;
     this.plot = null;
     this.curves = [];
+    this.rules = [];
     this.legend = h("div", { class: "legend" });
     this.el = h("div", { class: "chart", "data-chart": title }, h("h3", {}, title), this.legend);
     this.pending = false;
   }
 
-  set(curves) {
+  set(curves, { rules = [] } = {}) {
     this.curves = curves;
+    this.rules = rules;
     this.schedule();
   }
 
@@ -42,7 +55,9 @@ export class Chart {
 
   draw() {
     const visible = this.curves.filter((c) => c.xs.length);
+    this.visible = visible;
     this.el.dataset.points = String(visible.reduce((n, c) => n + c.xs.length, 0));
+    this.el.dataset.marks = JSON.stringify(placedMarks(visible));
     if (!visible.length) {
       this.empty();
       return;
@@ -82,6 +97,34 @@ export class Chart {
     }));
   }
 
+  /** The rules and the curves' marks, over the plot (read at each draw: setData keeps them current). */
+  overlay(u) {
+    const ctx = u.ctx;
+    const px = uPlot.pxRatio;
+    const { left, top, width, height } = u.bbox;
+    ctx.save();
+    ctx.setLineDash([4 * px, 4 * px]);
+    ctx.strokeStyle = "#94a3b8";
+    ctx.lineWidth = px;
+    for (const r of this.rules) {
+      const x = Math.round(u.valToPos(r.x, "x", true)) + 0.5;
+      if (x < left || x > left + width) continue;
+      ctx.beginPath();
+      ctx.moveTo(x, top);
+      ctx.lineTo(x, top + height);
+      ctx.stroke();
+    }
+    ctx.setLineDash([]);
+    this.visible.forEach((c, i) => {
+      for (const m of placedMarks([c])) {
+        const x = u.valToPos(m.x, "x", true);
+        const y = u.valToPos(m.y, "y", true);
+        MARKS[m.kind].draw(ctx, x, y, 5 * px, c.color || color(i), px);
+      }
+    });
+    ctx.restore();
+  }
+
   data(curves) {
     const tables = [];
     for (const c of curves) {
@@ -108,7 +151,7 @@ export class Chart {
       }
     });
     const width = Math.max(320, this.el.clientWidth - 12 || 440);
-    const hooks = { draw: [() => (this.el.dataset.drawn = String(Date.now()))] };
+    const hooks = { draw: [(u) => this.overlay(u), () => (this.el.dataset.drawn = String(Date.now()))] };
     // Ratios like an SNR span decades as the noise anneals to zero: a log axis then.
     const log = this.logY && curves.every((c) => c.ys.every((v) => v == null || v > 0));
     const pow10 = (v) => Math.abs(Math.log10(v) - Math.round(Math.log10(v))) < 1e-9;
@@ -118,6 +161,62 @@ export class Chart {
       : { size: 64, values: (u, vals) => vals.map((v) => fmt(v, 3)) };
     const axes = [{}, yAxis];
     return { width, height: this.height, series, bands, hooks, axes, legend: { show: false },
-      scales: { x: { time: false }, y: log ? { distr: 3 } : {} } };
+      scales: { x: this.xScale(), y: log ? { distr: 3 } : {} } };
   }
+
+  /** Steps from 0 when asked (a sweep's curves, whose first rung may be their first point). */
+  xScale() {
+    if (!this.xFromZero) return { time: false };
+    return { time: false, range: (u, min, max) => [Math.min(0, min), max > 0 ? max : 1] };
+  }
+}
+
+/** Each curve's marks with their y: the curve's value at its last point at or before x. */
+function placedMarks(curves) {
+  const out = [];
+  for (const c of curves) {
+    for (const m of c.marks || []) {
+      let at = -1;
+      c.xs.forEach((x, i) => { if (x <= m.x && c.ys[i] != null) at = i; });
+      if (at >= 0) out.push({ label: c.label, kind: m.kind, x: m.x, y: c.ys[at] });
+    }
+  }
+  return out;
+}
+
+function triangle(ctx, x, y, r, stroke, px) {
+  ctx.beginPath();  // a filled shape reads smaller than a stroke: larger than the cross
+  ctx.moveTo(x, y - r * 1.7);
+  ctx.lineTo(x + r * 1.4, y + r * 0.9);
+  ctx.lineTo(x - r * 1.4, y + r * 0.9);
+  ctx.closePath();
+  ctx.fillStyle = stroke;
+  ctx.fill();
+  ctx.lineWidth = 1.5 * px;
+  ctx.strokeStyle = "#fff";
+  ctx.stroke();
+}
+
+function cross(ctx, x, y, r, stroke, px) {
+  ctx.beginPath();
+  ctx.moveTo(x - r, y - r);
+  ctx.lineTo(x + r, y + r);
+  ctx.moveTo(x + r, y - r);
+  ctx.lineTo(x - r, y + r);
+  ctx.lineWidth = 4 * px;
+  ctx.strokeStyle = "#fff";
+  ctx.stroke();
+  ctx.lineWidth = 2 * px;
+  ctx.strokeStyle = stroke;
+  ctx.stroke();
+}
+
+function ring(ctx, x, y, r, stroke, px) {
+  ctx.beginPath();
+  ctx.arc(x, y, r * 0.9, 0, 2 * Math.PI);
+  ctx.fillStyle = "#fff";
+  ctx.fill();
+  ctx.lineWidth = 2 * px;
+  ctx.strokeStyle = stroke;
+  ctx.stroke();
 }

@@ -1,6 +1,6 @@
 // A sweep: aggregate table, paired comparisons, each arm's mean curve with a CI band.
 import { api, qs } from "../api.js";
-import { Chart, color } from "../chart.js";
+import { Chart, MARKS, color } from "../chart.js";
 import { clear, errorBox, fmt, h, labelled, link, select, statusBadge, table, tags } from "../dom.js";
 import { meanBand } from "../stats.js";
 
@@ -10,13 +10,15 @@ const ACTIVE = new Set(["queued", "running", "cancelling"]);
 export async function sweepView(root, ctx, id, params = new URLSearchParams()) {
   const view = { id, metric: params.get("metric"), baseline: null, perSeed: params.get("seeds") === "1",
     sweep: null, names: [],
-    chart: new Chart("curves", { height: 320 }), els: {} };
+    chart: new Chart("curves", { height: 320, xFromZero: true }), els: {} };
   view.els.head = h("div", { id: "sweep-header" });
   view.els.tables = h("div", { id: "sweep-tables" });
   view.els.controls = h("div", { class: "controls", id: "sweep-controls" });
   view.els.experiments = h("div", { id: "sweep-experiments" });
+  view.els.caption = h("p", { id: "curves-caption", class: "muted" });
   clear(root, view.els.head, view.els.controls, view.els.tables, h("h2", {}, "Curves"),
-    h("div", { class: "charts wide" }, view.chart.el), h("h2", {}, "Experiments"), view.els.experiments);
+    h("div", { class: "charts wide" }, view.chart.el), view.els.caption,
+    h("h2", {}, "Experiments"), view.els.experiments);
   let timer = null;
   const tick = async () => {
     const active = await load(view);
@@ -131,23 +133,56 @@ function drawCurves(view) {
   if (!body) return;
   const members = new Map(view.sweep.experiments.map((e) => [e.id, e]));
   const byArm = new Map();
+  const marks = new Map();
   for (const [id, series] of Object.entries(body.experiments)) {
     const cols = series[view.metric] || { step: [], value: [] };
     const label = armOf(body, id, members);
     if (!byArm.has(label.arm)) byArm.set(label.arm, []);
     byArm.get(label.arm).push({ seed: label.seed, xs: cols.step, ys: cols.value });
+    if (members.has(id)) marks.set(label.arm, rungMarks(members.get(id), marks.get(label.arm)));
   }
   const curves = [];
   [...byArm.keys()].sort().forEach((arm, i) => {
     const seeds = byArm.get(arm);
     const band = meanBand(seeds);
     curves.push({ label: `${arm} (mean, n=${seeds.length})`, xs: band.xs, ys: band.mean, color: color(i),
-      width: 2, band: { lo: band.lo, hi: band.hi } });
+      width: 2, band: { lo: band.lo, hi: band.hi }, marks: marks.get(arm) || [] });
     if (view.perSeed) {
       for (const s of seeds) curves.push({ label: `${arm} seed ${s.seed}`, xs: s.xs, ys: s.ys, color: color(i), width: 0.7 });
     }
   });
-  view.chart.set(curves);
+  const rungs = view.sweep.rungs.filter((r) => r.step != null);
+  view.chart.set(curves, { rules: rungs.map((r) => ({ x: r.step, label: `rung ${r.rung}` })) });
+  caption(view, rungs);
+}
+
+/**
+ * An arm's marks with its member `e`'s added: the rung steps where it was promoted, and the
+ * one where it stopped (pruned, or paused waiting for the rung's decision). A rung promotes
+ * or prunes an arm's seeds together, so one mark per arm, kind and step.
+ */
+function rungMarks(e, marks = []) {
+  const at = new Map(marks.map((m) => [`${m.kind}@${m.x}`, m]));
+  for (const x of e.promoted_at || []) at.set(`promoted@${x}`, { x, kind: "promoted" });
+  const stopped = { pruned: "pruned", paused: "waiting" }[e.status];
+  if (stopped && e.rung_step != null) at.set(`${stopped}@${e.rung_step}`, { x: e.rung_step, kind: stopped });
+  return [...at.values()].sort((a, b) => a.x - b.x);
+}
+
+/** What the curves' rules and marks mean (an adaptive sweep only). */
+function caption(view, rungs) {
+  if (!rungs.length) {
+    clear(view.els.caption);
+    return;
+  }
+  const key = (kind, text) => h("span", { class: `mark ${kind}` }, `${MARKS[kind].glyph} ${text}`);
+  const waiting = view.sweep.experiments.some((e) => e.status === "paused");
+  clear(view.els.caption,
+    "Each arm's curve ends where its members stopped; dashed lines are the rungs "
+    + `(step ${rungs.map((r) => r.step).join(", ")}). `,
+    key("promoted", "promoted at the rung (resumed from its checkpoint)"), "; ",
+    key("pruned", "pruned at the rung (trained no further)"),
+    ...(waiting ? ["; ", key("waiting", "paused at the rung, waiting for its decision")] : []), ".");
 }
 
 /** The curve's arm and seed: the series' own labels when present, else the sweep's list. */
