@@ -31,7 +31,7 @@ from core.rungs import Rung, first_pause, halving, rungs
 from core.spec.points import canonical
 from core.store import metrics
 from core.store.experiments import add_event
-from core.store.models import Experiment, Status, Sweep, utcnow
+from core.store.models import Experiment, Status, Sweep, new_id, utcnow
 
 __all__ = ["Rung", "decide", "first_pause", "halving", "rung_values", "rungs", "sweeps_waiting"]
 
@@ -66,6 +66,8 @@ def decide(session: Session, sweep_id: str) -> list[str]:
             .values(checkpoint_path=None, progress_epoch=0, progress_step=0)
             .execution_options(synchronize_session=False)
         )
+    if sweep.packing and promoted:
+        _repack(session, members, promoted)
     if search["kind"] == "optuna":  # the trials the sampler may start now
         promoted += trials.advance(session, sweep, members)
         search = sweep.search or search
@@ -129,6 +131,23 @@ def _asha(
             if m.sweep_arm in winners and _promote(session, m, ladder[rung.index + 1])
         ]
     return out
+
+
+def _repack(session: Session, members: list[Experiment], promoted: list[str]) -> None:
+    """The members of a pack promoted together train on as a new pack of their own (each
+    resumes from its own checkpoint; a member's step gives the same bits in a pack of any
+    size, docs/packing.md). A new id, because a pack is claimed only while none of its
+    members is held: an arm promoted later must not wait for its old packmates to pause."""
+    new: dict[str, str] = {}
+    for m in members:
+        if m.id in promoted and m.pack_id is not None:
+            m.pack_id = new.setdefault(m.pack_id, new_id("pack"))
+            session.execute(
+                update(Experiment)
+                .where(Experiment.id == m.id)
+                .values(pack_id=m.pack_id)
+                .execution_options(synchronize_session=False)
+            )
 
 
 def _groups(search: dict[str, Any], members: list[Experiment]) -> list[list[Experiment]]:

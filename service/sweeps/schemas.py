@@ -323,10 +323,19 @@ class SweepCreate(BaseModel):
 
     @model_validator(mode="after")
     def _search(self) -> SweepCreate:
-        if self.search is not None and self.packing is not None:
-            raise ValueError("packing: a search sweep's members do not pack (yet): leave it out")
+        if self.search is not None and self.packing is not None and self.search.kind == "optuna":
+            raise ValueError(
+                "packing: an optuna search's members are created trial by trial as the "
+                "sampler asks, after the sweep's packs are formed, so none would pack: leave "
+                "it out (successive_halving and asha sweeps pack)"
+            )
         if self.search is not None and self.fork is not None:
-            raise ValueError("search: a fork sweep cannot search (yet): leave one out")
+            raise ValueError(
+                "search: a fork sweep cannot search (yet): its members start at "
+                "fork.at_step, but rungs count steps from the run's step 0, so a rung at or "
+                "before at_step would pause a member before its first step after the fork "
+                "and rank arms on metrics they never reported; leave one out"
+            )
         if self.search is not None and self.search.kind == "optuna" and self.grid:
             raise ValueError("grid: an optuna search samples its space; leave grid out")
         if self.search is not None and self.search.compare_within:

@@ -66,3 +66,45 @@ def test_successive_halving_resumes_the_promoted_and_keeps_the_pruneds_metrics(
             points = series(api, e["id"])
             assert [p["step"] for p in points["val/acc"]] == [36]  # its metrics are kept
             assert e["value"] == points["test/acc"][-1]["value"]  # the sweep's metric
+
+
+def test_a_packed_halving_pauses_its_packs_and_the_promoted_resume_to_the_unpaused_curves(
+    api: TestClient, fast: Settings, tmp_path: Path
+) -> None:
+    base = canonical_spec(training={"epochs": 3, "checkpoint_interval_s": 0})
+    del base["name"], base["seed"]
+    grid = {"optimizer.lr": [0.01, 0.003, 0.0001]}
+    body = {"name": "packed", "base_spec": base, "grid": grid, "seeds": [0, 1]}
+    search = {"kind": "successive_halving", "metric": "val/acc", "reduction_factor": 3}
+    halving = api.post(
+        "/v1/sweeps", json={**body, "search": search, "packing": {"max_members": 6}}
+    ).json()
+    whole = api.post("/v1/sweeps", json={**body, "packing": {"max_members": 6}}).json()
+    start = {e["id"]: e["pack_id"] for e in halving["experiments"]}
+    assert len(set(start.values())) == 1 and None not in start.values()  # one pack of six
+    worker = start_worker(fast, tmp_path / "w.log")
+    try:
+        for e in halving["experiments"] + whole["experiments"]:
+            wait_for_status(api, e["id"], {"succeeded", "pruned", "failed"})
+        view = api.get(f"/v1/sweeps/{halving['id']}").json()
+    finally:
+        worker.stop()
+    assert view["status"] == "succeeded", view["status_counts"]
+    assert view["status_counts"] == {"succeeded": 2, "pruned": 4}  # an arm is its two seeds
+    unpaused = {(e["label"], e["seed"]): e["id"] for e in whole["experiments"]}
+    for e in view["experiments"]:
+        said = [x["message"] for x in api.get(f"/v1/experiments/{e['id']}/events").json()["events"]]
+        assert any("paused at its rung" in m for m in said), said
+        mine, theirs = series(api, e["id"]), series(api, unpaused[(e["label"], e["seed"])])
+        if e["status"] == "pruned":
+            assert e["pack_id"] == start[e["id"]]
+            assert [p["step"] for p in mine["val/acc"]] == [36]
+            assert mine["val/acc"] == theirs["val/acc"][:1]
+            continue
+        # Promoted: packed anew with its arm's other seed, resumed from its own checkpoint,
+        # and its curves those of the pack that never paused, to the bit.
+        assert e["pack_id"] != start[e["id"]] and e["promoted_at"] == [36]
+        assert any("resumed from checkpoint at step 36" in m for m in said), said
+        assert learnt(mine) == learnt(theirs)
+    winners = [e for e in view["experiments"] if e["status"] == "succeeded"]
+    assert len({e["pack_id"] for e in winners}) == 1

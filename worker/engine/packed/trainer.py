@@ -55,6 +55,7 @@ class PackedTrainer:
         try:
             for m in self.members:
                 m.start()
+            self._pause_at_rungs()  # resumed at their rung already (retried paused members)
             while self.members:
                 if self.members[0].done:
                     self._finish(list(self.members))
@@ -86,6 +87,7 @@ class PackedTrainer:
             if self.members and self.members[0].loop.batch == spe:
                 self._end_epoch()
                 self._poll(epoch_end=True)
+                self._pause_at_rungs()
                 return
             keeping = [m for m in self.members if m.keeps_between_steps()]
             if keeping:
@@ -93,6 +95,7 @@ class PackedTrainer:
                 for m in keeping:
                     m.keep_between_steps()
             self._poll()
+            self._pause_at_rungs()
 
     def _step(self, idx: Tensor) -> None:
         # Every member's batch in one gather: member k's rows start at k * n in the flat view.
@@ -182,6 +185,21 @@ class PackedTrainer:
         for m, path in zip(members, staged, strict=True):
             m.commit_checkpoint(path)
         self._last_checkpoint = time.monotonic()
+
+    def _pause_at_rungs(self) -> None:
+        """Members at their callbacks' `pause_at_step` (an adaptive sweep's rung, unless the
+        run ends there) checkpoint and leave with Interrupted("rung"), as `Trainer` does
+        alone; each resumes from its own checkpoint when promoted, alone or packed anew."""
+        due = [
+            m
+            for m in self.members
+            if m.cb.pause_at_step is not None and m.loop.step >= m.cb.pause_at_step and not m.done
+        ]
+        if due:
+            self._checkpoint(due)
+            self._leave(
+                (m, Interrupted("rung", step=m.loop.step, epoch=m.loop.current_epoch)) for m in due
+            )
 
     def _finish(self, members: list[MemberTrainer]) -> None:
         self._store_members()
