@@ -109,3 +109,19 @@ def test_a_fork_sweep_that_cannot_continue_is_refused_naming_the_field(
     assert why in response.text
     if path:
         assert response.json()["errors"][0]["path"] == path
+
+
+def test_a_fork_sweep_that_searches_is_a_422_that_says_why(
+    client: TestClient, settings: Settings
+) -> None:
+    parent = _parent(client, settings, 360)
+    body = {
+        "name": "fork-search",
+        "fork": {"experiment_id": parent, "at_step": 360},
+        "grid": {"optimizer.lr": [0.01, 0.001]},
+        "seeds": [0],
+        "search": {"kind": "successive_halving", "metric": "val/acc"},
+    }
+    response = client.post("/v1/sweeps", json=body)
+    assert response.status_code == 422, response.text
+    assert "rungs count steps from the run's step 0" in response.text
