@@ -4,8 +4,9 @@ Run by hand: `python benchmarks/bench_engine.py [--epochs 100] [--repeats 3]`.
 
 Workload: the MNIST-1D reference (MLP [100, 100], ReLU, Adam lr 1e-2, batch 100). The bare
 loop trains the very same model on the same tensors (index slicing of a permutation, no
-evaluation); the engine runs with its default cadences (evaluation of val and test every
-epoch, diagnostics every evaluation). Ratios are of training steps per second.
+evaluation); the engine runs with its default cadences (evaluation of val, test and the
+first `train_eval_size` training examples every epoch, diagnostics every fifth
+evaluation). Ratios are of training steps per second.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -42,7 +44,8 @@ def make_spec(epochs: int, **training: object) -> ExperimentSpec:
 
 def bare_loop(spec: ExperimentSpec, data_dir: Path, evaluate: bool = False) -> float:
     """Steps per second of the plainest loop on the engine's own model and data; with
-    `evaluate`, plus the val and test loss/accuracy pass the engine makes every epoch."""
+    `evaluate`, plus the train-subset, val and test loss/accuracy pass the engine makes
+    every epoch."""
     data = load_data(spec, data_dir, torch.device("cpu"))
     torch.manual_seed(spec.seed)
     model = build_model(spec, data.info)
@@ -60,15 +63,18 @@ def bare_loop(spec: ExperimentSpec, data_dir: Path, evaluate: bool = False) -> f
             opt.step()
             steps += 1
         if evaluate:
-            _bare_eval(model, data.tensors, spec.training.eval_batch_size)
+            _bare_eval(model, data.tensors, spec.training)
     return steps / (CLOCK() - start)
 
 
-def _bare_eval(model: torch.nn.Module, tensors: dict, batch_size: int) -> None:
+def _bare_eval(model: torch.nn.Module, tensors: dict, training: Any) -> None:
+    batch_size, subset = training.eval_batch_size, training.train_eval_size
     model.eval()
     with torch.inference_mode():
-        for split in ("val", "test"):
+        for split in ("train", "val", "test"):
             x, y = tensors[split]
+            if split == "train":
+                x, y = x[:subset], y[:subset]
             loss, hits = 0.0, 0
             for i in range(0, len(x), batch_size):
                 out = model(x[i : i + batch_size])
@@ -107,7 +113,7 @@ def main() -> None:
         spec = make_spec(args.epochs)
         variants = {
             "bare PyTorch loop": lambda: bare_loop(spec, data_dir),
-            "bare PyTorch loop + val/test eval every epoch": lambda: bare_loop(
+            "bare PyTorch loop + train-subset/val/test eval every epoch": lambda: bare_loop(
                 spec, data_dir, evaluate=True
             ),
             "engine, defaults (eval every epoch, diagnostics every 5th)": lambda: engine_loop(
@@ -118,6 +124,9 @@ def main() -> None:
             ),
             "engine, diagnostics off": lambda: engine_loop(
                 make_spec(args.epochs, diagnostics_every=0), data_dir
+            ),
+            "engine, no train-subset eval (train_eval_size 0)": lambda: engine_loop(
+                make_spec(args.epochs, train_eval_size=0), data_dir
             ),
             "engine, as a worker runs it (checkpoints <= every 30 s)": lambda: engine_loop(
                 spec, data_dir, ckpt
@@ -140,9 +149,11 @@ def main() -> None:
     )
     for name, rate in rows.items():
         print(f"  {name:<58} {rate:7.0f} steps/s  {rate / bare:5.2f}x bare")
-    bare_eval = rows["bare PyTorch loop + val/test eval every epoch"]
+    bare_eval = rows["bare PyTorch loop + train-subset/val/test eval every epoch"]
     diag_on = rows["engine, defaults (eval every epoch, diagnostics every 5th)"]
     print(f"  engine (defaults) vs bare loop with the same evaluation: {diag_on / bare_eval:.2f}x")
+    no_subset = rows["engine, no train-subset eval (train_eval_size 0)"]
+    print(f"  train-subset eval (throughput with/without): {diag_on / no_subset:.3f}")
     diag_off = rows["engine, diagnostics off"]
     diag_all = rows["engine, diagnostics every epoch"]
     print(

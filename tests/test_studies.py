@@ -24,3 +24,11 @@ def test_holm_leaves_a_missing_p_value_out_of_the_family() -> None:
     assert math.isnan(got[1])
     ref = multipletests([0.01, 0.04, 0.03], method="holm")[1]
     assert [got[0], got[2], got[3]] == pytest.approx(list(ref), abs=1e-12)
+
+
+def test_the_gap_is_of_eval_mode_figures_and_refuses_an_old_runs_noisy_train_acc() -> None:
+    gap = _report().generalisation_gap
+    new = {"train/acc": 0.9, "train_running/acc": 0.7, "test/acc": 0.6, "val/acc": 0.65}
+    assert gap(new) == pytest.approx(0.3) and gap(new, "val/acc") == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="biased"):
+        gap({"train/acc": 0.7, "test/acc": 0.6})  # train/acc then was the noisy running mean

@@ -116,6 +116,14 @@ class TrainingSpec(BaseModel):
     )
     batch_size: Int = Field(100, ge=1, le=65_536)
     eval_batch_size: Int = Field(1000, ge=1, le=65_536)
+    train_eval_size: Int = Field(
+        1000,
+        ge=0,
+        le=1_000_000,
+        description="train/loss and train/acc: eval mode (noise off, like val and test) on "
+        "the first min(n_train, this) training examples; 0 = not measured. The running "
+        "means with noise on are train_running/loss and train_running/acc.",
+    )
     grad_clip: float | None = Field(None, gt=0.0, description="Clip the global gradient norm.")
     early_stopping: EarlyStoppingSpec | None = None
     best_metric: str = Field(
@@ -182,11 +190,17 @@ class ExperimentSpec(BaseModel):
     def _early_stopping_is_reported(self) -> ExperimentSpec:
         # The worker would fail after the first epoch; say so at submit instead.
         rule = self.training.early_stopping
-        if rule is not None and rule.metric.startswith("val/") and not self.dataset.val_fraction:
-            raise ValueError(
-                f"training.early_stopping.metric: {rule.metric} is not reported when "
-                "dataset.val_fraction is 0"
-            )
+        unreported = {  # a split's prefix -> why it is not reported, when it is not
+            "val/": "dataset.val_fraction is 0" if not self.dataset.val_fraction else None,
+            "train/": "training.train_eval_size is 0"
+            if not self.training.train_eval_size
+            else None,
+        }
+        for prefix, why in unreported.items():
+            if rule is not None and rule.metric.startswith(prefix) and why is not None:
+                raise ValueError(
+                    f"training.early_stopping.metric: {rule.metric} is not reported when {why}"
+                )
         return self
 
 

@@ -42,6 +42,7 @@ ALLOWED = (
     "training.checkpoint_interval_s",
     "training.keep_checkpoints",
     "training.eval_batch_size",
+    "training.train_eval_size",
     "training.device",
 )
 # Why the others may not change: by the first part of the path that matches.

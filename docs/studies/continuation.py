@@ -110,7 +110,7 @@ def _signed(mean: float, low: float, high: float) -> str:
 def analyse(client: actlab.Client, sweep_id: str) -> dict[str, Any]:
     """Per arm: the seeds' values; against the kept arm, paired by seed: the difference, its
     interval, p, Holm p and d_z (scipy), and whether the server's comparisons agree."""
-    from report import holm  # docs/studies/report.py, beside this script
+    from report import generalisation_gap, holm  # docs/studies/report.py, beside this script
 
     sweep = client.sweeps.get(sweep_id)
     by_arm: dict[float, dict[int, dict[str, Any]]] = {start: {} for start in ARMS}
@@ -122,7 +122,7 @@ def analyse(client: actlab.Client, sweep_id: str) -> dict[str, Any]:
     rows = []
     for start, label in ARMS.items():
         values = [by_arm[start][s][METRIC] for s in sorted(by_arm[start])]
-        gaps = [by_arm[start][s]["train/acc"] - by_arm[start][s][METRIC] for s in by_arm[start]]
+        gaps = [generalisation_gap(by_arm[start][s], METRIC) for s in by_arm[start]]
         rows.append((label, values, gaps))
     comparisons, p_values = [], []
     for start, label in ARMS.items():

@@ -30,13 +30,25 @@ def arm_of(exp: actlab.Experiment) -> str:
     return "relu (σ=0, constant)" if sigma == 0 and kind == "constant" else f"σ={sigma:g}, {kind}"
 
 
+def generalisation_gap(summary: dict[str, float], other: str = "test/acc") -> float:
+    """train/acc − `other`, both measured in eval mode (noise off). A run from before the
+    engine reported `train_running/*` holds the noisy running mean as train/acc, which puts
+    the gap of a noisy unit low by construction: such a run is refused, not reported."""
+    if "train_running/acc" not in summary or "train/acc" not in summary:
+        raise ValueError(
+            "this run has no eval-mode train/acc (trained before train_running/* existed, "
+            "or with training.train_eval_size 0): its train-test gap would be biased; rerun it"
+        )
+    return summary["train/acc"] - summary[other]
+
+
 def collect(client: actlab.Client, sweep_ids: list[str]) -> dict[str, dict[int, dict[str, float]]]:
     """arm -> seed -> the succeeded experiment's summary (plus the generalisation gap)."""
     arms: dict[str, dict[int, dict[str, float]]] = defaultdict(dict)
     for sweep_id in sweep_ids:
         for exp in client.experiments.list(sweep=sweep_id, status="succeeded"):
             s = dict(exp.summary or {})
-            s["gap"] = s["train/acc"] - s["test/acc"]
+            s["gap"] = generalisation_gap(s)
             for layer in LAYERS:  # tanh has no dead units or exact zeros: not reported
                 for what in ("dead_fraction", "sparsity"):
                     s.setdefault(f"act/{layer}/{what}", math.nan)
@@ -254,7 +266,8 @@ actlab (sweeps {sweeps}); every number below is what the server returned. {n_run
 the MNIST-1D MLP (100-100, Adam lr 0.01, batch 100, {epochs} epochs) with NoisyReLU at
 σ ∈ {{0, 0.1, 0.2, 0.3, 0.5, 1.0}}, noise constant or cosine-annealed to 0 over training,
 and tanh, each with seeds 0–4. σ=0 is plain ReLU (the baseline; σ=0 cosine is the same
-unit and serves as a check). Test accuracy, the generalisation gap (train − test accuracy)
+unit and serves as a check). Test accuracy, the generalisation gap (train − test accuracy,
+both in eval mode: `train/acc` on the first 1000 training examples with the noise off)
 and the per-layer diagnostics are each run's values at its last evaluation. Intervals are
 95% t intervals over seeds; comparisons are paired by seed, with Holm-corrected p-values
 over the arms of each table.

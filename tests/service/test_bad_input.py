@@ -142,6 +142,23 @@ def test_val_early_stopping_without_a_validation_split_is_refused(client: TestCl
     assert "training.early_stopping.metric" in response.json()["detail"]
 
 
+def test_a_negative_train_eval_size_is_a_422_naming_the_field(client: TestClient) -> None:
+    response = client.post("/v1/experiments", json=canonical_spec(training={"train_eval_size": -1}))
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["path"] == "training.train_eval_size", response.json()
+
+
+def test_train_early_stopping_without_train_scores_is_refused(client: TestClient) -> None:
+    spec = canonical_spec(
+        training={"train_eval_size": 0, "early_stopping": {"metric": "train/loss"}}
+    )
+    response = client.post("/v1/experiments", json=spec)
+    assert response.status_code == 422
+    assert "training.train_eval_size is 0" in response.json()["detail"]
+    ok = canonical_spec(training={"train_eval_size": 0, "early_stopping": {"metric": "val/loss"}})
+    assert client.post("/v1/experiments", json=ok).status_code == 201
+
+
 def test_a_run_too_big_for_memory_is_a_422_with_the_estimate_and_its_parts(
     client: TestClient,
 ) -> None:

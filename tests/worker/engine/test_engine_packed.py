@@ -16,6 +16,7 @@ from activations import create
 from tests.worker.engine.engine_factories import STEPS_PER_EPOCH, Recorder, make_spec
 from worker import engine
 from worker.engine import checkpoint as ckpt
+from worker.engine import metrics
 from worker.engine.errors import Diverged, Interrupted
 from worker.engine.evaluation import evaluate, member_scores
 from worker.engine.packed import PackMember, train_pack
@@ -34,11 +35,12 @@ MEMBERS = [  # (seed, sigma, lr, weight decay): everything the packable set lets
 
 
 def _specs(**over):
+    optimizer = over.pop("optimizer", {})  # every member's, not only the first's
     return [
         make_spec(
             seed=seed,
             activation={"name": "noisy_relu", "params": {"sigma": sigma}},
-            optimizer={"lr": lr, "weight_decay": wd, **over.pop("optimizer", {})},
+            optimizer={"lr": lr, "weight_decay": wd, **optimizer},
             **over,
         )
         for seed, sigma, lr, wd in MEMBERS
@@ -62,6 +64,7 @@ def _assert_close(alone: list, packed: list) -> None:
     assert [(s, e) for s, e, _ in alone] == [(s, e) for s, e, _ in packed]
     for (_, _, a), (_, _, p) in zip(alone, packed, strict=True):
         assert set(a) == set(p)
+        assert {"train/loss", "train/acc", "train_running/loss", "train_running/acc"} <= set(a)
         for name in a:
             assert p[name] == pytest.approx(a[name], rel=REL_TOL, abs=1e-6), name
 
@@ -86,10 +89,23 @@ def test_lr_schedule_and_epoch_noise_schedule_pack(data_dir: Path) -> None:
     specs = _specs(
         noise_schedule={"kind": "linear", "start": 1.0, "end": 0.2, "unit": "epoch"},
         optimizer={"lr_schedule": {"kind": "cosine", "start": 1.0, "end": 0.1}},
+        training={"train_eval_size": 300},  # a subset of each member's own training split
     )
     _, recs = _pack(specs, data_dir)
     for spec, rec in zip(specs, recs, strict=True):
         _assert_close(_alone(spec, data_dir).metrics, rec.metrics)
+
+
+def test_a_pack_scores_every_split_in_its_stacked_pass(data_dir: Path, monkeypatch) -> None:
+    # train/* too: no member falls back to a forward pass of its own on its training subset.
+    def alone(*args, **kwargs):
+        raise AssertionError("a member evaluated alone")
+
+    monkeypatch.setattr(metrics, "evaluate", alone)
+    specs = _specs(training={"epochs": 1, "diagnostics_every": 0, "train_eval_size": 300})
+    outcomes, recs = _pack(specs, data_dir)
+    assert all(isinstance(o, engine.TrainResult) for o in outcomes), outcomes
+    assert all({"train/acc", "val/acc", "test/acc"} <= set(r.metrics[-1][2]) for r in recs)
 
 
 def test_each_member_draws_its_own_sigma() -> None:

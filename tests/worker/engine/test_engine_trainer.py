@@ -18,6 +18,8 @@ from worker.engine.errors import Diverged, TimeLimitExceeded, TrainingError
 BASIC = {
     "train/loss",
     "train/acc",
+    "train_running/loss",
+    "train_running/acc",
     "val/loss",
     "val/acc",
     "test/loss",

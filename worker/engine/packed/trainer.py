@@ -17,6 +17,7 @@ from torch import Tensor
 
 from worker.engine.errors import Diverged, Interrupted
 from worker.engine.evaluation import member_hits, member_scores
+from worker.engine.metrics import eval_set
 from worker.engine.packed.member import MemberTrainer, Outcome
 from worker.engine.packed.optim import StackedOptimizer
 from worker.engine.packed.shards import Shards
@@ -208,9 +209,9 @@ class PackedTrainer:
 
     @contextmanager
     def _shared_evaluation(self) -> Iterator[None]:
-        """Inside, a member's evaluation takes its val and test outputs, and their loss and
-        accuracy, from one stacked pass over every member (computed on the first member's
-        request), not from its own."""
+        """Inside, a member's evaluation takes its outputs on each split's `eval_set` (train,
+        val, test), and their loss and accuracy, from one stacked pass over every member
+        (computed on the first member's request), not from its own."""
         cache: dict[str, Tensor | None] = {}
         scored: dict[str, list[tuple[float, float]] | None] = {}
 
@@ -218,7 +219,7 @@ class PackedTrainer:
             if split not in cache:
                 cache[split] = None
                 if self.model.stackable_eval():
-                    x = torch.stack([m.run.data.tensors[split][0] for m in members])
+                    x = torch.stack([eval_set(m.run, split)[0] for m in members])
                     run = partial(self._eval_shard, x, self.t.eval_batch_size)
                     parts = self.shards.map(run, len(members))
                     cache[split] = parts[0] if len(parts) == 1 else torch.cat(parts)
@@ -231,7 +232,7 @@ class PackedTrainer:
         def scores(split: str, k: int) -> tuple[float, float] | None:
             if split not in scored:
                 out, bs = stacked(split), self.t.eval_batch_size
-                y = torch.stack([m.run.data.tensors[split][1] for m in members])
+                y = torch.stack([eval_set(m.run, split)[1] for m in members])
                 scored[split] = (
                     None if out is None else member_scores(self.task, out, y, batch_size=bs)
                 )
