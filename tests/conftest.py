@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
+# One intra-op thread in each test process and in every worker or `actlab up` it starts
+# (children inherit the environment): pytest-xdist already puts a process on every core, and
+# a second OpenMP thread per process, spinning while it waits, slowed the end-to-end tests up
+# to threefold when the cores were shared. Tests of the threaded paths set the count they test
+# (tests/activations/test_blocks.py, test_native.py, test_hard_sparse.py; the packed engine).
+# A value set by hand is kept.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import uuid
 from collections.abc import Iterator
 from pathlib import Path

@@ -25,6 +25,20 @@ needs_native = pytest.mark.skipif(
 
 
 @pytest.fixture
+def set_threads():
+    """Set torch's intra-op thread count (and a pool of that size) for one test, then restore."""
+    before = torch.get_num_threads()
+
+    def set_to(count: int) -> None:
+        torch.set_num_threads(count)
+        noise._pool = None
+
+    yield set_to
+    torch.set_num_threads(before)
+    noise._pool = None
+
+
+@pytest.fixture
 def restore_native():
     """Put the default library back after a test that swaps it."""
     yield
@@ -51,7 +65,9 @@ def test_the_kernels_build_where_a_compiler_is_found():
         ((40, 2000), True),
     ],
 )
-def test_large_tensors_match_the_block_path(name, kind, shape, per_channel):
+@pytest.mark.parametrize("threads", [1, 2])  # in turn, and on the pool (native/large.py)
+def test_large_tensors_match_the_block_path(name, kind, shape, per_channel, threads, set_threads):
+    set_threads(threads)
     torch.manual_seed(0)
     x = torch.randn(shape) * 3
     assert x.numel() >= blocks.WHOLE
