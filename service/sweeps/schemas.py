@@ -44,7 +44,7 @@ EXAMPLE: dict[str, Any] = {
     "base_spec": {k: v for k, v in CANONICAL_EXAMPLE.items() if k not in ("name", "seed")},
     "grid": {"activation.name": ["relu", "noisy_relu"]},
     "seeds": [0, 1, 2, 3, 4],
-    "metric": "test/acc",
+    "metric": "val/acc",
     "baseline": {"activation.name": "relu"},
     "tags": ["noise-study"],
 }
@@ -266,7 +266,15 @@ class SweepCreate(BaseModel):
         description="Each grid point runs once per seed (a fork sweep of a sweep keeps each "
         "parent's seed and takes none; of an experiment, a seed is its noise from step k on).",
     )
-    metric: str = Field("test/acc", min_length=1, max_length=128, description="Aggregated.")
+    metric: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="Aggregated and compared. Default: `val/acc` when every member holds out a "
+        "validation split (`dataset.val_fraction` > 0, as by default), else `test/acc`: rank "
+        "arms on validation data and report the test metric of the chosen one "
+        "(docs/statistics.md).",
+    )
     baseline: dict[str, Any] | None = Field(
         None, description="The grid point others are compared with; default the first point."
     )

@@ -99,7 +99,7 @@ def create(
         session,
         name=body.name,
         owner_id=owner_id,
-        metric=body.metric,
+        metric=body.metric or default_metric([m.spec for m in members]),
         baseline=body.baseline,
         base_spec=base_spec,
         grid=grid,
@@ -135,6 +135,15 @@ def create(
     return view(session=session, sweep=sweep, metric=None, baseline=None)
 
 
+def default_metric(specs: Sequence[ExperimentSpec]) -> str:
+    """A sweep's metric when its request names none: `val/acc` where every member holds out a
+    validation split, so that arms are ranked and compared on data the test metric is not
+    measured on; `test/acc` where one does not (it would have no val/acc)."""
+    if specs and all(spec.dataset.val_fraction > 0 for spec in specs):
+        return "val/acc"
+    return "test/acc"
+
+
 def _create_search(
     *, session: Session, settings: Settings, body: SweepCreate, principal: Principal
 ) -> SweepRead:
@@ -153,6 +162,7 @@ def _create_search(
     start = min(body.search.parallel, body.search.n_trials) * len(body.seeds)
     limits.check_queue(session, principal.owner_id, start, settings)
     errors: list[dict[str, Any]] = []
+    specs: list[ExperimentSpec] = []
     for corner in trials.corners(search_["space"]):
         doc = point_spec(body, 0, corner, body.seeds[0])
         try:
@@ -160,6 +170,7 @@ def _create_search(
         except (ValidationError, ValueError) as exc:
             errors += point_errors(f"search.space[{label(corner)}]", doc, exc)
             continue
+        specs.append(spec)
         limits.check_spec(spec, settings)
         field = "base_spec.priority"
         limits.check_priority(spec.priority, owners.max_priority(session, principal), field=field)
@@ -171,7 +182,7 @@ def _create_search(
         session,
         name=body.name,
         owner_id=principal.owner_id,
-        metric=body.metric,
+        metric=body.metric or default_metric(specs),
         baseline=body.baseline,
         base_spec=body.base_spec,
         grid={},

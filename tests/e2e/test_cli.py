@@ -172,7 +172,8 @@ def test_sweep_to_its_table_then_plot_and_export(server: str, tmp_path: Path) ->
     made = cli(server, "sweep", "create", str(tmp_path / "sweep.yaml"), "--wait", timeout=600)
     assert made.returncode == 0, made.stdout + made.stderr
     sweep_id = made.stdout.split()[0]
-    assert "test/acc by arm" in made.stdout and "paired by seed" in made.stdout
+    # No metric asked: the default ranks on the validation split.
+    assert "val/acc by arm" in made.stdout and "paired by seed" in made.stdout
     assert "activation.name=noisy_relu" in made.stdout
     shown = cli(server, "sweep", "show", sweep_id, "--metric", "val/acc")
     assert shown.returncode == 0 and "val/acc by arm" in shown.stdout, shown.stdout

@@ -65,7 +65,7 @@ def test_successive_halving_resumes_the_promoted_and_keeps_the_pruneds_metrics(
         if e["status"] == "pruned":
             points = series(api, e["id"])
             assert [p["step"] for p in points["val/acc"]] == [36]  # its metrics are kept
-            assert e["value"] == points["test/acc"][-1]["value"]  # the sweep's metric
+            assert e["value"] == points["val/acc"][-1]["value"]  # the sweep's (default) metric
 
 
 def test_a_packed_halving_pauses_its_packs_and_the_promoted_resume_to_the_unpaused_curves(

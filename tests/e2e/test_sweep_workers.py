@@ -48,12 +48,13 @@ def test_sweep_of_two_units_over_three_seeds(client: TestClient, worker: Process
     assert created.status_code == 201, created.text
     sweep = _wait_for_sweep(client, created.json()["id"])
     assert sweep["status_counts"] == {"succeeded": 6}, sweep["experiments"]
+    assert sweep["metric"] == "val/acc"  # none asked: ranked on the validation split
     acc: dict[str, dict[int, float]] = {"relu": {}, "noisy_relu": {}}
     for row in sweep["experiments"]:
         exp = client.get(f"/v1/experiments/{row['id']}").json()
         unit = exp["spec"]["activation"]["name"]
-        acc[unit][exp["spec"]["seed"]] = exp["summary"]["test/acc"]
-        assert row["value"] == exp["summary"]["test/acc"]
+        acc[unit][exp["spec"]["seed"]] = exp["summary"]["val/acc"]
+        assert row["value"] == exp["summary"]["val/acc"]
         sigma = exp["spec"]["activation"]["params"].get("sigma")
         assert sigma == (0.3 if unit == "noisy_relu" else None)
     arms = {r["point"]["activation.name"]: r for r in sweep["aggregate"]}

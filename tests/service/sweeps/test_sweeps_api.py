@@ -51,6 +51,7 @@ def sweep_body(**overrides: Any) -> dict[str, Any]:
         "base_spec": base,
         "grid": {"activation.name": ["relu", "noisy_relu"]},
         "seeds": [0, 1, 2],
+        "metric": "test/acc",
     }
     return {**body, **overrides}
 
@@ -97,6 +98,40 @@ def test_grid_times_seeds_experiments_each_with_its_spec(api: TestClient) -> Non
         # The base's sigma is kept for the unit that takes it, dropped for relu.
         assert spec["activation"]["params"].get("sigma") == (0.3 if unit == "noisy_relu" else None)
     assert len(seen) == 12
+
+
+@pytest.mark.parametrize(
+    ("overrides", "metric"),
+    [
+        ({}, "val/acc"),  # every member holds out 10% for validation (the default)
+        # One arm holds out nothing: it has no val/acc to rank on.
+        ({"grid": {"dataset.val_fraction": [0.1, 0.0]}}, "test/acc"),
+        ({"grid": {"dataset.val_fraction": [0.1, 0.2]}}, "val/acc"),
+        ({"metric": "val/loss"}, "val/loss"),  # asked for: kept
+        (
+            {
+                "grid": None,
+                "search": {
+                    "kind": "optuna",
+                    "n_trials": 2,
+                    "space": {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1}},
+                },
+            },
+            "val/acc",
+        ),
+    ],
+)
+def test_a_sweep_without_a_metric_ranks_on_validation_where_it_can(
+    api: TestClient, overrides: dict[str, Any], metric: str
+) -> None:
+    body = {k: v for k, v in {**sweep_body(), **overrides}.items() if v is not None}
+    if "metric" not in overrides:
+        del body["metric"]
+    response = api.post("/v1/sweeps", json=body)
+    assert response.status_code == 201, response.text
+    sweep = response.json()
+    assert sweep["metric"] == metric
+    assert api.get(f"/v1/sweeps/{sweep['id']}").json()["metric"] == metric
 
 
 def test_grid_over_a_param(api: TestClient) -> None:
