@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from actlab.errors import InputError
+from actlab.errors import ApiError, InputError
 from actlab.models import Power, Sweep
 
 if TYPE_CHECKING:
@@ -83,6 +83,8 @@ class Report:
     power: Power | None
     figures: list[tuple[Path, str]] = field(default_factory=list)  # (file, caption)
     curve_metric: str | None = None
+    # Ranked on a val/ metric: the same arms' test/ figures, reported but never ranked on.
+    reported: Sweep | None = None
 
 
 def build(
@@ -103,22 +105,35 @@ def build(
     sweep = client.sweeps.get(sweep_id, metric=metric, family=family, margin=margin, bootstrap=True)
     names = {a.label: readable(a.point, sweep.labels, a.label) for a in sweep.aggregate}
     power = client.sweeps.power(sweep_id, delta, metric=metric, family=family) if delta else None
-    report = Report(sweep, names, power, curve_metric=curve)
+    report = Report(sweep, names, power, curve_metric=curve, reported=_reported(client, sweep))
     kind = figure_format or ("pdf" if output.suffix == ".tex" else "png")
     from actlab import plotting
 
-    forest = output.with_name(f"{output.stem}-{_slug(sweep.metric)}.{kind}")
+    forest = output.with_name(f"{output.stem}-arms-{_slug(sweep.metric)}.{kind}")
     rows = [(names[a.label], a.mean, a.ci_low, a.ci_high, a.n) for a in sweep.aggregate]
     plotting.forest(rows, sweep.metric, forest, dpi=dpi, fmt=kind)
     report.figures.append((forest, f"{sweep.metric} by arm: mean and 95% CI over seeds."))
     if curve:
         frame = client.metrics(sweep=sweep_id, names=[curve])
         if not frame.empty:
-            curves = output.with_name(f"{output.stem}-{_slug(curve)}.{kind}")
+            curves = output.with_name(f"{output.stem}-curves-{_slug(curve)}.{kind}")
             plotting.plot(frame, curve, curves, x=x, dpi=dpi, fmt=kind, labels=names)
             caption = f"{curve} by {x}: mean over seeds, 95% t band at each {x}'s n."
             report.figures.append((curves, caption))
     return report
+
+
+def _reported(client: Client, sweep: Sweep) -> Sweep | None:
+    """The test split's figure of a sweep ranked on validation (`val/acc` -> `test/acc`), or
+    None: ranked on another split, or no run reported the test metric."""
+    if not sweep.metric.startswith("val/"):
+        return None
+    try:
+        return client.sweeps.get(sweep.id, metric="test/" + sweep.metric.removeprefix("val/"))
+    except ApiError as exc:
+        if exc.status == 422:  # not among the runs' metric names
+            return None
+        raise
 
 
 def _slug(name: str) -> str:
@@ -150,8 +165,8 @@ def _ci(low: float | None, high: float | None, digits: int = 4) -> str:
     return "—" if low is None or high is None else f"[{_num(low, digits)}, {_num(high, digits)}]"
 
 
-def arm_table(report: Report) -> tuple[list[str], list[list[str]]]:
-    s = report.sweep
+def arm_table(report: Report, sweep: Sweep | None = None) -> tuple[list[str], list[list[str]]]:
+    s = sweep or report.sweep
     head = ["arm", "n", "mean", "95% CI", "std", "failed", "pruned", "pending"]
     rows = [
         [report.names[a.label], str(a.n), _num(a.mean), _ci(a.ci_low, a.ci_high), _num(a.std),
@@ -223,6 +238,12 @@ def _lines(report: Report) -> dict[str, str]:
         f"{s.size} runs: {counts}.",
         "metric": f"Metric: {s.metric}. Intervals are Student-t 95% CIs over seeds; they do "
         "not include the sampling of test examples, which is the same for every seed.",
+        "reported": (
+            f"The arms ranked on {s.metric} above, with the same runs' "
+            f"{report.reported.metric}: reported, never used to choose among the arms."
+            if report.reported is not None
+            else ""
+        ),
         "family": f"Comparisons: {kind}; {size} {'test' if size == 1 else 'tests'} in the "
         "family. p (Holm) controls the "
         "family-wise error, p (BH) the false discovery rate. Paired t over the seeds both "
@@ -256,6 +277,9 @@ def markdown(report: Report, output: Path) -> str:
     t = _lines(report)
     parts = [f"# {t['title']}", "", t["meta"], "", t["metric"], "", "## Arms", "",
              _md_table(*arm_table(report)), ""]  # fmt: skip
+    if report.reported is not None:
+        parts += [f"## On the test split ({report.reported.metric})", "", t["reported"], "",
+                  _md_table(*arm_table(report, report.reported)), ""]  # fmt: skip
     if report.sweep.comparisons:
         parts += ["## Comparisons", "", t["family"], "", _md_table(*comparison_table(report)), ""]
     if report.power is not None:
@@ -314,6 +338,10 @@ def latex(report: Report, output: Path) -> str:
         "", tex_escape(t["metric"]), "",
         _tex_table(*arm_table(report), f"{report.sweep.metric} by arm"),
     ]  # fmt: skip
+    if report.reported is not None:
+        parts += ["", tex_escape(t["reported"]), "",
+                  _tex_table(*arm_table(report, report.reported),
+                             f"{report.reported.metric} by arm (reported)")]  # fmt: skip
     if report.sweep.comparisons:
         parts += ["", tex_escape(t["family"]), "",
                   _tex_table(*comparison_table(report), "Comparisons")]  # fmt: skip
@@ -354,6 +382,10 @@ def html_page(report: Report, output: Path) -> str:
         f"<h1>{e(t['title'])}</h1>", f"<p>{e(t['meta'])}</p>", f"<p>{e(t['metric'])}</p>",
         "<h2>Arms</h2>", _html_table(*arm_table(report)),
     ]  # fmt: skip
+    if report.reported is not None:
+        parts += [f"<h2>On the test split ({e(report.reported.metric)})</h2>",
+                  f"<p>{e(t['reported'])}</p>",
+                  _html_table(*arm_table(report, report.reported))]  # fmt: skip
     if report.sweep.comparisons:
         parts += ["<h2>Comparisons</h2>", f"<p>{e(t['family'])}</p>",
                   _html_table(*comparison_table(report))]  # fmt: skip

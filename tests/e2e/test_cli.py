@@ -359,13 +359,16 @@ def test_a_sweeps_report_in_markdown_latex_and_html_with_its_figures(
         assert heading in text, text
     assert "| NoisyReLU (ours) | ReLU, cosine | paired t | 3 |" in text  # names, not paths
     assert "p (Holm)" in text and "TOST p" in text and "1 test in the family" in text
-    for name in ("report-test-acc.png", "report-val-acc.png"):
+    # Ranked on val/acc (the default), with the same runs' test/acc reported beside it.
+    assert "Metric: val/acc." in text and "## On the test split (test/acc)" in text
+    assert "never used to choose among the arms" in text
+    for name in ("report-arms-val-acc.png", "report-curves-val-acc.png"):
         assert f"]({name})" in text and (tmp_path / name).stat().st_size > 10_000
 
     tex = tmp_path / "report.tex"
     done = cli(server, "report", sweep.id, "-o", str(tex))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert (tmp_path / "report-val-acc.pdf").read_bytes()[:5] == b"%PDF-"
+    assert (tmp_path / "report-curves-val-acc.pdf").read_bytes()[:5] == b"%PDF-"
     _check_latex(tex)
 
     page = tmp_path / "report.html"
