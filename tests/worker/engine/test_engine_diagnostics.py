@@ -82,3 +82,18 @@ def test_tanh_layers_report_smooth_saturation() -> None:
     expected = float((x.abs() > TANH_SATURATION).float().mean())
     assert values["act/1/saturation"] == pytest.approx(expected)
     assert 0.0 < expected < 1.0
+
+
+def test_per_unit_snr_is_left_out_past_snr_max_like_the_pooled_one() -> None:
+    from worker.engine.diagnostics import SNR_MAX, _layer_values, _LayerStats
+
+    def values(noise_var: float) -> dict[str, float]:
+        # Two samples of one unit, signal 0 and 2: variance 1.
+        sums = (torch.tensor([2.0]), torch.tensor([4.0]), torch.tensor([2 * noise_var]))
+        st = _LayerStats(signal_sum=2.0, signal_sq=4.0, noise_var_sum=2 * noise_var, seen=2)
+        st.has_snr, st.unit_sums, st.unit_samples = True, sums, 2
+        return _layer_values("layer1", st)
+
+    assert values(0.25)["act/layer1/snr_unit_median"] == pytest.approx(4.0)
+    assert "act/layer1/snr_unit_median" not in values(0.1 / SNR_MAX)
+    assert "act/layer1/snr_unit_median" not in values(0.0)
