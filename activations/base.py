@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -15,7 +16,8 @@ class Activation(nn.Module):
     is_sparse_family: bool = False
 
     def saturation_mask(self, x: Tensor) -> Tensor | None:
-        """Inputs in a hard function's flat region; None when the unit has none."""
+        """Saturated inputs: a hard function's flat region, or where a smooth saturating
+        unit's slope is under SATURATION_SLOPE of its maximum; None when the unit has none."""
         return None
 
 
@@ -74,6 +76,16 @@ class HardSpec:
     def saturated(self, x: Tensor) -> Tensor:
         """Bool mask of the flat region."""
         return x.abs() >= self.threshold
+
+
+# Smooth saturating units have no flat region: an input counts as saturated where the slope
+# is below SATURATION_SLOPE of the unit's largest slope (reached at x = 0), the same test
+# that picks out a hard unit's flat region (slope 0 there). tanh' = sech^2 x with maximum 1,
+# so sech^2 x < eps <=> cosh x > 1/sqrt(eps) <=> |x| > acosh(1/sqrt(eps)) (2.1783 for 0.05);
+# sigmoid' = sech^2(x/2)/4 with maximum 1/4, so the same test gives twice that (4.3565).
+SATURATION_SLOPE = 0.05
+TANH_SATURATION = math.acosh(1.0 / math.sqrt(SATURATION_SLOPE))
+SIGMOID_SATURATION = 2.0 * TANH_SATURATION
 
 
 HARD_TANH = HardSpec("hard_tanh", slope=1.0, offset=0.0, lo=-1.0, threshold=1.0)

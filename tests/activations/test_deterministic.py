@@ -66,6 +66,22 @@ def test_saturation_masks_and_sparse_family():
         True, False, False, False, False, True, True,
     ]  # fmt: skip
     assert activations.create("relu").saturation_mask(x) is None
-    assert activations.create("tanh").saturation_mask(x) is None
+    assert activations.create("gelu").saturation_mask(x) is None
     assert activations.create("relu").is_sparse_family
     assert not activations.create("leaky_relu").is_sparse_family
+
+
+@pytest.mark.parametrize("name", ["tanh", "sigmoid"])
+def test_smooth_saturation_is_where_the_slope_is_under_5_percent_of_its_maximum(name):
+    # The direct computation: the unit's derivative by autograd on a fine grid, against 5%
+    # of its largest value on that grid (at x = 0); the mask must agree everywhere.
+    unit = activations.create(name)
+    x = torch.linspace(-8.0, 8.0, 160_001, dtype=torch.float64, requires_grad=True)
+    (slope,) = torch.autograd.grad(unit(x).sum(), x)
+    x = x.detach()
+    assert torch.equal(unit.saturation_mask(x), slope < 0.05 * slope.max())
+    # The threshold itself: the slope there is 5% of the maximum, to float64 precision.
+    t = activations.base.TANH_SATURATION if name == "tanh" else activations.base.SIGMOID_SATURATION
+    at = torch.tensor([t], dtype=torch.float64, requires_grad=True)
+    (edge,) = torch.autograd.grad(unit(at).sum(), at)
+    assert edge.item() == pytest.approx(0.05 * (1.0 if name == "tanh" else 0.25), rel=1e-12)

@@ -5,8 +5,9 @@ the training loop never pays for them. The pass runs in eval mode (the determini
 output, as sparsity is defined on it) with gradients on, so that the gradient of the
 split's mean loss with respect to each activation's output gives `grad/<layer>/norm`;
 parameter `.grad` buffers are not touched (torch.autograd.grad on the captured outputs).
-Every statistic is accumulated over all batches: a unit is dead only if it is zero for
-every example of the split (docs/activations.md), not merely for one batch.
+Every statistic is accumulated over all batches: a unit (a channel of a conv output) is
+dead only if it is zero for every example and position of the split, not merely for one
+batch. Each metric's formula: docs/activations.md, "Diagnostics: definitions".
 """
 
 from __future__ import annotations
@@ -38,11 +39,16 @@ class _LayerStats:
 
     zeros: int = 0
     elements: int = 0
-    alive: torch.Tensor | None = None  # per unit: non-zero for some example so far
+    alive: torch.Tensor | None = None  # per unit (channel): non-zero somewhere so far
+    alive_positions: torch.Tensor | None = None  # per (channel, position), conv outputs only
     saturated: int = 0
     signal_sum: float = 0.0
     signal_sq: float = 0.0
     noise_var_sum: float = 0.0
+    # Per unit (channel), for snr_unit_median: the sums of signal, signal² and noise
+    # variance over each unit's samples (examples x positions), and how many samples.
+    unit_sums: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+    unit_samples: int = 0
     grad_sq: float = 0.0
     seen: int = 0  # pre-activation elements
     has_saturation: bool = False
@@ -72,7 +78,8 @@ def run_diagnostics(
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     batch_size: int | None = None,
 ) -> tuple[dict[str, float], torch.Tensor]:
-    """act/<layer>/{sparsity,dead_fraction,saturation,snr} and grad/<layer>/norm over all of
+    """act/<layer>/{sparsity,dead_fraction,dead_position_fraction,saturation,snr,
+    snr_unit_median} and grad/<layer>/norm over all of
     (x, y) in batches of `batch_size` (default: one batch), and the model's eval-mode output
     on `x`, which the caller reuses instead of a second forward pass."""
     layers = activation_layers(model)
@@ -128,20 +135,36 @@ def _accumulate(
     if getattr(unit, "is_sparse_family", False) and y.dim() >= 2:
         st.zeros += int((y == 0).sum())
         st.elements += y.numel()
-        alive = (y != 0).any(dim=0)
-        st.alive = alive if st.alive is None else st.alive | alive
+        st.alive = _union(st.alive, (diag.units(y) != 0).any(dim=0))
+        if y.dim() > 2:
+            st.alive_positions = _union(st.alive_positions, (y != 0).any(dim=0))
     mask = unit.saturation_mask(x) if isinstance(unit, Activation) else None
     if mask is not None:
         st.has_saturation = True
         st.saturated += int(mask.sum())
     if isinstance(unit, NoisyActivation):
         st.has_snr = True
-        signal, noise_var = diag.signal_and_noise_var(unit, x)
+        signal, noise_var = diag.signal_and_noise(unit, x)
         st.signal_sum += float(signal.double().sum())
         st.signal_sq += float(signal.double().square().sum())
-        st.noise_var_sum += noise_var * signal.numel()
+        st.noise_var_sum += float(noise_var.double().sum())
+        if signal.dim() >= 2:
+            _accumulate_units(st, diag.units(signal).double(), diag.units(noise_var).double())
     st.grad_sq += sum(float(g.double().square().sum()) for g in grads if g is not None)
     st.seen += x.numel()
+
+
+def _union(seen: torch.Tensor | None, now: torch.Tensor) -> torch.Tensor:
+    return now if seen is None else seen | now
+
+
+def _accumulate_units(st: _LayerStats, signal: torch.Tensor, noise_var: torch.Tensor) -> None:
+    """Add one batch's [samples, units] signal and noise variance to the per-unit sums."""
+    sums = (signal.sum(dim=0), signal.square().sum(dim=0), noise_var.sum(dim=0))
+    if st.unit_sums is not None:
+        sums = (st.unit_sums[0] + sums[0], st.unit_sums[1] + sums[1], st.unit_sums[2] + sums[2])
+    st.unit_sums = sums
+    st.unit_samples += len(signal)
 
 
 def _layer_values(name: str, st: _LayerStats) -> dict[str, float]:
@@ -152,15 +175,33 @@ def _layer_values(name: str, st: _LayerStats) -> dict[str, float]:
     if st.alive is not None:
         out[f"act/{name}/sparsity"] = st.zeros / st.elements
         out[f"act/{name}/dead_fraction"] = 1.0 - st.alive.float().mean().item()
+    if st.alive_positions is not None:
+        out[f"act/{name}/dead_position_fraction"] = 1.0 - st.alive_positions.float().mean().item()
     if st.has_saturation:
         out[f"act/{name}/saturation"] = st.saturated / seen
     if st.has_snr:
-        mean = st.signal_sum / seen
-        signal_var = max(st.signal_sq / seen - mean * mean, 0.0)
-        noise_var = st.noise_var_sum / seen
-        # Once the noise has annealed to (nearly) nothing the ratio only measures how close
-        # to zero the schedule got (1e12 and more): left out past SNR_MAX, as noise-free.
-        if noise_var > 0 and signal_var <= SNR_MAX * noise_var:
-            out[f"act/{name}/snr"] = signal_var / noise_var
+        out.update(_snr_values(name, st))
     out[f"grad/{name}/norm"] = math.sqrt(st.grad_sq)
+    return out
+
+
+def _snr_values(name: str, st: _LayerStats) -> dict[str, float]:
+    """act/<layer>/snr (pooled over every element) and snr_unit_median (per unit, then the
+    median), each left out past SNR_MAX or where there is no noise."""
+    out: dict[str, float] = {}
+    seen = st.seen
+    mean = st.signal_sum / seen
+    signal_var = max(st.signal_sq / seen - mean * mean, 0.0)
+    noise_var = st.noise_var_sum / seen
+    # Once the noise has annealed to (nearly) nothing the ratio only measures how close
+    # to zero the schedule got (1e12 and more): left out past SNR_MAX, as noise-free.
+    if noise_var > 0 and signal_var <= SNR_MAX * noise_var:
+        out[f"act/{name}/snr"] = signal_var / noise_var
+    if st.unit_sums is not None:
+        total, total_sq, noise_total = st.unit_sums
+        n = st.unit_samples
+        unit_var = (total_sq / n - (total / n).square()).clamp(min=0.0)
+        median = diag.median_unit_snr(unit_var, noise_total / n)
+        if median is not None and median <= SNR_MAX:
+            out[f"act/{name}/snr_unit_median"] = median
     return out

@@ -1,0 +1,99 @@
+"""run_diagnostics' definitions (docs/activations.md, "Diagnostics: definitions"): channels
+as conv units, pooled and per-unit SNR, smooth saturation, all accumulated over batches."""
+
+import numpy as np
+import pytest
+import torch
+
+import activations
+from activations.base import TANH_SATURATION
+from worker.engine.diagnostics import run_diagnostics
+
+
+def _loss(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return (out - target).square().mean()
+
+
+class _Gain(torch.nn.Module):
+    """x * 1 through a parameter, so the unit's output has a gradient to measure."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight
+
+
+def _run(unit: torch.nn.Module, x: torch.Tensor, batch_size: int) -> dict[str, float]:
+    # The unit sits at path "1", so its metrics are act/1/*.
+    net = torch.nn.Sequential(_Gain(), unit)
+    values, _ = run_diagnostics(net, x, torch.zeros_like(x), _loss, batch_size=batch_size)
+    return values
+
+
+def test_conv_dead_fraction_counts_channels_over_the_whole_split() -> None:
+    # [batch 4, channels 3, positions 2]. Channel 0 fires only at position 1 of example 3
+    # (the last batch of one); channel 1 everywhere; channel 2 never.
+    x = -torch.ones(4, 3, 2)
+    x[3, 0, 1] = 1.0
+    x[:, 1] = 1.0
+    values = _run(activations.create("relu"), x, batch_size=1)
+    assert values["act/1/dead_fraction"] == pytest.approx(1 / 3)  # channel 2
+    # By (channel, position): (0, 0), (2, 0), (2, 1) are dead, 3 of 6.
+    assert values["act/1/dead_position_fraction"] == pytest.approx(3 / 6)
+    assert values["act/1/sparsity"] == pytest.approx(15 / 24)
+
+
+def test_dense_outputs_have_no_separate_position_figure() -> None:
+    values = _run(activations.create("relu"), torch.tensor([[1.0, -1.0], [2.0, -3.0]]), 1)
+    assert values["act/1/dead_fraction"] == pytest.approx(0.5)
+    assert "act/1/dead_position_fraction" not in values
+
+
+def test_pooled_and_per_unit_snr_over_batches() -> None:
+    # Unit variances 300, 1, 1 (means all 20) and noise variance sigma^2 = 1: the pooled
+    # figure is 302/3 = 100.67, the median unit's is 1.
+    sign = torch.tensor([1.0, -1.0]).repeat(4)[:, None]
+    x = 20.0 + sign * torch.tensor([300.0, 1.0, 1.0]).sqrt()
+    values = _run(activations.create("noisy_relu", sigma=1.0), x, batch_size=3)
+    signal = np.maximum(x.numpy().astype(np.float64), 0.0)
+    assert values["act/1/snr"] == pytest.approx(np.var(signal), rel=1e-6)
+    assert values["act/1/snr"] == pytest.approx(302 / 3, rel=1e-6)
+    assert values["act/1/snr_unit_median"] == pytest.approx(np.median(np.var(signal, 0)), rel=1e-6)
+    assert values["act/1/snr_unit_median"] == pytest.approx(1.0, rel=1e-6)
+
+
+def test_per_unit_snr_of_a_conv_layer_is_per_channel_and_batch_independent() -> None:
+    x = torch.randn(6, 4, 5, generator=torch.Generator().manual_seed(1))
+    x = x * torch.tensor([[0.1], [1.0], [3.0], [10.0]])
+    unit = activations.create("noisy_relu", sigma=0.5)
+    whole, batched = _run(unit, x, batch_size=6), _run(unit, x, batch_size=4)
+    signal = np.maximum(x.numpy().astype(np.float64), 0.0)
+    per_channel = signal.transpose(1, 0, 2).reshape(4, -1).var(axis=1) / 0.25
+    assert whole["act/1/snr_unit_median"] == pytest.approx(np.median(per_channel), rel=1e-5)
+    assert batched["act/1/snr_unit_median"] == pytest.approx(whole["act/1/snr_unit_median"])
+    assert batched["act/1/snr"] == pytest.approx(np.var(signal) / 0.25, rel=1e-5)
+
+
+def test_tanh_layers_report_smooth_saturation() -> None:
+    x = torch.randn(10, 7, generator=torch.Generator().manual_seed(2)) * 3
+    values = _run(activations.create("tanh"), x, batch_size=4)
+    expected = float((x.abs() > TANH_SATURATION).float().mean())
+    assert values["act/1/saturation"] == pytest.approx(expected)
+    assert 0.0 < expected < 1.0
+
+
+def test_per_unit_snr_is_left_out_past_snr_max_like_the_pooled_one() -> None:
+    from worker.engine.diagnostics import SNR_MAX, _layer_values, _LayerStats
+
+    def values(noise_var: float) -> dict[str, float]:
+        # Two samples of one unit, signal 0 and 2: variance 1.
+        sums = (torch.tensor([2.0]), torch.tensor([4.0]), torch.tensor([2 * noise_var]))
+        st = _LayerStats(signal_sum=2.0, signal_sq=4.0, noise_var_sum=2 * noise_var, seen=2)
+        st.has_snr, st.unit_sums, st.unit_samples = True, sums, 2
+        return _layer_values("layer1", st)
+
+    assert values(0.25)["act/layer1/snr_unit_median"] == pytest.approx(4.0)
+    assert "act/layer1/snr_unit_median" not in values(0.1 / SNR_MAX)
+    assert "act/layer1/snr_unit_median" not in values(0.0)
