@@ -256,7 +256,8 @@ def test_a_search_sweeps_page_shows_its_rungs_as_the_api_does(
         for e in sweep["experiments"]:
             wait_for_status(client, e["id"], {"succeeded", "pruned", "failed"})
         view = client.get(f"/v1/sweeps/{sweep['id']}").json()
-        last = {e["label"]: series(client, e["id"])["test/acc"][-1] for e in view["experiments"]}
+        metric = view["metric"]  # none asked: val/acc, the chart's
+        last = {e["label"]: series(client, e["id"])[metric][-1] for e in view["experiments"]}
     rungs = view["rungs"]
     p = page.page
     p.goto(f"/#/sweeps/{sweep['id']}")
