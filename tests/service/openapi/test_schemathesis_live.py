@@ -61,8 +61,9 @@ def _schemathesis(url: str, key: str, report: Path) -> subprocess.CompletedProce
 
 @pytest.mark.timeout(1500)  # a loaded shared box; a quiet one takes a few minutes
 def test_schemathesis_checks_all_find_no_failure(settings: Settings, tmp_path: Path) -> None:
-    # Streams of queued experiments would stay open until a request timeout; 2 s ends them.
-    update = {"auth_enabled": True, "stream_max_seconds": 2.0}
+    # Streams of queued experiments would stay open until a request timeout; 0.25 s ends them
+    # (each is still a whole SSE response for the checks; 2 s cost 25 s of the run).
+    update = {"auth_enabled": True, "stream_max_seconds": 0.25}
     env = settings_env(settings.model_copy(update=update))
     key = _api_key(env)
     port = _free_port()
