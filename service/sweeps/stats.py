@@ -113,24 +113,31 @@ class Compared:
 def _nct_interval(t: float, df: float, confidence: float) -> tuple[float, float] | None:
     """The noncentrality parameters between which `t` is not in either alpha/2 tail of the
     noncentral t (scipy.stats.nct), found by root-finding: the exact interval that a
-    standardised effect's CI is scaled from (Steiger & Fouladi 1997)."""
+    standardised effect's CI is scaled from (Steiger & Fouladi 1997).
+
+    Both bounds are found on `nct.sf`: the upper one through the mirror identity
+    cdf(t; nc) = sf(-t; -nc). scipy's `nct.cdf` returns NaN at some noncentralities a
+    search passes through (t = -2.6, df = 2 at nc = 8.9), which left no interval for
+    about one t in three at small df."""
     tail = (1 - confidence) / 2
 
-    def root(f: Any) -> float | None:
+    def lower(t: float) -> float | None:  # the nc at which t is the upper alpha/2 point
+        def f(nc: float) -> float:
+            return float(sps.nct.sf(t, df, nc)) - tail
+
         width = 10.0 + abs(t)
         for _ in range(8):  # widen the bracket until it holds the root
             lo, hi = t - width, t + width
             if f(lo) * f(hi) < 0:
                 try:
                     return float(optimize.brentq(f, lo, hi, xtol=1e-12))
-                except ValueError:  # nct's tails underflow to NaN far out: no interval
+                except ValueError:  # a NaN met on the way: no interval rather than a wrong one
                     return None
             width *= 4
         return None
 
-    low = root(lambda nc: sps.nct.sf(t, df, nc) - tail)
-    high = root(lambda nc: sps.nct.cdf(t, df, nc) - tail)
-    return None if low is None or high is None else (low, high)
+    low, mirrored = lower(t), lower(-t)
+    return None if low is None or mirrored is None else (low, -mirrored)
 
 
 def _hedges(

@@ -10,7 +10,7 @@ import pytest
 from scipy import stats as sps
 from statsmodels.stats import multitest, weightstats
 
-from service.sweeps.stats import adjust, compare, summarize
+from service.sweeps.stats import _nct_interval, adjust, compare, summarize
 
 ACC = [0.91, 0.93, 0.90, 0.94, 0.92]
 
@@ -79,6 +79,23 @@ def test_d_z_and_its_interval_invert_the_noncentral_t() -> None:
     assert sps.nct.sf(t, n - 1, c.d_z_ci_low * math.sqrt(n)) == pytest.approx(0.025, abs=1e-9)
     assert sps.nct.cdf(t, n - 1, c.d_z_ci_high * math.sqrt(n)) == pytest.approx(0.025, abs=1e-9)
     assert c.d_z_ci_low < c.d_z < c.d_z_ci_high
+
+
+@pytest.mark.parametrize("df", [1, 2, 3, 4, 9, 29])
+def test_the_noncentral_interval_exists_for_every_t_at_small_df(df: int) -> None:
+    """scipy's nct.cdf gives NaN at some noncentralities (t = -2.6, df = 2 near nc = 8.9):
+    the bounds must not depend on it. Each bound puts t at its alpha/2 point (the upper one
+    checked through cdf(t; nc) = sf(-t; -nc), which is finite everywhere)."""
+    for t in np.linspace(-12.0, 12.0, 97):
+        bounds = _nct_interval(float(t), df, 0.95)
+        assert bounds is not None, (t, df)
+        low, high = bounds
+        assert low < t < high
+        assert sps.nct.sf(t, df, low) == pytest.approx(0.025, abs=1e-9)
+        assert sps.nct.sf(-t, df, -high) == pytest.approx(0.025, abs=1e-9)
+        where_cdf_is_finite = sps.nct.cdf(t, df, high)
+        if not math.isnan(where_cdf_is_finite):
+            assert where_cdf_is_finite == pytest.approx(0.025, abs=1e-9)
 
 
 def test_hedges_g_is_cohens_d_times_the_small_sample_correction() -> None:
