@@ -337,12 +337,12 @@ class SweepCreate(BaseModel):
                 "sampler asks, after the sweep's packs are formed, so none would pack: leave "
                 "it out (successive_halving and asha sweeps pack)"
             )
-        if self.search is not None and self.fork is not None:
+        if self.search is not None and self.fork is not None and self.search.kind == "optuna":
             raise ValueError(
-                "search: a fork sweep cannot search (yet): its members start at "
-                "fork.at_step, but rungs count steps from the run's step 0, so a rung at or "
-                "before at_step would pause a member before its first step after the fork "
-                "and rank arms on metrics they never reported; leave one out"
+                "search: a fork sweep cannot take an optuna search: its trials are made one "
+                "by one from base_spec as the sampler asks, not forked from a parent's "
+                "checkpoint; use successive_halving or asha over the fork's grid (their "
+                "rungs count from fork.at_step)"
             )
         if self.search is not None and self.search.kind == "optuna" and self.grid:
             raise ValueError("grid: an optuna search samples its space; leave grid out")
