@@ -199,7 +199,8 @@ class SearchSpec(BaseModel):
         None,
         description="No rung before this fraction of the run, or before every arm's noise "
         "schedule has annealed (`annealed`: within 5% of its range from its final value); "
-        "a paused member has seen only part of its annealing (docs/search.md).",
+        "a paused member has seen only part of its annealing (docs/search.md). In a fork "
+        "sweep whose noise schedule restarts at the fork, over the steps after it.",
     )
     compare_within: list[str] | None = Field(
         None,
@@ -290,7 +291,8 @@ class SweepCreate(BaseModel):
     search: SearchSpec | None = Field(
         None,
         description="Adaptive: successive halving or ASHA; the rest of a rung's arms end "
-        "as `pruned`, the best resume from their checkpoints (docs/search.md).",
+        "as `pruned`, the best resume from their checkpoints (docs/search.md). In a fork "
+        "sweep the rungs count from fork.at_step.",
     )
     fork: SweepFork | None = Field(
         None,
