@@ -199,7 +199,8 @@ class SearchSpec(BaseModel):
         None,
         description="No rung before this fraction of the run, or before every arm's noise "
         "schedule has annealed (`annealed`: within 5% of its range from its final value); "
-        "a paused member has seen only part of its annealing (docs/search.md).",
+        "a paused member has seen only part of its annealing (docs/search.md). In a fork "
+        "sweep whose noise schedule restarts at the fork, over the steps after it.",
     )
     compare_within: list[str] | None = Field(
         None,
@@ -290,7 +291,8 @@ class SweepCreate(BaseModel):
     search: SearchSpec | None = Field(
         None,
         description="Adaptive: successive halving or ASHA; the rest of a rung's arms end "
-        "as `pruned`, the best resume from their checkpoints (docs/search.md).",
+        "as `pruned`, the best resume from their checkpoints (docs/search.md). In a fork "
+        "sweep the rungs count from fork.at_step.",
     )
     fork: SweepFork | None = Field(
         None,
@@ -337,12 +339,12 @@ class SweepCreate(BaseModel):
                 "sampler asks, after the sweep's packs are formed, so none would pack: leave "
                 "it out (successive_halving and asha sweeps pack)"
             )
-        if self.search is not None and self.fork is not None:
+        if self.search is not None and self.fork is not None and self.search.kind == "optuna":
             raise ValueError(
-                "search: a fork sweep cannot search (yet): its members start at "
-                "fork.at_step, but rungs count steps from the run's step 0, so a rung at or "
-                "before at_step would pause a member before its first step after the fork "
-                "and rank arms on metrics they never reported; leave one out"
+                "search: a fork sweep cannot take an optuna search: its trials are made one "
+                "by one from base_spec as the sampler asks, not forked from a parent's "
+                "checkpoint; use successive_halving or asha over the fork's grid (their "
+                "rungs count from fork.at_step)"
             )
         if self.search is not None and self.search.kind == "optuna" and self.grid:
             raise ValueError("grid: an optuna search samples its space; leave grid out")

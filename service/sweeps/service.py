@@ -109,7 +109,7 @@ def create(
         sweep.fork = plan.fork
     sweep.labels = _labels(body.labels, [label(p) for p in points(grid)])
     if body.search is not None:
-        sweep.search = _with_start(body.search.model_dump(), [m.spec for m in members])
+        sweep.search = _with_start(body.search.model_dump(), [m.spec for m in members], sweep.fork)
     rows = []
     for m in members:
         row = experiments_repo.create(
@@ -216,13 +216,23 @@ def _labels(labels: dict[str, str] | None, arms: list[str]) -> dict[str, str] | 
     return labels or None
 
 
-def _with_start(search_: dict[str, Any], specs: Sequence[Any]) -> dict[str, Any]:
-    """The search with `compare_from_step`, where `compare_after` lets the first rung be."""
+def _with_start(
+    search_: dict[str, Any], specs: Sequence[Any], fork: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The search with where its rungs count from: a fork sweep's `start_step` (its rungs
+    count from the fork, core/rungs.py), and `compare_from_step`, where `compare_after` lets
+    the first rung be (over the steps after the fork when it restarts the noise schedule)."""
+    out = dict(search_)
+    if fork:
+        out["start_step"] = int(fork["at_step"])
     after = search_.get("compare_after")
     if after is None:
-        return search_
+        return out
     docs = [s if isinstance(s, dict) else s.model_dump(mode="json") for s in specs]
-    return {**search_, "compare_from_step": rungs_.compare_from_step(after, docs)}
+    restart = fork is not None and fork.get("noise_clock") == "restart"
+    start = out.get("start_step", 0)
+    out["compare_from_step"] = rungs_.compare_from_step(after, docs, start=start, restart=restart)
+    return out
 
 
 def list_page(

@@ -111,7 +111,7 @@ def test_a_fork_sweep_that_cannot_continue_is_refused_naming_the_field(
         assert response.json()["errors"][0]["path"] == path
 
 
-def test_a_fork_sweep_that_searches_is_a_422_that_says_why(
+def test_a_fork_sweep_that_halves_counts_its_rungs_from_the_fork(
     client: TestClient, settings: Settings
 ) -> None:
     parent = _parent(client, settings, 360)
@@ -123,5 +123,33 @@ def test_a_fork_sweep_that_searches_is_a_422_that_says_why(
         "search": {"kind": "successive_halving", "metric": "val/acc"},
     }
     response = client.post("/v1/sweeps", json=body)
+    assert response.status_code == 201, response.text
+    sweep = response.json()
+    # 10 epochs of 36 steps after the fork: rungs 1, 3 and 9 epochs after step 360.
+    assert sweep["search"]["start_step"] == 360
+    assert [(r["rung"], r["resource"], r["step"]) for r in sweep["rungs"]] == [
+        (0, 1, 396),
+        (1, 3, 468),
+        (2, 9, 684),
+        (3, 10, None),
+    ]
+    assert {(e["rung"], e["rung_step"]) for e in sweep["experiments"]} == {(0, 396)}
+    assert {tuple(e["promoted_at"]) for e in sweep["experiments"]} == {()}
+
+
+def test_a_fork_sweep_with_an_optuna_search_is_a_422_that_says_why(
+    client: TestClient, settings: Settings
+) -> None:
+    parent = _parent(client, settings, 360)
+    body = {
+        "name": "fork-optuna",
+        "fork": {"experiment_id": parent, "at_step": 360},
+        "search": {
+            "kind": "optuna",
+            "n_trials": 2,
+            "space": {"optimizer.lr": {"type": "float", "low": 1e-4, "high": 0.1}},
+        },
+    }
+    response = client.post("/v1/sweeps", json=body)
     assert response.status_code == 422, response.text
-    assert "rungs count steps from the run's step 0" in response.text
+    assert "not forked from a parent's checkpoint" in response.text
