@@ -79,7 +79,8 @@ def collect(
                 outputs=known,
             )
         values[metric(split, "loss")], values[metric(split, "acc")] = given
-    values["noise/scale"] = trainer.noise_scale_now()
+    if run.noisy_units:  # a unit without noise (relu, tanh) has no level to report
+        values["noise/scale"] = trainer.noise_scale_now()
     values["lr"] = loop.lr
     values.update(diag_values)
     return values
