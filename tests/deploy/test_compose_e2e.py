@@ -173,7 +173,12 @@ def test_up_runs_migrate_then_the_api_and_a_cpu_worker(stack: Stack) -> None:
 def test_key_through_compose_exec_and_an_experiment_succeeds(stack: Stack) -> None:
     with stack.compose.step("actlab keys create (compose exec)"):
         out = stack.compose.compose("exec", "-T", "api", "actlab", "keys", "create", "e2e")
-    stack.state["key"] = re.search(r"\bactlab_\S+", out).group(0)  # type: ignore[union-attr]
+    # The key's own alphabet (service/auth.py: a hex prefix, then token_urlsafe(32)): `compose
+    # exec` relays stdout and stderr on one pipe here, and the stderr note ("# API key ...")
+    # once landed right after the key without a newline, which `\S+` took as part of it.
+    key = re.search(r"\bactlab_[0-9a-f]{8}_[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])", out)
+    assert key is not None, out
+    stack.state["key"] = key.group(0)
     assert stack.api.get("/v1/experiments").status_code == 401
     with stack.compose.step("experiment A (20 epochs, uninterrupted)"):
         created = stack.api.post("/v1/experiments", json=SPEC, headers=_authed(stack))
