@@ -326,7 +326,9 @@ def view(
         known = set(metrics_repo.names(session, [e.id for e in exps]))
         known |= {k for e in exps for k, v in (e.summary or {}).items() if _number(v) is not None}
         check_names([asked], sorted(known), field="metric")
-    rows, arms, counts = _collect(exps, where, pts, values, _rung_steps(sweep, exps))
+    ladder = _ladder(sweep, exps)
+    steps = [r.step for r in ladder if r.step is not None]  # where a member can be promoted
+    rows, arms, counts = _collect(exps, where, pts, values, steps)
     over = {
         "status_counts": dict(Counter(e.status for e in exps)),
         "metric": metric,  # the one aggregated: the sweep's, or the request's `metric=`
@@ -334,7 +336,7 @@ def view(
         "experiments": rows,
         "aggregate": [_arm(p, arms[i], counts[i]) for i, p in enumerate(pts)],
         **_comparisons(pts, arms, counts, base, family=family, margin=margin, bootstrap=bootstrap),
-        "rungs": _rungs(sweep, exps),
+        "rungs": _rungs(ladder, exps),
         "search": _search_view(sweep.search),
         "dropped_params": {
             label(p): dropped for p in pts if (dropped := dropped_params(sweep.base_spec, p))
@@ -364,15 +366,10 @@ def _ladder(sweep: Sweep, exps: Sequence[Experiment]) -> list[search.Rung]:
     return search.rungs(sweep.search, exps[0].spec)
 
 
-def _rung_steps(sweep: Sweep, exps: Sequence[Experiment]) -> list[int]:
-    """The steps of the rungs a member can be promoted at (every rung but the end)."""
-    return [r.step for r in _ladder(sweep, exps) if r.step is not None]
-
-
-def _rungs(sweep: Sweep, exps: Sequence[Experiment]) -> list[RungRow]:
+def _rungs(ladder: list[search.Rung], exps: Sequence[Experiment]) -> list[RungRow]:
     """An adaptive sweep's rungs: who reached each, waits there, went on or was pruned."""
     rows = []
-    for r in _ladder(sweep, exps):
+    for r in ladder:
         at = [e for e in exps if (e.rung or 0) == r.index]
         past = [e for e in exps if (e.rung or 0) > r.index]
         stopped = [e for e in at if e.status in (Status.paused.value, Status.pruned.value)]
