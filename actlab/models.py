@@ -135,6 +135,9 @@ class ArmRow(_Read):
     n_cancelled: int
     n_pruned: int = 0
     n_missing: int
+    # bootstrap=true on test/acc: the interval resampling seeds and test examples both.
+    boot_examples_ci_low: float | None = None
+    boot_examples_ci_high: float | None = None
 
 
 class Comparison(_Read):
@@ -166,6 +169,8 @@ class Comparison(_Read):
     hedges_g_ci_high: float | None = None
     boot_ci_low: float | None = None
     boot_ci_high: float | None = None
+    boot_examples_ci_low: float | None = None
+    boot_examples_ci_high: float | None = None
     margin: float | None = None
     tost_p: float | None = None
     flags: list[str] = []

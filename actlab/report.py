@@ -129,7 +129,13 @@ def _reported(client: Client, sweep: Sweep) -> Sweep | None:
     if not sweep.metric.startswith("val/"):
         return None
     try:
-        return client.sweeps.get(sweep.id, metric="test/" + sweep.metric.removeprefix("val/"))
+        return client.sweeps.get(
+            sweep.id,
+            metric="test/" + sweep.metric.removeprefix("val/"),
+            family=sweep.family.kind if sweep.family else "baseline",
+            margin=sweep.comparisons[0].margin if sweep.comparisons else None,
+            bootstrap=True,
+        )
     except ApiError as exc:
         if exc.status == 422:  # not among the runs' metric names
             return None
@@ -165,21 +171,37 @@ def _ci(low: float | None, high: float | None, digits: int = 4) -> str:
     return "—" if low is None or high is None else f"[{_num(low, digits)}, {_num(high, digits)}]"
 
 
+EXAMPLES_CI = "95% CI, seeds x test examples"
+
+
 def arm_table(report: Report, sweep: Sweep | None = None) -> tuple[list[str], list[list[str]]]:
+    """One row an arm; a test/acc table whose runs kept their per-example hits gains the
+    interval that resamples the test examples too (docs/statistics.md)."""
     s = sweep or report.sweep
+    crossed = any(a.boot_examples_ci_low is not None for a in s.aggregate)
     head = ["arm", "n", "mean", "95% CI", "std", "failed", "pruned", "pending"]
-    rows = [
-        [report.names[a.label], str(a.n), _num(a.mean), _ci(a.ci_low, a.ci_high), _num(a.std),
-         str(a.n_failed + a.n_cancelled), str(a.n_pruned), str(a.n_pending)]
-        for a in s.aggregate
-    ]  # fmt: skip
+    if crossed:
+        head.insert(4, EXAMPLES_CI)
+    rows = []
+    for a in s.aggregate:
+        row = [report.names[a.label], str(a.n), _num(a.mean), _ci(a.ci_low, a.ci_high),
+               _num(a.std), str(a.n_failed + a.n_cancelled), str(a.n_pruned),
+               str(a.n_pending)]  # fmt: skip
+        if crossed:
+            row.insert(4, _ci(a.boot_examples_ci_low, a.boot_examples_ci_high))
+        rows.append(row)
     return head, rows
 
 
-def comparison_table(report: Report) -> tuple[list[str], list[list[str]]]:
-    s = report.sweep
+def comparison_table(
+    report: Report, sweep: Sweep | None = None
+) -> tuple[list[str], list[list[str]]]:
+    s = sweep or report.sweep
     head = ["arm", "minus", "test", "pairs", "diff", "95% CI", "p", "p (Holm)", "p (BH)",
             "d_z [95% CI]", "g [95% CI]", "bootstrap CI"]  # fmt: skip
+    crossed = any(c.boot_examples_ci_low is not None for c in s.comparisons)
+    if crossed:
+        head.append(EXAMPLES_CI)
     with_tost = any(c.margin is not None for c in s.comparisons)
     if with_tost:
         head.append("TOST p")
@@ -201,6 +223,8 @@ def comparison_table(report: Report) -> tuple[list[str], list[list[str]]]:
             if c.hedges_g is not None else "—",
             _ci(c.boot_ci_low, c.boot_ci_high),
         ]  # fmt: skip
+        if crossed:
+            row.append(_ci(c.boot_examples_ci_low, c.boot_examples_ci_high))
         if with_tost:
             row.append(_p(c.tost_p))
         row.append(", ".join(notes))
@@ -222,6 +246,13 @@ def power_table(report: Report) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
+def _crossed(sweep: Sweep) -> bool:
+    """Whether a table of `sweep` shows the seeds x test examples interval."""
+    return any(a.boot_examples_ci_low is not None for a in sweep.aggregate) or any(
+        c.boot_examples_ci_low is not None for c in sweep.comparisons
+    )
+
+
 def _lines(report: Report) -> dict[str, str]:
     """The report's sentences, shared by every format."""
     s = report.sweep
@@ -237,10 +268,21 @@ def _lines(report: Report) -> dict[str, str]:
         "meta": f"{s.id}; {len(s.seeds)} seeds ({', '.join(map(str, s.seeds))}); "
         f"{s.size} runs: {counts}.",
         "metric": f"Metric: {s.metric}. Intervals are Student-t 95% CIs over seeds; they do "
-        "not include the sampling of test examples, which is the same for every seed.",
+        "not include the sampling of test examples, which is the same for every seed"
+        + (
+            f" (the column '{EXAMPLES_CI}' does: a bootstrap over both)."
+            if _crossed(s) or (report.reported is not None and _crossed(report.reported))
+            else "."
+        ),
         "reported": (
             f"The arms ranked on {s.metric} above, with the same runs' "
             f"{report.reported.metric}: reported, never used to choose among the arms."
+            if report.reported is not None
+            else ""
+        ),
+        "reported_family": (
+            f"The same family's comparisons on {report.reported.metric}, reported beside the "
+            "ranked ones."
             if report.reported is not None
             else ""
         ),
@@ -280,6 +322,9 @@ def markdown(report: Report, output: Path) -> str:
     if report.reported is not None:
         parts += [f"## On the test split ({report.reported.metric})", "", t["reported"], "",
                   _md_table(*arm_table(report, report.reported)), ""]  # fmt: skip
+        if report.reported.comparisons:
+            parts += [t["reported_family"], "",
+                      _md_table(*comparison_table(report, report.reported)), ""]  # fmt: skip
     if report.sweep.comparisons:
         parts += ["## Comparisons", "", t["family"], "", _md_table(*comparison_table(report)), ""]
     if report.power is not None:
@@ -342,6 +387,10 @@ def latex(report: Report, output: Path) -> str:
         parts += ["", tex_escape(t["reported"]), "",
                   _tex_table(*arm_table(report, report.reported),
                              f"{report.reported.metric} by arm (reported)")]  # fmt: skip
+        if report.reported.comparisons:
+            caption = f"Comparisons on {report.reported.metric} (reported)"
+            parts += ["", tex_escape(t["reported_family"]), "",
+                      _tex_table(*comparison_table(report, report.reported), caption)]  # fmt: skip
     if report.sweep.comparisons:
         parts += ["", tex_escape(t["family"]), "",
                   _tex_table(*comparison_table(report), "Comparisons")]  # fmt: skip
@@ -386,6 +435,9 @@ def html_page(report: Report, output: Path) -> str:
         parts += [f"<h2>On the test split ({e(report.reported.metric)})</h2>",
                   f"<p>{e(t['reported'])}</p>",
                   _html_table(*arm_table(report, report.reported))]  # fmt: skip
+        if report.reported.comparisons:
+            parts += [f"<p>{e(t['reported_family'])}</p>",
+                      _html_table(*comparison_table(report, report.reported))]  # fmt: skip
     if report.sweep.comparisons:
         parts += ["<h2>Comparisons</h2>", f"<p>{e(t['family'])}</p>",
                   _html_table(*comparison_table(report))]  # fmt: skip

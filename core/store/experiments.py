@@ -273,3 +273,16 @@ def progress_of(session: Session, experiment_ids: Sequence[str]) -> dict[str, di
         row[0]: {"status": row[1], "epoch": row[2], "step": row[3], "total": row[4]}
         for row in session.execute(query)
     }
+
+
+def example_hits(session: Session, experiment_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """experiment id -> its stored per-example hits (core/examples.py), for those that have
+    them: the column is deferred, so a listing never loads it."""
+    if not experiment_ids:
+        return {}
+    rows = session.execute(
+        select(Experiment.id, Experiment.examples).where(
+            Experiment.id.in_(list(experiment_ids)), Experiment.examples.is_not(None)
+        )
+    )
+    return {exp_id: stored for exp_id, stored in rows if stored}

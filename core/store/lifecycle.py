@@ -158,6 +158,7 @@ def finish(
     reason: str | None = None,
     message: str | None = None,
     summary: dict[str, Any] | None = None,
+    examples: dict[str, Any] | None = None,
     progress_at: tuple[int, int] | None = None,
     event: bool = True,
 ) -> None:
@@ -191,6 +192,7 @@ def finish(
         **({"finished_at": now} if status in TERMINAL else {}),
         **({"enqueued_at": now} if status == Status.queued else {}),
         **({"summary": summary} if summary is not None else {}),
+        **({"examples": examples} if examples is not None else {}),
     }
     if progress_at is not None:
         values["progress_epoch"], values["progress_step"] = progress_at

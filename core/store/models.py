@@ -110,6 +110,9 @@ class Experiment(Base):
     progress_step: Mapped[int] = mapped_column(Integer, default=0)
     progress_total: Mapped[int | None] = mapped_column(Integer)
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Which test examples the final model got right (core/examples.py): what a comparison's
+    # bootstrap over seeds x test examples resamples. None for runs from before it was kept.
+    examples: Mapped[dict[str, Any] | None] = mapped_column(JSON, deferred=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Attempts made before the last user retry: max_attempts counts from there.
     attempts_at_retry: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

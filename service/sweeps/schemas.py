@@ -454,6 +454,13 @@ class ArmRow(_Read):
     n_cancelled: int
     n_pruned: int = Field(0, description="Pruned at a rung of an adaptive sweep.")
     n_missing: int = Field(description="Succeeded, but the metric was never reported.")
+    boot_examples_ci_low: float | None = Field(
+        None,
+        description="With bootstrap=true and metric test/acc: a percentile interval of the "
+        "mean that resamples seeds and test examples both (n >= 3), so it covers the test "
+        "set's sampling too (docs/statistics.md, 'Test-set uncertainty').",
+    )
+    boot_examples_ci_high: float | None = None
 
 
 class Comparison(_Read):
@@ -496,6 +503,12 @@ class Comparison(_Read):
         description="BCa bootstrap interval of mean_diff over seeds (n >= 3; with bootstrap=true).",
     )
     boot_ci_high: float | None = None
+    boot_examples_ci_low: float | None = Field(
+        None,
+        description="With bootstrap=true and metric test/acc: a percentile interval of "
+        "mean_diff resampling the paired seeds and the shared test examples both (n >= 3).",
+    )
+    boot_examples_ci_high: float | None = None
     margin: float | None = Field(None, description="The equivalence margin asked for.")
     tost_p: float | None = Field(
         None, description="TOST p-value that |difference| < margin (small: equivalent)."

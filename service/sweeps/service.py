@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
+import numpy as np
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 from core import rungs as rungs_
 from core import search, trials
 from core.dispatch import send_runs
+from core.examples import decode_hits
 from core.settings import Settings
 from core.spec import ExperimentSpec
 from core.store import experiments as experiments_repo
@@ -51,6 +53,8 @@ from service.sweeps.schemas import (
     canonical,
     experiment_count,
 )
+
+TEST_ACC = "test/acc"  # the metric a run's stored per-example hits reproduce
 
 # --- use cases --------------------------------------------------------------------------
 
@@ -141,7 +145,7 @@ def default_metric(specs: Sequence[ExperimentSpec]) -> str:
     measured on; `test/acc` where one does not (it would have no val/acc)."""
     if specs and all(spec.dataset.val_fraction > 0 for spec in specs):
         return "val/acc"
-    return "test/acc"
+    return TEST_ACC
 
 
 def _create_search(
@@ -329,13 +333,21 @@ def view(
     ladder = _ladder(sweep, exps)
     steps = [r.step for r in ladder if r.step is not None]  # where a member can be promoted
     rows, arms, counts = _collect(exps, where, pts, values, steps)
+    hits = None  # the stored hits are the test split's accuracy at the last evaluation
+    if bootstrap and metric == TEST_ACC:
+        hits = _example_hits(session, exps, where, pts, values)
     over = {
         "status_counts": dict(Counter(e.status for e in exps)),
         "metric": metric,  # the one aggregated: the sweep's, or the request's `metric=`
         "baseline": pts[base],
         "experiments": rows,
-        "aggregate": [_arm(p, arms[i], counts[i]) for i, p in enumerate(pts)],
-        **_comparisons(pts, arms, counts, base, family=family, margin=margin, bootstrap=bootstrap),
+        "aggregate": [
+            _arm(p, arms[i], counts[i], None if hits is None else hits[i])
+            for i, p in enumerate(pts)
+        ],
+        **_comparisons(
+            pts, arms, counts, base, family=family, margin=margin, bootstrap=bootstrap, hits=hits
+        ),
         "rungs": _rungs(ladder, exps),
         "search": _search_view(sweep.search),
         "dropped_params": {
@@ -435,9 +447,52 @@ def _collect(
     return rows, arms, counts
 
 
-def _arm(point: Point, values: dict[int, float], counts: Counter[str]) -> ArmRow:
+def _example_hits(
+    session: Session,
+    exps: Sequence[Experiment],
+    where: dict[str, tuple[int, int]],
+    pts: list[Point],
+    values: dict[str, float],
+) -> list[dict[int, np.ndarray]]:
+    """Per point: seed -> its succeeded run's per-test-example hits (core/examples.py), for
+    the runs whose stored hits give exactly the test/acc aggregated (older runs kept none)."""
+    done = [e.id for e in exps if e.status == Status.succeeded.value and e.id in values]
+    stored = experiments_repo.example_hits(session, done)
+    hits: list[dict[int, np.ndarray]] = [{} for _ in pts]
+    for exp_id, raw in stored.items():
+        vector = decode_hits(raw)
+        if vector is None or not len(vector):
+            continue
+        if abs(float(vector.mean()) - values[exp_id]) > 1e-9:  # not the run's last evaluation
+            continue
+        index, seed = where[exp_id]
+        hits[index][seed] = vector
+    return hits
+
+
+def _crossed(
+    arm: dict[int, np.ndarray] | None, baseline: dict[int, np.ndarray] | None = None
+) -> tuple[float | None, float | None]:
+    """crossed_bootstrap over an arm's (or a pair's) stored hits; None, None without them."""
+    if arm is None:
+        return None, None
+    rows = stats.crossed_rows(arm, baseline)
+    return (None, None) if rows is None else stats.crossed_bootstrap(rows)
+
+
+def _arm(
+    point: Point,
+    values: dict[int, float],
+    counts: Counter[str],
+    hits: dict[int, np.ndarray] | None = None,
+) -> ArmRow:
     s = stats.summarize([values[seed] for seed in sorted(values)])
+    # Only when every seed counted has its hits: the interval is of the same mean.
+    complete = hits is not None and set(hits) == set(values)
+    low, high = _crossed(hits if complete else None)
     over = {
+        "boot_examples_ci_low": low,
+        "boot_examples_ci_high": high,
         "point": point,
         "label": label(point),
         "n_pending": sum(counts[k] for k in PENDING),
@@ -458,8 +513,11 @@ def _comparisons(
     family: str,
     margin: float | None,
     bootstrap: bool,
+    hits: list[dict[int, np.ndarray]] | None = None,
 ) -> dict[str, Any]:
-    """The family's comparisons, each with its p-value adjusted (Holm, and BH) over it."""
+    """The family's comparisons, each with its p-value adjusted (Holm, and BH) over it, and
+    with `hits` (seed -> per-test-example hits, per point) the crossed bootstrap interval of
+    each paired difference."""
     if family == "all_pairs":
         pairs = [(i, j) for j in range(len(pts)) for i in range(j + 1, len(pts))]
     else:
@@ -472,8 +530,15 @@ def _comparisons(
         failed = sum(
             counts[k][s] for k in (i, j) for s in (Status.failed.value, Status.cancelled.value)
         )
+        crossed: tuple[float | None, float | None] = (None, None)
+        if hits is not None and c.test == "paired_t":
+            shared = set(arms[i]) & set(arms[j])
+            if shared <= set(hits[i]) and shared <= set(hits[j]):
+                crossed = _crossed({s: hits[i][s] for s in shared}, {s: hits[j][s] for s in shared})
         over = {
             **c.__dict__,
+            "boot_examples_ci_low": crossed[0],
+            "boot_examples_ci_high": crossed[1],
             "point": pts[i],
             "label": label(pts[i]),
             "baseline_label": label(pts[j]),

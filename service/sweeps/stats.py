@@ -322,3 +322,74 @@ def adjust(p_values: Sequence[float | None], method: str) -> list[float | None]:
     for i, value in zip(present, adjusted, strict=True):
         out[i] = _finite(float(value))
     return out
+
+
+CROSSED_RESAMPLES = 2000
+
+
+def crossed_bootstrap(
+    rows: np.ndarray,
+    *,
+    confidence: float = CONFIDENCE,
+    n_resamples: int = CROSSED_RESAMPLES,
+    seed: int = 0,
+) -> tuple[float | None, float | None]:
+    """A percentile interval of the grand mean of `rows` (seeds x test examples) that
+    resamples both: the seeds (rows) with replacement and, independently, the test examples
+    (columns) with replacement, as Owen's (2007) "pigeonhole" bootstrap of a crossed design.
+
+    A row is one seed's per-example hits (an arm's accuracy), or one seed's per-example
+    hit differences between two arms on the same test examples (a paired comparison), so
+    the interval covers the training randomness *and* the test set's sampling, which a
+    seeds-only interval leaves out: every seed is scored on the same test examples. Owen
+    shows the pigeonhole bootstrap is mildly conservative (its variance exceeds the true one
+    by at most the interaction term counted twice more), never anti-conservative.
+
+    No library has a crossed bootstrap (scipy.stats.bootstrap resamples one axis), so it is
+    written here: each resample draws the examples' multiplicities (a multinomial, as
+    bincounts of uniform draws) and the seeds' indices from two generators seeded apart, so
+    every comparison over the same test set sees the same example resamples (common random
+    numbers across a family). None below 3 seeds (no spread to resample) or when every
+    resample gives the same mean (degenerate).
+    """
+    data = np.asarray(rows, dtype=np.float64)
+    if data.ndim != 2 or data.shape[0] < 3 or data.shape[1] < 1:
+        return None, None
+    n, examples = data.shape
+    example_rng = np.random.default_rng([seed, 1])
+    seed_rng = np.random.default_rng([seed, 2])
+    means = np.empty(n_resamples)
+    chunk = max(1, min(n_resamples, 2_000_000 // examples))  # bounds the weights' memory
+    for start in range(0, n_resamples, chunk):
+        size = min(chunk, n_resamples - start)
+        draws = example_rng.integers(examples, size=(size, examples))
+        flat = (np.arange(size)[:, None] * examples + draws).ravel()
+        weights = np.bincount(flat, minlength=size * examples).reshape(size, examples)
+        per_seed = data @ weights.T  # [n, size]: each seed's hits over the resampled examples
+        picks = seed_rng.integers(n, size=(size, n))
+        means[start : start + size] = np.take_along_axis(per_seed.T, picks, axis=1).sum(axis=1) / (
+            n * examples
+        )
+    if np.ptp(means) == 0.0:
+        return None, None
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return _finite(float(low)), _finite(float(high))
+
+
+def crossed_rows(
+    arm: Mapping[int, np.ndarray], baseline: Mapping[int, np.ndarray] | None = None
+) -> np.ndarray | None:
+    """The seeds x examples matrix `crossed_bootstrap` resamples: an arm's hits (seeds in
+    order), or the arm's minus the baseline's over the seeds both have. None when a seed's
+    vector differs in length from the others (not the same test set)."""
+    seeds = sorted(arm if baseline is None else set(arm) & set(baseline))
+    if not seeds:
+        return None
+    rows = [
+        arm[s].astype(np.int8) - (0 if baseline is None else baseline[s].astype(np.int8))
+        for s in seeds
+    ]
+    if len({len(r) for r in rows}) != 1:
+        return None
+    return np.stack(rows)

@@ -362,6 +362,12 @@ def test_a_sweeps_report_in_markdown_latex_and_html_with_its_figures(
     # Ranked on val/acc (the default), with the same runs' test/acc reported beside it.
     assert "Metric: val/acc." in text and "## On the test split (test/acc)" in text
     assert "never used to choose among the arms" in text
+    # The test split's tables add the interval over seeds x test examples (the runs kept
+    # their per-example hits), for the arms and for the family's comparisons.
+    test_split = text.split("## On the test split (test/acc)")[1].split("## Comparisons")[0]
+    assert "95% CI, seeds x test examples" in test_split
+    assert "The same family's comparisons on test/acc" in test_split
+    assert "| NoisyReLU (ours) | ReLU, cosine | paired t | 3 |" in test_split
     for name in ("report-arms-val-acc.png", "report-curves-val-acc.png"):
         assert f"]({name})" in text and (tmp_path / name).stat().st_size > 10_000
 

@@ -78,3 +78,13 @@ def test_sweep_of_two_units_over_three_seeds(client: TestClient, worker: Process
     if np.std(noisy - relu) > 0:
         expected_p = sps.ttest_rel(noisy, relu).pvalue
         assert comparison["p_value"] == pytest.approx(expected_p, abs=1e-9)
+    # The worker stored each run's per-test-example hits: on test/acc a bootstrap=true view
+    # gives the intervals that resample the test examples as well as the seeds.
+    boot = client.get(
+        f"/v1/sweeps/{created.json()['id']}", params={"metric": "test/acc", "bootstrap": "true"}
+    ).json()
+    for row in boot["aggregate"]:
+        assert row["boot_examples_ci_low"] <= row["mean"] <= row["boot_examples_ci_high"]
+    (paired,) = boot["comparisons"]
+    low, high = paired["boot_examples_ci_low"], paired["boot_examples_ci_high"]
+    assert low <= paired["mean_diff"] <= high

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 
 class Callbacks:
@@ -56,3 +59,6 @@ class TrainResult:
     steps: int = 0
     epochs: int = 0
     checkpoint_path: Path | None = None
+    # Per test example, whether the final model gets it right (its mean is the summary's
+    # test/acc): what a bootstrap over test examples resamples. None without a test split.
+    test_hits: torch.Tensor | None = None

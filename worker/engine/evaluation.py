@@ -90,6 +90,45 @@ def member_scores(
 
 
 @torch.inference_mode()
+def example_hits(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    task: str,
+    batch_size: int,
+    bf16: bool = False,
+    outputs: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Whether each example of (x, y) is a hit for `model` in eval mode (the rule accuracy
+    counts: the argmax is the label, or a regression within tolerance), as a bool tensor on
+    the CPU: its mean is `evaluate`'s accuracy on the same outputs. `outputs` as in
+    `evaluate`."""
+    was_training = model.training
+    if outputs is None:
+        model.eval()
+    parts = []
+    try:
+        for start in range(0, len(x), batch_size):
+            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+            if outputs is not None:
+                out = outputs[start : start + batch_size]
+            elif bf16:
+                with torch.autocast(x.device.type, dtype=torch.bfloat16):
+                    out = model(xb).float()
+            else:
+                out = model(xb)
+            if task == "regression":
+                parts.append(regression_hit(out.squeeze(-1), yb))
+            else:
+                parts.append(out.argmax(dim=1) == yb)
+    finally:
+        if outputs is None:
+            model.train(was_training)
+    return torch.cat(parts).cpu() if parts else torch.zeros(0, dtype=torch.bool)
+
+
+@torch.inference_mode()
 def evaluate(
     model: nn.Module,
     x: torch.Tensor,

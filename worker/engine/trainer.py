@@ -16,8 +16,13 @@ from core.spec.horizon import position
 from worker.engine import checkpoint as ckpt
 from worker.engine.callbacks import Callbacks, TrainResult
 from worker.engine.errors import Diverged, Interrupted, TimeLimitExceeded, TrainingError
-from worker.engine.evaluation import compact_predictions, count_hits, task_functions
-from worker.engine.metrics import KnownOutputs, KnownScores, collect
+from worker.engine.evaluation import (
+    compact_predictions,
+    count_hits,
+    example_hits,
+    task_functions,
+)
+from worker.engine.metrics import KnownOutputs, KnownScores, collect, eval_set
 from worker.engine.retention import Retention
 from worker.engine.setup import Run, build_run
 from worker.engine.state import LoopState
@@ -412,4 +417,24 @@ class Trainer:
             steps=loop.step,
             epochs=loop.epoch,
             checkpoint_path=self.path,
+            test_hits=self._test_hits(),
+        )
+
+    def _test_hits(self) -> torch.Tensor | None:
+        """Per test example, a hit or not for the final model: the weights of the last
+        evaluation (nothing trains after it), so its mean is the summary's test/acc. From a
+        pack's stacked outputs when the pack has them, else one eval pass of its own."""
+        run = self.run
+        x, y = eval_set(run, "test")
+        if not len(x):
+            return None
+        known = self.known_outputs("test") if self.known_outputs is not None else None
+        return example_hits(
+            run.forward,
+            x,
+            y,
+            task=run.data.info.task,
+            batch_size=self.t.eval_batch_size,
+            bf16=run.bf16,
+            outputs=known,
         )

@@ -20,6 +20,7 @@ from core import search
 from core.artifacts import resolve_checkpoint, weights_path
 from core.diskfull import is_disk_full
 from core.dispatch import send_runs
+from core.examples import encode_hits
 from core.settings import Settings
 from core.spec import known
 from core.store import experiments as repo
@@ -193,7 +194,10 @@ def succeeded(
             result.checkpoint_path, weights_path(settings, claim.experiment_id)
         )
     summary = {**result.summary, "wall_time_s": round(time.monotonic() - started, 3)}
-    return {"status": Status.succeeded, "summary": summary}
+    outcome: dict[str, Any] = {"status": Status.succeeded, "summary": summary}
+    if result.test_hits is not None:
+        outcome["examples"] = encode_hits(result.test_hits.numpy())
+    return outcome
 
 
 def failure(

@@ -10,7 +10,14 @@ import pytest
 from scipy import stats as sps
 from statsmodels.stats import multitest, weightstats
 
-from service.sweeps.stats import _nct_interval, adjust, compare, summarize
+from service.sweeps.stats import (
+    _nct_interval,
+    adjust,
+    compare,
+    crossed_bootstrap,
+    crossed_rows,
+    summarize,
+)
 
 ACC = [0.91, 0.93, 0.90, 0.94, 0.92]
 
@@ -192,3 +199,70 @@ def test_holm_and_bh_equal_statsmodels_on_random_families_with_ties() -> None:
         for method in ("holm", "fdr_bh"):
             ref = multitest.multipletests(p, method=method)[1]
             assert adjust(p, method) == pytest.approx(list(ref), abs=1e-12)
+
+
+# --- crossed bootstrap: seeds x test examples ----------------------------------------------
+
+
+def test_the_crossed_bootstrap_of_rows_constant_over_examples_is_the_seeds_bootstrap() -> None:
+    """Rows that do not vary over examples leave only the seeds to resample: scipy's
+    percentile bootstrap of the row means (both Monte Carlo: equal within their noise)."""
+    means = np.array([0.61, 0.58, 0.64, 0.60, 0.57, 0.66, 0.62, 0.59])
+    rows = np.repeat(means[:, None], 200, axis=1)
+    low, high = crossed_bootstrap(rows, n_resamples=40_000)
+    ref = sps.bootstrap((means,), np.mean, n_resamples=40_000, method="percentile",
+                        random_state=np.random.default_rng(1)).confidence_interval  # fmt: skip
+    se = means.std(ddof=1) / math.sqrt(len(means))
+    assert (low, high) == pytest.approx((ref.low, ref.high), abs=0.05 * se)
+
+
+def test_the_crossed_bootstrap_of_identical_seeds_is_the_test_sets_binomial_interval() -> None:
+    """Every seed the same: only the examples vary, and the interval is the one-sample
+    bootstrap of the hits (scipy's), about the binomial +-1.96 sqrt(p(1-p)/N)."""
+    hits = np.random.default_rng(3).random(1000) < 0.6
+    rows = np.tile(hits, (5, 1)).astype(float)
+    low, high = crossed_bootstrap(rows, n_resamples=20_000)
+    ref = sps.bootstrap((hits.astype(float),), np.mean, n_resamples=20_000,
+                        method="percentile", random_state=np.random.default_rng(1))  # fmt: skip
+    se = math.sqrt(hits.mean() * (1 - hits.mean()) / len(hits))
+    ci = ref.confidence_interval
+    # Means of 1,000 hits lie on a grid of 0.001 (0.065 se): a percentile may fall one step apart.
+    assert (low, high) == pytest.approx((ci.low, ci.high), abs=0.1 * se)
+    assert (high - low) / 2 == pytest.approx(1.96 * se, rel=0.05)
+
+
+def test_the_crossed_interval_adds_the_test_sets_spread_to_the_seeds() -> None:
+    """Seeds that differ and a finite test set: the interval is wider than either alone,
+    close to the sum of the two variances (the crossed design's main effects), holds the
+    grand mean, and the same data give the same interval."""
+    rng = np.random.default_rng(7)
+    n, examples = 10, 1000
+    difficulty = rng.normal(0, 1.5, examples)  # an example is hard for every seed alike
+    skill = rng.normal(0, 0.15, n)
+    rows = rng.random((n, examples)) < 1 / (1 + np.exp(-(0.4 + skill[:, None] - difficulty)))
+    rows = rows.astype(float)
+    low, high = crossed_bootstrap(rows)
+    assert low < rows.mean() < high
+    assert (low, high) == crossed_bootstrap(rows)
+    seeds_half = 1.96 * rows.mean(axis=1).std(ddof=1) / math.sqrt(n)
+    examples_half = 1.96 * rows.mean(axis=0).std(ddof=1) / math.sqrt(examples)
+    half = (high - low) / 2
+    assert half > max(seeds_half, examples_half)
+    assert half == pytest.approx(math.hypot(seeds_half, examples_half), rel=0.15)
+
+
+def test_crossed_rows_pair_the_seeds_both_arms_have() -> None:
+    a = {0: np.array([1, 1, 0, 1], bool), 1: np.array([0, 1, 0, 1], bool), 5: np.ones(4, bool)}
+    b = {0: np.array([1, 0, 0, 1], bool), 1: np.array([1, 1, 0, 0], bool), 2: np.ones(4, bool)}
+    rows = crossed_rows(a, b)
+    assert rows.tolist() == [[0, 1, 0, 0], [-1, 0, 0, 1]]  # seeds 0 and 1, arm minus baseline
+    assert crossed_rows(a).shape == (3, 4)
+    assert crossed_rows(a, {7: np.ones(4, bool)}) is None  # no shared seed
+    assert crossed_rows({0: np.ones(3, bool), 1: np.ones(4, bool)}) is None  # not one test set
+
+
+def test_the_crossed_bootstrap_refuses_too_few_seeds_and_degenerate_data() -> None:
+    assert crossed_bootstrap(np.ones((2, 100))) == (None, None)  # two seeds: no interval
+    assert crossed_bootstrap(np.ones((5, 100))) == (None, None)  # every resample equal
+    assert crossed_bootstrap(np.zeros((0, 0))) == (None, None)
+    assert crossed_bootstrap(np.ones(10)) == (None, None)  # not seeds x examples

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from scipy import stats as sps
 from statsmodels.stats import multitest
 
+from core.examples import encode_hits
 from core.settings import Settings
 from core.store.db import session_scope
 from core.store.metrics import insert_points
@@ -19,6 +20,7 @@ from core.store.models import Experiment
 from service.app import create_app
 from service.auth import create_key
 from service.sweeps.schemas import sweep_status
+from service.sweeps.stats import crossed_bootstrap, crossed_rows
 from tests.support import canonical_spec
 
 ARMS = ["relu", "noisy_relu", "hard_tanh"]
@@ -372,3 +374,66 @@ def test_a_sweeps_status_is_derived_from_its_experiments(
     counts: dict[str, int], expected: str
 ) -> None:
     assert sweep_status(counts) == expected
+
+
+def test_bootstrap_over_seeds_and_test_examples(settings: Settings, api: TestClient) -> None:
+    """With bootstrap=true on test/acc, each arm and each paired comparison carries the
+    crossed (seeds x test examples) interval of the runs' stored hits, recomputed here from
+    the same hits; a run whose hits do not give its test/acc is left out, and another metric
+    has none (the hits are the test split's)."""
+    body = sweep_body(grid={"activation.name": ARMS[:2]}, seeds=[0, 1, 2, 3], baseline=None)
+    sweep = api.post("/v1/sweeps", json=body).json()
+    exps = {
+        (e["spec"]["activation"]["name"], e["spec"]["seed"]): e["id"]
+        for e in _experiments(api, sweep["id"])
+    }
+    rng = np.random.default_rng(11)
+    hits = {k: rng.random(300) < (0.7 if k[0] == "relu" else 0.6) for k in exps}
+    with session_scope(settings.resolved_database_url) as session:
+        for key, exp_id in exps.items():
+            row = session.get(Experiment, exp_id)
+            assert row is not None
+            row.status = "succeeded"
+            row.summary = {"test/acc": float(hits[key].mean()), "val/acc": 0.5}
+            row.examples = encode_hits(hits[key])
+        # Hits that are not this run's last evaluation (its test/acc differs): not used.
+        session.get(Experiment, exps[("noisy_relu", 3)]).summary = {"test/acc": 0.123}  # type: ignore[union-attr]
+
+    got = api.get(
+        f"/v1/sweeps/{sweep['id']}", params={"metric": "test/acc", "bootstrap": "true"}
+    ).json()
+    rows = {r["point"]["activation.name"]: r for r in got["aggregate"]}
+    relu = {s: hits[("relu", s)] for s in range(4)}
+    low, high = crossed_bootstrap(crossed_rows(relu))
+    assert (rows["relu"]["boot_examples_ci_low"], rows["relu"]["boot_examples_ci_high"]) == (
+        low,
+        high,
+    )
+    assert low < rows["relu"]["mean"] < high
+    # noisy_relu's seed 3 has a value but no usable hits: no interval of a different mean.
+    assert rows["noisy_relu"]["n"] == 4 and rows["noisy_relu"]["boot_examples_ci_low"] is None
+    (c,) = got["comparisons"]
+    noisy = {s: hits[("noisy_relu", s)] for s in range(3)}
+    assert c["n_pairs"] == 4
+    # The pair's seed 3 lacks usable hits on one side: the interval needs every paired seed.
+    assert c["boot_examples_ci_low"] is None
+    assert crossed_bootstrap(crossed_rows(noisy, relu))[0] is not None
+
+    with session_scope(settings.resolved_database_url) as session:
+        session.get(Experiment, exps[("noisy_relu", 3)]).summary = {  # type: ignore[union-attr]
+            "test/acc": float(hits[("noisy_relu", 3)].mean())
+        }
+    got = api.get(
+        f"/v1/sweeps/{sweep['id']}", params={"metric": "test/acc", "bootstrap": "true"}
+    ).json()
+    (c,) = got["comparisons"]
+    noisy[3] = hits[("noisy_relu", 3)]
+    expected = crossed_bootstrap(crossed_rows(noisy, relu))
+    assert (c["boot_examples_ci_low"], c["boot_examples_ci_high"]) == expected
+    assert expected[0] < c["mean_diff"] < expected[1]
+    # Wider than the seeds-only interval: the 300 shared test examples add their spread.
+    assert expected[1] - expected[0] > c["boot_ci_high"] - c["boot_ci_low"]
+    for params in ({"metric": "test/acc"}, {"metric": "val/acc", "bootstrap": "true"}):
+        other = api.get(f"/v1/sweeps/{sweep['id']}", params=params).json()
+        assert other["comparisons"][0]["boot_examples_ci_low"] is None
+        assert all(r["boot_examples_ci_low"] is None for r in other["aggregate"])
