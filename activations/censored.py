@@ -1,0 +1,119 @@
+"""The variance of a clipped (censored) Gaussian: Var(clip(Z, lo, hi)), Z ~ N(mean, var).
+
+An input-noise unit's output is h(x + n), n ~ N(0, v), with h = slope * clip(z, lo, hi) +
+offset (ReLU: lo = 0, hi = inf, slope 1; a hard function: HardSpec's linear part clipped
+between its levels), so the noise that reaches its output has variance
+slope^2 * Var(clip(x + n, lo, hi) | x): what `output_noise_var` of those units returns.
+
+With T ~ N(0, 1), sigma = sqrt(v), a = (lo - x)/sigma, b = (hi - x)/sigma:
+Var(clip(x + n, lo, hi)) = v * Var(clip(T, a, b)), and with phi, Phi the standard normal
+pdf and cdf, Q = 1 - Phi, and the one-sided partial moments
+
+    g1(t) = E[(T - t)+]   = phi(t) - t Q(t)
+    g2(t) = E[(T - t)+^2] = (1 + t^2) Q(t) - t phi(t)
+
+three algebraically equal forms of Var(clip(T, a, b)) follow from
+clip(T, a, b) = T + (a - T)+ - (T - b)+ = a + (T - a)+ - (T - b)+ (derivation:
+docs/activations.md, "Diagnostics: definitions"):
+
+    centred (a < 0 < b):  1 + g2(-a) - 2 Phi(a) + g2(b) - 2 Q(b) - (g1(-a) - g1(b))^2
+    from a  (a >= 0):     g2(a) - g2(b) - 2 (b - a) g1(b) - (g1(a) - g1(b))^2
+    from b  (b <= 0):     the form from a of (-b, -a), since clip(T, a, b) = -clip(-T, -b, -a)
+
+Each is used where its terms are small or O(1), so no large terms cancel: the centred form
+where x lies inside [lo, hi], the others where x lies at or beyond a level (the flat
+region, where the variance is tiny and the centred form would subtract numbers near a^2).
+Everything runs in float64, the tails through erfcx (see _tails). A standardised level past
++-CUTOFF is moved to +-CUTOFF: the mass beyond it (Q(40) ~ 1e-350) is below float64's
+smallest number, so the result is the same and no inf * 0 appears. At v = 0 the variance is 0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from .base import HardSpec
+
+CUTOFF = 40.0
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_SQRT_HALF_PI = math.sqrt(math.pi / 2.0)
+_SQRT_HALF = math.sqrt(0.5)
+
+
+def _tails(t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(Q(t), g1(t), g2(t)) for T ~ N(0, 1), accurate to the last digits in both tails.
+
+    For t >= 0 through the Mills ratio R(t) = Q(t)/phi(t) = sqrt(pi/2) erfcx(t/sqrt 2):
+    g1 = phi (1 - t R), g2 = phi ((1 + t^2) R - t), whose brackets lose only ~t^4 ulps;
+    Q = 1 - Phi from ndtr or erf would lose every digit past t ~ 8 (torch's ndtr is
+    0.5 (1 + erf): ndtr(-7.5) is 3e-4 off, ndtr(-10) is 0). For t < 0 nothing cancels.
+    """
+    phi = torch.exp(-0.5 * t * t) * _INV_SQRT_2PI
+    up = t.clamp(min=0.0)
+    mills = torch.special.erfcx(up * _SQRT_HALF) * _SQRT_HALF_PI
+    q_up = phi * mills
+    g1_up = phi * (1.0 - up * mills)
+    g2_up = phi * ((1.0 + up * up) * mills - up)
+    down = t.clamp(max=0.0)
+    q_down = 0.5 * torch.special.erfc(down * _SQRT_HALF)
+    g1_down = phi - down * q_down
+    g2_down = (1.0 + down * down) * q_down - down * phi
+    pos = t >= 0
+    return (
+        torch.where(pos, q_up, q_down),
+        torch.where(pos, g1_up, g1_down),
+        torch.where(pos, g2_up, g2_down),
+    )
+
+
+def _from_lower(a: Tensor, b: Tensor) -> Tensor:
+    """Var(clip(T, a, b)) as Var((T - a)+ - (T - b)+): small terms where a >= 0."""
+    _, g1a, g2a = _tails(a)
+    _, g1b, g2b = _tails(b)
+    mean = g1a - g1b
+    return g2a - g2b - 2.0 * (b - a) * g1b - mean * mean
+
+
+def _centred(a: Tensor, b: Tensor) -> Tensor:
+    """Var(clip(T, a, b)) as Var(T + (a - T)+ - (T - b)+): O(1) terms where a < 0 < b.
+    Phi(a) = Q(-a) by symmetry."""
+    qa, g1a, g2a = _tails(-a)
+    qb, g1b, g2b = _tails(b)
+    mean = g1a - g1b
+    return 1.0 + (g2a - 2.0 * qa) + (g2b - 2.0 * qb) - mean * mean
+
+
+def clipped_std_normal_var(a: Tensor, b: Tensor) -> Tensor:
+    """Var(clip(T, a, b)) for T ~ N(0, 1), element by element (a <= b, float64, inf allowed)."""
+    a = a.clamp(-CUTOFF, CUTOFF)
+    b = b.clamp(-CUTOFF, CUTOFF)
+    var = torch.where(
+        a >= 0, _from_lower(a, b), torch.where(b <= 0, _from_lower(-b, -a), _centred(a, b))
+    )
+    return var.clamp(min=0.0)  # rounding may leave -1e-17 where the variance is 0
+
+
+def clipped_normal_var(mean: Tensor, var: Tensor | float, lo: float, hi: float) -> Tensor:
+    """Var(clip(Z, lo, hi)) for Z ~ N(mean, var), element by element, in float64 (0 where
+    var is 0). lo may be -inf and hi inf; lo < hi."""
+    mean = mean.detach().double()
+    var = torch.as_tensor(var, dtype=torch.float64, device=mean.device).broadcast_to(mean.shape)
+    noisy = var > 0
+    std = torch.where(noisy, var, 1.0).sqrt()
+    a = (lo - mean) / std
+    b = (hi - mean) / std
+    return torch.where(noisy, var * clipped_std_normal_var(a, b), 0.0)
+
+
+def hard_output_var(spec: HardSpec | None, x: Tensor, var: Tensor | float) -> Tensor:
+    """Var(h(x + n) | x), n ~ N(0, var), for h = clip(slope z + offset, lo, 1) as ``spec``
+    gives it, or ReLU (``spec`` None): slope^2 Var(clip(x + n, (lo - offset)/slope,
+    (1 - offset)/slope)), since h(z) = slope clip(z, ...) + offset (slope > 0). float64."""
+    if spec is None:
+        return clipped_normal_var(x, var, 0.0, math.inf)
+    lo = (spec.lo - spec.offset) / spec.slope
+    hi = (1.0 - spec.offset) / spec.slope
+    return clipped_normal_var(x, var, lo, hi) * (spec.slope * spec.slope)
