@@ -6,7 +6,10 @@ import pytest
 import torch
 
 import activations
+from activations import diagnostics as diag
 from activations.base import TANH_SATURATION
+from tests.worker.engine.engine_factories import Recorder, make_spec
+from worker import engine
 from worker.engine.diagnostics import run_diagnostics
 
 
@@ -102,8 +105,6 @@ def test_per_unit_snr_is_left_out_past_snr_max_like_the_pooled_one() -> None:
 def test_output_side_snr_of_an_input_noise_unit_over_batches() -> None:
     # nanis_hard_tanh: noise c = 0.5 on the input where |x| >= 1, so the output noise is a
     # clipped Gaussian's variance (activations.censored), far below v = 0.25.
-    from activations import diagnostics as diag
-
     x = torch.randn(9, 4, 3, generator=torch.Generator().manual_seed(5)) * 1.5
     unit = activations.create("nanis_hard_tanh", c=0.5)
     whole, batched = _run(unit, x, batch_size=9), _run(unit, x, batch_size=4)
@@ -155,3 +156,18 @@ def test_output_side_snr_is_left_out_past_snr_max_and_without_noise() -> None:
 def test_no_output_side_snr_for_deterministic_units() -> None:
     values = _run(activations.create("relu"), torch.randn(4, 3), batch_size=2)
     assert not any("snr" in name for name in values)
+
+
+def test_a_training_run_records_output_side_snr_for_an_input_noise_unit(data_dir) -> None:
+    spec = make_spec(
+        activation={"name": "nani_hard_tanh", "params": {"c": 0.5}},
+        noise_schedule={"kind": "constant"},
+        training={"epochs": 1},
+    )
+    rec = Recorder()
+    engine.train(spec, callbacks=rec, data_dir=data_dir)
+    last = rec.metrics[-1][2]
+    for layer in ("layer1", "layer2"):
+        # Slope <= 1: the clip lets through at most the input noise (docs/activations.md).
+        assert last[f"act/{layer}/snr_output"] >= last[f"act/{layer}/snr"]
+        assert last[f"act/{layer}/snr_output_unit_median"] >= last[f"act/{layer}/snr_unit_median"]
