@@ -21,11 +21,12 @@ docs/activations.md, "Diagnostics: definitions"):
     from b  (b <= 0):     the form from a of (-b, -a), since clip(T, a, b) = -clip(-T, -b, -a)
 
 Each is used where its terms are small or O(1), so no large terms cancel: the centred form
-where x lies inside [lo, hi], the others where x lies at or beyond a level (the flat
+where x lies inside (lo, hi), the others where x lies at or beyond a level (the flat
 region, where the variance is tiny and the centred form would subtract numbers near a^2).
-Everything runs in float64, the tails through erfcx (see _tails). A standardised level past
-+-CUTOFF is moved to +-CUTOFF: the mass beyond it (Q(40) ~ 1e-350) is below float64's
-smallest number, so the result is the same and no inf * 0 appears. At v = 0 the variance is 0.
+In all three every g and Q is taken at a point t >= 0, where the tails come through
+erfcx (see _tails). Everything runs in float64. A standardised level past +-CUTOFF is moved
+to +-CUTOFF: the mass beyond it (Q(40) ~ 1e-350) is below float64's smallest number, so
+the result is the same and no inf * 0 appears. At v = 0 the variance is 0.
 """
 
 from __future__ import annotations
@@ -38,62 +39,49 @@ from torch import Tensor
 from .base import HardSpec
 
 CUTOFF = 40.0
+# Inside (lo, hi) and at least this many std from both levels the clip changes the
+# variance by under phi(10) ~ 1e-22 of it, below float64's rounding of 1: Var = 1 there,
+# without the special functions (the diagnostics pass runs this on every element).
+LINEAR_CUTOFF = 10.0
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _SQRT_HALF_PI = math.sqrt(math.pi / 2.0)
 _SQRT_HALF = math.sqrt(0.5)
 
 
 def _tails(t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """(Q(t), g1(t), g2(t)) for T ~ N(0, 1), accurate to the last digits in both tails.
-
-    For t >= 0 through the Mills ratio R(t) = Q(t)/phi(t) = sqrt(pi/2) erfcx(t/sqrt 2):
-    g1 = phi (1 - t R), g2 = phi ((1 + t^2) R - t), whose brackets lose only ~t^4 ulps;
-    Q = 1 - Phi from ndtr or erf would lose every digit past t ~ 8 (torch's ndtr is
-    0.5 (1 + erf): ndtr(-7.5) is 3e-4 off, ndtr(-10) is 0). For t < 0 nothing cancels.
-    """
+    """(Q(t), g1(t), g2(t)) for T ~ N(0, 1) and t >= 0, accurate to the last digits far
+    into the tail, through the Mills ratio R(t) = Q(t)/phi(t) = sqrt(pi/2) erfcx(t/sqrt 2):
+    Q = phi R, g1 = phi (1 - t R), g2 = phi ((1 + t^2) R - t), whose brackets lose only
+    ~t^4 ulps. Q = 1 - Phi from ndtr or erf would lose every digit past t ~ 8 (torch's
+    ndtr is 0.5 (1 + erf): ndtr(-7.5) is 3e-4 off, ndtr(-10) is 0)."""
     phi = torch.exp(-0.5 * t * t) * _INV_SQRT_2PI
-    up = t.clamp(min=0.0)
-    mills = torch.special.erfcx(up * _SQRT_HALF) * _SQRT_HALF_PI
-    q_up = phi * mills
-    g1_up = phi * (1.0 - up * mills)
-    g2_up = phi * ((1.0 + up * up) * mills - up)
-    down = t.clamp(max=0.0)
-    q_down = 0.5 * torch.special.erfc(down * _SQRT_HALF)
-    g1_down = phi - down * q_down
-    g2_down = (1.0 + down * down) * q_down - down * phi
-    pos = t >= 0
-    return (
-        torch.where(pos, q_up, q_down),
-        torch.where(pos, g1_up, g1_down),
-        torch.where(pos, g2_up, g2_down),
-    )
-
-
-def _from_lower(a: Tensor, b: Tensor) -> Tensor:
-    """Var(clip(T, a, b)) as Var((T - a)+ - (T - b)+): small terms where a >= 0."""
-    _, g1a, g2a = _tails(a)
-    _, g1b, g2b = _tails(b)
-    mean = g1a - g1b
-    return g2a - g2b - 2.0 * (b - a) * g1b - mean * mean
-
-
-def _centred(a: Tensor, b: Tensor) -> Tensor:
-    """Var(clip(T, a, b)) as Var(T + (a - T)+ - (T - b)+): O(1) terms where a < 0 < b.
-    Phi(a) = Q(-a) by symmetry."""
-    qa, g1a, g2a = _tails(-a)
-    qb, g1b, g2b = _tails(b)
-    mean = g1a - g1b
-    return 1.0 + (g2a - 2.0 * qa) + (g2b - 2.0 * qb) - mean * mean
+    mills = torch.special.erfcx(t * _SQRT_HALF) * _SQRT_HALF_PI
+    return phi * mills, phi * (1.0 - t * mills), phi * ((1.0 + t * t) * mills - t)
 
 
 def clipped_std_normal_var(a: Tensor, b: Tensor) -> Tensor:
     """Var(clip(T, a, b)) for T ~ N(0, 1), element by element (a <= b, float64, inf allowed)."""
     a = a.clamp(-CUTOFF, CUTOFF)
     b = b.clamp(-CUTOFF, CUTOFF)
-    var = torch.where(
-        a >= 0, _from_lower(a, b), torch.where(b <= 0, _from_lower(-b, -a), _centred(a, b))
-    )
-    return var.clamp(min=0.0)  # rounding may leave -1e-17 where the variance is 0
+    middle = (a < 0) & (b > 0)
+    upper = b <= 0
+    # The two points >= 0 each form reads its tails at: centred (-a, b); from a (a, b);
+    # from b (-b, -a). For the last two p <= q and q - p = b - a.
+    p = torch.where(middle, -a, torch.where(upper, -b, a))
+    q = torch.where(upper, -a, b)
+    var = middle.to(a.dtype)  # 1 deep inside, 0 deep in the flat region
+    near = torch.where(middle, torch.minimum(p, q) < LINEAR_CUTOFF, p < CUTOFF)
+    if not bool(near.any()):
+        return var
+    p, q, centred = p[near], q[near], middle[near]
+    qp, g1p, g2p = _tails(p)
+    qq, g1q, g2q = _tails(q)
+    mean_sq = (g1p - g1q).square()
+    from_level = g2p - g2q - 2.0 * (q - p) * g1q - mean_sq
+    inside = 1.0 + (g2p - 2.0 * qp) + (g2q - 2.0 * qq) - mean_sq
+    # Rounding may leave -1e-17 where the variance is 0.
+    var[near] = torch.where(centred, inside, from_level).clamp(min=0.0)
+    return var
 
 
 def clipped_normal_var(mean: Tensor, var: Tensor | float, lo: float, hi: float) -> Tensor:
@@ -101,11 +89,14 @@ def clipped_normal_var(mean: Tensor, var: Tensor | float, lo: float, hi: float) 
     var is 0). lo may be -inf and hi inf; lo < hi."""
     mean = mean.detach().double()
     var = torch.as_tensor(var, dtype=torch.float64, device=mean.device).broadcast_to(mean.shape)
+    out = torch.zeros_like(mean)
     noisy = var > 0
-    std = torch.where(noisy, var, 1.0).sqrt()
-    a = (lo - mean) / std
-    b = (hi - mean) / std
-    return torch.where(noisy, var * clipped_std_normal_var(a, b), 0.0)
+    if not bool(noisy.any()):
+        return out
+    v, m = var[noisy], mean[noisy]
+    std = v.sqrt()
+    out[noisy] = v * clipped_std_normal_var((lo - m) / std, (hi - m) / std)
+    return out
 
 
 def hard_output_var(spec: HardSpec | None, x: Tensor, var: Tensor | float) -> Tensor:
