@@ -30,9 +30,24 @@ class NoisyActivation(Activation):
         self.noise_scale: float = 1.0
         self.generator = generator
 
+    # Where the unit adds its noise: "output" (y = f(x) + noise, or a random output such as
+    # rrelu's: effective_noise_std is the std of what y carries), "input" (y = h(x + noise):
+    # output_noise_var works out what reaches y), or None (not declared, as a plugin unit
+    # may leave it: no output-side figure, rather than a wrong one).
+    noise_side: str | None = None
+
     def effective_noise_std(self, x: Tensor) -> Tensor | float:
         """Std of the noise a training pass applies for input ``x`` at the current scale."""
         raise NotImplementedError
+
+    def output_noise_var(self, x: Tensor) -> Tensor | float | None:
+        """Var(training output | x) at the current scale: the noise the next layer sees.
+        effective_noise_std² for output-side units; input-side units override it (the
+        variance of h(x + noise)); None where the unit does not say where its noise is."""
+        if self.noise_side != "output":
+            return None
+        std = self.effective_noise_std(x)
+        return std * std
 
     def noise_on(self) -> bool:
         """Whether a forward pass draws noise (training mode and a non-zero scale)."""

@@ -54,16 +54,37 @@ def saturation_fraction(unit: nn.Module, x: Tensor) -> float | None:
 
 
 @torch.no_grad()
+def eval_output(unit: nn.Module, x: Tensor) -> Tensor:
+    """The unit's eval-mode output on x (the signal of every SNR), as float32; the unit's
+    mode is restored."""
+    was = unit.training
+    try:
+        return unit.train(False)(x).float()
+    finally:
+        unit.train(was)
+
+
+@torch.no_grad()
 def signal_and_noise(unit: NoisyActivation, x: Tensor) -> tuple[Tensor, Tensor]:
     """The unit's eval output on x (the signal) and, element by element, the variance of
     the noise a training pass would add (effective_noise_std² at the current scale)."""
-    was = unit.training
-    try:
-        signal = unit.train(False)(x).float()
-    finally:
-        unit.train(was)
+    signal = eval_output(unit, x)
     std = torch.as_tensor(unit.effective_noise_std(x), dtype=torch.float32, device=x.device)
     return signal, std.square().broadcast_to(x.shape)
+
+
+@torch.no_grad()
+def output_noise_var(unit: nn.Module, x: Tensor) -> Tensor | None:
+    """Element by element, Var(training output | x) at the current scale (float64): the
+    noise the next layer sees. For output-side units it is effective_noise_std²; for
+    input-side ones (nrelu, NANI/NANIS) the variance of a clipped Gaussian. None for
+    deterministic units and for noisy ones that do not declare ``noise_side``."""
+    if not isinstance(unit, NoisyActivation):
+        return None
+    var = unit.output_noise_var(x)
+    if var is None:
+        return None
+    return torch.as_tensor(var, dtype=torch.float64, device=x.device).broadcast_to(x.shape)
 
 
 def signal_and_noise_var(unit: NoisyActivation, x: Tensor) -> tuple[Tensor, float]:
@@ -101,6 +122,27 @@ def snr_unit_median(unit: nn.Module, x: Tensor) -> float | None:
         return None
     signal, noise_var = signal_and_noise(unit, x)
     return median_unit_snr(units(signal).var(dim=0, unbiased=False), units(noise_var).mean(dim=0))
+
+
+def snr_output(unit: nn.Module, x: Tensor) -> float | None:
+    """snr with the output-side noise: pooled Var(signal) / mean output_noise_var (inf
+    without noise); equal to snr for output-side units. None where output_noise_var is."""
+    noise_var = output_noise_var(unit, x)
+    if noise_var is None:
+        return None
+    signal_var = eval_output(unit, x).double().var(unbiased=False).item()
+    mean = noise_var.mean().item()
+    return float("inf") if mean == 0.0 else signal_var / mean
+
+
+def snr_output_unit_median(unit: nn.Module, x: Tensor) -> float | None:
+    """snr_unit_median with the output-side noise (see median_unit_snr). None where
+    output_noise_var is, or where no unit has output noise."""
+    noise_var = output_noise_var(unit, x)
+    if noise_var is None:
+        return None
+    signal = units(eval_output(unit, x)).double()
+    return median_unit_snr(signal.var(dim=0, unbiased=False), units(noise_var).mean(dim=0))
 
 
 def saved_bytes(fn: Callable[[Tensor], Tensor], x: Tensor) -> int:

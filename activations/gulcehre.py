@@ -125,6 +125,7 @@ class _NoisyHard(NoisyActivation):
     """Shared body of noisy_hard_tanh and noisy_hard_sigmoid."""
 
     spec: HardSpec
+    noise_side = "output"  # d * sigma(x) * xi added to the (mixed) output
     # The fused CUDA kernel (activations.fused.FusedNoisyHardFn) is opt-in: its tests pass in
     # Triton's interpreter, but it has not yet run compiled on a GPU. Set True to use it.
     use_fused: bool = False

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
-from . import blocks, noise
+from . import blocks, censored, noise
 from .base import HARD_SIGMOID, HARD_TANH, HardSpec, NoisyActivation
 from .params import Param
 from .registry import register
@@ -94,6 +94,7 @@ class _InputNoise(NoisyActivation):
     saturated: Callable[[Tensor], Tensor]
     spec: HardSpec | None = None  # None: ReLU
     only_saturated = False
+    noise_side = "input"
 
     def __init__(self, c: float, generator: torch.Generator | None = None) -> None:
         super().__init__(generator)
@@ -111,6 +112,12 @@ class _InputNoise(NoisyActivation):
         if not self.only_saturated:
             return level
         return type(self).saturated(x.detach()).to(x.dtype) * level
+
+    def output_noise_var(self, x: Tensor) -> Tensor:
+        """Var(h(x + n) | x), n ~ N(0, effective_noise_std(x)²): the variance of a clipped
+        Gaussian (activations.censored), float64; 0 where the unit adds no noise."""
+        std = torch.as_tensor(self.effective_noise_std(x), dtype=torch.float64, device=x.device)
+        return censored.hard_output_var(self.spec, x, std.square())
 
 
 def _define(name: str, spec: HardSpec | None, *, only_saturated: bool) -> type[_InputNoise]:

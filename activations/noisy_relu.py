@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx
 
-from . import blocks, fused, native, noise
+from . import blocks, censored, fused, native, noise
 from .base import NoisyActivation, channel_view
 from .errors import ParamError
 from .params import Param
@@ -87,6 +87,7 @@ class NoisyReLU(NoisyActivation):
     """max(0, x) plus zero-mean noise of std sigma * noise_scale in training."""
 
     is_sparse_family = True
+    noise_side = "output"
     # False forces the eager path on CUDA too (the fused kernel's tests compare the two).
     use_fused: bool = True
 
@@ -223,6 +224,7 @@ class NReLU(NoisyActivation):
     """Noisy rectified linear unit with input-dependent noise inside the max."""
 
     is_sparse_family = True
+    noise_side = "input"
 
     def __init__(self, scale: float = 1.0, generator: torch.Generator | None = None) -> None:
         super().__init__(generator)
@@ -236,3 +238,10 @@ class NReLU(NoisyActivation):
 
     def effective_noise_std(self, x: Tensor) -> Tensor:
         return torch.sigmoid(x.detach()).sqrt() * (self.scale * self.noise_scale)
+
+    def output_noise_var(self, x: Tensor) -> Tensor:
+        """Var(max(0, x + eps) | x), eps ~ N(0, scale² s² sigmoid(x)): a Gaussian censored
+        at 0 (activations.censored), float64."""
+        level = self.scale * self.noise_scale
+        var = torch.sigmoid(x.detach().double()) * (level * level)
+        return censored.clipped_normal_var(x, var, 0.0, float("inf"))

@@ -33,6 +33,8 @@ from .registry import register
 class RReLU(NoisyActivation):
     """Randomized leaky ReLU; the base noise level is the slope range upper - lower."""
 
+    noise_side = "output"  # the random slope times x: what y carries
+
     def __init__(
         self,
         lower: float = 1.0 / 8.0,
@@ -74,6 +76,8 @@ class RReLU(NoisyActivation):
 )
 class GaussianDropout(NoisyActivation):
     """Multiplicative Gaussian noise, the continuous analogue of dropout."""
+
+    noise_side = "output"  # x times the noise: what y carries
 
     def __init__(self, p: float = 0.5, generator: torch.Generator | None = None) -> None:
         super().__init__(generator)

@@ -49,10 +49,15 @@ class _LayerStats:
     # variance over each unit's samples (examples x positions), and how many samples.
     unit_sums: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
     unit_samples: int = 0
+    # The output-side noise (output_noise_var), for snr_output and its per-unit median:
+    # its sum over every element and, per unit, over each unit's samples.
+    out_noise_var_sum: float = 0.0
+    unit_out_noise: torch.Tensor | None = None
     grad_sq: float = 0.0
     seen: int = 0  # pre-activation elements
     has_saturation: bool = False
     has_snr: bool = False
+    has_snr_output: bool = False
 
 
 def layer_name(path: str) -> str:
@@ -79,7 +84,7 @@ def run_diagnostics(
     batch_size: int | None = None,
 ) -> tuple[dict[str, float], torch.Tensor]:
     """act/<layer>/{sparsity,dead_fraction,dead_position_fraction,saturation,snr,
-    snr_unit_median} and grad/<layer>/norm over all of
+    snr_unit_median,snr_output,snr_output_unit_median} and grad/<layer>/norm over all of
     (x, y) in batches of `batch_size` (default: one batch), and the model's eval-mode output
     on `x`, which the caller reuses instead of a second forward pass."""
     layers = activation_layers(model)
@@ -150,6 +155,14 @@ def _accumulate(
         st.noise_var_sum += float(noise_var.double().sum())
         if signal.dim() >= 2:
             _accumulate_units(st, diag.units(signal).double(), diag.units(noise_var).double())
+        out_var = diag.output_noise_var(unit, x)
+        if out_var is not None:
+            st.has_snr_output = True
+            st.out_noise_var_sum += float(out_var.sum())
+            if signal.dim() >= 2:
+                per_unit = diag.units(out_var).sum(dim=0)
+                seen = st.unit_out_noise
+                st.unit_out_noise = per_unit if seen is None else seen + per_unit
     st.grad_sq += sum(float(g.double().square().sum()) for g in grads if g is not None)
     st.seen += x.numel()
 
@@ -187,21 +200,29 @@ def _layer_values(name: str, st: _LayerStats) -> dict[str, float]:
 
 def _snr_values(name: str, st: _LayerStats) -> dict[str, float]:
     """act/<layer>/snr (pooled over every element) and snr_unit_median (per unit, then the
-    median), each left out past SNR_MAX or where there is no noise."""
+    median), and the same two with the output-side noise (snr_output,
+    snr_output_unit_median), each left out past SNR_MAX or where there is no noise."""
     out: dict[str, float] = {}
     seen = st.seen
     mean = st.signal_sum / seen
     signal_var = max(st.signal_sq / seen - mean * mean, 0.0)
-    noise_var = st.noise_var_sum / seen
-    # Once the noise has annealed to (nearly) nothing the ratio only measures how close
-    # to zero the schedule got (1e12 and more): left out past SNR_MAX, as noise-free.
-    if noise_var > 0 and signal_var <= SNR_MAX * noise_var:
-        out[f"act/{name}/snr"] = signal_var / noise_var
+    pooled = {"snr": st.noise_var_sum / seen}
+    if st.has_snr_output:
+        pooled["snr_output"] = st.out_noise_var_sum / seen
+    for metric, noise_var in pooled.items():
+        # Once the noise has annealed to (nearly) nothing the ratio only measures how close
+        # to zero the schedule got (1e12 and more): left out past SNR_MAX, as noise-free.
+        if noise_var > 0 and signal_var <= SNR_MAX * noise_var:
+            out[f"act/{name}/{metric}"] = signal_var / noise_var
     if st.unit_sums is not None:
         total, total_sq, noise_total = st.unit_sums
         n = st.unit_samples
         unit_var = (total_sq / n - (total / n).square()).clamp(min=0.0)
-        median = diag.median_unit_snr(unit_var, noise_total / n)
-        if median is not None and median <= SNR_MAX:
-            out[f"act/{name}/snr_unit_median"] = median
+        per_unit = {"snr_unit_median": noise_total}
+        if st.unit_out_noise is not None:
+            per_unit["snr_output_unit_median"] = st.unit_out_noise
+        for metric, noise_sum in per_unit.items():
+            median = diag.median_unit_snr(unit_var, noise_sum / n)
+            if median is not None and median <= SNR_MAX:
+                out[f"act/{name}/{metric}"] = median
     return out

@@ -6,7 +6,10 @@ import pytest
 import torch
 
 import activations
+from activations import diagnostics as diag
 from activations.base import TANH_SATURATION
+from tests.worker.engine.engine_factories import Recorder, make_spec
+from worker import engine
 from worker.engine.diagnostics import run_diagnostics
 
 
@@ -97,3 +100,74 @@ def test_per_unit_snr_is_left_out_past_snr_max_like_the_pooled_one() -> None:
     assert values(0.25)["act/layer1/snr_unit_median"] == pytest.approx(4.0)
     assert "act/layer1/snr_unit_median" not in values(0.1 / SNR_MAX)
     assert "act/layer1/snr_unit_median" not in values(0.0)
+
+
+def test_output_side_snr_of_an_input_noise_unit_over_batches() -> None:
+    # nanis_hard_tanh: noise c = 0.5 on the input where |x| >= 1, so the output noise is a
+    # clipped Gaussian's variance (activations.censored), far below v = 0.25.
+    x = torch.randn(9, 4, 3, generator=torch.Generator().manual_seed(5)) * 1.5
+    unit = activations.create("nanis_hard_tanh", c=0.5)
+    whole, batched = _run(unit, x, batch_size=9), _run(unit, x, batch_size=4)
+    signal = x.clamp(-1, 1).double()
+    out_var = unit.output_noise_var(x)
+    expected = float(signal.var(unbiased=False) / out_var.mean())
+    assert whole["act/1/snr_output"] == pytest.approx(expected, rel=1e-5)
+    assert whole["act/1/snr_output"] == pytest.approx(diag.snr_output(unit, x), rel=1e-5)
+    assert whole["act/1/snr_output"] > whole["act/1/snr"]  # the Poincare bound
+    per_unit = diag.snr_output_unit_median(unit, x)
+    assert whole["act/1/snr_output_unit_median"] == pytest.approx(per_unit, rel=1e-5)
+    for name in ("snr", "snr_unit_median", "snr_output", "snr_output_unit_median"):
+        assert batched[f"act/1/{name}"] == pytest.approx(whole[f"act/1/{name}"], rel=1e-9)
+
+
+def test_output_side_snr_of_an_output_noise_unit_is_its_snr() -> None:
+    x = torch.randn(8, 5, generator=torch.Generator().manual_seed(6))
+    values = _run(activations.create("noisy_relu", sigma=0.5), x, batch_size=3)
+    assert values["act/1/snr_output"] == pytest.approx(values["act/1/snr"], rel=1e-9)
+    median = values["act/1/snr_output_unit_median"]
+    assert median == pytest.approx(values["act/1/snr_unit_median"], rel=1e-9)
+
+
+def test_output_side_snr_is_left_out_past_snr_max_and_without_noise() -> None:
+    from worker.engine.diagnostics import SNR_MAX, _layer_values, _LayerStats
+
+    def values(noise_var: float, out_var: float) -> dict[str, float]:
+        # Two samples of one unit, signal 0 and 2: variance 1.
+        sums = (torch.tensor([2.0]), torch.tensor([4.0]), torch.tensor([2 * noise_var]))
+        st = _LayerStats(signal_sum=2.0, signal_sq=4.0, noise_var_sum=2 * noise_var, seen=2)
+        st.has_snr, st.unit_sums, st.unit_samples = True, sums, 2
+        st.has_snr_output, st.out_noise_var_sum = True, 2 * out_var
+        st.unit_out_noise = torch.tensor([2 * out_var])
+        return _layer_values("layer1", st)
+
+    both = values(0.25, 0.01)
+    assert both["act/layer1/snr"] == pytest.approx(4.0)
+    assert both["act/layer1/snr_output"] == pytest.approx(100.0)
+    assert both["act/layer1/snr_output_unit_median"] == pytest.approx(100.0)
+    # The input-side noise reports, the output-side one (clipped away) is past SNR_MAX.
+    clipped = values(0.25, 0.1 / SNR_MAX)
+    assert "act/layer1/snr" in clipped
+    assert "act/layer1/snr_output" not in clipped
+    assert "act/layer1/snr_output_unit_median" not in clipped
+    none = values(0.25, 0.0)
+    assert "act/layer1/snr_output" not in none and "act/layer1/snr_output_unit_median" not in none
+
+
+def test_no_output_side_snr_for_deterministic_units() -> None:
+    values = _run(activations.create("relu"), torch.randn(4, 3), batch_size=2)
+    assert not any("snr" in name for name in values)
+
+
+def test_a_training_run_records_output_side_snr_for_an_input_noise_unit(data_dir) -> None:
+    spec = make_spec(
+        activation={"name": "nani_hard_tanh", "params": {"c": 0.5}},
+        noise_schedule={"kind": "constant"},
+        training={"epochs": 1},
+    )
+    rec = Recorder()
+    engine.train(spec, callbacks=rec, data_dir=data_dir)
+    last = rec.metrics[-1][2]
+    for layer in ("layer1", "layer2"):
+        # Slope <= 1: the clip lets through at most the input noise (docs/activations.md).
+        assert last[f"act/{layer}/snr_output"] >= last[f"act/{layer}/snr"]
+        assert last[f"act/{layer}/snr_output_unit_median"] >= last[f"act/{layer}/snr_unit_median"]

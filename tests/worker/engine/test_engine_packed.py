@@ -92,8 +92,9 @@ def test_lr_schedule_and_epoch_noise_schedule_pack(data_dir: Path) -> None:
         training={"train_eval_size": 300},  # a subset of each member's own training split
     )
     _, recs = _pack(specs, data_dir)
-    # The noise ends at 0.2 of sigma, so the diagnostics compared below include both SNRs.
-    diagnostics = {"act/layer1/snr", "act/layer1/snr_unit_median", "act/layer1/dead_fraction"}
+    # The noise ends at 0.2 of sigma, so the diagnostics compared below include every SNR.
+    snrs = ("snr", "snr_unit_median", "snr_output", "snr_output_unit_median")
+    diagnostics = {"act/layer1/dead_fraction", *(f"act/layer1/{n}" for n in snrs)}
     assert diagnostics <= set(recs[0].metrics[-1][2])
     for spec, rec in zip(specs, recs, strict=True):
         _assert_close(_alone(spec, data_dir).metrics, rec.metrics)

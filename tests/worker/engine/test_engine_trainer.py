@@ -50,6 +50,7 @@ def test_reports_metrics_progress_and_result(data_dir: Path, tmp_path: Path) -> 
     assert rec.metrics[-1][2]["noise/scale"] == pytest.approx(0.0, abs=1e-2)
     # The cosine schedule has annealed the noise to ~0: no SNR (docs/activations.md).
     assert "act/layer1/snr" not in rec.metrics[-1][2]
+    assert "act/layer1/snr_output" not in rec.metrics[-1][2]
     assert rec.progress[-1] == (3, total)
     assert rec.checkpoints[-1] == (total, 3)
     assert result.steps == total and result.epochs == 3

@@ -217,7 +217,7 @@ function redraw(view) {
   const groups = chartGroups(view.series.names());
   for (const [title, names] of groups) {
     if (!view.charts.has(title)) {
-      const chart = new Chart(title, { logY: /snr(_unit_median)?$/.test(title) });
+      const chart = new Chart(title, { logY: /snr(_output)?(_unit_median)?$/.test(title) });
       view.charts.set(title, chart);
       view.els.charts.append(chart.el);
     }
