@@ -69,7 +69,9 @@ def power_table(
     """Seeds needed per comparison for `delta`, and the difference the current seeds detect."""
     arms = {a.label: a for a in view.aggregate}
     values = _values_by_arm(view)
-    size = max(1, len(view.comparisons))
+    # The family the comparisons correct over: an arm equal to its baseline on every seed
+    # (zero_variance: the same unit under another name) has no test and is not in it.
+    size = max(1, sum("zero_variance" not in c.flags for c in view.comparisons))
     per_test = alpha / size
     rows = [
         _row(c.label, c.baseline_label, values, delta=delta, power=power, alpha=per_test)

@@ -79,3 +79,25 @@ def test_adding_seeds_gives_every_arm_the_same_new_seeds(
     assert new["name"].endswith("/seed=7")
     again = api.post(f"/v1/sweeps/{sweep['id']}/seeds", json={"seeds": [8, 9]})
     assert again.status_code == 422 and "[8]" in again.json()["detail"]
+
+
+def test_an_arm_equal_to_the_baseline_on_every_seed_is_not_in_the_family(
+    api: TestClient, settings: Settings
+) -> None:
+    """A grid point that is the baseline's unit under another name (sigma 0 annealed) moves
+    no seed: no test, so neither the comparisons' Holm nor the power table counts it."""
+    body = sweep_body(grid={"activation.name": ["relu", "noisy_relu", "hard_tanh"]},
+                      seeds=[0, 1, 2, 3, 4])  # fmt: skip
+    sweep = api.post("/v1/sweeps", json=body).json()
+    acc = {"relu": RELU, "noisy_relu": NOISY, "hard_tanh": RELU}  # hard_tanh: relu's values
+    results = {
+        e["id"]: ("succeeded", acc[e["spec"]["activation"]["name"]][e["spec"]["seed"]])
+        for e in _experiments(api, sweep["id"])
+    }
+    _finish(settings, results, "test/acc")
+    view = api.get(f"/v1/sweeps/{sweep['id']}").json()
+    assert view["family"]["size"] == 1
+    got = api.get(f"/v1/sweeps/{sweep['id']}/power", params={"delta": 0.01}).json()
+    assert (got["family_size"], got["alpha_per_test"]) == (1, 0.05)
+    same = next(r for r in got["rows"] if r["label"] == "activation.name=hard_tanh")
+    assert same["note"] == "zero variance of the differences"
