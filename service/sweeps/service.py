@@ -20,6 +20,7 @@ from core.settings import Settings
 from core.spec import ExperimentSpec
 from core.store import experiments as experiments_repo
 from core.store import metrics as metrics_repo
+from core.store import packs
 from core.store import sweeps as repo
 from core.store.db import after_commit
 from core.store.models import TERMINAL, Experiment, Status, Sweep
@@ -27,7 +28,7 @@ from service import limits, owners
 from service.auth import Principal
 from service.errors import InvalidSpec
 from service.experiments.service import check_names
-from service.sweeps import forking, packing, stats
+from service.sweeps import forking, stats
 from service.sweeps.forking import Member
 from service.sweeps.grid import (
     Point,
@@ -131,7 +132,7 @@ def create(
         after_commit(session, partial(owners.preempt_now, settings))
     if body.packing is not None:
         sweep.packing = body.packing.model_dump()
-        packing.assign_packs(session, rows, max_members=body.packing.max_members)
+        packs.assign_packs(session, rows, max_members=body.packing.max_members)
     return view(session=session, sweep=sweep, metric=None, baseline=None)
 
 
