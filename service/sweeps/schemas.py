@@ -184,7 +184,9 @@ class SearchSpec(BaseModel):
         le=1000,
         description="optuna: trials in flight at once (default 1: every trial is asked "
         "knowing all before it, so the search is reproducible); set it to the workers you "
-        "have to use them all.",
+        "have to use them all. With `packing`, trials are asked a pack at a time "
+        "(max_members // seeds of them), once this leaves room for a whole pack: set it to "
+        "a multiple of that.",
     )
     seed: Int = Field(0, ge=0, le=2**31 - 1, description="optuna: the sampler's seed.")
     n_startup_trials: Int | None = Field(
@@ -333,19 +335,6 @@ class SweepCreate(BaseModel):
 
     @model_validator(mode="after")
     def _search(self) -> SweepCreate:
-        if self.search is not None and self.packing is not None and self.search.kind == "optuna":
-            raise ValueError(
-                "packing: an optuna search's members are created trial by trial as the "
-                "sampler asks, after the sweep's packs are formed, so none would pack: leave "
-                "it out (successive_halving and asha sweeps pack)"
-            )
-        if self.search is not None and self.fork is not None and self.search.kind == "optuna":
-            raise ValueError(
-                "search: a fork sweep cannot take an optuna search: its trials are made one "
-                "by one from base_spec as the sampler asks, not forked from a parent's "
-                "checkpoint; use successive_halving or asha over the fork's grid (their "
-                "rungs count from fork.at_step)"
-            )
         if self.search is not None and self.search.kind == "optuna" and self.grid:
             raise ValueError("grid: an optuna search samples its space; leave grid out")
         if self.search is not None and self.search.compare_within:
