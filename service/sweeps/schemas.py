@@ -176,7 +176,8 @@ class SearchSpec(BaseModel):
     space: dict[str, Distribution] | None = Field(
         None,
         description="optuna: dotted spec path -> distribution, e.g. "
-        '{"optimizer.lr": {"type": "float", "low": 1e-4, "high": 0.1, "log": true}}.',
+        '{"optimizer.lr": {"type": "float", "low": 1e-4, "high": 0.1, "log": true}}; '
+        "in a fork sweep, only paths a fork may change (docs/forks.md).",
     )
     parallel: Int | None = Field(
         None,
@@ -299,7 +300,8 @@ class SweepCreate(BaseModel):
     fork: SweepFork | None = Field(
         None,
         description="A continuation study: every experiment forks the parent(s) at "
-        "`at_step` with its grid point as overrides (POST /v1/experiments/{id}/fork).",
+        "`at_step` with its grid point as overrides (POST /v1/experiments/{id}/fork); an "
+        "optuna search's trials fork one experiment with their sampled point.",
     )
     packing: PackingSpec | None = Field(
         None,
