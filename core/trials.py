@@ -16,6 +16,12 @@ on every reaper pass, and in the API when the sweep is created. With a `halving`
 trials also pause at rungs and ASHA promotes or prunes them (their members resume from
 their checkpoints); a pruned trial is told to the sampler as pruned, with its value at the
 rung.
+
+A sweep with `packing` asks its trials a pack at a time: as many as one pack holds (its
+members are the trials' seeds), once `parallel` leaves room for them all, and they are
+packed as a grid sweep's members are (core.store.packs: only members that may share a pack
+do). Asking one trial as each one ends would start every later trial alone. A fork sweep's
+trials are forks of its parent at its fork step, the point applied as the fork's overrides.
 """
 
 from __future__ import annotations
@@ -37,11 +43,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.rungs import first_pause
-from core.spec import ExperimentSpec
+from core.spec import ExperimentSpec, forks
 from core.spec.estimate import footprint
 from core.spec.points import Point, experiment_name, label, point_spec
 from core.store import experiments as experiments_repo
-from core.store import metrics
+from core.store import metrics, packs
 from core.store.models import Experiment, Status, Sweep
 
 log = logging.getLogger("actlab.search")
@@ -159,21 +165,40 @@ def in_flight(search: dict[str, Any], members: Sequence[Experiment]) -> int:
     return sum(label(t["point"]) in waiting for t in search.get("trials", []))
 
 
-def to_ask(search: dict[str, Any], members: Sequence[Experiment]) -> int:
-    """How many trials to ask now: up to `parallel` in flight, `n_trials` in all."""
+def per_pack(sweep: Sweep) -> int:
+    """The trials one pack of the sweep holds (each brings one member per seed); 1 for a
+    sweep that does not pack, or whose seeds alone fill a pack."""
+    if not sweep.packing:
+        return 1
+    return max(1, int(sweep.packing["max_members"]) // max(1, len(sweep.seeds)))
+
+
+def to_ask(search: dict[str, Any], members: Sequence[Experiment], pack: int = 1) -> int:
+    """How many trials to ask now: up to `parallel` in flight, `n_trials` in all. With
+    `pack` trials to a pack, none until there is room for a whole pack (or for all that are
+    left): the trials of a pack end one after another, and asking as each ends would start
+    every later trial alone."""
     if search.get("stopped"):
         return 0
-    asked = len(search.get("trials", []))
-    free = int(search.get("parallel") or 1) - in_flight(search, members)
-    return max(0, min(int(search["n_trials"]) - asked, free))
+    parallel = int(search.get("parallel") or 1)
+    left = int(search["n_trials"]) - len(search.get("trials", []))
+    free = parallel - in_flight(search, members)
+    if free < min(pack, parallel, left):
+        return 0
+    return max(0, min(left, free))
 
 
 def advance(session: Session, sweep: Sweep, members: list[Experiment]) -> list[str]:
     """Ask the sampler for the trials the sweep may start now and insert their members
-    (queued); the ids to send once committed. The caller holds the sweep's row lock."""
+    (queued), a pack's worth of trials to a pack when the sweep packs; the ids to send once
+    committed. The caller holds the sweep's row lock.
+
+    The trials of one batch are asked one after another, each from the study rebuilt with
+    the ones before it running: the same history asks the same batch, packed or not."""
     search = dict(sweep.search or {})
-    new: list[str] = []
-    for _ in range(to_ask(search, members)):
+    pack = per_pack(sweep)
+    new: list[Experiment] = []
+    for _ in range(to_ask(search, members, pack)):
         number = len(search.get("trials", []))
         s = study(session, sweep, members, number)
         trial = s.ask(distributions(search["space"]))
@@ -186,8 +211,13 @@ def advance(session: Session, sweep: Sweep, members: list[Experiment]) -> list[s
         sweep.search = search
         rows = _members(session, sweep, number, point)
         members += rows
-        new += [r.id for r in rows]
-    return new
+        new += rows
+    if sweep.packing:  # `pack` trials to a pack, each pack cut by what may train together
+        size = pack * len(sweep.seeds)
+        for start in range(0, len(new), size):
+            chunk = new[start : start + size]
+            packs.assign_packs(session, chunk, max_members=int(sweep.packing["max_members"]))
+    return [r.id for r in new]
 
 
 def _readable(dimension: dict[str, Any], value: Any) -> Any:
@@ -199,22 +229,63 @@ def _readable(dimension: dict[str, Any], value: Any) -> Any:
     return min(max(rounded, float(dimension["low"])), float(dimension["high"]))
 
 
+def member_spec(
+    *,
+    sweep_name: str,
+    base_spec: dict[str, Any],
+    fork: dict[str, Any] | None,
+    number: int,
+    point: Point,
+    seed: int,
+) -> tuple[ExperimentSpec, dict[str, Any] | None]:
+    """The spec of trial `number`'s member at `seed`, and (a fork sweep's) its fork record.
+
+    Without `fork`: the base spec at the point. With it (the sweep's, which names its parent
+    experiment, step, noise clock and kept checkpoint): the parent's spec (`base_spec`)
+    forked at that step with the point and seed as overrides, by the rules of any fork
+    (core.spec.forks), so a trial changes only what a fork may. Raises ValueError (a
+    ForkError names its path); the API calls it on the space's corners to refuse a sweep
+    whose trials would not build."""
+    params = {p: v for p, v in point.items() if p != TRIAL}
+    name = experiment_name(sweep_name, number, point, seed)
+    if fork is None:
+        doc = point_spec(
+            base_spec, sweep_name=sweep_name, tags=[], index=number, point=params, seed=seed
+        )
+        doc["name"] = name
+        return ExperimentSpec.model_validate(doc), None
+    overrides = {**params, "seed": seed}
+    spec = forks.apply(base_spec, {**overrides, "name": name})
+    forks.check_step(spec, int(fork["at_step"]))
+    record = {
+        "parent_id": fork["experiment_id"],
+        "at_step": int(fork["at_step"]),
+        "overrides": overrides,
+        "noise_clock": fork.get("noise_clock", "continue"),
+        "checkpoint": fork["checkpoint"],
+    }
+    return spec, record
+
+
 def _members(session: Session, sweep: Sweep, number: int, point: Point) -> list[Experiment]:
     """One queued experiment per seed at the trial's point, bound for the first rung."""
-    params = {p: v for p, v in point.items() if p != TRIAL}
     rows = []
     for seed in sweep.seeds:
-        doc = point_spec(
-            sweep.base_spec, sweep_name=sweep.name, tags=[], index=number, point=params, seed=seed
+        spec, fork = member_spec(
+            sweep_name=sweep.name,
+            base_spec=sweep.base_spec,
+            fork=sweep.fork,
+            number=number,
+            point=point,
+            seed=seed,
         )
-        doc["name"] = experiment_name(sweep.name, number, point, seed)
-        spec = ExperimentSpec.model_validate(doc)
         row = experiments_repo.create(
             session,
             spec=spec,
             owner_id=sweep.owner_id,
             sweep_id=sweep.id,
             memory_bytes=footprint(spec).total_bytes,
+            fork=fork,
         )
         row.sweep_point, row.sweep_arm, row.sweep_seed = point, label(point), seed
         row.rung, row.rung_step = 0, first_pause(sweep.search or {}, row.spec)
@@ -228,13 +299,22 @@ def corners(space: dict[str, dict[str, Any]]) -> list[Point]:
     the others at their first): validated when the sweep is created, so that a trial the
     sampler asks later builds."""
     first = {
-        p: (d["choices"][0] if d["type"] == "categorical" else d["low"]) for p, d in space.items()
+        p: (d["choices"][0] if d["type"] == "categorical" else _edge(d, "low"))
+        for p, d in space.items()
     }
     out = [first]
     for path, d in space.items():
-        edges = d["choices"][1:] if d["type"] == "categorical" else [d["high"]]
+        edges = d["choices"][1:] if d["type"] == "categorical" else [_edge(d, "high")]
         out += [{**first, path: v} for v in edges]
     return out
+
+
+def _edge(dimension: dict[str, Any], end: str) -> Any:
+    """An end of a numeric dimension as a trial would hold it: an int dimension's as an int
+    (its bounds arrive as JSON numbers, 5.0; a trial asks 5, and a fork's or a label's 5.0
+    would read as another value)."""
+    value = dimension[end]
+    return int(value) if dimension["type"] == "int" else value
 
 
 def sweeps_to_advance(session: Session) -> list[str]:

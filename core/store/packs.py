@@ -1,4 +1,9 @@
-"""Packs: experiments a worker claims and trains together, in one transaction.
+"""Packs: how a sweep's experiments are grouped into packs (the packable set is
+core.spec.packing), and a worker claiming a pack's members together, in one transaction.
+
+The grouping lives here, not in the API, because packs are formed in two places: when a
+sweep is created (or seeds are added), and when an Optuna search's worker or reaper asks
+the next trials (core/trials.py).
 
 Fencing stays per member: each member's claim bumps its own token, and every later write
 (progress, metrics, checkpoints, the final status) is fenced by that member's token.
@@ -6,11 +11,44 @@ Fencing stays per member: each member's claim bumps its own token, and every lat
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
+
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from core.spec.packing import pack_key
 from core.store.lifecycle import Claim, claim
-from core.store.models import Attempt, Experiment, Status, utcnow
+from core.store.models import Attempt, Experiment, Status, new_id, utcnow
+
+
+def groups(rows: Sequence[Experiment], *, max_members: int) -> list[list[Experiment]]:
+    """Packs of at most `max_members` experiments that may train together, in sweep order;
+    experiments that cannot pack, or that would be alone in a pack, are left out."""
+    by_key: dict[str, list[Experiment]] = defaultdict(list)
+    for row in rows:
+        key = pack_key(row.spec)
+        if key is not None:
+            if row.fork:  # forks pack when they start at one step on one noise clock
+                key += f"|fork@{row.fork['at_step']}:{row.fork['noise_clock']}"
+            by_key[key].append(row)
+    out = []
+    for members in by_key.values():
+        for start in range(0, len(members), max_members):
+            chunk = members[start : start + max_members]
+            if len(chunk) > 1:
+                out.append(chunk)
+    return out
+
+
+def assign_packs(session: Session, rows: Sequence[Experiment], *, max_members: int) -> None:
+    """Give each pack of `rows` its id; the caller commits."""
+    for chunk in groups(rows, max_members=max_members):
+        pack_id = new_id("pack")
+        for row in chunk:
+            row.pack_id = pack_id
+    session.flush()
+
 
 # A member in one of these states with a lease not yet expired is held by a worker.
 _HELD = (Status.running.value, Status.cancelling.value)

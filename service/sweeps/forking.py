@@ -102,6 +102,53 @@ def plan(*, session: Session, settings: Settings, principal: Principal, body: Sw
     return Plan(base_spec, grid, seeds, members, record)
 
 
+@dataclass(frozen=True)
+class SearchStart:
+    """An Optuna fork sweep's parent: its spec (the trials' base), the seeds, and the record
+    the sweep keeps (with the kept checkpoint every trial starts from: trials are made
+    later, by workers that do not list checkpoint directories)."""
+
+    base_spec: dict[str, Any]
+    seeds: list[int]
+    fork: dict[str, Any]
+
+
+def search_start(
+    *, session: Session, settings: Settings, principal: Principal, body: SweepCreate
+) -> SearchStart:
+    """Where an Optuna fork sweep's trials start: one experiment's kept checkpoint at
+    `at_step`, each trial a fork of it with its point as overrides. 422s name `fork.*`, or
+    `search.space.<path>` for a path no fork may change."""
+    source, search = body.fork, body.search
+    assert source is not None and search is not None and search.space is not None
+    if source.sweep_id is not None:
+        raise _invalid(
+            "fork.sweep_id",
+            "an optuna search forks one experiment (fork.experiment_id): a trial's value is "
+            "the mean over its seeds, and the members of a sweep are other arms, not seeds "
+            "of one; fork each member with its own search, or use successive_halving or "
+            "asha over the fork's grid",
+        )
+    for path in search.space:
+        try:
+            forks.check_path(path)
+        except forks.ForkError as exc:
+            raise _invalid(f"search.space.{path}", exc.message) from None
+    assert source.experiment_id is not None
+    parent = get_visible(session, Experiment, source.experiment_id, principal)
+    steps = experiment_forks.available(session, settings, parent)
+    if source.at_step not in steps:
+        listed = ", ".join(map(str, steps)) or "none"
+        raise _invalid(
+            "fork.at_step",
+            f"experiment {parent.id!r} kept no checkpoint at step {source.at_step}; "
+            f"kept steps: {listed}",
+        )
+    record = {**source.model_dump(exclude_none=True), "checkpoint": steps[source.at_step]}
+    seeds = list(body.seeds or [int(parent.spec["seed"])])
+    return SearchStart(_base(parent.spec), seeds, record)
+
+
 def _sweep_parents(
     session: Session, settings: Settings, sweep: Sweep, at_step: int
 ) -> tuple[list[tuple[Experiment, Point, int]], list[str]]:

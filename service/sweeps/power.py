@@ -24,13 +24,13 @@ from core.settings import Settings
 from core.spec import ExperimentSpec
 from core.spec.points import experiment_name
 from core.store import experiments as experiments_repo
+from core.store import packs
 from core.store import sweeps as repo
 from core.store.db import after_commit
 from core.store.models import Sweep
 from service import limits
 from service.auth import Principal
 from service.errors import Conflict, InvalidSpec
-from service.sweeps import packing
 from service.sweeps.schemas import Seed, SweepRead
 
 MAX_SEEDS = 100_000  # what "seeds needed" reports at most: past it, the difference is noise
@@ -167,7 +167,7 @@ def add_seeds(
             rows.append(row)
     sweep.seeds = [*sweep.seeds, *seeds]
     if sweep.packing:
-        packing.assign_packs(session, rows, max_members=sweep.packing["max_members"])
+        packs.assign_packs(session, rows, max_members=sweep.packing["max_members"])
     ids = [r.id for r in rows]
     after_commit(session, partial(send_runs, settings, ids))
     return ids

@@ -176,7 +176,8 @@ class SearchSpec(BaseModel):
     space: dict[str, Distribution] | None = Field(
         None,
         description="optuna: dotted spec path -> distribution, e.g. "
-        '{"optimizer.lr": {"type": "float", "low": 1e-4, "high": 0.1, "log": true}}.',
+        '{"optimizer.lr": {"type": "float", "low": 1e-4, "high": 0.1, "log": true}}; '
+        "in a fork sweep, only paths a fork may change (docs/forks.md).",
     )
     parallel: Int | None = Field(
         None,
@@ -184,7 +185,9 @@ class SearchSpec(BaseModel):
         le=1000,
         description="optuna: trials in flight at once (default 1: every trial is asked "
         "knowing all before it, so the search is reproducible); set it to the workers you "
-        "have to use them all.",
+        "have to use them all. With `packing`, trials are asked a pack at a time "
+        "(max_members // seeds of them), once this leaves room for a whole pack: set it to "
+        "a multiple of that.",
     )
     seed: Int = Field(0, ge=0, le=2**31 - 1, description="optuna: the sampler's seed.")
     n_startup_trials: Int | None = Field(
@@ -297,7 +300,8 @@ class SweepCreate(BaseModel):
     fork: SweepFork | None = Field(
         None,
         description="A continuation study: every experiment forks the parent(s) at "
-        "`at_step` with its grid point as overrides (POST /v1/experiments/{id}/fork).",
+        "`at_step` with its grid point as overrides (POST /v1/experiments/{id}/fork); an "
+        "optuna search's trials fork one experiment with their sampled point.",
     )
     packing: PackingSpec | None = Field(
         None,
@@ -333,19 +337,6 @@ class SweepCreate(BaseModel):
 
     @model_validator(mode="after")
     def _search(self) -> SweepCreate:
-        if self.search is not None and self.packing is not None and self.search.kind == "optuna":
-            raise ValueError(
-                "packing: an optuna search's members are created trial by trial as the "
-                "sampler asks, after the sweep's packs are formed, so none would pack: leave "
-                "it out (successive_halving and asha sweeps pack)"
-            )
-        if self.search is not None and self.fork is not None and self.search.kind == "optuna":
-            raise ValueError(
-                "search: a fork sweep cannot take an optuna search: its trials are made one "
-                "by one from base_spec as the sampler asks, not forked from a parent's "
-                "checkpoint; use successive_halving or asha over the fork's grid (their "
-                "rungs count from fork.at_step)"
-            )
         if self.search is not None and self.search.kind == "optuna" and self.grid:
             raise ValueError("grid: an optuna search samples its space; leave grid out")
         if self.search is not None and self.search.compare_within:

@@ -19,9 +19,10 @@ from core import search, trials
 from core.dispatch import send_runs
 from core.examples import decode_hits
 from core.settings import Settings
-from core.spec import ExperimentSpec
+from core.spec import ExperimentSpec, forks
 from core.store import experiments as experiments_repo
 from core.store import metrics as metrics_repo
+from core.store import packs
 from core.store import sweeps as repo
 from core.store.db import after_commit
 from core.store.models import TERMINAL, Experiment, Status, Sweep
@@ -29,7 +30,7 @@ from service import limits, owners
 from service.auth import Principal
 from service.errors import InvalidSpec
 from service.experiments.service import check_names
-from service.sweeps import forking, packing, stats
+from service.sweeps import forking, stats
 from service.sweeps.forking import Member
 from service.sweeps.grid import (
     Point,
@@ -135,7 +136,7 @@ def create(
         after_commit(session, partial(owners.preempt_now, settings))
     if body.packing is not None:
         sweep.packing = body.packing.model_dump()
-        packing.assign_packs(session, rows, max_members=body.packing.max_members)
+        packs.assign_packs(session, rows, max_members=body.packing.max_members)
     return view(session=session, sweep=sweep, metric=None, baseline=None)
 
 
@@ -152,31 +153,56 @@ def _create_search(
     *, session: Session, settings: Settings, body: SweepCreate, principal: Principal
 ) -> SweepRead:
     """An Optuna search: the sweep, and the first trials its sampler asks (core/trials.py);
-    the rest are asked as trials end. Every edge of the space is validated now."""
+    the rest are asked as trials end. Every edge of the space is validated now, each as the
+    trial a worker would make of it: the base spec at the point, or a fork sweep's parent
+    forked with the point as overrides."""
     assert body.search is not None and body.search.space is not None
     assert body.search.n_trials is not None and body.search.parallel is not None
-    assert body.seeds is not None and body.base_spec is not None
     if body.labels:
         raise InvalidSpec(
             "labels: an optuna search's arms are its trials, named when asked",
             errors=[{"path": "labels", "message": "not for an optuna search"}],
         )
     search_ = body.search.model_dump()
-    limits.check_sweep_size(body.search.n_trials * len(body.seeds), settings)
-    start = min(body.search.parallel, body.search.n_trials) * len(body.seeds)
-    limits.check_queue(session, principal.owner_id, start, settings)
+    fork: dict[str, Any] | None = None
+    if body.fork is None:
+        assert body.seeds is not None and body.base_spec is not None
+        base_spec, seeds = body.base_spec, body.seeds
+    else:
+        start = forking.search_start(
+            session=session, settings=settings, principal=principal, body=body
+        )
+        base_spec, seeds, fork = start.base_spec, start.seeds, start.fork
+    limits.check_sweep_size(body.search.n_trials * len(seeds), settings)
+    first = min(body.search.parallel, body.search.n_trials) * len(seeds)
+    limits.check_queue(session, principal.owner_id, first, settings)
     errors: list[dict[str, Any]] = []
     specs: list[ExperimentSpec] = []
     for corner in trials.corners(search_["space"]):
-        doc = point_spec(body, 0, corner, body.seeds[0])
-        try:
-            spec = ExperimentSpec.model_validate(doc)
-        except (ValidationError, ValueError) as exc:
-            errors += point_errors(f"search.space[{label(corner)}]", doc, exc)
-            continue
+        where = f"search.space[{label(corner)}]"
+        if fork is None:
+            doc = point_spec(body, 0, corner, seeds[0])
+            try:
+                spec = ExperimentSpec.model_validate(doc)
+            except (ValidationError, ValueError) as exc:
+                errors += point_errors(where, doc, exc)
+                continue
+        else:
+            try:
+                spec, _ = trials.member_spec(
+                    sweep_name=body.name,
+                    base_spec=base_spec,
+                    fork=fork,
+                    number=0,
+                    point=corner,
+                    seed=seeds[0],
+                )
+            except forks.ForkError as exc:
+                errors.append({"path": f"{where}.{exc.path}", "message": exc.message})
+                continue
         specs.append(spec)
         limits.check_spec(spec, settings)
-        field = "base_spec.priority"
+        field = "base_spec.priority" if fork is None else "priority"
         limits.check_priority(spec.priority, owners.max_priority(session, principal), field=field)
     if errors:
         raise InvalidSpec(
@@ -188,12 +214,14 @@ def _create_search(
         owner_id=principal.owner_id,
         metric=body.metric or default_metric(specs),
         baseline=body.baseline,
-        base_spec=body.base_spec,
+        base_spec=base_spec,
         grid={},
-        seeds=body.seeds,
+        seeds=seeds,
     )
-    corners = [point_spec(body, 0, c, body.seeds[0]) for c in trials.corners(search_["space"])]
-    sweep.search = _with_start(search_, corners)
+    sweep.fork = fork
+    if body.packing is not None:  # before the first ask: its trials are packed as asked
+        sweep.packing = body.packing.model_dump()
+    sweep.search = _with_start(search_, specs, fork)
     after_commit(session, partial(send_runs, settings, search.decide(session, sweep.id)))
     return view(session=session, sweep=sweep, metric=None, baseline=None)
 

@@ -1,8 +1,11 @@
 """Fork sweeps without a worker: an experiment's fork over a grid and seeds, every member of a
-sweep forked from its own checkpoint, packs of forks, and the 422s (tests/e2e/test_forks.py
-trains one; docs/studies/continuation.py is the worked study)."""
+sweep forked from its own checkpoint, packs of forks, an Optuna search whose trials are forks,
+and the 422s (tests/e2e/test_forks.py trains one, tests/e2e/test_optuna_search.py an Optuna
+one; docs/studies/continuation.py is the worked study)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -137,19 +140,100 @@ def test_a_fork_sweep_that_halves_counts_its_rungs_from_the_fork(
     assert {tuple(e["promoted_at"]) for e in sweep["experiments"]} == {()}
 
 
-def test_a_fork_sweep_with_an_optuna_search_is_a_422_that_says_why(
+def _optuna_fork(parent: str, **search: Any) -> dict[str, Any]:
+    space = {"noise_schedule.start": {"type": "float", "low": 0.0, "high": 2.0}}
+    return {
+        "name": "fork-optuna",
+        "fork": {"experiment_id": parent, "at_step": 360, "noise_clock": "restart"},
+        "seeds": [0, 1],
+        "search": {"kind": "optuna", "n_trials": 4, "parallel": 2, "space": space, **search},
+    }
+
+
+def test_an_optuna_fork_sweep_forks_each_trial_from_the_parents_checkpoint(
     client: TestClient, settings: Settings
 ) -> None:
-    parent = _parent(client, settings, 360)
-    body = {
-        "name": "fork-optuna",
-        "fork": {"experiment_id": parent, "at_step": 360},
-        "search": {
-            "kind": "optuna",
-            "n_trials": 2,
-            "space": {"optimizer.lr": {"type": "float", "low": 1e-4, "high": 0.1}},
-        },
+    parent = _parent(client, settings, 360, 720)
+    halving = {"reduction_factor": 3, "min_resource": 1, "unit": "epochs"}
+    response = client.post("/v1/sweeps", json=_optuna_fork(parent, halving=halving))
+    assert response.status_code == 201, response.text
+    sweep = response.json()
+    assert sweep["size"] == 8 and sweep["trials_left"] == 2 and sweep["seeds"] == [0, 1]
+    assert sweep["fork"] == {
+        "experiment_id": parent,
+        "at_step": 360,
+        "noise_clock": "restart",
+        "checkpoint": f"{parent}/kept/{kept_name(360)}",
     }
+    # Its rungs count from the fork: 1, 3 and 9 epochs of 36 steps after step 360.
+    assert sweep["search"]["start_step"] == 360
+    assert [r["step"] for r in sweep["rungs"]] == [396, 468, 684, None]
+    assert len(sweep["experiments"]) == 4  # two trials in flight, two seeds each
+    for e in sweep["experiments"]:
+        assert (e["rung"], e["rung_step"]) == (0, 396)
+        fork = client.get(f"/v1/experiments/{e['id']}").json()
+        start = e["point"]["noise_schedule.start"]
+        assert fork["parent_id"] == parent
+        assert fork["fork"] == {
+            "parent_id": parent,
+            "at_step": 360,
+            "overrides": {"noise_schedule.start": start, "seed": e["seed"]},
+            "noise_clock": "restart",
+            "checkpoint": f"{parent}/kept/{kept_name(360)}",
+        }
+        assert fork["spec"]["noise_schedule"]["start"] == start
+        assert fork["spec"]["seed"] == e["seed"]
+        assert fork["spec"]["noise_schedule"]["kind"] == "constant"  # the parent's, kept
+
+
+def test_an_optuna_fork_sweep_packs_its_forks(client: TestClient, settings: Settings) -> None:
+    parent = _parent(client, settings, 360)
+    body = {**_optuna_fork(parent), "packing": {"max_members": 4}}
+    response = client.post("/v1/sweeps", json=body)
+    assert response.status_code == 201, response.text
+    packs = {e["pack_id"] for e in response.json()["experiments"]}
+    assert None not in packs and len(packs) == 1  # two trials of two seeds: one pack
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "why"),
+    [
+        (
+            {"search": {"space": {"model.hidden": {"type": "categorical", "choices": [[10]]}}}},
+            "search.space.model.hidden",
+            "another model has other parameters",
+        ),
+        (
+            {"search": {"space": {"training.batch_size": {"type": "int", "low": 10, "high": 99}}}},
+            "search.space.training.batch_size",
+            "another batch size",
+        ),
+        (
+            {"search": {"space": {"training.epochs": {"type": "int", "low": 5, "high": 30}}}},
+            "search.space[training.epochs=5].training.epochs",
+            "it starts at step 360",
+        ),
+        ({"fork": {"at_step": 100}}, "fork.at_step", "kept steps: 360"),
+        (
+            {"fork": {"sweep_id": "swp_x", "at_step": 360}, "seeds": None},
+            "fork.sweep_id",
+            "an optuna search forks one experiment",
+        ),
+    ],
+)
+def test_an_optuna_fork_sweep_that_cannot_fork_is_refused_naming_the_field(
+    client: TestClient, settings: Settings, change: dict, path: str, why: str
+) -> None:
+    parent = _parent(client, settings, 360)
+    body = _optuna_fork(parent)
+    for key, value in change.items():
+        if key == "search":  # merged into the search
+            value = {**body["search"], **value}
+        elif key == "fork" and "sweep_id" not in value:
+            value = {**body["fork"], **value}
+        body[key] = value
+    body = {k: v for k, v in body.items() if v is not None}
     response = client.post("/v1/sweeps", json=body)
     assert response.status_code == 422, response.text
-    assert "not forked from a parent's checkpoint" in response.text
+    assert why in response.text
+    assert path in [e["path"] for e in response.json()["errors"]], response.json()
