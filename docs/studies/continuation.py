@@ -213,7 +213,8 @@ def write_report(
         f"The {len(sweep.experiments) + len(paired['sweep'].experiments)} forks (in packs of "
         f"up to 16), the parent and the {len(SEEDS)} parents of the paired design took "
         f"{took} from the first submission to the last result on a 2-core machine (one worker "
-        "process, `actlab up`).",
+        "process, `actlab up`), shared with other work at the time (for this page: queued "
+        "behind the noisy-ReLU study, under a CPU stress load).",
     ]
     lines = [
         "# Study: switching activation noise off (or doubling it) halfway through training",
