@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -16,6 +17,17 @@ from actlab.errors import InputError
 
 FORMATS = ("png", "pdf", "svg")
 SPARSE = 12  # a series with at most this many points is drawn with markers
+INSIDE_LEGEND = 6  # more entries than this: the legend goes beside the panel, not over it
+# Ten colours, then the same ten dashed, dotted and dash-dotted: 40 arms before a line
+# repeats (matplotlib's default cycle repeats after ten, so arm 11 looked like arm 1).
+LINE_STYLES = ["-", "--", ":", "-."]
+
+
+def _cycle() -> Any:
+    from cycler import cycler
+
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return cycler(linestyle=LINE_STYLES) * cycler(color=colors)
 
 
 def t975(df: int) -> float:
@@ -44,7 +56,7 @@ def _band(ax: plt.Axes, curves: pd.DataFrame, label: str, per_seed: bool, x: str
     marker = "o" if len(mean) <= SPARSE else None
     (line,) = ax.plot(
         mean.index, mean.values, marker=marker, ms=4, label=f"{label} (n={wide.shape[1]})"
-    )
+    )  # colour and line style from the axes' cycle (_cycle)
     if wide.shape[1] > 1:
         quantile = n.map(lambda k: t975(int(k) - 1) if k > 1 else float("nan"))
         half = wide.sem(axis=1) * quantile
@@ -83,8 +95,11 @@ def plot(
         raise InputError(f"no points of {metric!r} to plot")
     names = _names(frame, metric)
     width, height = size
+    if frame["arm"].nunique() > INSIDE_LEGEND:  # room for the legend beside each panel
+        width += 3.0
     fig, axes = plt.subplots(1, len(names), figsize=(width * len(names), height), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
+        ax.set_prop_cycle(_cycle())
         part = frame[(frame["name"] == name) & frame["value"].notna()]
         if part["arm"].notna().any():
             for arm, curves in part.groupby("arm", sort=True):
@@ -98,9 +113,13 @@ def plot(
         ax.set_ylabel(name)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.2
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
+        if len(ax.get_lines()) and len(ax.get_legend_handles_labels()[1]) > INSIDE_LEGEND:
+            ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        else:
+            ax.legend(fontsize="small")
     fig.tight_layout()
-    fig.savefig(output, dpi=dpi, format=kind)
+    # "tight" grows the saved figure to hold a legend beside the panel.
+    fig.savefig(output, dpi=dpi, format=kind, bbox_inches="tight")
     plt.close(fig)
     return len(names)
 
