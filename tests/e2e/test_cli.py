@@ -297,7 +297,9 @@ def test_an_optuna_search_from_a_yaml_file_shows_its_trials_and_cancels(
 
 
 def test_watch_a_sweep_follows_every_experiment_on_the_sweep_stream(server: str) -> None:
-    base = canonical_spec(training={"epochs": 50})
+    # Runs far longer than any wait for a cancel (a worker stops within a poll): with 50
+    # epochs a busy box once let a claimed run finish before its cancel landed (succeeded).
+    base = canonical_spec(training={"epochs": 10_000})
     del base["name"], base["seed"]
     body = {"name": "watched", "base_spec": base, "grid": {}, "seeds": [0, 1]}
     with actlab.Client(server) as client:
