@@ -67,15 +67,8 @@ def plan(*, session: Session, settings: Settings, principal: Principal, body: Sw
     kept: dict[str, dict[int, str]] = {}  # one parent's steps, read once for all its seeds
     for parent, parent_point, seed in parents:
         if parent.id not in kept:
-            kept[parent.id] = experiment_forks.available(session, settings, parent)
+            kept[parent.id] = _kept_at(session, settings, parent, source.at_step)
         steps = kept[parent.id]
-        if source.at_step not in steps:
-            listed = ", ".join(map(str, steps)) or "none"
-            raise _invalid(
-                "fork.at_step",
-                f"experiment {parent.id!r} kept no checkpoint at step {source.at_step}; "
-                f"kept steps: {listed}",
-            )
         for grid_point in grid_points:
             point = {path: {**parent_point, **grid_point}[path] for path in grid}
             index = points(grid).index(point)
@@ -136,14 +129,7 @@ def search_start(
             raise _invalid(f"search.space.{path}", exc.message) from None
     assert source.experiment_id is not None
     parent = get_visible(session, Experiment, source.experiment_id, principal)
-    steps = experiment_forks.available(session, settings, parent)
-    if source.at_step not in steps:
-        listed = ", ".join(map(str, steps)) or "none"
-        raise _invalid(
-            "fork.at_step",
-            f"experiment {parent.id!r} kept no checkpoint at step {source.at_step}; "
-            f"kept steps: {listed}",
-        )
+    steps = _kept_at(session, settings, parent, source.at_step)
     record = {**source.model_dump(exclude_none=True), "checkpoint": steps[source.at_step]}
     seeds = list(body.seeds or [int(parent.spec["seed"])])
     return SearchStart(_base(parent.spec), seeds, record)
@@ -183,3 +169,18 @@ def _base(spec: dict[str, Any]) -> dict[str, Any]:
 
 def _invalid(path: str, message: str) -> InvalidSpec:
     return InvalidSpec(f"{path}: {message}", errors=[{"path": path, "message": message}])
+
+
+def _kept_at(
+    session: Session, settings: Settings, parent: Experiment, at_step: int
+) -> dict[int, str]:
+    """The parent's kept checkpoints (step -> path); a 422 on fork.at_step when none is at
+    `at_step`."""
+    steps = experiment_forks.available(session, settings, parent)
+    if at_step not in steps:
+        listed = ", ".join(map(str, steps)) or "none"
+        raise _invalid(
+            "fork.at_step",
+            f"experiment {parent.id!r} kept no checkpoint at step {at_step}; kept steps: {listed}",
+        )
+    return steps

@@ -107,11 +107,7 @@ def test_optuna_with_halving_prunes_at_rungs_and_resumes_the_promoted_across_an_
         _wait_done_experiment(api, alone["id"])
     finally:
         worker.stop()
-    assert sorted(e["status"] for e in done["experiments"]) == ["pruned", "pruned", "succeeded"]
-    assert [(r["rung"], r["reached"], r["promoted"], r["pruned"]) for r in done["rungs"]] == [
-        (0, 3, 1, 2),
-        (1, 1, 0, 0),
-    ]
+    _assert_one_of_three_promoted(done)
     # The promoted trial resumed from its rung's checkpoint: the curve of a run never paused.
     assert learnt(series(api, winner["id"])) == learnt(series(api, alone["id"]))
     for e in done["experiments"]:
@@ -210,11 +206,7 @@ def test_a_packed_search_with_rungs_resumes_its_promoted_trial_to_the_unpaused_c
             _wait_done_experiment(api, e["id"])
     finally:
         worker.stop()
-    assert sorted(e["status"] for e in done["experiments"]) == ["pruned", "pruned", "succeeded"]
-    assert [(r["rung"], r["reached"], r["promoted"], r["pruned"]) for r in done["rungs"]] == [
-        (0, 3, 1, 2),
-        (1, 1, 0, 0),
-    ]
+    _assert_one_of_three_promoted(done)
     assert winner["pack_id"] != start[winner["id"]] and winner["promoted_at"] == [36]
     theirs = next(e for e in unpaused["experiments"] if e["seed"] == 0)
     assert theirs["pack_id"] is not None
@@ -290,3 +282,12 @@ def test_a_fork_sweeps_trials_start_from_the_parents_checkpoint_and_halve_from_t
     ]
     assert any(f"resumed from checkpoint at step {rung}" in m for m in said), said
     assert learnt(series(api, winner["id"])) == learnt(series(api, alone["id"]))
+
+
+def _assert_one_of_three_promoted(done: dict) -> None:
+    """Three trials reached the first rung; one went on to the end, two were pruned."""
+    assert sorted(e["status"] for e in done["experiments"]) == ["pruned", "pruned", "succeeded"]
+    assert [(r["rung"], r["reached"], r["promoted"], r["pruned"]) for r in done["rungs"]] == [
+        (0, 3, 1, 2),
+        (1, 1, 0, 0),
+    ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -89,6 +89,36 @@ def member_scores(
     return list(zip((loss_sum / m).tolist(), (hits.double() / m).tolist(), strict=True))
 
 
+def eval_batches(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    batch_size: int,
+    bf16: bool = False,
+    outputs: torch.Tensor | None = None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(eval-mode output, targets) of each batch of (x, y): from `outputs` when given (the
+    model's eval-mode output on all of `x`, computed elsewhere), else from `model` switched
+    to eval mode for the pass and back after it. Call under inference mode."""
+    was_training = model.training
+    if outputs is None:
+        model.eval()
+    try:
+        for start in range(0, len(x), batch_size):
+            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+            if outputs is not None:
+                yield outputs[start : start + batch_size], yb
+            elif bf16:
+                with torch.autocast(x.device.type, dtype=torch.bfloat16):
+                    yield model(xb).float(), yb
+            else:
+                yield model(xb), yb
+    finally:
+        if outputs is None:
+            model.train(was_training)
+
+
 @torch.inference_mode()
 def example_hits(
     model: nn.Module,
@@ -104,27 +134,12 @@ def example_hits(
     counts: the argmax is the label, or a regression within tolerance), as a bool tensor on
     the CPU: its mean is `evaluate`'s accuracy on the same outputs. `outputs` as in
     `evaluate`."""
-    was_training = model.training
-    if outputs is None:
-        model.eval()
     parts = []
-    try:
-        for start in range(0, len(x), batch_size):
-            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-            if outputs is not None:
-                out = outputs[start : start + batch_size]
-            elif bf16:
-                with torch.autocast(x.device.type, dtype=torch.bfloat16):
-                    out = model(xb).float()
-            else:
-                out = model(xb)
-            if task == "regression":
-                parts.append(regression_hit(out.squeeze(-1), yb))
-            else:
-                parts.append(out.argmax(dim=1) == yb)
-    finally:
-        if outputs is None:
-            model.train(was_training)
+    for out, yb in eval_batches(model, x, y, batch_size=batch_size, bf16=bf16, outputs=outputs):
+        if task == "regression":
+            parts.append(regression_hit(out.squeeze(-1), yb))
+        else:
+            parts.append(out.argmax(dim=1) == yb)
     return torch.cat(parts).cpu() if parts else torch.zeros(0, dtype=torch.bool)
 
 
@@ -145,25 +160,10 @@ def evaluate(
     pass computed it already), so no forward pass is repeated.
     """
     loss_fn, hits_fn = task_functions(task)
-    was_training = model.training
-    if outputs is None:
-        model.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=x.device)
     hits = torch.zeros((), dtype=torch.int64, device=x.device)
-    try:
-        for start in range(0, len(x), batch_size):
-            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-            if outputs is not None:
-                out = outputs[start : start + batch_size]
-            elif bf16:
-                with torch.autocast(x.device.type, dtype=torch.bfloat16):
-                    out = model(xb).float()
-            else:
-                out = model(xb)
-            loss_sum += loss_fn(out, yb).double() * len(xb)
-            hits += hits_fn(out, yb)
-    finally:
-        if outputs is None:
-            model.train(was_training)
+    for out, yb in eval_batches(model, x, y, batch_size=batch_size, bf16=bf16, outputs=outputs):
+        loss_sum += loss_fn(out, yb).double() * len(yb)
+        hits += hits_fn(out, yb)
     n = max(len(x), 1)
     return loss_sum.item() / n, hits.item() / n
