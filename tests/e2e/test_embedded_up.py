@@ -95,7 +95,7 @@ def test_ctrl_c_during_a_run_hands_it_back_and_the_next_up_resumes_it(tmp_path: 
     up = _up(data_dir, port, tmp_path / "up1.log")
     try:
         with httpx.Client(base_url=url, timeout=HANG_S) as api:
-            spec = canonical_spec(training={"epochs": 400, "checkpoint_interval_s": 0})
+            spec = canonical_spec(training={"epochs": 10_000, "checkpoint_interval_s": 0})
             exp = api.post("/v1/experiments", json=spec).json()
             wait_for_status(api, exp["id"], {"running"})
             while api.get(f"/v1/experiments/{exp['id']}").json()["progress"]["epoch"] < 2:
@@ -209,7 +209,7 @@ def test_a_killed_embedded_broker_is_restarted_and_runs_go_on(tmp_path: Path) ->
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=HANG_S) as api:
             code, children = _children(api)
             assert code == 200 and set(children) == {"broker", "worker"}, children
-            spec = canonical_spec(training={"epochs": 400, "checkpoint_interval_s": 0})
+            spec = canonical_spec(training={"epochs": 10_000, "checkpoint_interval_s": 0})
             long = api.post("/v1/experiments", json=spec).json()["id"]
             wait_for_status(api, long, {"running"})
             wait_for_epoch(api, long, 1)  # past data loading and the first evaluation

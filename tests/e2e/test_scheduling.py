@@ -77,7 +77,7 @@ def test_a_preempted_run_can_be_cancelled(api: TestClient, fast: Settings, tmp_p
         low = api.post("/v1/experiments", json=LOW).json()
         wait_for_epoch(api, low["id"], 1)
         # An urgent run long enough that the preempted one stays queued until cancelled.
-        long_urgent = {**URGENT, "training": {"epochs": 400}}
+        long_urgent = {**URGENT, "training": {"epochs": 10_000}}  # cancelled below
         urgent = api.post("/v1/experiments", json=long_urgent).json()
         wait_for_status(api, urgent["id"], {"running"})
         back = wait_for_status(api, low["id"], {"queued"})
