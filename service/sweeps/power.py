@@ -17,7 +17,6 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from statsmodels.stats.power import TTestPower
 
 from core.dispatch import send_runs
 from core.settings import Settings
@@ -112,6 +111,8 @@ def _row(
     sd = float(diff.std(ddof=1))
     if sd == 0.0:
         return PowerRow(**row, **empty, sd_diff=0.0, note="zero variance of the differences")
+    from statsmodels.stats.power import TTestPower  # ~1 s to import: here, not at API start
+
     analysis = TTestPower()
     effect = delta / sd
     needed = analysis.solve_power(effect_size=effect, alpha=alpha, power=power, nobs=None)

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import optimize, special
-from scipy import stats as sps
-from statsmodels.stats import weightstats
+
+# scipy.stats and statsmodels are imported where they are used, not here: together they take
+# about 1 s to import, which every API process paid at its start (sweeps/service.py imports
+# this module) though most never compares a sweep.
 
 CONFIDENCE = 0.95
 
@@ -56,6 +57,8 @@ def _t_interval(
     """Student's t interval of the mean of `n` values (scipy.stats.t.interval)."""
     if std == 0.0:  # every value equal: scipy needs a positive scale; the interval is a point
         return _finite(mean), _finite(mean)
+    from scipy import stats as sps
+
     low, high = sps.t.interval(confidence, n - 1, loc=mean, scale=std / math.sqrt(n))
     return _finite(float(low)), _finite(float(high))
 
@@ -119,6 +122,9 @@ def _nct_interval(t: float, df: float, confidence: float) -> tuple[float, float]
     cdf(t; nc) = sf(-t; -nc). scipy's `nct.cdf` returns NaN at some noncentralities a
     search passes through (t = -2.6, df = 2 at nc = 8.9), which left no interval for
     about one t in three at small df."""
+    from scipy import optimize
+    from scipy import stats as sps
+
     tail = (1 - confidence) / 2
 
     def lower(t: float) -> float | None:  # the nc at which t is the upper alpha/2 point
@@ -151,6 +157,8 @@ def _hedges(
     pooled = math.sqrt(((n1 - 1) * a.var(ddof=1) + (n2 - 1) * b.var(ddof=1)) / (n1 + n2 - 2))
     if pooled == 0.0:
         return None, None, None
+    from scipy import special
+
     df = n1 + n2 - 2
     j = math.exp(special.gammaln(df / 2) - special.gammaln((df - 1) / 2)) / math.sqrt(df / 2)
     d = float(a.mean() - b.mean()) / pooled
@@ -168,6 +176,8 @@ def _bootstrap(
     interval); None when the data are too few or all equal (degenerate)."""
     if min(len(x) for x in samples) < 3:
         return None, None
+    from scipy import stats as sps
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # DegenerateDataWarning: reported as None below
         result = sps.bootstrap(
@@ -254,6 +264,9 @@ def _paired(
             "paired_t", n, n_arm, n_base, _finite(mean), low, high, None, n - 1, None,
             None, None, None, *g, *boot, margin, None, ("zero_variance",),
         )  # fmt: skip
+    from scipy import stats as sps
+    from statsmodels.stats import weightstats
+
     t = sps.ttest_rel(a, b)
     d = mean / std
     nc = _nct_interval(d * math.sqrt(n), n - 1, confidence)
@@ -279,6 +292,9 @@ def _welch(
             "welch", 0, len(a), len(b), _finite(mean), None, None, None, None, None,
             None, None, None, *g, *boot, margin, None, ("zero_variance",),
         )  # fmt: skip
+    from scipy import stats as sps
+    from statsmodels.stats import weightstats
+
     t = sps.ttest_ind(a, b, equal_var=False)
     df = float(t.df)
     low, high = t.confidence_interval(confidence)
@@ -311,6 +327,8 @@ def adjust(p_values: Sequence[float | None], method: str) -> list[float | None]:
         return out
     p = np.asarray([p_values[i] for i in present], dtype=float)
     if method == "fdr_bh":
+        from scipy import stats as sps
+
         adjusted = sps.false_discovery_control(p, method="bh")
     elif method == "holm":
         order = np.argsort(p, kind="stable")
