@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from core.settings import Settings
 from service.app import create_app
 from service.embedded import EmbeddedRedis
-from tests import ordering, support
+from tests import support
 from tests.support import Process, drop_database, fresh_database, start_worker
 
 # Fixtures whose use makes a test depend on the configuration (SQLite + embedded Redis, or
@@ -31,26 +31,10 @@ from tests.support import Process, drop_database, fresh_database, start_worker
 BACKEND_FIXTURES = frozenset({"database_url", "broker_url"})
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--store-module-seconds",
-        action="store_true",
-        help="add up each test module's seconds in this run and merge them into "
-        "tests/module_seconds.json (the order pytest-xdist's workers take modules in)",
-    )
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    if config.getoption("store_module_seconds") and not hasattr(config, "workerinput"):
-        config.pluginmanager.register(ordering.ModuleSeconds(), "actlab-module-seconds")
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if BACKEND_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.backend)
-    if hasattr(config, "workerinput"):  # a pytest-xdist worker: see tests/ordering.py
-        items[:] = ordering.longest_first(items, ordering.load_seconds())
 
 
 @pytest.hookimpl(wrapper=True)

@@ -52,11 +52,10 @@ DOCUMENT = re.compile(r"(?<![\w/.-])([\w./-]+\.(?:ya?ml|json))\b")
 
 
 def _documents(text: str) -> set[str]:
-    """Every YAML or JSON file named in the README's code and inline code, lock files,
-    compose files of the deployment and the suite's own files aside."""
+    """Every YAML or JSON file named in the README's code and inline code, lock files and
+    compose files of the deployment aside."""
     code = "\n".join(re.findall(r"```.*?```|`[^`\n]+`", text, re.DOTALL))
-    # URL paths (`/openapi.json`), the deployment, the suite's data (tests/module_seconds.json)
-    skip = ("/", "docker-compose", "deploy/", "tests/")
+    skip = ("/", "docker-compose", "deploy/")  # URL paths (`/openapi.json`), the deployment
     return {m for m in DOCUMENT.findall(code) if not m.startswith(skip)}
 
 
