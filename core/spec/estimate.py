@@ -9,6 +9,8 @@ the noisy ones' masks and noise included. Nothing here is a second formula of a 
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,26 +101,69 @@ def footprint(spec: Any) -> Footprint:
     n = dataset.sample_count()
     label_bytes = 8 if info.task == "classification" else 4
     data = n * (math.prod(info.input_shape) * 4 + label_bytes)
-    with torch.device("meta"):
-        model = spec.model.build(info, spec.activation.build)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    trainable_bytes = sum(p.numel() * p.element_size() for p in trainable)
     t = spec.training
     batch = min(t.batch_size, max(1, dataset.train_size()))
-    axis = spec.model.time_axis(info.input_shape)
-    activations = max(
-        _along(_saved_bytes, model, batch, info.input_shape, axis),
-        _along(_eval_bytes, model, min(t.eval_batch_size, n), info.input_shape, axis),
-    )
+    sizes = _model_sizes(spec, info, batch, min(t.eval_batch_size, n))
     parts = {
         "data": data,
         "data_staging": int(data * dataset.staging_factor),
-        "parameters": sum(p.numel() * p.element_size() for p in model.parameters()),
-        "gradients": trainable_bytes,
-        "optimizer": trainable_bytes * _optimizer_slots(spec.optimizer),
-        "activations": activations,
+        "parameters": sizes.parameter_bytes,
+        "gradients": sizes.trainable_bytes,
+        "optimizer": sizes.trainable_bytes * _optimizer_slots(spec.optimizer),
+        "activations": sizes.activation_bytes,
     }
-    return Footprint(sum(p.numel() for p in trainable), parts)
+    return Footprint(sizes.trainable, parts)
+
+
+@dataclass(frozen=True)
+class _ModelSizes:
+    trainable: int  # trainable parameters
+    parameter_bytes: int
+    trainable_bytes: int
+    activation_bytes: int  # the larger of one training and one evaluation batch
+
+
+# A model's sizes depend on the dataset's shape, the model and the activation (with its
+# parameters) and the batch sizes alone, so the members of a sweep that differ in seed, noise
+# schedule or optimizer share one meta pass; so do the API's preview and submit of one spec.
+# The meta pass of a recurrent net with noisy hard units takes tens of milliseconds (torch's
+# Python meta kernels); it was half the API's CPU under the schemathesis run.
+_SIZES: OrderedDict[tuple[Any, ...], _ModelSizes] = OrderedDict()
+_SIZES_KEPT = 1024
+_SIZES_LOCK = threading.Lock()
+
+
+def _model_sizes(spec: Any, info: Any, batch: int, eval_batch: int) -> _ModelSizes:
+    key = (
+        info,
+        spec.model.model_dump_json(),
+        spec.activation.model_dump_json(),
+        batch,
+        eval_batch,
+        torch.get_default_dtype(),
+    )
+    with _SIZES_LOCK:
+        if key in _SIZES:
+            _SIZES.move_to_end(key)
+            return _SIZES[key]
+    with torch.device("meta"):
+        model = spec.model.build(info, spec.activation.build)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    axis = spec.model.time_axis(info.input_shape)
+    sizes = _ModelSizes(
+        trainable=sum(p.numel() for p in trainable),
+        parameter_bytes=sum(p.numel() * p.element_size() for p in model.parameters()),
+        trainable_bytes=sum(p.numel() * p.element_size() for p in trainable),
+        activation_bytes=max(
+            _along(_saved_bytes, model, batch, info.input_shape, axis),
+            _along(_eval_bytes, model, eval_batch, info.input_shape, axis),
+        ),
+    )
+    with _SIZES_LOCK:
+        _SIZES[key] = sizes
+        while len(_SIZES) > _SIZES_KEPT:
+            _SIZES.popitem(last=False)
+    return sizes
 
 
 # A checkpoint file beside its tensors: the spec, every RNG state, the loop's bookkeeping

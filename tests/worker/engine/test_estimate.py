@@ -103,3 +103,40 @@ def test_the_parts_follow_the_spec() -> None:
     assert big["parameters"] == small["parameters"]
     sgd = estimate(ExperimentSpec.model_validate({**base, "optimizer": {"name": "sgd"}}))
     assert sgd["optimizer"] == 0 and small["optimizer"] == 2 * small["parameters"]
+
+
+def test_specs_that_differ_only_outside_the_model_share_one_meta_pass() -> None:
+    """A sweep's members that differ in seed, noise schedule or optimizer share the model's
+    sizes; a change to the model, the activation or a batch size measures anew, and a shared
+    answer equals a fresh one."""
+    from core.spec import estimate as module
+
+    base = {
+        "dataset": {"name": "adding", "seq_len": 50, "num_samples": 200},
+        "model": {"arch": "lstm", "hidden_size": 8},
+        "activation": {"name": "noisy_hard_sigmoid", "params": {"c": 0.5}},
+    }
+    module._SIZES.clear()
+    first = module.footprint(ExperimentSpec.model_validate(base))
+    same_model = [
+        {**base, "seed": 7},
+        {**base, "noise_schedule": {"kind": "linear", "start": 1.0, "end": 0.0}},
+        {**base, "optimizer": {"name": "sgd", "lr": 0.1}},
+    ]
+    shared = [module.footprint(ExperimentSpec.model_validate(s)) for s in same_model]
+    assert len(module._SIZES) == 1
+    assert shared[0] == first and shared[1] == first
+    assert shared[2].parts["optimizer"] == 0 and shared[2].parameters == first.parameters
+
+    changed = [
+        {**base, "model": {"arch": "lstm", "hidden_size": 16}},
+        {**base, "activation": {"name": "noisy_hard_tanh", "params": {"c": 0.5}}},
+        {**base, "training": {"batch_size": 8}},
+    ]
+    measured = [module.footprint(ExperimentSpec.model_validate(s)) for s in changed]
+    assert len(module._SIZES) == 4
+    assert measured[0].parameters > first.parameters
+    assert measured[2].parts["activations"] != first.parts["activations"]
+    for spec, answer in zip([base, *changed], [first, *measured], strict=True):
+        module._SIZES.clear()
+        assert module.footprint(ExperimentSpec.model_validate(spec)) == answer
