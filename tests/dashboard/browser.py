@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -95,13 +96,17 @@ def browser() -> Iterator[Any]:
 
 @dataclass
 class Watched:
-    """A page plus what it did: every request URL, script errors, dialogs opened."""
+    """A page plus what it did: every request URL, script errors, dialogs opened, and for a
+    failure's report the console's errors and warnings and every request that failed or was
+    answered with an error (a module script that fails to load raises no page error)."""
 
     page: Any
     origin: str
     requests: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     dialogs: list[str] = field(default_factory=list)
+    console: list[str] = field(default_factory=list, repr=False)
+    failed: list[str] = field(default_factory=list, repr=False)
 
     def off_origin(self) -> list[str]:
         return [u for u in self.requests if not _same_origin(u, self.origin)]
@@ -128,6 +133,24 @@ def watch(browser: Any, origin: str) -> Watched:
     watched = Watched(page, origin)
     page.on("request", lambda r: watched.requests.append(r.url))
     page.on("pageerror", lambda e: watched.errors.append(str(e)))
+    clock = time.monotonic
+
+    def on_console(message: Any) -> None:
+        if message.type in ("error", "warning"):
+            watched.console.append(f"{clock():.1f} {message.type}: {message.text}")
+
+    def on_failed(request: Any) -> None:
+        watched.failed.append(f"{clock():.1f} {request.method} {request.url}: {request.failure}")
+
+    def on_response(response: Any) -> None:
+        if response.status >= 400:
+            watched.failed.append(
+                f"{clock():.1f} {response.request.method} {response.url}: HTTP {response.status}"
+            )
+
+    page.on("console", on_console)
+    page.on("requestfailed", on_failed)
+    page.on("response", on_response)
 
     def on_dialog(dialog: Any) -> None:
         watched.dialogs.append(dialog.message)
@@ -139,3 +162,19 @@ def watch(browser: Any, origin: str) -> Watched:
 
 def close(watched: Watched) -> None:
     watched.page.context.close()
+
+
+def failure_sections(watched: Watched | None, server: Server | None) -> list[tuple[str, str]]:
+    """What a failed browser test's report shows besides the traceback: the page's console
+    and failed requests (times are time.monotonic()) and the end of the server's log."""
+    sections = []
+    if watched is not None:
+        sections += [
+            ("browser console (errors, warnings)", "\n".join(watched.console) or "none"),
+            ("failed requests", "\n".join(watched.failed) or "none"),
+            ("requests", "\n".join(watched.requests) or "none"),
+        ]
+    if server is not None:
+        log = server.process.output().splitlines()[-60:]
+        sections.append((f"actlab up log, last lines (now {time.monotonic():.1f})", "\n".join(log)))
+    return sections

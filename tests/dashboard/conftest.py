@@ -8,7 +8,16 @@ from typing import Any
 
 import pytest
 
-from tests.dashboard.browser import Server, Watched, browser, close, start_up, stop_up, watch
+from tests.dashboard.browser import (
+    Server,
+    Watched,
+    browser,
+    close,
+    failure_sections,
+    start_up,
+    stop_up,
+    watch,
+)
 
 __all__ = ["browser"]
 
@@ -32,3 +41,18 @@ def page(browser: Any, server: Server) -> Iterator[Watched]:
     assert not watched.errors, watched.errors
     assert not watched.dialogs, watched.dialogs
     assert not watched.off_origin(), watched.off_origin()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed browser test's report carries what the page and the server saw."""
+    report = yield
+    if report.failed and report.when == "call":
+        funcargs = getattr(item, "funcargs", {})
+        watched, server = funcargs.get("page"), funcargs.get("server")
+        for title, text in failure_sections(
+            watched if isinstance(watched, Watched) else None,
+            server if isinstance(server, Server) else None,
+        ):
+            report.sections.append((title, text))
+    return report

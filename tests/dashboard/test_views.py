@@ -180,6 +180,47 @@ def test_docs_and_redoc_render_offline(page: Watched, server: Server) -> None:
     assert not page.off_origin()
 
 
+@pytest.mark.parametrize("how", ["aborted", "503"])
+def test_a_script_that_cannot_load_is_named_on_the_page(
+    page: Watched, server: Server, how: str
+) -> None:
+    """A module that fails to load raises no script error: without boot.js the page said
+    "Loading…" for ever."""
+    p = page.page
+
+    def fail(route: Any) -> None:
+        if how == "aborted":
+            route.abort("connectionreset")
+        else:
+            route.fulfill(status=503, content_type="text/plain", body="restarting")
+
+    p.route("**/static/js/views/sweep.js", fail)
+    p.goto("/#/sweeps")
+    p.wait_for_selector("#load-failed", timeout=HANG_S * 1000)
+    assert p.inner_text("#load-failed") == (
+        "The dashboard could not load /static/js/views/sweep.js; reload the page to try again."
+    )
+    assert p.locator("#app > *").count() == 1  # "Loading…" is gone
+    p.unroute("**/static/js/views/sweep.js")
+    p.reload()
+    p.wait_for_selector('body[data-ready="1"] #sweeps', timeout=HANG_S * 1000)
+    assert p.locator("#load-failed").count() == 0
+
+
+def test_a_view_that_fails_says_why_above_what_it_drew(page: Watched, server: Server) -> None:
+    body = {"name": "no-curves", "base_spec": small_spec(), "seeds": [0]}
+    del body["base_spec"]["seed"]
+    with api(server) as client:
+        sweep = client.post("/v1/sweeps", json=body).json()
+    p = page.page
+    p.route("**/v1/metrics/series*", lambda route: route.abort("connectionreset"))
+    p.goto(f"/#/sweeps/{sweep['id']}")
+    p.wait_for_selector("#app > p.error", timeout=HANG_S * 1000)
+    assert p.locator("#app > p.error").count() == 1
+    assert p.inner_text("#app > p.error") == "Failed to fetch"
+    assert p.inner_text("#sweep-name") == "no-curves"  # the tables drawn before it stay
+
+
 def test_every_response_carries_the_policy(server: Server) -> None:
     with api(server) as client:
         for path in ("/", "/docs", "/redoc", "/static/js/main.js", "/v1/experiments"):

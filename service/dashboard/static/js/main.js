@@ -1,7 +1,7 @@
 // Hash routes: #/ (experiments), #/experiments/ID, #/sweeps, #/sweeps/ID[?metric=M&seeds=1],
 // #/compare?ids=A,B, #/queue.
 import { auth } from "./api.js";
-import { clear, h } from "./dom.js";
+import { clear, errorBox, h } from "./dom.js";
 import { compareView } from "./views/compare.js";
 import { experimentView } from "./views/experiment.js";
 import { listView } from "./views/list.js";
@@ -29,7 +29,11 @@ function route() {
     return listView(root, ctx);
   };
   document.body.dataset.ready = "";
-  run().catch((err) => console.error(err)).finally(() => (document.body.dataset.ready = "1"));
+  // A view that fails says so on the page, above whatever it had drawn.
+  run().catch((err) => {
+    console.error(err);
+    root.prepend(errorBox(err));
+  }).finally(() => (document.body.dataset.ready = "1"));
 }
 
 /** With auth on, every view waits behind this form until a key is given. */
