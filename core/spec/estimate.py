@@ -8,9 +8,8 @@ the noisy ones' masks and noise included. Nothing here is a second formula of a 
 
 from __future__ import annotations
 
+import functools
 import math
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,34 +122,44 @@ class _ModelSizes:
     activation_bytes: int  # the larger of one training and one evaluation batch
 
 
-# A model's sizes depend on the dataset's shape, the model and the activation (with its
-# parameters) and the batch sizes alone, so the members of a sweep that differ in seed, noise
-# schedule or optimizer share one meta pass; so do the API's preview and submit of one spec.
-# The meta pass of a recurrent net with noisy hard units takes tens of milliseconds (torch's
-# Python meta kernels); it was half the API's CPU under the schemathesis run.
-_SIZES: OrderedDict[tuple[Any, ...], _ModelSizes] = OrderedDict()
-_SIZES_KEPT = 1024
-_SIZES_LOCK = threading.Lock()
-
-
 def _model_sizes(spec: Any, info: Any, batch: int, eval_batch: int) -> _ModelSizes:
-    key = (
+    # A model's sizes depend on the dataset's shape, the model and the activation (with its
+    # parameters) and the batch sizes alone, so the members of a sweep that differ in seed,
+    # noise schedule or optimizer share one meta pass; so do the API's preview and submit of
+    # one spec. The meta pass of a recurrent net with noisy hard units takes tens of
+    # milliseconds (torch's Python meta kernels); it was half the API's CPU under the
+    # schemathesis run. The cache's key is the model's and the activation's JSON (the specs
+    # themselves are not hashable).
+    return _sizes(
         info,
+        spec.model.__class__,
         spec.model.model_dump_json(),
+        spec.activation.__class__,
         spec.activation.model_dump_json(),
         batch,
         eval_batch,
-        torch.get_default_dtype(),
+        torch.get_default_dtype(),  # part of the key: parameters are built in it
     )
-    with _SIZES_LOCK:
-        if key in _SIZES:
-            _SIZES.move_to_end(key)
-            return _SIZES[key]
+
+
+@functools.lru_cache(maxsize=1024)
+def _sizes(
+    info: Any,
+    model_type: Any,
+    model_json: str,
+    activation_type: Any,
+    activation_json: str,
+    batch: int,
+    eval_batch: int,
+    dtype: torch.dtype,
+) -> _ModelSizes:
+    model_spec = model_type.model_validate_json(model_json)
+    activation = activation_type.model_validate_json(activation_json)
     with torch.device("meta"):
-        model = spec.model.build(info, spec.activation.build)
+        model = model_spec.build(info, activation.build)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    axis = spec.model.time_axis(info.input_shape)
-    sizes = _ModelSizes(
+    axis = model_spec.time_axis(info.input_shape)
+    return _ModelSizes(
         trainable=sum(p.numel() for p in trainable),
         parameter_bytes=sum(p.numel() * p.element_size() for p in model.parameters()),
         trainable_bytes=sum(p.numel() * p.element_size() for p in trainable),
@@ -159,11 +168,6 @@ def _model_sizes(spec: Any, info: Any, batch: int, eval_batch: int) -> _ModelSiz
             _along(_eval_bytes, model, eval_batch, info.input_shape, axis),
         ),
     )
-    with _SIZES_LOCK:
-        _SIZES[key] = sizes
-        while len(_SIZES) > _SIZES_KEPT:
-            _SIZES.popitem(last=False)
-    return sizes
 
 
 # A checkpoint file beside its tensors: the spec, every RNG state, the loop's bookkeeping

@@ -116,7 +116,7 @@ def test_specs_that_differ_only_outside_the_model_share_one_meta_pass() -> None:
         "model": {"arch": "lstm", "hidden_size": 8},
         "activation": {"name": "noisy_hard_sigmoid", "params": {"c": 0.5}},
     }
-    module._SIZES.clear()
+    module._sizes.cache_clear()
     first = module.footprint(ExperimentSpec.model_validate(base))
     same_model = [
         {**base, "seed": 7},
@@ -124,7 +124,7 @@ def test_specs_that_differ_only_outside_the_model_share_one_meta_pass() -> None:
         {**base, "optimizer": {"name": "sgd", "lr": 0.1}},
     ]
     shared = [module.footprint(ExperimentSpec.model_validate(s)) for s in same_model]
-    assert len(module._SIZES) == 1
+    assert module._sizes.cache_info().currsize == 1
     assert shared[0] == first and shared[1] == first
     assert shared[2].parts["optimizer"] == 0 and shared[2].parameters == first.parameters
 
@@ -134,9 +134,14 @@ def test_specs_that_differ_only_outside_the_model_share_one_meta_pass() -> None:
         {**base, "training": {"batch_size": 8}},
     ]
     measured = [module.footprint(ExperimentSpec.model_validate(s)) for s in changed]
-    assert len(module._SIZES) == 4
+    assert module._sizes.cache_info().currsize == 4
     assert measured[0].parameters > first.parameters
     assert measured[2].parts["activations"] != first.parts["activations"]
     for spec, answer in zip([base, *changed], [first, *measured], strict=True):
-        module._SIZES.clear()
+        module._sizes.cache_clear()
         assert module.footprint(ExperimentSpec.model_validate(spec)) == answer
+    # The cache rebuilds the model and the activation from their JSON: the same specs.
+    for raw in [base, *changed, *CASES.values()]:
+        parsed = ExperimentSpec.model_validate(raw)
+        for part in (parsed.model, parsed.activation):
+            assert type(part).model_validate_json(part.model_dump_json()) == part
