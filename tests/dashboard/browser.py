@@ -132,8 +132,13 @@ def watch(browser: Any, origin: str) -> Watched:
     page = context.new_page()
     watched = Watched(page, origin)
     page.on("request", lambda r: watched.requests.append(r.url))
-    page.on("pageerror", lambda e: watched.errors.append(str(e)))
     clock = time.monotonic
+
+    def on_error(error: Any) -> None:
+        watched.errors.append(str(error))
+        watched.console.append(f"{clock():.1f} pageerror: {error.stack or error}")
+
+    page.on("pageerror", on_error)
 
     def on_console(message: Any) -> None:
         if message.type in ("error", "warning"):

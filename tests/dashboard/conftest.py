@@ -45,9 +45,10 @@ def page(browser: Any, server: Server) -> Iterator[Watched]:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """A failed browser test's report carries what the page and the server saw."""
+    """A failed browser test's report carries what the page and the server saw (a script
+    error fails the test at teardown, where the page fixture checks it)."""
     report = yield
-    if report.failed and report.when == "call":
+    if report.failed and report.when in ("call", "teardown"):
         funcargs = getattr(item, "funcargs", {})
         watched, server = funcargs.get("page"), funcargs.get("server")
         for title, text in failure_sections(
