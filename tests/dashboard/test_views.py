@@ -224,6 +224,46 @@ def test_a_view_that_fails_says_why_above_what_it_drew(page: Watched, server: Se
     assert p.inner_text("#sweep-name") == "no-curves"  # the tables drawn before it stay
 
 
+# Curves that left uPlot's own tick loop (numAxisSplits) adding a step lost in float rounding
+# until V8 gave up ("RangeError: Invalid array length", a dead page): a series flat up to
+# float32 noise (a clipped gradient norm, a constant rate), flat up to float64 noise, a lone
+# point, and steps far from zero. (xs, ys) each.
+DEGENERATE_CURVES = [
+    ([0, 1, 2, 3], [0.9999997615814209, 1.000000238418579, 0.9999997615814209, 1.0]),
+    ([0, 1, 2, 3, 4], [2, 1.999999999999999, 2.000000000000001, 2, 2]),
+    ([0], [5]),
+    ([7], [0.1]),
+    ([0, 1], [1e14, 1e14]),
+    ([1e15, 1e15 + 1], [0.5, 0.25]),
+    ([0, 1, 2], [1e-30, 1e-30, 1e-30]),
+]
+
+
+def test_a_chart_of_a_flat_or_lone_curve_draws(page: Watched, server: Server) -> None:
+    p = page.page
+    p.goto("/")
+    p.wait_for_selector('body[data-ready="1"]', timeout=HANG_S * 1000)
+    drawn = p.evaluate(
+        """async (cases) => {
+            const { Chart } = await import("/static/js/chart.js");
+            const out = [];
+            for (const [xs, ys] of cases) {
+                const chart = new Chart("degenerate");
+                document.body.append(chart.el);
+                chart.curves = [{ label: "y", xs, ys }];
+                chart.draw();  // not set(): it would draw at an animation frame of its own
+                await new Promise((done) => requestAnimationFrame(() => done()));  // uPlot draws
+                out.push(chart.el.dataset.drawn ?? null);
+                chart.plot.destroy();
+                chart.el.remove();
+            }
+            return out;
+        }""",
+        DEGENERATE_CURVES,
+    )
+    assert all(d and d.isdigit() for d in drawn), drawn
+
+
 def test_every_response_carries_the_policy(server: Server) -> None:
     with api(server) as client:
         for path in ("/", "/docs", "/redoc", "/static/js/main.js", "/v1/experiments"):

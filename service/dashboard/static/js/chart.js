@@ -158,8 +158,8 @@ export class Chart {
     const yAxis = log
       ? { size: 64, filter: (u, splits) => splits.map((v) => (pow10(v) ? v : null)),
         values: (u, vals) => vals.map((v) => (v == null ? "" : `1e${Math.round(Math.log10(v))}`)) }
-      : { size: 64, values: (u, vals) => vals.map((v) => fmt(v, 3)) };
-    const axes = [{}, yAxis];
+      : { size: 64, splits: linearSplits, values: (u, vals) => vals.map((v) => fmt(v, 3)) };
+    const axes = [{ splits: linearSplits }, yAxis];
     return { width, height: this.height, series, bands, hooks, axes, legend: { show: false },
       scales: { x: this.xScale(), y: log ? { distr: 3 } : {} } };
   }
@@ -169,6 +169,29 @@ export class Chart {
     if (!this.xFromZero) return { time: false };
     return { time: false, range: (u, min, max) => [Math.min(0, min), max > 0 ? max : 1] };
   }
+}
+
+/**
+ * The ticks of a linear axis: the multiples of `incr` in [min, max]. uPlot's own loop
+ * (numAxisSplits) adds `incr` until it passes max, and never ends where the step is lost in
+ * float rounding at the scale's magnitude: the page then dies with "RangeError: Invalid array
+ * length" (leeoniya/uPlot#1084, left to callers; seen on a run's page while its curves
+ * streamed). Counted here instead, so a degenerate scale gets no ticks rather than a dead page.
+ */
+export function linearSplits(u, axisIdx, min, max, incr) {
+  if (!(incr > 0) || !Number.isFinite(min) || !Number.isFinite(max) || !(max >= min)) return [];
+  const first = Math.ceil(min / incr - 1e-9);  // 0.7 / 0.1 is 6.999...: 0.7 is a tick
+  const count = Math.floor(max / incr + 1e-9) - first + 1;
+  // uPlot picks incr so that ticks sit at least a label apart: more than a few hundred means
+  // incr is below the float resolution of min and max.
+  if (!(count >= 1 && count <= 500) || !Number.isSafeInteger(first)) return [];
+  const decimals = Math.min(100, Math.max(0, Math.ceil(-Math.log10(incr)) + 1));
+  const splits = [];
+  for (let i = 0; i < count; i++) {
+    const v = Number(((first + i) * incr).toFixed(decimals));
+    if (v !== splits[splits.length - 1]) splits.push(Object.is(v, -0) ? 0 : v);
+  }
+  return splits;
 }
 
 /** Each curve's marks with their y: the curve's value at its last point at or before x. */
