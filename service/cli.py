@@ -62,6 +62,14 @@ def api(host: Host = None, port: Port = None) -> None:
     _serve(_settings(), host, port)
 
 
+# How long the API keeps an idle keep-alive connection open. uvicorn's default, 5 s, is about
+# the interval at which a script polls a run: its next request then races the server's close
+# on the same connection and fails with "Server disconnected without sending a response"
+# (seen in a test whose polls a busy box had spaced out). 75 s leaves the close to clients
+# that stopped polling, at the cost of one idle socket per such client.
+KEEP_ALIVE_S = 75
+
+
 def _serve(
     settings: Settings,
     host: str | None,
@@ -85,7 +93,9 @@ def _serve(
     print(f"actlab API on http://{host}:{port}  (docs: http://{host}:{port}/docs)", flush=True)
     app = create_app(settings)
     app.state.children = children  # /healthz reports the supervised children, if any
-    config = uvicorn.Config(app, host=host, port=port, log_level="info")
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="info", timeout_keep_alive=KEEP_ALIVE_S
+    )
     server = uvicorn.Server(config)
 
     def graceful(*_: object) -> None:

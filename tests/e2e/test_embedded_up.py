@@ -83,9 +83,46 @@ def test_up_trains_and_data_persists_across_restart(tmp_path: Path) -> None:
             assert again["summary"] == done["summary"]
             series = api.get(f"/v1/experiments/{exp['id']}/metrics").json()["series"]
             assert len(series["val/acc"]) == 2
+        _an_idle_connection_outlives_a_polling_interval(port)
     finally:
         up.stop(signal.SIGINT)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _an_idle_connection_outlives_a_polling_interval(port: int) -> None:
+    """A script that polls every few seconds keeps its connection: with uvicorn's default the
+    API closed one idle for 5 s, and a poll sent as it closed failed ("Server disconnected
+    without sending a response"; service/cli.py KEEP_ALIVE_S). The idle time is what is
+    tested, not a speed: a busy box cannot make the server close it sooner."""
+    request = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=HANG_S) as conn:
+        conn.sendall(request)
+        assert _response(conn).startswith(b"HTTP/1.1 200")
+        time.sleep(6.0)  # idle past uvicorn's default keep-alive of 5 s
+        conn.sendall(request)
+        assert _response(conn).startswith(b"HTTP/1.1 200")  # b"" once the server closed it
+
+
+def _response(conn: socket.socket) -> bytes:
+    """One HTTP/1.1 response with a Content-Length, read whole; b"" if the peer closed."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
 
 
 def test_ctrl_c_during_a_run_hands_it_back_and_the_next_up_resumes_it(tmp_path: Path) -> None:
