@@ -12,9 +12,11 @@ import os
 # A value set by hand is kept.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -22,7 +24,7 @@ from fastapi.testclient import TestClient
 from core.settings import Settings
 from service.app import create_app
 from service.embedded import EmbeddedRedis
-from tests import support
+from tests import ordering, support
 from tests.support import Process, drop_database, fresh_database, start_worker
 
 # Fixtures whose use makes a test depend on the configuration (SQLite + embedded Redis, or
@@ -31,10 +33,40 @@ from tests.support import Process, drop_database, fresh_database, start_worker
 BACKEND_FIXTURES = frozenset({"database_url", "broker_url"})
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # The collection's order is ours (tests/ordering.py: the costliest modules first); xdist's
+    # loadscope would otherwise reorder the modules by their number of tests.
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if BACKEND_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.backend)
+    items[:] = ordering.by_cost(items, ordering.load_costs())
+
+
+# Each module's measured seconds (setup, call and teardown of its tests), summed where the
+# reports arrive (the xdist controller, or the only process): written to ACTLAB_TEST_COSTS_OUT
+# when it is set, and the costliest shown after the run (see tests/ordering.py).
+_module_seconds: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    module = ordering.module_of(report.nodeid)
+    _module_seconds[module] = _module_seconds.get(module, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    out = os.environ.get("ACTLAB_TEST_COSTS_OUT")
+    if not out or hasattr(config, "workerinput") or not _module_seconds:
+        return
+    Path(out).write_text(json.dumps(_module_seconds, indent=1) + "\n")
+    costliest = sorted(_module_seconds.items(), key=lambda kv: -kv[1])[:10]
+    terminalreporter.write_sep("=", f"costliest modules (all of them in {out})")
+    for module, seconds in costliest:
+        terminalreporter.write_line(f"{seconds:8.1f}s  {module}")
 
 
 @pytest.hookimpl(wrapper=True)
