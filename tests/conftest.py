@@ -12,7 +12,6 @@ import os
 # A value set by hand is kept.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from fastapi.testclient import TestClient
 from core.settings import Settings
 from service.app import create_app
 from service.embedded import EmbeddedRedis
-from tests import ordering, support
+from tests import support
 from tests.support import Process, drop_database, fresh_database, start_worker
 
 # Fixtures whose use makes a test depend on the configuration (SQLite + embedded Redis, or
@@ -33,38 +32,30 @@ from tests.support import Process, drop_database, fresh_database, start_worker
 BACKEND_FIXTURES = frozenset({"database_url", "broker_url"})
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # The collection's order is ours (tests/ordering.py: the costliest modules first); xdist's
-    # loadscope would otherwise reorder the modules by their number of tests.
-    if hasattr(config.option, "loadscopereorder"):
-        config.option.loadscopereorder = False
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if BACKEND_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.backend)
-    items[:] = ordering.by_cost(items, ordering.load_costs())
 
 
-# Each module's measured seconds (setup, call and teardown of its tests), summed where the
-# reports arrive (the xdist controller, or the only process): written to ACTLAB_TEST_COSTS_OUT
-# when it is set, and the costliest shown after the run (see tests/ordering.py).
+# Each module's seconds (setup, call and teardown of its tests), added up where the reports
+# arrive (the xdist controller, or the only process) and the costliest shown after the run,
+# beside pytest's slowest tests: a module that starts systems once costs more than its
+# slowest test says.
 _module_seconds: dict[str, float] = {}
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    module = ordering.module_of(report.nodeid)
+    module = report.nodeid.split("::", 1)[0]
     _module_seconds[module] = _module_seconds.get(module, 0.0) + report.duration
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own slowest tests
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    out = os.environ.get("ACTLAB_TEST_COSTS_OUT")
-    if not out or hasattr(config, "workerinput") or not _module_seconds:
+    if hasattr(config, "workerinput") or not config.getoption("durations"):
         return
-    Path(out).write_text(json.dumps(_module_seconds, indent=1) + "\n")
     costliest = sorted(_module_seconds.items(), key=lambda kv: -kv[1])[:10]
-    terminalreporter.write_sep("=", f"costliest modules (all of them in {out})")
+    terminalreporter.write_sep("=", "costliest 10 modules (their tests' seconds, added up)")
     for module, seconds in costliest:
         terminalreporter.write_line(f"{seconds:8.1f}s  {module}")
 
