@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.scratch import drop_scratch, scratch_database
-from tests.support import ROOT, Process, configured_database_url
+from tests.support import HANG_S, ROOT, Process, configured_database_url
 
 CHROMIUM = os.environ.get("ACTLAB_TEST_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("ACTLAB_TEST_ARTIFACTS", ROOT / ".artifacts" / "dashboard"))
@@ -129,6 +129,11 @@ def _same_origin(url: str, origin: str) -> bool:
 
 def watch(browser: Any, origin: str) -> Watched:
     context = browser.new_context(viewport={"width": 1300, "height": 1000}, base_url=origin)
+    # Playwright's own limits (30 s for a wait, a click or a navigation) are wall-clock bounds
+    # that a busy box reached: a run's first curve took longer than 30 s to draw with both
+    # cores loaded. Every wait that does not name its limit gets the hang limit instead.
+    context.set_default_timeout(HANG_S * 1000)
+    context.set_default_navigation_timeout(HANG_S * 1000)
     page = context.new_page()
     watched = Watched(page, origin)
     page.on("request", lambda r: watched.requests.append(r.url))

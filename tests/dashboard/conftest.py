@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.dashboard.browser import (
     Server,
@@ -18,8 +19,13 @@ from tests.dashboard.browser import (
     stop_up,
     watch,
 )
+from tests.support import HANG_S
 
 __all__ = ["browser"]
+
+# Playwright's `expect` gives up after 5 s by default: a bound a busy box can reach. Its
+# assertions wait up to the hang limit instead, as every other wait in the suite does.
+expect.set_options(timeout=HANG_S * 1000)
 
 
 @pytest.fixture(scope="module")

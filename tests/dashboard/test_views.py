@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -36,6 +37,19 @@ def small_spec(**overrides: Any) -> dict[str, Any]:
 
 def api(server: Server) -> httpx.Client:
     return httpx.Client(base_url=server.url, timeout=HANG_S)
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_running(server: Server) -> Iterator[None]:
+    """The module's tests share one `actlab up` with one worker: a run that a failed test left
+    going (a LONG one trains for hours) would hold that worker and leave every later test's
+    runs queued until each hit the hang limit. So each test ends by cancelling what it left."""
+    yield
+    with api(server) as client:
+        for status in ("running", "queued"):
+            listed = client.get("/v1/experiments", params={"status": status, "limit": 500})
+            for exp in listed.json()["items"]:
+                client.post(f"/v1/experiments/{exp['id']}/cancel")
 
 
 def points(page: Watched, chart: str) -> int:
